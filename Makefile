@@ -1,0 +1,41 @@
+# apt-clone: one command to set up and run the demo, one to set up and run the tests.
+PY        ?= /usr/bin/python3
+VENV      ?= .venv
+SANDBOX   ?= /var/tmp/apt-clone-demo
+STAMP      = $(VENV)/.installed
+
+.PHONY: setup deps demo test test-unit lint bench clean demo-clean
+
+setup: deps $(STAMP)
+
+deps:
+	./scripts/install-debian-deps.sh
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PY) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: setup
+	./scripts/demo.sh $(SANDBOX)
+
+test: setup
+	$(VENV)/bin/python -m pytest -q tests
+
+test-unit: setup
+	$(VENV)/bin/python -m pytest -q tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check apt_clone tests bench
+	$(VENV)/bin/ruff format --check apt_clone tests bench || true
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(VENV)/bin/python -m bench.run
+
+demo-clean: setup
+	$(VENV)/bin/python -m apt_clone.sandbox destroy --dir $(SANDBOX) || true
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

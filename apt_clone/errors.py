@@ -1,0 +1,56 @@
+"""Typed errors with a user-facing message and an exit code.
+
+Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input, 3 refused by a safety rule.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+
+
+class AptCloneError(Exception):
+    """Base of every error apt-clone reports to its user as one line."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class OperationFailed(AptCloneError):
+    """The operation was attempted and failed."""
+
+
+class UsageError(AptCloneError):
+    """Bad input: a name, a title, an option."""
+
+    exit_code = EXIT_USAGE
+
+
+class Refused(AptCloneError):
+    """A safety rule refused the operation; nothing was changed."""
+
+    exit_code = EXIT_REFUSED
+
+
+class NotRoot(Refused):
+    """The command needs root privileges."""
+
+
+class NotFound(UsageError):
+    """A checkpoint or other named object does not exist."""
+
+
+class LockHeld(Refused):
+    """Another process holds a lock apt-clone needs."""
+
+
+class NotZfsRoot(UsageError):
+    """The managed root directory is not a mounted ZFS dataset."""

@@ -1,0 +1,84 @@
+"""Checkpoints and the codec of their metadata in ZFS user properties."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .zfs import props
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = props.key("schema")
+TITLE = props.key("title")
+KIND = props.key("kind")
+CREATED = props.key("created")
+COMMAND = props.key("command")
+SUMMARY = props.key("summary")
+ACTIVATED = props.key("activated")
+CHANGES_PREFIX = "changes."
+MAX_CHANGE_CHUNKS = 64
+CHANGE_KEYS = tuple(props.key(f"{CHANGES_PREFIX}{i}") for i in range(MAX_CHANGE_CHUNKS))
+
+KINDS = ("initial", "upgrade", "rollback", "manual")
+KIND_TITLES = {
+    "upgrade": "Upgrade Checkpoint",
+    "rollback": "Rollback Checkpoint",
+    "manual": "Rollback Checkpoint",
+    "initial": "Initial system",
+}
+
+USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED)
+"""The properties every listing reads (the package change list is read by ``show`` only)."""
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def metadata(title: str, kind: str, command: str, created: str | None = None) -> dict[str, str]:
+    """The user properties of a new checkpoint."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind}")
+    out = {SCHEMA: SCHEMA_VERSION, TITLE: title, KIND: kind, CREATED: created or utc_now()}
+    if command:
+        out[COMMAND] = command
+    return out
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A boot environment: a filesystem directly under the container, with its metadata."""
+
+    name: str
+    dataset: str
+    title: str
+    kind: str
+    created: str
+    command: str | None
+    summary: str | None
+    origin: str | None
+    used: int
+    referenced: int
+    createtxg: int
+    active: bool
+    current: bool
+    mounted: bool
+
+    @property
+    def short_name(self) -> str:
+        """``nmu-001`` for ``rootfs-nmu-001``, as the seed shows it."""
+        return self.name.split("-", 1)[1] if "-" in self.name else self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,126 @@
+"""The one place where apt-clone runs subprocesses: argv lists only, never a shell."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import OperationFailed
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The outcome of one finished command."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def error_line(self) -> str:
+        """The most telling line of stderr (or stdout), for a one-line message."""
+        for text in (self.stderr, self.stdout):
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            if lines:
+                return lines[0]
+        return f"{self.argv[0]} exited with status {self.returncode}"
+
+
+class CommandNotFound(OperationFailed):
+    """The program to run is not installed."""
+
+
+class Runner:
+    """Runs argv lists. Tests substitute a fake for parsing and error-mapping units."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        cwd: str | None = None,
+    ) -> Completed:
+        """Run to completion capturing output; never raises on a non-zero status."""
+        _check_argv(argv)
+        try:
+            proc = subprocess.run(
+                list(argv),
+                input=input,
+                capture_output=True,
+                text=True,
+                env=_merged_env(env),
+                timeout=timeout,
+                cwd=cwd,
+                check=False,
+                errors="replace",
+            )
+        except FileNotFoundError as exc:
+            raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
+        return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+
+    def stream(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> int:
+        """Run with the terminal attached (output streams to the user), in its own process group.
+
+        On KeyboardInterrupt or any exception while waiting, the whole process group is
+        terminated, then the exception propagates.
+        """
+        _check_argv(argv)
+        try:
+            proc = subprocess.Popen(list(argv), env=_merged_env(env), cwd=cwd, start_new_session=True)
+        except FileNotFoundError as exc:
+            raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
+        try:
+            return proc.wait()
+        except BaseException:
+            terminate_group(proc)
+            raise
+
+
+def terminate_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 10.0) -> None:
+    """SIGTERM a child's process group, then SIGKILL it if it does not exit in time."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def _check_argv(argv: Sequence[str]) -> None:
+    if isinstance(argv, str) or not argv:
+        raise TypeError("argv must be a non-empty list of strings")
+    for arg in argv:
+        if not isinstance(arg, str) or "\0" in arg:
+            raise TypeError(f"bad argv element: {arg!r}")
+
+
+def _merged_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    if env is None:
+        return None
+    merged = dict(os.environ)
+    merged.update(env)
+    return merged
+
+
+DEFAULT_RUNNER = Runner()

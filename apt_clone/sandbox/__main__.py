@@ -1,0 +1,47 @@
+"""``python -m apt_clone.sandbox create|status|reboot|destroy|suite --dir DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import AptCloneError
+from . import core, repo
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m apt_clone.sandbox", description=__doc__)
+    parser.add_argument("command", choices=["create", "status", "reboot", "destroy", "suite"])
+    parser.add_argument("--dir", required=True, help="sandbox directory")
+    parser.add_argument("--suite", help="Debian suite to debootstrap (default: the host's)")
+    parser.add_argument("--size", default=core.DEFAULT_SIZE, help="pool image size (default %(default)s)")
+    parser.add_argument("--enable", choices=repo.SUITES, help="suite: enable a repository suite in the current root")
+    parser.add_argument("--disable", choices=repo.SUITES, help="suite: disable a repository suite in the current root")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "create":
+            sb = core.create(args.dir, suite=args.suite, size=args.size, log=lambda m: print(m, file=sys.stderr))
+            print(sb.root)
+        elif args.command == "status":
+            print(json.dumps(core.status(args.dir), indent=2, sort_keys=True))
+        elif args.command == "reboot":
+            before, after = core.reboot(args.dir)
+            print(f"reboot: {before or '(nothing)'} -> {after}")
+        elif args.command == "destroy":
+            stopped = core.destroy(args.dir)
+            print("sandbox destroyed" + (" (zfs-fuse stopped)" if stopped else ""))
+        elif args.command == "suite":
+            sb = core.sandbox_for(args.dir)
+            if args.enable:
+                print(repo.enable_suite(sb.root, args.enable))
+            if args.disable:
+                repo.disable_suite(sb.root, args.disable)
+    except AptCloneError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

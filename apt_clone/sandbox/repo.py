@@ -1,0 +1,170 @@
+"""The sandbox's local apt repository: small project-built packages that exercise apt-clone.
+
+Suites (flat repositories under ``/srv/apt-clone-repo/<suite>``):
+
+* ``stable`` (enabled): ``ac-hello`` 1.1 (an upgrade of the installed 1.0), ``ac-extra``
+  (depends on ac-hello), ``ac-huge`` (declares 50 GB installed size), ``ac-slow`` (its postinst
+  waits on a FIFO, so tests can interrupt apt at a known point without sleeping).
+* ``reboot``: ``ac-kernel`` 1.1, whose postinst asks for a reboot through /run/reboot-required
+  as Debian's update-notifier hooks do.
+* ``unstable``: ``ac-flaky`` 2.0, whose postinst fails.
+
+The initial root has ac-hello 1.0, ac-kernel 1.0 and ac-flaky 1.0 installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+from ..runner import DEFAULT_RUNNER, Runner
+from ..errors import OperationFailed
+
+REPO_DIR = "srv/apt-clone-repo"
+SOURCES_DIR = "etc/apt/sources.list.d"
+SLOW_FIFO_READY = "srv/ac-slow.ready"
+SLOW_FIFO_GO = "srv/ac-slow.go"
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    suite: str
+    depends: str = ""
+    postinst: str = ""
+    installed_size_kb: int | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    initial: bool = False
+
+
+REBOOT_POSTINST = """#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    touch /run/reboot-required
+    echo ac-kernel >> /run/reboot-required.pkgs
+fi
+"""
+
+FAILING_POSTINST = """#!/bin/sh
+echo "ac-flaky: postinst fails on purpose" >&2
+exit 1
+"""
+
+SLOW_POSTINST = f"""#!/bin/sh
+set -e
+if [ "$1" = configure ] && [ -p /{SLOW_FIFO_READY} ]; then
+    echo ready > /{SLOW_FIFO_READY}
+    read go < /{SLOW_FIFO_GO}
+fi
+"""
+
+PACKAGES: tuple[Package, ...] = (
+    Package("ac-hello", "1.0", "stable", files={"usr/share/ac-hello/version": "1.0\n"}, initial=True),
+    Package("ac-hello", "1.1", "stable", files={"usr/share/ac-hello/version": "1.1\n"}),
+    Package("ac-extra", "1.0", "stable", depends="ac-hello (>= 1.0)", files={"usr/share/ac-extra/readme": "extra\n"}),
+    Package("ac-huge", "1.0", "stable", installed_size_kb=50 * 1024 * 1024, files={"usr/share/ac-huge/x": "x\n"}),
+    Package("ac-slow", "1.0", "stable", postinst=SLOW_POSTINST, files={"usr/share/ac-slow/x": "x\n"}),
+    Package("ac-kernel", "1.0", "reboot", files={"usr/share/ac-kernel/version": "1.0\n"}, initial=True),
+    Package("ac-kernel", "1.1", "reboot", postinst=REBOOT_POSTINST, files={"usr/share/ac-kernel/version": "1.1\n"}),
+    Package("ac-flaky", "1.0", "unstable", files={"usr/share/ac-flaky/version": "1.0\n"}, initial=True),
+    Package("ac-flaky", "2.0", "unstable", postinst=FAILING_POSTINST, files={"usr/share/ac-flaky/version": "2.0\n"}),
+)
+SUITES = ("stable", "reboot", "unstable")
+RECIPE_VERSION = "1"
+"""Bump when PACKAGES or the rootfs recipe change: it is part of the rootfs cache key."""
+
+
+def _build_deb(pkg: Package, outdir: str, runner: Runner) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = os.path.join(tmp, "pkg")
+        os.makedirs(os.path.join(tree, "DEBIAN"))
+        for rel, content in pkg.files.items():
+            path = os.path.join(tree, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(content)
+        control = [
+            f"Package: {pkg.name}",
+            f"Version: {pkg.version}",
+            "Architecture: all",
+            "Maintainer: apt-clone sandbox <sandbox@apt-clone.invalid>",
+            "Priority: optional",
+            "Section: misc",
+        ]
+        if pkg.depends:
+            control.append(f"Depends: {pkg.depends}")
+        if pkg.installed_size_kb is not None:
+            control.append(f"Installed-Size: {pkg.installed_size_kb}")
+        control.append(f"Description: apt-clone sandbox package {pkg.name}")
+        control.append(" Built by apt_clone.sandbox to exercise apt-clone.")
+        with open(os.path.join(tree, "DEBIAN", "control"), "w", encoding="utf-8") as f:
+            f.write("\n".join(control) + "\n")
+        if pkg.postinst:
+            script = os.path.join(tree, "DEBIAN", "postinst")
+            with open(script, "w", encoding="utf-8") as f:
+                f.write(pkg.postinst)
+            os.chmod(script, 0o755)
+        deb = os.path.join(outdir, f"{pkg.name}_{pkg.version}_all.deb")
+        result = runner.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb])
+        if not result.ok:
+            raise OperationFailed(f"dpkg-deb failed for {pkg.name}: {result.error_line()}")
+        return deb
+
+
+def build_repo(root: str, runner: Runner = DEFAULT_RUNNER) -> dict[str, str]:
+    """Build every package into ``<root>/srv/apt-clone-repo/<suite>`` and index it.
+
+    Returns the initial packages' .deb paths (inside ``root``), to be installed.
+    """
+    base = os.path.join(root, REPO_DIR)
+    if os.path.isdir(base):
+        shutil.rmtree(base)
+    initial: dict[str, str] = {}
+    for suite in SUITES:
+        os.makedirs(os.path.join(base, suite))
+    for pkg in PACKAGES:
+        deb = _build_deb(pkg, os.path.join(base, pkg.suite), runner)
+        if pkg.initial:
+            initial[pkg.name] = deb
+    for suite in SUITES:
+        index(os.path.join(base, suite), runner)
+    return initial
+
+
+def index(suite_dir: str, runner: Runner = DEFAULT_RUNNER) -> None:
+    """(Re)write Packages and Release of one flat suite with apt-ftparchive."""
+    result = runner.run(["apt-ftparchive", "packages", "."], cwd=suite_dir)
+    if not result.ok:
+        raise OperationFailed(f"apt-ftparchive failed: {result.error_line()}")
+    with open(os.path.join(suite_dir, "Packages"), "w", encoding="utf-8") as f:
+        f.write(result.stdout)
+    release = runner.run(
+        ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Suite=sandbox", "release", "."], cwd=suite_dir
+    )
+    if not release.ok:
+        raise OperationFailed(f"apt-ftparchive failed: {release.error_line()}")
+    with open(os.path.join(suite_dir, "Release"), "w", encoding="utf-8") as f:
+        f.write(release.stdout)
+
+
+def sources_file(root: str, suite: str) -> str:
+    return os.path.join(root, SOURCES_DIR, f"apt-clone-sandbox-{suite}.list")
+
+
+def enable_suite(root: str, suite: str) -> str:
+    """Point the system at one more sandbox suite; returns the sources file written."""
+    if suite not in SUITES:
+        raise OperationFailed(f"unknown sandbox suite {suite!r} (have: {', '.join(SUITES)})")
+    path = sources_file(root, suite)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"deb [trusted=yes] file:/{REPO_DIR}/{suite} ./\n")
+    return path
+
+
+def disable_suite(root: str, suite: str) -> None:
+    path = sources_file(root, suite)
+    if os.path.exists(path):
+        os.unlink(path)

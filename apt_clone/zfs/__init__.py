@@ -1,0 +1,66 @@
+"""apt-clone's ZFS layer: one interface (:class:`ZfsBackend`), two backends."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from ..runner import DEFAULT_RUNNER, Runner
+from .backend import ZfsBackend
+from .cli import OPENZFS, ZFS_FUSE, CliZfs, RetryPolicy
+from .errors import (
+    ZfsBusy,
+    ZfsError,
+    ZfsExists,
+    ZfsHasChildren,
+    ZfsHasDependentClones,
+    ZfsInvalid,
+    ZfsNotFound,
+    ZfsOutOfSpace,
+    ZfsPermission,
+    ZfsUnavailable,
+)
+from .records import Dataset, Pool
+
+BACKEND_ENV = "APT_CLONE_ZFS_BACKEND"
+"""``cli`` or ``lzc`` forces a backend; unset picks libzfs_core when it can work."""
+
+
+def open_backend(runner: Runner = DEFAULT_RUNNER) -> ZfsBackend:
+    """The best backend for this machine."""
+    choice = os.environ.get(BACKEND_ENV, "auto")
+    if choice == "cli":
+        return CliZfs(runner)
+    if os.path.exists("/dev/zfs") or choice == "lzc":
+        try:
+            lzc = importlib.import_module("libzfs_core")
+        except ImportError:
+            if choice == "lzc":
+                raise ZfsUnavailable("libzfs_core (python3-pyzfs) is not installed") from None
+        else:
+            from .lzc import LzcZfs
+
+            return LzcZfs(lzc, runner)
+    return CliZfs(runner)
+
+
+__all__ = [
+    "OPENZFS",
+    "ZFS_FUSE",
+    "CliZfs",
+    "Dataset",
+    "Pool",
+    "RetryPolicy",
+    "ZfsBackend",
+    "ZfsBusy",
+    "ZfsError",
+    "ZfsExists",
+    "ZfsHasChildren",
+    "ZfsHasDependentClones",
+    "ZfsInvalid",
+    "ZfsNotFound",
+    "ZfsOutOfSpace",
+    "ZfsPermission",
+    "ZfsUnavailable",
+    "open_backend",
+]

@@ -1,0 +1,106 @@
+"""The one interface apt-clone uses to read and change ZFS."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from .records import Dataset, Pool
+
+
+class ZfsBackend(abc.ABC):
+    """Reads and mutations of datasets and pools.
+
+    Implementations: :class:`~apt_clone.zfs.cli.CliZfs` (both CLI dialects) and
+    :class:`~apt_clone.zfs.lzc.LzcZfs` (libzfs_core mutations, CLI reads).
+    """
+
+    # --- reads -----------------------------------------------------------------
+    @abc.abstractmethod
+    def list_tree(self, root: str, user_props: Sequence[str] = ()) -> list[Dataset]:
+        """Every filesystem, volume and snapshot under ``root`` (itself included), in one read.
+
+        ``user_props`` names the user properties to read; only locally set values are kept.
+        Sorted by ``createtxg``.
+        """
+
+    @abc.abstractmethod
+    def get(self, name: str, user_props: Sequence[str] = ()) -> Dataset:
+        """One dataset or snapshot; raises ZfsNotFound."""
+
+    def exists(self, name: str) -> bool:
+        from .errors import ZfsNotFound
+
+        try:
+            self.get(name)
+        except ZfsNotFound:
+            return False
+        return True
+
+    @abc.abstractmethod
+    def pool(self, name: str) -> Pool:
+        """A pool's size, free space, bootfs and health."""
+
+    @abc.abstractmethod
+    def pools(self) -> list[str]:
+        """Names of the imported pools."""
+
+    # --- mutations -------------------------------------------------------------
+    @abc.abstractmethod
+    def create(self, name: str, props: Mapping[str, str] | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def snapshot(self, name: str, *, recursive: bool = False, props: Mapping[str, str] | None = None) -> None:
+        """Take ``dataset@snap`` (recursively: all descendants at one instant)."""
+
+    @abc.abstractmethod
+    def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def promote(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def destroy(self, name: str, *, recursive: bool = False) -> None:
+        """Destroy a dataset or snapshot; "busy" is retried with a bounded backoff."""
+
+    @abc.abstractmethod
+    def rename(self, old: str, new: str) -> None:
+        """Rename; a mounted filesystem is unmounted, renamed and mounted again."""
+
+    @abc.abstractmethod
+    def rollback(self, snapshot: str, *, destroy_newer: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    def set_props(self, name: str, props: Mapping[str, str]) -> None: ...
+
+    @abc.abstractmethod
+    def inherit(self, name: str, prop: str) -> None:
+        """Clear a local property (the only way to unset a user property)."""
+
+    @abc.abstractmethod
+    def mount(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def unmount(self, name: str) -> None:
+        """Unmount one filesystem; "busy" is retried. Never ``-a``."""
+
+    @abc.abstractmethod
+    def set_bootfs(self, pool: str, dataset: str | None) -> None: ...
+
+    @abc.abstractmethod
+    def mount_at(self, name: str, directory: str) -> None:
+        """Mount a filesystem at ``directory`` whatever its mountpoint property says."""
+
+    @abc.abstractmethod
+    def unmount_at(self, name: str, directory: str) -> None:
+        """Undo :meth:`mount_at`."""
+
+    @contextmanager
+    def mounted_at(self, name: str, directory: str) -> Iterator[str]:
+        """Context manager around :meth:`mount_at` / :meth:`unmount_at`."""
+        self.mount_at(name, directory)
+        try:
+            yield directory
+        finally:
+            self.unmount_at(name, directory)

@@ -1,0 +1,354 @@
+"""ZFS through the ``zfs``/``zpool`` commands, in both dialects we meet.
+
+Reads use ``zfs get -Hp -o name,property,value,source -r``: one call returns every dataset
+and snapshot under a container with exact numbers and tells local user properties from
+inherited ones (``zfs list`` cannot: a snapshot would show its dataset's title as its own).
+The dialects differ elsewhere:
+
+* OpenZFS 2.x: ``zpool get -Hp``, ``zfs set`` of several properties at once, ``zfs get -t``.
+* zfs-fuse (pool version 23): no ``zfs list -p``, no flags on ``zpool get`` (pool properties
+  come from ``zpool list -H -o``), one property per ``zfs set``, and ``zfs clone`` tries to
+  mount the clone whatever ``canmount`` says, so a mountpoint is set only after cloning.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..runner import DEFAULT_RUNNER, CommandNotFound, Completed, Runner
+from . import props as zprops
+from .backend import ZfsBackend
+from .errors import ZfsBusy, ZfsError, ZfsNotFound, ZfsUnavailable, error_from
+from .records import Dataset, Pool
+
+NATIVE_PROPS = (
+    "type",
+    "origin",
+    "createtxg",
+    "creation",
+    "used",
+    "available",
+    "referenced",
+    "mountpoint",
+    "canmount",
+    "mounted",
+)
+
+OPENZFS = "openzfs"
+ZFS_FUSE = "zfs-fuse"
+
+SAVED_MOUNTPOINT = zprops.NAMESPACE + "saved-mountpoint"
+"""Where :meth:`CliZfs.mount_at` keeps a mountpoint it changed (zfs-fuse), for undo and recovery."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff for "dataset is busy"."""
+
+    attempts: int = 10
+    first_delay: float = 0.05
+    max_delay: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delays(self) -> list[float]:
+        out, delay = [], self.first_delay
+        for _ in range(self.attempts - 1):
+            out.append(delay)
+            delay = min(delay * 2, self.max_delay)
+        return out
+
+
+class CliZfs(ZfsBackend):
+    """The CLI backend. ``dialect`` is detected on first use unless given."""
+
+    def __init__(
+        self,
+        runner: Runner = DEFAULT_RUNNER,
+        dialect: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.runner = runner
+        self._dialect = dialect
+        self.retry = retry or RetryPolicy()
+
+    # --- plumbing ---------------------------------------------------------------
+    @property
+    def dialect(self) -> str:
+        if self._dialect is None:
+            self._dialect = self._detect_dialect()
+        return self._dialect
+
+    def _detect_dialect(self) -> str:
+        try:
+            result = self.runner.run(["zfs", "version"])
+        except CommandNotFound as exc:
+            raise ZfsUnavailable("zfs: command not found (install zfsutils-linux or zfs-fuse)") from exc
+        if result.ok and result.stdout.startswith("zfs-"):
+            return OPENZFS
+        return ZFS_FUSE
+
+    def _run(self, argv: Sequence[str]) -> Completed:
+        try:
+            result = self.runner.run(argv)
+        except CommandNotFound as exc:
+            raise ZfsUnavailable(str(exc)) from exc
+        if not result.ok:
+            raise error_from(result.stderr or result.stdout, f"{' '.join(argv[:2])} failed")
+        return result
+
+    def _run_retrying_busy(self, argv: Sequence[str]) -> Completed:
+        delays = self.retry.delays()
+        while True:
+            try:
+                return self._run(argv)
+            except ZfsBusy:
+                if not delays:
+                    raise
+                self.retry.sleep(delays.pop(0))
+
+    # --- reads --------------------------------------------------------------------
+    def _get_argv(self, names: Sequence[str], user_props: Sequence[str], recursive: bool) -> list[str]:
+        argv = ["zfs", "get", "-Hp", "-o", "name,property,value,source"]
+        if recursive:
+            argv.append("-r")
+        if self.dialect == OPENZFS:
+            argv += ["-t", "filesystem,volume,snapshot"]
+        argv.append(",".join((*NATIVE_PROPS, *user_props)))
+        argv += list(names)
+        return argv
+
+    def list_tree(self, root: str, user_props: Sequence[str] = ()) -> list[Dataset]:
+        out = self._run(self._get_argv([root], user_props, recursive=True)).stdout
+        return parse_get(out)
+
+    def get(self, name: str, user_props: Sequence[str] = ()) -> Dataset:
+        found = parse_get(self._run(self._get_argv([name], user_props, recursive=False)).stdout)
+        for ds in found:
+            if ds.name == name:
+                return ds
+        raise ZfsNotFound(f"cannot open '{name}': dataset does not exist")
+
+    def pools(self) -> list[str]:
+        out = self._run(["zpool", "list", "-H", "-o", "name"]).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def pool(self, name: str) -> Pool:
+        if self.dialect == OPENZFS:
+            out = self._run(["zpool", "get", "-Hp", "-o", "name,property,value", "size,free,bootfs,health", name])
+            return parse_zpool_get(out.stdout, name)
+        out = self._run(["zpool", "list", "-H", "-o", "name,size,free,bootfs,health", name])
+        return parse_zpool_list(out.stdout, name)
+
+    # --- mutations ----------------------------------------------------------------
+    def create(self, name: str, props: Mapping[str, str] | None = None) -> None:
+        self._run(["zfs", "create", *_opts(props), name])
+
+    def snapshot(self, name: str, *, recursive: bool = False, props: Mapping[str, str] | None = None) -> None:
+        if "@" not in name:
+            raise ZfsError(f"not a snapshot name: {name}")
+        argv = ["zfs", "snapshot"]
+        if recursive:
+            argv.append("-r")
+        if self.dialect == ZFS_FUSE:
+            self._run([*argv, name])
+            if props:
+                self.set_props(name, props)
+            return
+        self._run([*argv, *_opts(props), name])
+
+    def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None:
+        props = dict(props or {})
+        later: dict[str, str] = {}
+        if self.dialect == ZFS_FUSE and "mountpoint" in props:
+            later["mountpoint"] = props.pop("mountpoint")
+            props.setdefault("canmount", "noauto")
+        self._run(["zfs", "clone", *_opts(props), snapshot, target])
+        if later:
+            try:
+                self.set_props(target, later)
+            except ZfsError:
+                self.destroy(target)
+                raise
+
+    def promote(self, name: str) -> None:
+        self._run(["zfs", "promote", name])
+
+    def destroy(self, name: str, *, recursive: bool = False) -> None:
+        argv = ["zfs", "destroy"]
+        if recursive:
+            argv.append("-r")
+        self._run_retrying_busy([*argv, name])
+
+    def rename(self, old: str, new: str) -> None:
+        if "@" in old:
+            self._run_retrying_busy(["zfs", "rename", old, new])
+            return
+        mounted = [ds.name for ds in self.list_tree(old) if ds.mounted]
+        for ds_name in sorted(mounted, reverse=True):
+            self.unmount(ds_name)
+        self._run_retrying_busy(["zfs", "rename", old, new])
+        for ds_name in sorted(mounted):
+            self.mount(new + ds_name[len(old) :])
+
+    def rollback(self, snapshot: str, *, destroy_newer: bool = False) -> None:
+        argv = ["zfs", "rollback"]
+        if destroy_newer:
+            argv.append("-r")
+        self._run_retrying_busy([*argv, snapshot])
+
+    def set_props(self, name: str, props: Mapping[str, str]) -> None:
+        for prop, value in props.items():
+            if zprops.is_ours(prop) or ":" in prop:
+                zprops.validate_value(prop, value)
+        if not props:
+            return
+        if self.dialect == ZFS_FUSE:
+            for prop, value in props.items():
+                self._run(["zfs", "set", f"{prop}={value}", name])
+        else:
+            self._run(["zfs", "set", *(f"{p}={v}" for p, v in props.items()), name])
+
+    def inherit(self, name: str, prop: str) -> None:
+        self._run(["zfs", "inherit", prop, name])
+
+    def mount(self, name: str) -> None:
+        self._run(["zfs", "mount", name])
+
+    def unmount(self, name: str) -> None:
+        self._run_retrying_busy(["zfs", "unmount", name])
+
+    def set_bootfs(self, pool: str, dataset: str | None) -> None:
+        self._run(["zpool", "set", f"bootfs={dataset or ''}", pool])
+
+    def mount_at(self, name: str, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        if self.dialect == OPENZFS:
+            self._run(["mount", "-t", "zfs", "-o", "zfsutil", name, directory])
+            return
+        # zfs-fuse has no `mount -t zfs`: point the mountpoint there, keeping the old one.
+        current = self._run(["zfs", "get", "-H", "-o", "value,source", "mountpoint", name]).stdout
+        value, _, source = current.rstrip("\n").partition("\t")
+        saved = value if source == "local" else "-inherit-"
+        self.set_props(name, {SAVED_MOUNTPOINT: saved, "mountpoint": directory})
+        self.mount(name)
+
+    def unmount_at(self, name: str, directory: str) -> None:
+        if self.dialect == OPENZFS:
+            self._run_retrying_busy(["umount", directory])
+            return
+        ds = self.get(name, [SAVED_MOUNTPOINT])
+        if ds.mounted:
+            self.unmount(name)
+        self.restore_mountpoint(name)
+
+    def restore_mountpoint(self, name: str) -> None:
+        """Put back a mountpoint that :meth:`mount_at` changed (also used by recovery)."""
+        ds = self.get(name, [SAVED_MOUNTPOINT])
+        saved = ds.user.get(SAVED_MOUNTPOINT)
+        if saved is None:
+            return
+        if saved == "-inherit-":
+            self.inherit(name, "mountpoint")
+        else:
+            self.set_props(name, {"mountpoint": saved})
+        self.inherit(name, SAVED_MOUNTPOINT)
+
+
+def _opts(props: Mapping[str, str] | None) -> list[str]:
+    argv: list[str] = []
+    for prop, value in (props or {}).items():
+        if ":" in prop:
+            zprops.validate_value(prop, value)
+        argv += ["-o", f"{prop}={value}"]
+    return argv
+
+
+# --- parsers (pure; unit-tested on recorded output of both dialects) ---------------------
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return parse_size(value)
+
+
+def parse_size(text: str) -> int:
+    """Parse zfs's human sizes (``1016M``, ``2.18G``, ``512``) into bytes."""
+    text = text.strip()
+    if text in ("", "-"):
+        return 0
+    units = "BKMGTPE"
+    suffix = text[-1].upper()
+    if suffix in units and not text[-1].isdigit():
+        return int(float(text[:-1]) * (1024 ** units.index(suffix)))
+    return int(float(text))
+
+
+def parse_get(text: str) -> list[Dataset]:
+    """Records from ``zfs get -Hp -o name,property,value,source`` output."""
+    rows: dict[str, dict[str, str]] = {}
+    user: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) < 4:
+            continue
+        name, prop, source = fields[0], fields[1], fields[-1]
+        value = "\t".join(fields[2:-1])
+        rows.setdefault(name, {})
+        user.setdefault(name, {})
+        if ":" in prop:
+            if source in ("local", "received") and value != "-":
+                user[name][prop] = value
+            continue
+        rows[name][prop] = value
+    out = []
+    for name, p in rows.items():
+        if "type" not in p:
+            continue
+        out.append(
+            Dataset(
+                name=name,
+                type=p["type"],
+                origin=_opt(p.get("origin")),
+                createtxg=_int(p.get("createtxg", "0")),
+                creation=_int(p.get("creation", "0")),
+                used=_int(p.get("used", "0")),
+                available=None if _opt(p.get("available")) is None else _int(p["available"]),
+                referenced=_int(p.get("referenced", "0")),
+                mountpoint=_opt(p.get("mountpoint")),
+                canmount=_opt(p.get("canmount")),
+                mounted=None if _opt(p.get("mounted")) is None else p["mounted"] == "yes",
+                user=user[name],
+            )
+        )
+    out.sort(key=lambda d: (d.createtxg, d.name))
+    return out
+
+
+def _opt(value: str | None) -> str | None:
+    return None if value in (None, "-", "") else value
+
+
+def parse_zpool_get(text: str, name: str) -> Pool:
+    """A pool from OpenZFS ``zpool get -Hp -o name,property,value size,free,bootfs,health``."""
+    p: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[0] == name:
+            p[fields[1]] = fields[2]
+    if not p:
+        raise ZfsNotFound(f"cannot open '{name}': no such pool")
+    return Pool(name, _int(p.get("size", "0")), _int(p.get("free", "0")), _opt(p.get("bootfs")), p.get("health", "?"))
+
+
+def parse_zpool_list(text: str, name: str) -> Pool:
+    """A pool from zfs-fuse ``zpool list -H -o name,size,free,bootfs,health`` (human sizes)."""
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 5 and fields[0] == name:
+            return Pool(name, parse_size(fields[1]), parse_size(fields[2]), _opt(fields[3]), fields[4])
+    raise ZfsNotFound(f"cannot open '{name}': no such pool")
