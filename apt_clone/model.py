@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .names import snapshot_tag
 from .zfs import props
 
 SCHEMA_VERSION = "1"
@@ -17,6 +18,8 @@ CREATED = props.key("created")
 COMMAND = props.key("command")
 SUMMARY = props.key("summary")
 ACTIVATED = props.key("activated")
+SNAPSHOT_MARK = props.key("checkpoint-of")
+"""Set on the snapshots apt-clone takes: destroying the checkpoint may destroy them too."""
 CHANGES_PREFIX = "changes."
 MAX_CHANGE_CHUNKS = 64
 CHANGE_KEYS = tuple(props.key(f"{CHANGES_PREFIX}{i}") for i in range(MAX_CHANGE_CHUNKS))
@@ -78,7 +81,7 @@ class Checkpoint:
     @property
     def short_name(self) -> str:
         """``nmu-001`` for ``rootfs-nmu-001``, as the seed shows it."""
-        return self.name.split("-", 1)[1] if "-" in self.name else self.name
+        return snapshot_tag(self.name)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

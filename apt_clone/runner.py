@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,24 +49,33 @@ class Runner:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         cwd: str | None = None,
+        stdin_path: str | None = None,
+        stdout_path: str | None = None,
     ) -> Completed:
-        """Run to completion capturing output; never raises on a non-zero status."""
+        """Run to completion capturing output; never raises on a non-zero status.
+
+        ``stdin_path`` / ``stdout_path`` connect a file instead (for ``zfs send``/``recv`` streams).
+        """
         _check_argv(argv)
-        try:
-            proc = subprocess.run(
-                list(argv),
-                input=input,
-                capture_output=True,
-                text=True,
-                env=_merged_env(env),
-                timeout=timeout,
-                cwd=cwd,
-                check=False,
-                errors="replace",
-            )
-        except FileNotFoundError as exc:
-            raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
-        return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        with contextlib.ExitStack() as files:
+            stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else None
+            stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
+            try:
+                proc = subprocess.run(
+                    list(argv),
+                    input=None if stdin is not None else input.encode() if input is not None else None,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=subprocess.PIPE,
+                    env=_merged_env(env),
+                    timeout=timeout,
+                    cwd=cwd,
+                    check=False,
+                )
+            except FileNotFoundError as exc:
+                raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
+        out = proc.stdout.decode("utf-8", "replace") if isinstance(proc.stdout, bytes) else ""
+        return Completed(tuple(argv), proc.returncode, out, proc.stderr.decode("utf-8", "replace"))
 
     def stream(
         self,

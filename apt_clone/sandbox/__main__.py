@@ -12,7 +12,7 @@ from . import core, repo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apt_clone.sandbox", description=__doc__)
-    parser.add_argument("command", choices=["create", "status", "reboot", "destroy", "suite"])
+    parser.add_argument("command", choices=["create", "status", "reboot", "reset", "destroy", "suite"])
     parser.add_argument("--dir", required=True, help="sandbox directory")
     parser.add_argument("--suite", help="Debian suite to debootstrap (default: the host's)")
     parser.add_argument("--size", default=core.DEFAULT_SIZE, help="pool image size (default %(default)s)")
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reboot":
             before, after = core.reboot(args.dir)
             print(f"reboot: {before or '(nothing)'} -> {after}")
+        elif args.command == "reset":
+            print(core.reset(args.dir).root)
         elif args.command == "destroy":
             stopped = core.destroy(args.dir)
             print("sandbox destroyed" + (" (zfs-fuse stopped)" if stopped else ""))

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +57,15 @@ class Sandbox:
     @property
     def state_file(self) -> str:
         return os.path.join(self.directory, STATE_FILE)
+
+    @property
+    def pristine_stream(self) -> str:
+        """A ``zfs send -R`` stream of the first root at @initial: ``reset`` receives it."""
+        return os.path.join(self.directory, "pristine.zstream")
+
+    @property
+    def first(self) -> str:
+        return f"{self.container}/{FIRST_NAME}"
 
 
 def pool_name(directory: str) -> str:
@@ -147,6 +155,9 @@ def create(
     zfs.set_props(first, model.metadata(rootfs.os_title(sb.root), "initial", "debootstrap --variant=minbase " + suite))
     zfs.snapshot(f"{first}@initial")
     zfs.set_bootfs(sb.pool, first)
+    result = runner.run(["zfs", "send", "-R", f"{first}@initial"], stdout_path=sb.pristine_stream)
+    if not result.ok:
+        raise OperationFailed(f"zfs send of the pristine root failed: {result.error_line()}")
     state["complete"] = True
     _save_state(sb, state)
     return sb
@@ -181,6 +192,30 @@ def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None,
         zfs.unmount(current)
     zfs.mount(target)
     return current, target
+
+
+def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
+    """Put the sandbox back to its first state: rootfs-nmu-000@initial, booted and active.
+
+    Every checkpoint is destroyed and the pristine root is received again (about a second).
+    """
+    sb = _existing(directory)
+    zfs = CliZfs(runner)
+    _unmount_all_under(sb.root, runner, keep_root=False)
+    for ds in reversed(zfs.list_tree(sb.container)):
+        if ds.mounted and not ds.is_snapshot:
+            zfs.unmount(ds.name)
+    result = runner.run(["zfs", "destroy", "-r", "-R", sb.container])
+    if not result.ok:
+        raise OperationFailed(f"cannot destroy {sb.container}: {result.error_line()}")
+    zfs.create(sb.container, {"mountpoint": "none", "canmount": "off"})
+    received = runner.run(["zfs", "recv", sb.first], stdin_path=sb.pristine_stream)
+    if not zfs.exists(f"{sb.first}@initial"):
+        raise OperationFailed(f"cannot receive the pristine root: {received.error_line()}")
+    if dataset_mounted_at(sb.root) != sb.first:
+        zfs.mount(sb.first)
+    zfs.set_bootfs(sb.pool, sb.first)
+    return sb
 
 
 def _unmount_all_under(path: str, runner: Runner, keep_root: bool) -> None:
@@ -231,7 +266,7 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     if daemon.kernel_zfs() or daemon.responding(runner):
         if _pool_imported(zfs, sb.pool):
             _destroy_pool(sb, zfs, runner)
-    for path in (sb.image, sb.state_file, sb.state_file + ".tmp"):
+    for path in (sb.image, sb.pristine_stream, sb.state_file, sb.state_file + ".tmp"):
         if os.path.exists(path):
             os.unlink(path)
     if os.path.isdir(sb.root) and not os.listdir(sb.root):
@@ -264,7 +299,3 @@ def _existing(directory: str) -> Sandbox:
     if not os.path.exists(sb.state_file):
         raise UsageError(f"{directory}: no sandbox here (run: python -m apt_clone.sandbox create --dir {directory})")
     return sb
-
-
-def remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)

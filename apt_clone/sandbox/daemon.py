@@ -72,7 +72,16 @@ def ensure_running(runner: Runner = DEFAULT_RUNNER, timeout: float = 30.0) -> bo
     """Make sure ZFS answers; returns True if this call started the zfs-fuse daemon."""
     if kernel_zfs() or responding(runner):
         return False
+    if daemon_pid() is not None:
+        # A daemon starting up or shutting down (that takes seconds): wait for either.
+        deadline = time.monotonic() + timeout
+        while daemon_pid() is not None and time.monotonic() < deadline:
+            if responding(runner):
+                return False
+            time.sleep(0.1)
     clear_stale_mounts(runner)
+    if daemon_pid() is None and os.path.exists(PIDFILE):
+        os.unlink(PIDFILE)  # a stale pidfile makes zfs-fuse refuse to start
     try:
         started = runner.run(["zfs-fuse", "--pidfile", PIDFILE, "--no-kstat-mount"])
     except CommandNotFound as exc:

@@ -1,0 +1,280 @@
+"""Checkpoint services: list, create, destroy, activate, rename, retitle.
+
+A checkpoint is a filesystem directly under the boot-environment container (with its
+descendants) plus the snapshot it was cloned from. Its metadata lives in ``org.aptclone:``
+user properties on the dataset itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from . import model
+from .context import Context
+from .errors import NotFound, Refused
+from .names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from .zfs import Dataset, ZfsError, ZfsNotFound
+
+
+@dataclass(frozen=True)
+class Listing:
+    """All checkpoints of the managed system and what boots."""
+
+    container: str
+    checkpoints: list[model.Checkpoint]
+    current: str
+    next_boot: str | None
+
+
+def _created(ds: Dataset) -> str:
+    created = ds.user.get(model.CREATED)
+    if created and model.parse_time(created):
+        return created
+    return dt.datetime.fromtimestamp(ds.creation, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Checkpoint:
+    kind = ds.user.get(model.KIND, "manual")
+    name = ds.name.rsplit("/", 1)[1]
+    return model.Checkpoint(
+        name=name,
+        dataset=ds.name,
+        title=ds.user.get(model.TITLE) or model.KIND_TITLES.get(kind, name),
+        kind=kind,
+        created=_created(ds),
+        command=ds.user.get(model.COMMAND),
+        summary=ds.user.get(model.SUMMARY),
+        origin=ds.origin,
+        used=ds.used,
+        referenced=ds.referenced,
+        createtxg=ds.createtxg,
+        active=ds.name == next_boot,
+        current=ds.name == current,
+        mounted=bool(ds.mounted),
+    )
+
+
+def _tree(ctx: Context) -> list[Dataset]:
+    return ctx.zfs.list_tree(ctx.system.container, model.USER_PROPS + (model.SNAPSHOT_MARK,))
+
+
+def _is_checkpoint(ds: Dataset, container: str) -> bool:
+    return not ds.is_snapshot and ds.parent == container
+
+
+def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing:
+    """One zfs read for all checkpoints, ordered by createtxg."""
+    tree = tree if tree is not None else _tree(ctx)
+    next_boot = ctx.boot.state(ctx.system.pool).next_boot
+    cps = [_checkpoint(ds, ctx.system.dataset, next_boot) for ds in tree if _is_checkpoint(ds, ctx.system.container)]
+    return Listing(ctx.system.container, cps, ctx.system.dataset, next_boot)
+
+
+def find(ctx: Context, name: str, tree: list[Dataset] | None = None) -> model.Checkpoint:
+    name = resolve_name(name, ctx.system.container)
+    for cp in list_checkpoints(ctx, tree).checkpoints:
+        if cp.name == name:
+            return cp
+    raise NotFound(f"no checkpoint named '{name}' in {ctx.system.container}")
+
+
+# --- create -----------------------------------------------------------------------------
+def clone_props(origin: Dataset) -> dict[str, str]:
+    """Native properties a clone must carry to boot like its origin (mountpoint=/, canmount=noauto)."""
+    props: dict[str, str] = {}
+    if origin.canmount == "noauto":
+        props["canmount"] = "noauto"
+        if origin.mountpoint:
+            props["mountpoint"] = origin.mountpoint
+    return props
+
+
+@dataclass(frozen=True)
+class Created:
+    checkpoint: str
+    dataset: str
+    snapshot: str
+    kind: str
+    title: str
+
+
+def create(
+    ctx: Context,
+    *,
+    title: str | None = None,
+    kind: str = "manual",
+    command: str = "",
+    name: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> Created:
+    """Snapshot the current root and clone it into a new checkpoint (undone on failure)."""
+    tree = _tree(ctx)
+    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_checkpoint(ds, ctx.system.container)}
+    new = validate_name(name) if name else next_name(ctx.system.current_name, existing)
+    if new in existing:
+        raise Refused(f"checkpoint '{new}' already exists")
+    title = validate_title(title) if title else model.KIND_TITLES[kind]
+    origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
+    snapshot = f"{ctx.system.dataset}@{snapshot_tag(new)}"
+    if any(ds.name == snapshot for ds in tree):
+        raise Refused(f"snapshot '{snapshot}' already exists: destroy it or name the checkpoint (--name)")
+    target = f"{ctx.system.container}/{new}"
+    props = {**clone_props(origin), **model.metadata(title, kind, command), **(extra or {})}
+    ctx.zfs.snapshot(snapshot, props={model.SNAPSHOT_MARK: new})
+    try:
+        ctx.zfs.clone(snapshot, target, props)
+    except BaseException:
+        _quietly_destroy(ctx, snapshot)
+        raise
+    return Created(new, target, snapshot, kind, title)
+
+
+def _quietly_destroy(ctx: Context, name: str) -> None:
+    try:
+        ctx.zfs.destroy(name, recursive=True)
+    except ZfsNotFound:
+        pass
+
+
+def undo_create(ctx: Context, created: Created) -> None:
+    """Remove a checkpoint just made and its snapshot, leaving zfs as it was."""
+    for ds in reversed(ctx.zfs.list_tree(created.dataset)):
+        if ds.mounted and not ds.is_snapshot:
+            ctx.zfs.unmount(ds.name)
+    _quietly_destroy(ctx, created.dataset)
+    _quietly_destroy(ctx, created.snapshot)
+
+
+# --- destroy ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DestroyPlan:
+    checkpoint: model.Checkpoint
+    promote: list[str]
+    activate_first: str | None
+    origin_snapshot: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None) -> DestroyPlan:
+    """Check the safety rules and work out promotions; changes nothing."""
+    tree = _tree(ctx)
+    cp = find(ctx, name, tree)
+    if cp.current:
+        raise Refused(f"Can not destroy currently active system folder: '{cp.name}' is the running system")
+    activate_first = None
+    if cp.active:
+        if not activate_instead:
+            raise Refused(
+                f"'{cp.name}' boots next: activate another checkpoint first, or pass --force OTHER to activate OTHER"
+            )
+        other = find(ctx, activate_instead, tree)
+        if other.name == cp.name:
+            raise Refused("--force must name another checkpoint to activate")
+        activate_first = other.name
+    prefix = cp.dataset + "/"
+    inside = {ds.name for ds in tree if ds.name == cp.dataset or ds.name.startswith(prefix) or ds.name.startswith(cp.dataset + "@")}
+    dependants = [
+        ds for ds in tree if not ds.is_snapshot and ds.origin and ds.origin in inside and ds.name not in inside
+    ]
+    by_txg = {ds.name: ds.createtxg for ds in tree}
+    # Promote the clone of the newest snapshot: it takes every older snapshot with it, and
+    # the other dependants follow their origins to it.
+    promote = []
+    if dependants:
+        newest = max(dependants, key=lambda ds: by_txg.get(ds.origin or "", 0))
+        promote.append(newest.name)
+    return DestroyPlan(cp, promote, activate_first, cp.origin)
+
+
+@dataclass(frozen=True)
+class Destroyed:
+    dataset: str
+    promoted: list[str]
+    snapshot_destroyed: str | None
+    activated: str | None
+
+
+def destroy(ctx: Context, plan: DestroyPlan) -> Destroyed:
+    """Destroy a checkpoint, its descendants and the snapshot it was cloned from."""
+    cp = plan.checkpoint
+    activated = None
+    if plan.activate_first:
+        activate(ctx, plan.activate_first)
+        activated = plan.activate_first
+    for name in plan.promote:
+        ctx.zfs.promote(name)
+    # After a promotion our origin moved: read it again.
+    me = ctx.zfs.get(cp.dataset, (model.SNAPSHOT_MARK,))
+    origin = me.origin
+    for ds in reversed(ctx.zfs.list_tree(cp.dataset)):
+        if ds.mounted and not ds.is_snapshot:
+            ctx.zfs.unmount(ds.name)
+    ctx.zfs.destroy(cp.dataset, recursive=True)
+    snapshot_destroyed = None
+    if origin:
+        snapshot_destroyed = _destroy_origin_if_ours(ctx, origin)
+    return Destroyed(cp.dataset, plan.promote, snapshot_destroyed, activated)
+
+
+def _destroy_origin_if_ours(ctx: Context, origin: str) -> str | None:
+    """Destroy the origin snapshot when apt-clone took it and no other clone needs it."""
+    try:
+        tree = ctx.zfs.list_tree(ctx.system.container, (model.SNAPSHOT_MARK,))
+    except ZfsError:
+        return None
+    snap = next((ds for ds in tree if ds.name == origin), None)
+    if snap is None or model.SNAPSHOT_MARK not in snap.user:
+        return None
+    if any(ds.origin == origin for ds in tree if not ds.is_snapshot):
+        return None
+    ctx.zfs.destroy(origin)
+    return origin
+
+
+# --- activate, rename, title --------------------------------------------------------------
+@dataclass(frozen=True)
+class Activated:
+    dataset: str
+    messages: list[str]
+
+
+def activate(ctx: Context, name: str) -> Activated:
+    cp = find(ctx, name)
+    messages = ctx.boot.activate(cp.dataset)
+    ctx.zfs.set_props(cp.dataset, {model.ACTIVATED: model.utc_now()})
+    return Activated(cp.dataset, messages)
+
+
+@dataclass(frozen=True)
+class Renamed:
+    old: str
+    new: str
+    bootfs_followed: bool
+
+
+def rename(ctx: Context, old: str, new: str) -> Renamed:
+    tree = _tree(ctx)
+    cp = find(ctx, old, tree)
+    new = resolve_name(new, ctx.system.container)
+    if cp.current:
+        raise Refused(f"cannot rename '{cp.name}': it is the running system")
+    if any(_is_checkpoint(ds, ctx.system.container) and ds.name.endswith("/" + new) for ds in tree):
+        raise Refused(f"checkpoint '{new}' already exists")
+    target = f"{ctx.system.container}/{new}"
+    ctx.zfs.rename(cp.dataset, target)
+    if cp.active:
+        try:
+            ctx.boot.activate(target)
+        except BaseException:
+            ctx.zfs.rename(target, cp.dataset)
+            raise
+    return Renamed(cp.dataset, target, cp.active)
+
+
+def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:
+    title = validate_title(title)
+    cp = find(ctx, name)
+    ctx.zfs.set_props(cp.dataset, {model.TITLE: title})
+    return find(ctx, name)

@@ -1,0 +1,226 @@
+"""The ``apt-clone`` command line: parse, call one service function, render the result.
+
+The seed's short forms work as in the seed, with global options before them:
+``apt-clone -l``, ``apt-clone -a NAME``, ``apt-clone -r NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.TyperException
+    from click.exceptions import ClickException as _BadUsage
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef]
+
+from . import checkpoints, render
+from .context import Context, open_context
+from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot
+from .lock import exclusive
+from .prompts import choose, confirm
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Transactional apt operations checkpointed with ZFS boot environments.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Options:
+    root: str
+    yes: bool
+    json: bool
+    debug: bool
+    in_clone: bool
+
+
+def _opts(ctx: typer.Context) -> Options:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Options)
+    return obj
+
+
+def _context(opts: Options) -> Context:
+    return open_context(opts.root)
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRoot("this command needs root privileges (run it with sudo)")
+
+
+def _out(opts: Options, text: str, data: Any) -> None:
+    print(render.to_json(data) if opts.json else text)
+
+
+@app.callback(invoke_without_command=True)
+def _global(
+    ctx: typer.Context,
+    root: Annotated[str, typer.Option("--root", help="Root directory of the managed system.")] = "/",
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="Answer yes to every question.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    in_clone: Annotated[bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")] = False,
+) -> None:
+    ctx.obj = Options(root, yes, json_out, debug, in_clone)
+    if ctx.invoked_subcommand is None:
+        list_cmd(ctx)
+
+
+@app.command("list")
+def list_cmd(ctx: typer.Context) -> None:
+    """List checkpoints: A = active (boots next), C = current (running)."""
+    opts = _opts(ctx)
+    listing = checkpoints.list_checkpoints(_context(opts))
+    print(render.listing_json(listing) if opts.json else render.listing_text(listing))
+
+
+def _pick(cx: Context, name: str | None, message: str, *, exclude_current: bool = False) -> str:
+    if name:
+        return name
+    names = [cp.name for cp in checkpoints.list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
+    return choose(message, names)
+
+
+@app.command("activate")
+def activate_cmd(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Make checkpoint NAME boot next (pool bootfs)."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    name = _pick(cx, name, "Which checkpoint should boot next?")
+    cp = checkpoints.find(cx, name)
+    if not confirm(f"This will set default boot entry to '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):
+        raise typer.Exit(EXIT_FAILED)
+    with exclusive():
+        result = checkpoints.activate(cx, name)
+    text = "\n".join([f"Upgrade changes for clone '{result.dataset}' has been activated.", *result.messages])
+    _out(opts, text, result)
+
+
+@app.command("destroy")
+def destroy_cmd(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument()] = None,
+    force: Annotated[
+        str | None, typer.Option("--force", metavar="OTHER", help="If NAME boots next, activate OTHER first.")
+    ] = None,
+) -> None:
+    """Destroy checkpoint NAME, its descendants and its snapshot, promoting dependants."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    name = _pick(cx, name, "Which checkpoint should be destroyed?", exclude_current=True)
+    plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
+    if not confirm(f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)", yes=opts.yes):
+        raise typer.Exit(EXIT_FAILED)
+    with exclusive():
+        plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
+        result = checkpoints.destroy(cx, plan)
+    lines = []
+    if result.activated:
+        lines.append(f"Activated '{result.activated}' first.")
+    lines += [f"Promoted '{p}' (it now owns the older snapshots)." for p in result.promoted]
+    lines.append(f"Upgrade changes for clone '{result.dataset}' now rolled back/destroyed.")
+    _out(opts, "\n".join(lines), result)
+
+
+@app.command("create")
+def create_cmd(
+    ctx: typer.Context,
+    title: Annotated[str | None, typer.Option("--title", "-t", help="Title of the new checkpoint.")] = None,
+) -> None:
+    """Make a checkpoint of the current system by hand (Rollback Checkpoint)."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive():
+        result = checkpoints.create(cx, title=title, kind="manual", command="apt-clone create")
+    _out(opts, f"Rollback Checkpoint has been created: {result.checkpoint}", result)
+
+
+@app.command("rename")
+def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
+    """Rename checkpoint OLD to NEW (the active one keeps booting)."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive():
+        result = checkpoints.rename(cx, old, new)
+    _out(opts, f"Renamed '{result.old}' to '{result.new}'.", result)
+
+
+@app.command("title")
+def title_cmd(ctx: typer.Context, name: str, text: str) -> None:
+    """Set the title of checkpoint NAME."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive():
+        cp = checkpoints.retitle(cx, name, text)
+    _out(opts, f"Title of '{cp.name}' is now: {cp.title}", cp.to_json())
+
+
+# --- entry point ----------------------------------------------------------------------------
+_VALUE_OPTIONS = {"--root"}
+_FLAGS = {"-y", "--yes", "--json", "--debug", "-s", "--in-clone"}
+_SHORT_FORMS = {"-l": "list", "--list": "list", "-a": "activate", "-r": "destroy"}
+
+
+def translate_short_forms(argv: list[str]) -> list[str]:
+    """Turn the seed's ``-l`` / ``-a NAME`` / ``-r NAME`` (after global options) into subcommands."""
+    out = list(argv)
+    i = 0
+    while i < len(out):
+        arg = out[i]
+        if arg in _VALUE_OPTIONS:
+            i += 2
+        elif arg.startswith("--root=") or arg in _FLAGS:
+            i += 1
+        elif arg in _SHORT_FORMS:
+            out[i] = _SHORT_FORMS[arg]
+            break
+        else:
+            break
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = translate_short_forms(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="apt-clone", standalone_mode=False)
+    except AptCloneError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"apt-clone: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        print("apt-clone: aborted", file=sys.stderr)
+        return EXIT_FAILED
+    except _BadUsage as exc:
+        print(f"apt-clone: {exc.format_message()}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("apt-clone: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"apt-clone: {exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

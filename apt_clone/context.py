@@ -1,0 +1,24 @@
+"""Everything a command needs about the managed system, opened once per invocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .boot import Bootloader
+from .runner import DEFAULT_RUNNER, Runner
+from .system import ManagedSystem, managed_system
+from .zfs import ZfsBackend, open_backend
+
+
+@dataclass
+class Context:
+    system: ManagedSystem
+    zfs: ZfsBackend
+    boot: Bootloader
+    runner: Runner
+
+
+def open_context(root: str = "/", runner: Runner = DEFAULT_RUNNER, zfs: ZfsBackend | None = None) -> Context:
+    system = managed_system(root)
+    backend = zfs or open_backend(runner)
+    return Context(system, backend, Bootloader(backend), runner)

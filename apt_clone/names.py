@@ -1,0 +1,71 @@
+"""Validation of checkpoint names and titles, and the numbering of new checkpoints."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .errors import UsageError
+
+MAX_NAME = 64
+MAX_TITLE = 200
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)$")
+
+
+def validate_name(name: str) -> str:
+    """A checkpoint's own name (the last component of its dataset)."""
+    if not name:
+        raise UsageError("checkpoint name is empty")
+    for bad, what in (("/", "'/'"), ("@", "'@'"), ("%", "'%'"), ("#", "'#'")):
+        if bad in name:
+            raise UsageError(f"bad checkpoint name {name!r}: {what} is not allowed")
+    if any(c.isspace() for c in name):
+        raise UsageError(f"bad checkpoint name {name!r}: whitespace is not allowed")
+    if not name.isascii():
+        raise UsageError(f"bad checkpoint name {name!r}: only ASCII letters, digits, '.', '_', ':', '-'")
+    if len(name) > MAX_NAME:
+        raise UsageError(f"bad checkpoint name: longer than {MAX_NAME} characters")
+    if name in (".", "..") or not _NAME_OK.match(name):
+        raise UsageError(f"bad checkpoint name {name!r}: start with a letter or digit; then letters, digits, '.', '_', ':', '-'")
+    return name
+
+
+def resolve_name(name: str, container: str) -> str:
+    """Accept ``NAME`` or ``CONTAINER/NAME``; anything addressing outside the container is refused."""
+    if "/" in name:
+        prefix = container + "/"
+        if not name.startswith(prefix):
+            raise UsageError(f"{name!r} is not a checkpoint in {container}")
+        name = name[len(prefix) :]
+    return validate_name(name)
+
+
+def validate_title(title: str) -> str:
+    if not title or not title.strip():
+        raise UsageError("title is empty")
+    for c in title:
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
+            raise UsageError(f"bad title: control character {c!r} is not allowed")
+    if len(title) > MAX_TITLE:
+        raise UsageError(f"bad title: longer than {MAX_TITLE} characters")
+    return title
+
+
+def next_name(current: str, existing: set[str]) -> str:
+    """The next free name continuing ``current``'s numbering: rootfs-nmu-000 -> rootfs-nmu-001."""
+    match = _NUMBERED.match(current)
+    if match:
+        prefix, width = match["prefix"], len(match["num"])
+    else:
+        prefix, width = f"{current}-nmu-", 3
+    used = [int(m["num"]) for n in existing if (m := _NUMBERED.match(n)) and m["prefix"] == prefix]
+    number = max(used, default=0) + 1
+    while f"{prefix}{number:0{width}d}" in existing:
+        number += 1
+    return f"{prefix}{number:0{width}d}"
+
+
+def snapshot_tag(name: str) -> str:
+    """The snapshot a checkpoint is cloned from is named after it: rootfs-nmu-001 -> nmu-001."""
+    return name[len("rootfs-") :] if name.startswith("rootfs-") and len(name) > len("rootfs-") else name

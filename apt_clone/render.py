@@ -1,0 +1,55 @@
+"""Rendering of service results as text or JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from . import model
+from .checkpoints import Listing
+
+
+def seed_time(iso: str) -> str:
+    """``Jan 17 04:09:32 2008`` in local time, as the seed prints checkpoint times."""
+    when = model.parse_time(iso)
+    if when is None:
+        return iso
+    return when.astimezone().strftime("%b %d %H:%M:%S %Y")
+
+
+def label(cp: model.Checkpoint) -> str:
+    """The TITLE column: the title, then ``[initial]`` or ``[<short name> : <date>]``."""
+    if cp.kind == "initial":
+        return f"{cp.title} [initial]"
+    return f"{cp.title} [{cp.short_name} : {seed_time(cp.created)}]"
+
+
+def listing_text(listing: Listing) -> str:
+    width = max([len("BOOTFS"), *(len(cp.name) for cp in listing.checkpoints)])
+    lines = [f"A C {'BOOTFS'.ljust(width)} TITLE"]
+    for cp in listing.checkpoints:
+        a = "o" if cp.active else " "
+        c = "o" if cp.current else " "
+        lines.append(f"{a} {c} {cp.name.ljust(width)} {label(cp)}")
+    if listing.next_boot is None:
+        lines.append(f"(no checkpoint is set to boot next: the pool's bootfs is unset)")
+    return "\n".join(lines)
+
+
+def listing_json(listing: Listing) -> str:
+    return to_json([cp.to_json() for cp in listing.checkpoints])
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=_default)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, dt.datetime):
+        return obj.isoformat()
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
