@@ -205,9 +205,7 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     for ds in reversed(zfs.list_tree(sb.container)):
         if ds.mounted and not ds.is_snapshot:
             zfs.unmount(ds.name)
-    result = runner.run(["zfs", "destroy", "-r", "-R", sb.container])
-    if not result.ok:
-        raise OperationFailed(f"cannot destroy {sb.container}: {result.error_line()}")
+    zfs.destroy(sb.container, recursive=True, dependents=True)
     zfs.create(sb.container, {"mountpoint": "none", "canmount": "off"})
     received = runner.run(["zfs", "recv", sb.first], stdin_path=sb.pristine_stream)
     if not zfs.exists(f"{sb.first}@initial"):
@@ -279,7 +277,7 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     return stopped
 
 
-def _destroy_pool(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> None:
+def _destroy_pool(sb: Sandbox, zfs: CliZfs, runner: Runner) -> None:
     # Unmount this pool's filesystems one by one (and anything mounted inside them):
     # never `zfs unmount -a`, which would act on other pools of the daemon.
     mine = [m for m in read_mounts() if m.source == sb.pool or m.source.startswith(sb.pool + "/")]
@@ -289,9 +287,7 @@ def _destroy_pool(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> None:
             zfs.unmount(m.source)
         except ZfsNotFound:
             pass
-    result = runner.run(["zpool", "destroy", "-f", sb.pool])
-    if not result.ok:
-        raise OperationFailed(f"zpool destroy {sb.pool} failed: {result.error_line()}")
+    zfs.destroy_pool(sb.pool)
 
 
 def _existing(directory: str) -> Sandbox:

@@ -53,13 +53,13 @@ class ZfsInvalid(ZfsError, UsageError):
 
 # Ordered: the first pattern found in stderr (lower-cased) decides the class.
 _PATTERNS: tuple[tuple[str, type[ZfsError]], ...] = (
+    ("permission denied", ZfsPermission),
+    ("must be superuser", ZfsPermission),
+    ("operation not permitted", ZfsPermission),
     ("failed to initialize zfs library", ZfsUnavailable),
     ("the zfs modules are not loaded", ZfsUnavailable),
     ("/dev/zfs", ZfsUnavailable),
     ("transport endpoint is not connected", ZfsUnavailable),
-    ("permission denied", ZfsPermission),
-    ("must be superuser", ZfsPermission),
-    ("operation not permitted", ZfsPermission),
     ("has dependent clones", ZfsHasDependentClones),
     ("has children", ZfsHasChildren),
     ("already exists", ZfsExists),
@@ -67,6 +67,7 @@ _PATTERNS: tuple[tuple[str, type[ZfsError]], ...] = (
     ("device busy", ZfsBusy),
     ("out of space", ZfsOutOfSpace),
     ("no space left", ZfsOutOfSpace),
+    ("greater than available space", ZfsOutOfSpace),
     ("does not exist", ZfsNotFound),
     ("no such pool", ZfsNotFound),
     ("no such dataset", ZfsNotFound),
@@ -89,9 +90,14 @@ def error_from(stderr: str, fallback: str) -> ZfsError:
     """A typed error whose message is zfs's first meaningful line."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     message = lines[0] if lines else fallback
-    if message.startswith("use '-r'") and len(lines) > 1:
-        message = lines[0]
-    return classify(stderr)(message)
+    if len(lines) > 1 and not lines[1].startswith("use '") and not lines[1].startswith("usage:"):
+        message = f"{message} ({lines[1]})"
+    cls = classify(stderr)
+    if cls is ZfsUnavailable:
+        message += ": is the ZFS module loaded (or the zfs-fuse daemon running)?"
+    elif cls is ZfsPermission:
+        message += ": apt-clone needs root privileges for ZFS"
+    return cls(message)
 
 
 __all__ = [

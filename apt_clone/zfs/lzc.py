@@ -133,9 +133,9 @@ class LzcZfs(CliZfs):
     def promote(self, name: str) -> None:
         self._call(f"cannot promote '{name}'", "lzc_promote", _b(name))
 
-    def destroy(self, name: str, *, recursive: bool = False) -> None:
-        if recursive:
-            super().destroy(name, recursive=True)
+    def destroy(self, name: str, *, recursive: bool = False, dependents: bool = False) -> None:
+        if recursive or dependents:
+            super().destroy(name, recursive=recursive, dependents=dependents)
             return
         delays = self.retry.delays()
         while True:

@@ -1,0 +1,78 @@
+"""The sandbox itself: create/status/reboot/reset/destroy, idempotence, two side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tests import helpers
+from tests.helpers import SandboxInfo, bootfs, zfs_names
+
+
+def sandbox_cli(directory: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return helpers.sandbox_cli(*args, directory=directory)
+
+
+def test_status_describes_the_sandbox(sandbox: SandboxInfo):
+    status = json.loads(sandbox_cli(sandbox.directory, "status").stdout)
+    for key in ("pool", "image", "root", "be_container", "daemon_pid"):
+        assert key in status
+    assert status["root"] == sandbox.root and os.path.exists(status["image"])
+    assert status["be_container"] == f"{status['pool']}/ROOT"
+
+
+def test_initial_layout_is_a_debian_root_on_zfs(pristine: SandboxInfo):
+    assert zfs_names(pristine) == [pristine.pool, pristine.container, pristine.first, f"{pristine.first}@initial"]
+    assert bootfs(pristine) == pristine.first
+    with open(os.path.join(pristine.root, "etc/os-release")) as f:
+        assert "Debian" in f.read()
+    dpkg = subprocess.run(["chroot", pristine.root, "dpkg-query", "-W", "ac-hello"], capture_output=True, text=True)
+    assert dpkg.stdout.split() == ["ac-hello", "1.0"]
+    title = subprocess.run(["zfs", "get", "-H", "-o", "value", "org.aptclone:title", pristine.first], capture_output=True, text=True)
+    assert title.stdout.startswith("Debian GNU/Linux")
+
+
+def test_create_is_idempotent(sandbox: SandboxInfo):
+    before = zfs_names(sandbox)
+    again = sandbox_cli(sandbox.directory, "create")
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == sandbox.root
+    assert zfs_names(sandbox) == before
+
+
+def test_reboot_mounts_the_next_boot_checkpoint(pristine: SandboxInfo):
+    subprocess.run(["zfs", "snapshot", f"{pristine.first}@x"], check=True)
+    subprocess.run(["zfs", "clone", "-o", "canmount=noauto", f"{pristine.first}@x", pristine.ds("other")], check=True)
+    subprocess.run(["zfs", "set", f"mountpoint={pristine.root}", pristine.ds("other")], check=True)
+    with open(os.path.join(pristine.root, "marker"), "w") as f:
+        f.write("on 000 only")
+    subprocess.run(["zpool", "set", f"bootfs={pristine.ds('other')}", pristine.pool], check=True)
+    assert sandbox_cli(pristine.directory, "reboot").returncode == 0
+    assert not os.path.exists(os.path.join(pristine.root, "marker"))
+    from apt_clone.system import dataset_mounted_at
+
+    assert dataset_mounted_at(pristine.root) == pristine.ds("other")
+
+
+def test_two_sandboxes_side_by_side(sandbox: SandboxInfo, tmp_path):
+    second = str(tmp_path / "second")
+    created = sandbox_cli(second, "create")
+    assert created.returncode == 0, created.stderr
+    try:
+        status = json.loads(sandbox_cli(second, "status").stdout)
+        assert status["pool"] != sandbox.pool
+        pools = subprocess.run(["zpool", "list", "-H", "-o", "name"], capture_output=True, text=True).stdout.split()
+        assert sandbox.pool in pools and status["pool"] in pools
+    finally:
+        destroyed = sandbox_cli(second, "destroy")
+    assert destroyed.returncode == 0, destroyed.stderr
+    pools = subprocess.run(["zpool", "list", "-H", "-o", "name"], capture_output=True, text=True).stdout.split()
+    assert status["pool"] not in pools and sandbox.pool in pools
+    assert not os.path.exists(second)
+    # the first one is untouched and still answers
+    assert json.loads(sandbox_cli(sandbox.directory, "status").stdout)["imported"] is True
+
+
+def test_destroy_of_nothing_is_a_clear_error(tmp_path):
+    result = sandbox_cli(str(tmp_path / "none"), "destroy")
+    assert result.returncode == 2 and "no sandbox here" in result.stderr

@@ -1,0 +1,102 @@
+"""Argument handling of the libzfs_core backend with a stand-in for the pyzfs module."""
+
+import types
+
+import pytest
+
+from apt_clone.zfs import ZfsBusy, ZfsExists, ZfsHasDependentClones, ZfsInvalid, ZfsNotFound, RetryPolicy
+from apt_clone.zfs.lzc import LzcZfs, map_lzc_error
+
+from .fakes import FakeRunner
+
+
+class DatasetNotFound(Exception):
+    pass
+
+
+class SnapshotIsCloned(Exception):
+    pass
+
+
+class DatasetBusy(Exception):
+    errno = 16
+
+
+class SnapshotFailure(Exception):
+    def __init__(self, errors):
+        super().__init__("snapshot failed")
+        self.errors = errors
+
+
+def fake_lzc(**behaviour):
+    calls = []
+
+    def rec(fn):
+        def call(*args):
+            calls.append((fn, args))
+            effect = behaviour.get(fn)
+            if isinstance(effect, list) and effect:
+                exc = effect.pop(0)
+                if exc:
+                    raise exc
+            elif isinstance(effect, Exception):
+                raise effect
+        return call
+
+    mod = types.SimpleNamespace(calls=calls)
+    for fn in ("lzc_snapshot", "lzc_clone", "lzc_promote", "lzc_destroy", "lzc_destroy_snaps", "lzc_rename"):
+        setattr(mod, fn, rec(fn))
+    return mod
+
+
+def make(lzc, runner=None):
+    return LzcZfs(lzc, runner or FakeRunner(), retry=RetryPolicy(attempts=3, sleep=lambda s: None))
+
+
+def test_names_are_bytes_and_user_props_go_to_lzc():
+    lzc = fake_lzc()
+    z = make(lzc)
+    z.snapshot("p/a@s", props={"org.aptclone:checkpoint-of": "b"})
+    z.clone("p/a@s", "p/b", {"org.aptclone:title": "T", "canmount": "noauto"})
+    z.promote("p/b")
+    z.destroy("p/a@s")
+    z.destroy("p/b")
+    assert lzc.calls[0] == ("lzc_snapshot", ([b"p/a@s"], {b"org.aptclone:checkpoint-of": b"b"}))
+    assert lzc.calls[1] == ("lzc_clone", (b"p/b", b"p/a@s", {b"org.aptclone:title": b"T"}))
+    assert lzc.calls[2] == ("lzc_promote", (b"p/b",))
+    assert lzc.calls[3] == ("lzc_destroy_snaps", ([b"p/a@s"], False))
+    assert lzc.calls[4] == ("lzc_destroy", (b"p/b",))
+    # the native property goes through the CLI
+    assert ("zfs", "set", "canmount=noauto", "p/b") in z.runner.calls
+
+
+def test_recursive_snapshot_is_one_atomic_call():
+    runner = FakeRunner()
+    runner.queue = [(0, "p/a\ttype\tfilesystem\t-\np/a/var\ttype\tfilesystem\t-\np/a@x\ttype\tsnapshot\t-\n", "")]
+    lzc = fake_lzc()
+    make(lzc, runner).snapshot("p/a@s", recursive=True)
+    assert lzc.calls == [("lzc_snapshot", ([b"p/a@s", b"p/a/var@s"], {}))]
+
+
+def test_snapshot_refuses_native_props():
+    with pytest.raises(ZfsInvalid):
+        make(fake_lzc()).snapshot("p/a@s", props={"compression": "on"})
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls"),
+    [
+        (DatasetNotFound("x"), ZfsNotFound),
+        (SnapshotIsCloned("x"), ZfsHasDependentClones),
+        (SnapshotFailure([DatasetBusy("x")]), ZfsBusy),
+        (type("FilesystemExists", (Exception,), {})("x"), ZfsExists),
+    ],
+)
+def test_errors_are_mapped(exc, cls):
+    assert isinstance(map_lzc_error(exc, "cannot do it"), cls)
+
+
+def test_busy_destroy_retried():
+    lzc = fake_lzc(lzc_destroy=[DatasetBusy("busy"), None])
+    make(lzc).destroy("p/b")
+    assert [c[0] for c in lzc.calls] == ["lzc_destroy", "lzc_destroy"]

@@ -1,0 +1,90 @@
+import pytest
+
+from apt_clone import model
+from apt_clone.cli import translate_short_forms
+from apt_clone.errors import UsageError
+from apt_clone.names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from apt_clone.render import label
+from apt_clone.system import dataset_mounted_at, managed_system, mounts_under, parse_mountinfo
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "a@b", "a%b", "a b", "a\tb", "naïve", "x" * 65, "-lead", ".."])
+def test_bad_names_refused(bad):
+    with pytest.raises(UsageError):
+        validate_name(bad)
+
+
+def test_names_addressing_outside_the_container_are_refused():
+    assert resolve_name("rpool/ROOT/x", "rpool/ROOT") == "x"
+    for bad in ("rpool/x", "rpool/ROOT/x/y", "other/ROOT/x", "rpool/ROOTx/y"):
+        with pytest.raises(UsageError):
+            resolve_name(bad, "rpool/ROOT")
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "a\nb", "a\tb", "a\x1bb", "x" * 201, "a\u2028b"])
+def test_bad_titles_refused(bad):
+    with pytest.raises(UsageError):
+        validate_title(bad)
+
+
+def test_titles_may_hold_quotes_dollars_unicode():
+    assert validate_title("it's \"$(rm -rf /)\" `x`; ü") == "it's \"$(rm -rf /)\" `x`; ü"
+
+
+def test_next_name_continues_numbering():
+    assert next_name("rootfs-nmu-000", {"rootfs-nmu-000"}) == "rootfs-nmu-001"
+    assert next_name("rootfs-nmu-001", {"rootfs-nmu-000", "rootfs-nmu-001", "rootfs-nmu-007"}) == "rootfs-nmu-008"
+    assert next_name("debian", {"debian"}) == "debian-nmu-001"
+    assert snapshot_tag("rootfs-nmu-001") == "nmu-001" and snapshot_tag("debian-nmu-001") == "debian-nmu-001"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["-l"], ["list"]),
+        (["--root", "/x", "-y", "-a", "n"], ["--root", "/x", "-y", "activate", "n"]),
+        (["--json", "-r", "n"], ["--json", "destroy", "n"]),
+        (["--root=/x", "-l"], ["--root=/x", "list"]),
+        (["install", "-a"], ["install", "-a"]),
+        (["-s", "dist-upgrade"], ["-s", "dist-upgrade"]),
+    ],
+)
+def test_short_forms(argv, expected):
+    assert translate_short_forms(argv) == expected
+
+
+MOUNTINFO = """\
+22 1 0:21 / / rw - zfs rpool/ROOT/debian rw,xattr
+43 27 0:40 / /var/tmp/sb\\040x/root rw,relatime - fuse.zfs acsb/ROOT/rootfs-nmu-000 rw,user_id=0
+44 43 0:5 / /var/tmp/sb\\040x/root/proc rw - proc proc rw
+45 27 0:41 / /srv rw - ext4 /dev/vda1 rw
+"""
+
+
+def test_mountinfo_finds_dataset_and_unescapes():
+    mounts = parse_mountinfo(MOUNTINFO)
+    assert dataset_mounted_at("/", mounts) == "rpool/ROOT/debian"
+    assert mounts[1].mountpoint == "/var/tmp/sb x/root"
+    assert [m.mountpoint for m in mounts_under("/var/tmp/sb x/root", mounts)][0] == "/var/tmp/sb x/root/proc"
+    system = managed_system("/", mounts)
+    assert system.container == "rpool/ROOT" and system.pool == "rpool" and system.current_name == "debian"
+
+
+def test_non_zfs_root_is_refused(tmp_path):
+    mounts = parse_mountinfo(MOUNTINFO)
+    with pytest.raises(UsageError, match="not the mount point of a ZFS dataset"):
+        managed_system(str(tmp_path), mounts)
+
+
+def _cp(**kw):
+    base = dict(name="rootfs-nmu-001", dataset="p/ROOT/rootfs-nmu-001", title="Upgrade Checkpoint", kind="upgrade",
+                created="2008-01-17T04:09:32Z", command=None, summary=None, origin=None, used=0, referenced=0,
+                createtxg=1, active=False, current=False, mounted=False)
+    base.update(kw)
+    return model.Checkpoint(**base)
+
+
+def test_label_as_in_the_seed():
+    assert label(_cp(kind="initial", title="Debian GNU/Linux 12")) == "Debian GNU/Linux 12 [initial]"
+    text = label(_cp())
+    assert text.startswith("Upgrade Checkpoint [nmu-001 : ") and text.endswith(" 2008]")

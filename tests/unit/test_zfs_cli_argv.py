@@ -1,0 +1,95 @@
+"""Argument handling of the CLI backend per dialect, and the busy retry, on a fake runner."""
+
+import pytest
+
+from apt_clone.errors import UsageError
+from apt_clone.zfs import OPENZFS, ZFS_FUSE, CliZfs, RetryPolicy, ZfsBusy
+
+from .fakes import FakeRunner
+
+
+def backend(dialect, runner=None, attempts=4):
+    sleeps = []
+    return CliZfs(runner or FakeRunner(), dialect=dialect, retry=RetryPolicy(attempts=attempts, sleep=sleeps.append)), sleeps
+
+
+def test_dialect_detection():
+    r = FakeRunner({("zfs", "version"): (0, "zfs-2.3.1-1\nzfs-kmod-2.3.1-1\n", "")})
+    assert CliZfs(r).dialect == OPENZFS
+    r = FakeRunner({("zfs", "version"): (2, "", "unrecognized command 'version'")})
+    assert CliZfs(r).dialect == ZFS_FUSE
+
+
+def test_set_props_one_per_call_on_zfs_fuse_and_batched_on_openzfs():
+    z, _ = backend(ZFS_FUSE)
+    z.set_props("p/a", {"org.aptclone:title": "a b", "canmount": "noauto"})
+    assert z.runner.calls == [("zfs", "set", "org.aptclone:title=a b", "p/a"), ("zfs", "set", "canmount=noauto", "p/a")]
+    z, _ = backend(OPENZFS)
+    z.set_props("p/a", {"org.aptclone:title": "a b", "canmount": "noauto"})
+    assert z.runner.calls == [("zfs", "set", "org.aptclone:title=a b", "canmount=noauto", "p/a")]
+
+
+@pytest.mark.parametrize("bad", ["a\tb", "a\nb", "x" * 8192, ""])
+def test_user_property_values_refused_before_zfs_runs(bad):
+    z, _ = backend(OPENZFS)
+    with pytest.raises(UsageError):
+        z.set_props("p/a", {"org.aptclone:title": bad})
+    assert z.runner.calls == []
+
+
+def test_reads_are_one_scoped_get():
+    z, _ = backend(ZFS_FUSE)
+    z.list_tree("p/ROOT", ["org.aptclone:title"])
+    (argv,) = z.runner.calls
+    assert argv[:5] == ("zfs", "get", "-Hp", "-o", "name,property,value,source")
+    assert "-r" in argv and argv[-1] == "p/ROOT" and "-t" not in argv
+    assert argv[-2].endswith(",org.aptclone:title")
+    z, _ = backend(OPENZFS)
+    z.list_tree("p/ROOT")
+    assert "-t" in z.runner.calls[0]
+
+
+def test_pool_reads_per_dialect():
+    z, _ = backend(ZFS_FUSE, FakeRunner({("zpool", "list", "-H", "-o", "name,size,free,bootfs,health", "p"): (0, "p\t1G\t512M\tp/ROOT/a\tONLINE\n", "")}))
+    assert z.pool("p").bootfs == "p/ROOT/a"
+    z, _ = backend(OPENZFS, FakeRunner({("zpool", "get", "-Hp", "-o", "name,property,value", "size,free,bootfs,health", "p"): (0, "p\tbootfs\t-\tdefault\np\tsize\t10\t-\n", "")}))
+    assert z.pool("p").bootfs is None and z.pool("p").size == 10
+
+
+def test_clone_on_zfs_fuse_sets_mountpoint_after_cloning():
+    z, _ = backend(ZFS_FUSE)
+    z.clone("p/a@s", "p/b", {"mountpoint": "/x", "canmount": "noauto"})
+    assert z.runner.calls == [("zfs", "clone", "-o", "canmount=noauto", "p/a@s", "p/b"), ("zfs", "set", "mountpoint=/x", "p/b")]
+    z, _ = backend(OPENZFS)
+    z.clone("p/a@s", "p/b", {"mountpoint": "/", "canmount": "noauto"})
+    assert z.runner.calls == [("zfs", "clone", "-o", "mountpoint=/", "-o", "canmount=noauto", "p/a@s", "p/b")]
+
+
+def test_busy_destroy_is_retried_with_backoff_then_succeeds():
+    r = FakeRunner()
+    r.queue = [(1, "", "cannot destroy 'p/b': dataset is busy")] * 2 + [(0, "", "")]
+    z, sleeps = backend(ZFS_FUSE, r)
+    z.destroy("p/b")
+    assert len(r.calls) == 3 and sleeps == [0.05, 0.1]
+
+
+def test_busy_retry_is_bounded():
+    r = FakeRunner()
+    r.queue = [(1, "", "cannot unmount 'p/b': dataset is busy")] * 10
+    z, sleeps = backend(ZFS_FUSE, r, attempts=4)
+    with pytest.raises(ZfsBusy, match="dataset is busy"):
+        z.unmount("p/b")
+    assert len(r.calls) == 4 and len(sleeps) == 3
+
+
+def test_snapshot_props_on_zfs_fuse_are_set_after():
+    z, _ = backend(ZFS_FUSE)
+    z.snapshot("p/a@s", recursive=True, props={"org.aptclone:checkpoint-of": "x"})
+    assert z.runner.calls == [("zfs", "snapshot", "-r", "p/a@s"), ("zfs", "set", "org.aptclone:checkpoint-of=x", "p/a@s")]
+
+
+def test_never_mount_all():
+    z, _ = backend(ZFS_FUSE)
+    z.mount("p/a")
+    z.unmount("p/a")
+    assert all("-a" not in argv for argv in z.runner.calls)
