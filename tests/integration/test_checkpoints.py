@@ -1,0 +1,204 @@
+"""Checkpoints on the real sandbox through the real command line (issue: -l, -a, -r, create, rename, title)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.helpers import SandboxInfo, apt_clone, bootfs, reboot, zfs_get, zfs_names, zfs_state
+
+
+def listing(sb: SandboxInfo) -> list[dict]:
+    result = apt_clone(sb, "--json", "-l")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_list_marks_active_and_current(pristine: SandboxInfo):
+    result = apt_clone(pristine, "-l")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["A", "C", "BOOTFS", "TITLE"]
+    assert lines[1].startswith("o o rootfs-nmu-000 Debian GNU/Linux") and lines[1].endswith("[initial]")
+    (only,) = listing(pristine)
+    for key in ("name", "dataset", "title", "kind", "created", "active", "current", "origin", "used", "referenced"):
+        assert key in only
+    assert only["active"] and only["current"] and only["kind"] == "initial" and only["dataset"] == pristine.first
+    # `apt-clone` alone and `apt-clone list` are the same listing
+    assert apt_clone(pristine, "list").stdout == result.stdout
+
+
+def test_create_continues_numbering_and_records_metadata(pristine: SandboxInfo):
+    result = apt_clone(pristine, "create", "--title", "before experiments")
+    assert result.returncode == 0, result.stderr
+    assert "rootfs-nmu-001" in result.stdout
+    assert apt_clone(pristine, "create").returncode == 0
+    names = zfs_names(pristine)
+    assert pristine.ds("rootfs-nmu-001") in names and pristine.ds("rootfs-nmu-002") in names
+    assert f"{pristine.first}@nmu-001" in names and f"{pristine.first}@nmu-002" in names
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "origin") == f"{pristine.first}@nmu-001"
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:title") == "before experiments"
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:kind") == "manual"
+    # clones boot like their origin: same mountpoint, never auto-mounted
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "mountpoint") == pristine.root
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "canmount") == "noauto"
+    cps = listing(pristine)
+    assert [c["name"] for c in cps] == ["rootfs-nmu-000", "rootfs-nmu-001", "rootfs-nmu-002"]
+    assert cps[1]["title"] == "before experiments" and cps[2]["title"] == "Rollback Checkpoint"
+    text = apt_clone(pristine, "-l").stdout.splitlines()
+    assert text[2].startswith("    rootfs-nmu-001 before experiments [nmu-001 : ")
+
+
+def test_activate_sets_bootfs_and_says_so(pristine: SandboxInfo):
+    apt_clone(pristine, "create")
+    result = apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")
+    assert result.returncode == 0, result.stderr
+    assert f"'{pristine.ds('rootfs-nmu-001')}' has been activated" in result.stdout
+    assert bootfs(pristine) == pristine.ds("rootfs-nmu-001")
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:activated") != "-"
+    lines = apt_clone(pristine, "-l").stdout.splitlines()
+    assert lines[1].startswith("  o rootfs-nmu-000") and lines[2].startswith("o   rootfs-nmu-001")
+
+
+def test_destroy_refuses_current_and_active(pristine: SandboxInfo):
+    before = zfs_state(pristine)
+    result = apt_clone(pristine, "-y", "-r", "rootfs-nmu-000")
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "Can not destroy currently active system folder" in result.stderr
+    apt_clone(pristine, "create")
+    apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")
+    reboot(pristine)  # now 001 is current and active; 000 neither
+    apt_clone(pristine, "-y", "-a", "rootfs-nmu-000")  # 000 active again, 001 current
+    reboot(pristine)
+    apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")  # 001 active, 000 current
+    result = apt_clone(pristine, "-y", "-r", "rootfs-nmu-001")
+    assert result.returncode == 3 and "boots next" in result.stderr
+    result = apt_clone(pristine, "-y", "destroy", "rootfs-nmu-001", "--force", "rootfs-nmu-000")
+    assert result.returncode == 0, result.stderr
+    assert bootfs(pristine) == pristine.first
+    assert zfs_state(pristine) == before
+
+
+def test_confirmation_without_terminal_or_yes_is_refused(pristine: SandboxInfo):
+    apt_clone(pristine, "create")
+    before = zfs_state(pristine)
+    result = apt_clone(pristine, "-r", "rootfs-nmu-001", input="")
+    assert result.returncode == 3 and "re-run with -y" in result.stderr
+    assert zfs_state(pristine) == before
+    result = apt_clone(pristine, "-a", input="")
+    assert result.returncode == 3 and "no terminal" in result.stderr
+
+
+def test_rename_and_title(pristine: SandboxInfo):
+    apt_clone(pristine, "create")
+    apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")
+    result = apt_clone(pristine, "rename", "rootfs-nmu-001", "before-upgrade")
+    assert result.returncode == 0, result.stderr
+    assert bootfs(pristine) == pristine.ds("before-upgrade")  # the active one keeps booting
+    assert pristine.ds("rootfs-nmu-001") not in zfs_names(pristine)
+    assert apt_clone(pristine, "rename", "rootfs-nmu-000", "x").returncode == 3  # the running one
+    hostile = "it's \"$(reboot)\" `id`; ü"
+    result = apt_clone(pristine, "title", "before-upgrade", hostile)
+    assert result.returncode == 0, result.stderr
+    assert zfs_get(pristine.ds("before-upgrade"), "org.aptclone:title") == hostile
+    assert listing(pristine)[1]["title"] == hostile
+
+
+def test_bad_input_is_one_line_and_changes_nothing(pristine: SandboxInfo):
+    before = zfs_state(pristine)
+    cases = [
+        (["-y", "-r", "no-such"], 2, "no checkpoint named 'no-such'"),
+        (["-y", "-a", "../../etc"], 2, "not a checkpoint in"),
+            (["-y", "-a", "bad@name"], 2, "bad checkpoint name"),
+        (["-y", "-a", f"{pristine.pool}/other/x"], 2, "not a checkpoint in"),
+        (["rename", "rootfs-nmu-000", "a b"], 2, "whitespace"),
+        (["title", "rootfs-nmu-000", "line\nbreak"], 2, "control character"),
+        (["create", "--title", "x" * 300], 2, "longer than"),
+        (["--bogus"], 2, "No such option"),
+    ]
+    for args, code, text in cases:
+        result = apt_clone(pristine, *args)
+        assert result.returncode == code, (args, result.stderr)
+        assert text in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert zfs_state(pristine) == before
+
+
+def test_not_a_zfs_root_and_not_root(pristine: SandboxInfo, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "apt_clone", "--root", str(tmp_path), "-l"], capture_output=True, text=True)
+    assert result.returncode == 2 and "not the mount point of a ZFS dataset" in result.stderr
+    before = zfs_state(pristine)
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "apt_clone", "--root", pristine.root, "create"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 3 and "needs root privileges" in result.stderr
+    assert zfs_state(pristine) == before
+
+
+def test_listing_does_not_import_questionary(pristine: SandboxInfo):
+    code = (
+        "import sys; from apt_clone.cli import main; rc = main(['--root', %r, '-l']);"
+        "print('questionary' in sys.modules)" % pristine.root
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_debug_shows_traceback(pristine: SandboxInfo):
+    result = apt_clone(pristine, "--debug", "-y", "-r", "no-such")
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_seed_example_2_revert_a_successful_upgrade(pristine: SandboxInfo):
+    """Checkpoint, boot it, find it cannot be destroyed while running, go back, destroy it."""
+    before = zfs_state(pristine)
+    assert apt_clone(pristine, "create", "--title", "Upgrade Checkpoint").returncode == 0
+    assert apt_clone(pristine, "-y", "-a", "rootfs-nmu-001").returncode == 0
+    reboot(pristine)
+    lines = apt_clone(pristine, "-l").stdout.splitlines()
+    assert lines[2].startswith("o o rootfs-nmu-001")
+    refused = apt_clone(pristine, "-y", "-r", "rootfs-nmu-001")
+    assert refused.returncode == 3 and "Can not destroy currently active system folder" in refused.stderr
+    assert apt_clone(pristine, "-y", "-a", "rootfs-nmu-000").returncode == 0
+    reboot(pristine)
+    lines = apt_clone(pristine, "-l").stdout.splitlines()
+    assert lines[1].startswith("o o rootfs-nmu-000") and lines[2].startswith("    rootfs-nmu-001")
+    done = apt_clone(pristine, "-y", "-r", "rootfs-nmu-001")
+    assert done.returncode == 0, done.stderr
+    assert f"Upgrade changes for clone '{pristine.ds('rootfs-nmu-001')}' now rolled back/destroyed." in done.stdout
+    assert zfs_state(pristine) == before
+
+
+def test_seed_example_3_destroy_the_origin_after_activating_the_clone(pristine: SandboxInfo):
+    """After activating and booting rootfs-nmu-001, destroying rootfs-nmu-000 promotes 001 first."""
+    assert apt_clone(pristine, "create").returncode == 0
+    assert [n.rsplit("/", 1)[-1] for n in zfs_names(pristine)][2:] == [
+        "rootfs-nmu-000", "rootfs-nmu-000@initial", "rootfs-nmu-000@nmu-001", "rootfs-nmu-001",
+    ]
+    assert apt_clone(pristine, "-y", "-a", "rootfs-nmu-001").returncode == 0
+    reboot(pristine)
+    done = apt_clone(pristine, "-y", "-r", "rootfs-nmu-000")
+    assert done.returncode == 0, done.stderr
+    assert zfs_names(pristine) == [pristine.pool, pristine.container, pristine.ds("rootfs-nmu-001"), pristine.ds("rootfs-nmu-001@initial")]
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "origin") == "-"
+    lines = apt_clone(pristine, "-l").stdout.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("o o rootfs-nmu-001")
+
+
+def test_destroy_keeps_other_checkpoints_cloned_from_it(pristine: SandboxInfo):
+    """000 -> 001 -> (boot 001) -> 002 from 001; destroying 001 must not lose 002."""
+    apt_clone(pristine, "create")
+    apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")
+    reboot(pristine)
+    apt_clone(pristine, "create")  # rootfs-nmu-002 from rootfs-nmu-001@nmu-002
+    apt_clone(pristine, "-y", "-a", "rootfs-nmu-000")
+    reboot(pristine)
+    result = apt_clone(pristine, "-y", "-r", "rootfs-nmu-001")
+    assert result.returncode == 0, result.stderr
+    names = [c["name"] for c in listing(pristine)]
+    assert names == ["rootfs-nmu-000", "rootfs-nmu-002"]
+    assert zfs_get(pristine.ds("rootfs-nmu-002"), "origin") == f"{pristine.first}@nmu-001"
