@@ -56,7 +56,7 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
     )
 
 
-def _tree(ctx: Context) -> list[Dataset]:
+def read_tree(ctx: Context) -> list[Dataset]:
     return ctx.zfs.list_tree(ctx.system.container, model.USER_PROPS + (model.SNAPSHOT_MARK,))
 
 
@@ -66,7 +66,7 @@ def _is_checkpoint(ds: Dataset, container: str) -> bool:
 
 def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing:
     """One zfs read for all checkpoints, ordered by createtxg."""
-    tree = tree if tree is not None else _tree(ctx)
+    tree = tree if tree is not None else read_tree(ctx)
     next_boot = ctx.boot.state(ctx.system.pool).next_boot
     cps = [_checkpoint(ds, ctx.system.dataset, next_boot) for ds in tree if _is_checkpoint(ds, ctx.system.container)]
     return Listing(ctx.system.container, cps, ctx.system.dataset, next_boot)
@@ -110,7 +110,7 @@ def create(
     extra: Mapping[str, str] | None = None,
 ) -> Created:
     """Snapshot the current root and clone it into a new checkpoint (undone on failure)."""
-    tree = _tree(ctx)
+    tree = read_tree(ctx)
     existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_checkpoint(ds, ctx.system.container)}
     new = validate_name(name) if name else next_name(ctx.system.current_name, existing)
     if new in existing:
@@ -159,7 +159,7 @@ class DestroyPlan:
 
 def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None) -> DestroyPlan:
     """Check the safety rules and work out promotions; changes nothing."""
-    tree = _tree(ctx)
+    tree = read_tree(ctx)
     cp = find(ctx, name, tree)
     if cp.current:
         raise Refused(f"Can not destroy currently active system folder: '{cp.name}' is the running system")
@@ -255,7 +255,7 @@ class Renamed:
 
 
 def rename(ctx: Context, old: str, new: str) -> Renamed:
-    tree = _tree(ctx)
+    tree = read_tree(ctx)
     cp = find(ctx, old, tree)
     new = resolve_name(new, ctx.system.container)
     if cp.current:
@@ -278,3 +278,29 @@ def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:
     cp = find(ctx, name)
     ctx.zfs.set_props(cp.dataset, {model.TITLE: title})
     return find(ctx, name)
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    dataset: str
+    snapshot: str
+    destroyed: str
+
+
+def rollback_to(ctx: Context, name: str) -> RolledBack:
+    """Roll the running root back to the snapshot checkpoint NAME was cloned from, then drop NAME.
+
+    The undo of an in-place change that was kept: only when that snapshot is the running
+    root's newest (nothing later would be lost).
+    """
+    tree = read_tree(ctx)
+    cp = find(ctx, name, tree)
+    snap = cp.origin
+    if not snap or not snap.startswith(ctx.system.dataset + "@"):
+        raise Refused(f"'{cp.name}' was not cloned from the running system: activate it and reboot instead")
+    snaps = [ds for ds in tree if ds.is_snapshot and ds.name.startswith(ctx.system.dataset + "@")]
+    if snaps and snaps[-1].name != snap:
+        raise Refused(f"{snap} is not the newest snapshot of the running system: activate '{cp.name}' and reboot instead")
+    ctx.zfs.rollback(snap)
+    undo_create(ctx, Created(cp.name, cp.dataset, snap, cp.kind, cp.title))
+    return RolledBack(ctx.system.dataset, snap, cp.dataset)

@@ -19,11 +19,12 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef]
 
-from . import checkpoints, render
+from . import checkpoints, inspect, render
 from .context import Context, open_context
-from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot
+from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot, UsageError
 from .lock import exclusive
 from .prompts import choose, confirm
+from .upgrade import THEN_CHOICES, AptRequest, run_apt_operation
 
 app = typer.Typer(
     add_completion=False,
@@ -167,6 +168,112 @@ def title_cmd(ctx: typer.Context, name: str, text: str) -> None:
     with exclusive():
         cp = checkpoints.retitle(cx, name, text)
     _out(opts, f"Title of '{cp.name}' is now: {cp.title}", cp.to_json())
+
+
+class CliInteraction:
+    """The service's questions, answered here: -y, a terminal prompt, or a refusal."""
+
+    def __init__(self, opts: Options, then: str | None) -> None:
+        self.opts = opts
+        self.then = then
+
+    def say(self, text: str) -> None:
+        print(text, file=sys.stderr if self.opts.json else sys.stdout, flush=True)
+
+    def confirm(self, text: str) -> bool:
+        return confirm(text, yes=self.opts.yes)
+
+    def confirm_rollback(self, text: str) -> bool:
+        return confirm(text, yes=self.opts.yes)
+
+    def after_upgrade(self, checkpoint: str) -> str:
+        if self.then:
+            return self.then
+        if self.opts.yes or not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return "nothing"
+        options = {
+            f"1. Reboot now into '{checkpoint}' once; activate it after checking the system is healthy": "reboot",
+            f"2. Activate '{checkpoint}' now, reboot later": "activate",
+            "3. Continue using the system as is; do (1) or (2) later": "nothing",
+        }
+        return options[choose("At this point you have three options:", list(options))]
+
+
+ThenOption = Annotated[
+    str | None,
+    typer.Option("--then", help="After a successful upgrade in the clone: reboot, activate or nothing."),
+]
+NoUpdate = Annotated[bool, typer.Option("--no-update", help="Do not update the APT sources first.")]
+InClone = Annotated[bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")]
+
+
+def _apt(ctx: typer.Context, op: str, packages: list[str], no_update: bool, then: str | None, in_clone: bool) -> None:
+    opts = _opts(ctx)
+    if then is not None and then not in THEN_CHOICES:
+        raise UsageError(f"--then must be one of {', '.join(THEN_CHOICES)}")
+    _need_root()
+    cx = _context(opts)
+    req = AptRequest(op, tuple(packages), update=not no_update, in_clone=opts.in_clone or in_clone,
+                     command=" ".join(["apt-clone", op, *packages]))
+    outcome = run_apt_operation(cx, req, CliInteraction(opts, then))
+    if opts.json:
+        print(render.to_json(outcome))
+    if outcome.status == "cancelled":
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("dist-upgrade")
+def dist_upgrade_cmd(ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+    """Upgrade the whole system (apt-get dist-upgrade) under a checkpoint."""
+    _apt(ctx, "dist-upgrade", [], no_update, then, in_clone)
+
+
+@app.command("upgrade")
+def upgrade_cmd(ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+    """Upgrade installed packages (apt-get upgrade) under a checkpoint."""
+    _apt(ctx, "upgrade", [], no_update, then, in_clone)
+
+
+@app.command("install")
+def install_cmd(ctx: typer.Context, packages: list[str], no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+    """Install packages under a checkpoint."""
+    _apt(ctx, "install", packages, no_update, then, in_clone)
+
+
+@app.command("remove")
+def remove_cmd(ctx: typer.Context, packages: list[str], no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+    """Remove packages under a checkpoint."""
+    _apt(ctx, "remove", packages, no_update, then, in_clone)
+
+
+@app.command("rollback")
+def rollback_cmd(ctx: typer.Context, name: str) -> None:
+    """Roll the running system back to the state kept in checkpoint NAME (made in place), dropping NAME."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    cp = checkpoints.find(cx, name)
+    if not confirm(f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):
+        raise typer.Exit(EXIT_FAILED)
+    with exclusive():
+        result = checkpoints.rollback_to(cx, name)
+    _out(opts, f"'{result.dataset}' rolled back to '{result.snapshot}'; '{result.destroyed}' destroyed.", result)
+
+
+@app.command("show")
+def show_cmd(ctx: typer.Context, name: str) -> None:
+    """Show a checkpoint's metadata and the package changes recorded with it."""
+    opts = _opts(ctx)
+    details = inspect.show(_context(opts), name)
+    _out(opts, render.show_text(details), details)
+
+
+@app.command("diff")
+def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
+    """Package differences between checkpoints A and B (from their dpkg status files)."""
+    opts = _opts(ctx)
+    result = inspect.diff(_context(opts), a, b)
+    _out(opts, render.diff_text(result), result)
 
 
 # --- entry point ----------------------------------------------------------------------------

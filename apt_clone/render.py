@@ -8,6 +8,7 @@ from typing import Any
 
 from . import model
 from .checkpoints import Listing
+from .inspect import Details, Diff
 
 
 def seed_time(iso: str) -> str:
@@ -53,3 +54,37 @@ def _default(obj: Any) -> Any:
 
         return asdict(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def _rows(rows: list[list[str | None]]) -> list[str]:
+    width = max([7, *(len(r[0] or "") for r in rows)])
+    out = []
+    for name, old, new, action in rows:
+        out.append(f"  {(name or '').ljust(width)} {(old or '-'):>16} -> {(new or '-'):<16} {action}")
+    return out
+
+
+def show_text(details: Details) -> str:
+    cp = details.checkpoint
+    lines = [
+        f"Checkpoint: {cp.name} ({cp.dataset})",
+        f"Title:      {cp.title}",
+        f"Kind:       {cp.kind}",
+        f"Created:    {seed_time(cp.created)}",
+        f"Origin:     {cp.origin or '-'}",
+        f"Command:    {cp.command or '-'}",
+        f"Summary:    {cp.summary or '-'}",
+        f"Active:     {'yes' if cp.active else 'no'}; current: {'yes' if cp.current else 'no'}",
+    ]
+    if details.changes:
+        lines.append(f"Package changes ({len(details.changes)}):")
+        lines += _rows(details.changes)
+    else:
+        lines.append("Package changes: none recorded")
+    return "\n".join(lines)
+
+
+def diff_text(result: Diff) -> str:
+    if not result.changes:
+        return f"No package differences between {result.a} and {result.b}."
+    return "\n".join([f"Package differences from {result.a} to {result.b} ({len(result.changes)}):", *_rows(result.changes)])

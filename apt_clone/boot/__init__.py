@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..zfs import ZfsBackend
+from ..zfs import ZfsBackend, props
+
+
+ONCE = props.key("boot-once")
+"""On the boot-environment container: the checkpoint to boot one time only, next boot."""
 
 
 @dataclass(frozen=True)
@@ -17,9 +21,11 @@ class BootState:
     """Who boots next, as each boot target sees it."""
 
     bootfs: str | None
+    once: str | None = None
 
     @property
     def next_boot(self) -> str | None:
+        """The permanent default (the A column); a one-time boot is reported apart."""
         return self.bootfs
 
 
@@ -53,4 +59,23 @@ class Bootloader:
         return BootState(bootfs=self.zfs.pool(pool).bootfs)
 
     def activate(self, dataset: str) -> list[str]:
-        return [target.activate(dataset) for target in self.targets]
+        messages = [target.activate(dataset) for target in self.targets]
+        self.clear_once(dataset.rsplit("/", 1)[0])
+        return messages
+
+    def boot_once(self, dataset: str) -> str:
+        """Boot ``dataset`` at the next boot only; the default stays (GRUB's next_entry joins here)."""
+        container = dataset.rsplit("/", 1)[0]
+        self.zfs.set_props(container, {ONCE: dataset})
+        return f"Next boot only: '{dataset}'; the default stays until it is activated."
+
+    def take_once(self, container: str) -> str | None:
+        """Consume a one-time boot request (what a boot does with it)."""
+        once = self.zfs.get(container, (ONCE,)).user.get(ONCE)
+        if once:
+            self.clear_once(container)
+        return once
+
+    def clear_once(self, container: str) -> None:
+        if self.zfs.get(container, (ONCE,)).user.get(ONCE):
+            self.zfs.inherit(container, ONCE)

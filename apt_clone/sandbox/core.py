@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import model
+from ..boot import Bootloader
 from ..errors import OperationFailed, UsageError
 from ..runner import DEFAULT_RUNNER, Runner
 from ..system import dataset_mounted_at, mounts_under, read_mounts
@@ -173,8 +174,8 @@ def _mount_next_boot(sb: Sandbox, zfs: ZfsBackend) -> None:
 
 
 def next_boot(sb: Sandbox, zfs: ZfsBackend) -> str | None:
-    """The checkpoint that boots next: the pool's bootfs (the boot issue adds GRUB's entries)."""
-    return zfs.pool(sb.pool).bootfs
+    """The checkpoint that boots next: a one-time request if any (consumed), else the pool's bootfs."""
+    return Bootloader(zfs).take_once(sb.container) or zfs.pool(sb.pool).bootfs
 
 
 def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None, str]:

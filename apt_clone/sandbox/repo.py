@@ -1,5 +1,8 @@
 """The sandbox's local apt repository: small project-built packages that exercise apt-clone.
 
+Sources use apt's ``copy:`` method, so that indexes and .debs are copied into the root's
+lists and archive cache (``file:`` would leave symlinks that only resolve inside the chroot).
+
 Suites (flat repositories under ``/srv/apt-clone-repo/<suite>``):
 
 * ``stable`` (enabled): ``ac-hello`` 1.1 (an upgrade of the installed 1.0), ``ac-extra``
@@ -73,7 +76,7 @@ PACKAGES: tuple[Package, ...] = (
     Package("ac-flaky", "2.0", "unstable", postinst=FAILING_POSTINST, files={"usr/share/ac-flaky/version": "2.0\n"}),
 )
 SUITES = ("stable", "reboot", "unstable")
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 """Bump when PACKAGES or the rootfs recipe change: it is part of the rootfs cache key."""
 
 
@@ -160,7 +163,7 @@ def enable_suite(root: str, suite: str) -> str:
         raise OperationFailed(f"unknown sandbox suite {suite!r} (have: {', '.join(SUITES)})")
     path = sources_file(root, suite)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(f"deb [trusted=yes] file:/{REPO_DIR}/{suite} ./\n")
+        f.write(f"deb [trusted=yes] copy:/{REPO_DIR}/{suite} ./\n")
     return path
 
 

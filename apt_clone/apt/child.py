@@ -1,0 +1,128 @@
+"""The python-apt side, run as a child process (python-apt's configuration is process-wide).
+
+``python -m apt_clone.apt.child plan --root R --op OP [PKG...]`` prints a JSON plan;
+``python -m apt_clone.apt.child scan DEB...`` prints which .debs ask for a reboot.
+Only Debian's python3-apt is imported here, never in the apt-clone process itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+REBOOT_MARKERS = (b"/run/reboot-required", b"/var/run/reboot-required")
+
+
+def plan(root: str, op: str, packages: list[str]) -> dict[str, Any]:
+    import apt  # python3-apt
+
+    cache = apt.Cache(rootdir=None if root == "/" else root)
+    out: dict[str, Any] = {"changes": [], "download": 0, "space": 0, "error": None, "journal_dirty": False}
+    if cache.dpkg_journal_dirty:
+        out["journal_dirty"] = True
+        return out
+    try:
+        with cache.actiongroup():  # type: ignore[attr-defined]
+            if op == "dist-upgrade":
+                cache.upgrade(dist_upgrade=True)
+            elif op == "upgrade":
+                cache.upgrade(dist_upgrade=False)
+            elif op in ("install", "remove"):
+                for name in packages:
+                    if name not in cache:
+                        out["error"] = f"unknown package '{name}': no such package in the configured sources"
+                        return out
+                    pkg = cache[name]
+                    if op == "install":
+                        if pkg.candidate is None:
+                            out["error"] = f"package '{name}' has no installation candidate"
+                            return out
+                        pkg.mark_install()
+                        if not (pkg.marked_install or pkg.marked_upgrade or pkg.is_installed):
+                            out["error"] = f"cannot install '{name}': its dependencies cannot be satisfied"
+                            return out
+                    else:
+                        if not pkg.is_installed:
+                            out["error"] = f"package '{name}' is not installed"
+                            return out
+                        pkg.mark_delete()
+            else:
+                out["error"] = f"unknown operation {op}"
+                return out
+    except SystemError as exc:
+        out["error"] = f"the resolver cannot satisfy the request: {str(exc).strip().removeprefix('E:')}"
+        return out
+    if cache.broken_count:
+        broken = [p.name for p in cache if p.is_inst_broken or p.is_now_broken][:5]
+        out["error"] = f"broken dependencies ({', '.join(broken) or cache.broken_count})"
+        return out
+    for pkg in sorted(cache.get_changes(), key=lambda p: p.name):
+        if pkg.marked_delete:
+            action = "remove"
+        elif pkg.marked_install:
+            action = "install"
+        elif pkg.marked_upgrade:
+            action = "upgrade"
+        elif pkg.marked_downgrade:
+            action = "downgrade"
+        else:
+            action = "reinstall"
+        cand = None if action == "remove" else pkg.candidate
+        out["changes"].append(
+            {
+                "name": pkg.name,
+                "action": action,
+                "old": pkg.installed.version if pkg.installed else None,
+                "new": cand.version if cand else None,
+                "uri": cand.uri if cand else None,
+                "arch": cand.architecture if cand else None,
+            }
+        )
+    out["download"] = int(cache.required_download)
+    out["space"] = int(cache.required_space)
+    return out
+
+
+def scan(debs: list[str]) -> dict[str, Any]:
+    """Which .debs' maintainer scripts ask for a reboot through /run/reboot-required."""
+    import apt_inst  # python3-apt
+
+    asking = []
+    for path in debs:
+        try:
+            control = apt_inst.DebFile(path).control
+        except (SystemError, OSError):
+            continue
+        for script in ("postinst", "preinst"):
+            try:
+                data = control.extractdata(script)
+            except LookupError:
+                continue
+            if any(marker in data for marker in REBOOT_MARKERS):
+                asking.append(path)
+                break
+    return {"reboot": asking}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="apt_clone.apt.child")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("plan")
+    p.add_argument("--root", required=True)
+    p.add_argument("--op", required=True)
+    p.add_argument("packages", nargs="*")
+    s = sub.add_parser("scan")
+    s.add_argument("debs", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        result = plan(args.root, args.op, args.packages) if args.cmd == "plan" else scan(args.debs)
+    except Exception as exc:  # reported as data: the parent turns it into one line
+        result = {"error": f"python-apt: {exc}".splitlines()[0]}
+    json.dump(result, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Running apt-get on the managed system: directly on the host root, or chrooted into a root."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import struct
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..chroot import chroot_environment
+from ..errors import LockHeld
+from ..runner import Runner
+from . import HOOK_GUARD_ENV
+
+APT_LOCKS = ("var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock", "var/lib/apt/lists/lock", "var/cache/apt/archives/lock")
+
+
+def lock_holder(path: str) -> int | None:
+    """The pid holding an fcntl write lock on ``path`` (as apt and dpkg take them), if any."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+        l_type, _, _, _, pid = struct.unpack("hhqqi4x", answer)
+        return pid if l_type != fcntl.F_UNLCK else None
+    finally:
+        os.close(fd)
+
+
+def _command_of(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
+def check_apt_locks(root: str) -> None:
+    """Refuse at once when apt or dpkg is running on the managed system."""
+    for rel in APT_LOCKS:
+        pid = lock_holder(os.path.join(root, rel))
+        if pid is not None:
+            raise LockHeld(f"apt/dpkg is busy: /{rel} is held by pid {pid} ({_command_of(pid)})")
+
+
+def apt_get_argv(op: str, packages: tuple[str, ...], *, download_only: bool = False, tty: bool = False) -> list[str]:
+    argv = ["apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+    if not tty:
+        argv += ["-q", "-o", "Dpkg::Use-Pty=0", "-o", "Dpkg::Progress-Fancy=0"]
+    if download_only:
+        argv.append("--download-only")
+    return [*argv, op, *packages]
+
+
+def apt_env(tty: bool) -> dict[str, str]:
+    env = {HOOK_GUARD_ENV: "1", "APT_LISTCHANGES_FRONTEND": "none", "LC_ALL": "C.UTF-8"}
+    if not tty:
+        env["DEBIAN_FRONTEND"] = "noninteractive"
+    return env
+
+
+def kill_processes_in(root: str) -> int:
+    """Kill every process whose root directory is ``root`` (what a killed apt left in a chroot)."""
+    real = os.path.realpath(root)
+    killed = 0
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/root") == real:
+                    os.kill(int(entry), sig)
+                    killed += 1
+            except OSError:
+                continue
+    return killed
+
+
+class AptTarget:
+    """A root directory apt-get runs on: the host itself or a chroot with its mounts."""
+
+    def __init__(self, runner: Runner, root: str, *, tty: bool | None = None) -> None:
+        self.runner = runner
+        self.root = os.path.realpath(root)
+        self.tty = sys.stdout.isatty() if tty is None else tty
+
+    @property
+    def is_host(self) -> bool:
+        return self.root == "/"
+
+    @contextmanager
+    def session(self) -> Iterator[AptTarget]:
+        """Mounts for a chroot (none on the host); any process left inside is killed on the way out."""
+        if self.is_host:
+            yield self
+            return
+        with chroot_environment(self.root, self.runner):
+            try:
+                yield self
+            finally:
+                kill_processes_in(self.root)
+
+    def argv(self, apt_argv: list[str]) -> list[str]:
+        return apt_argv if self.is_host else ["chroot", self.root, *apt_argv]
+
+    def apt_get(self, op: str, packages: tuple[str, ...] = (), *, download_only: bool = False) -> int:
+        """Run apt-get with its output on the terminal; returns its exit status."""
+        argv = self.argv(apt_get_argv(op, packages, download_only=download_only, tty=self.tty))
+        return self.runner.stream(argv, env=apt_env(self.tty))
+
+    def update(self) -> int:
+        argv = self.argv(["apt-get", "-q", "update"] if not self.tty else ["apt-get", "update"])
+        return self.runner.stream(argv, env=apt_env(self.tty))
+
+    def path(self, rel: str) -> str:
+        return os.path.join(self.root, rel.lstrip("/"))

@@ -1,0 +1,145 @@
+"""What an apt operation will do, worked out before ZFS is touched."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+from ..errors import OperationFailed, Refused, UsageError
+from ..runner import Runner
+
+OPERATIONS = ("dist-upgrade", "upgrade", "install", "remove")
+MIN_MARGIN = 64 * 1024 * 1024
+"""Free space kept on top of what apt says it needs: at least this, or 10 %."""
+
+# Packages whose change needs a reboot to take effect (a fallback to what maintainer scripts say).
+_REBOOT_NAMES = re.compile(
+    r"^(linux-image-.*|linux-modules-.*|linux-headers-.*-(amd64|arm64)|libc6|libc-bin|systemd|systemd-sysv|libsystemd0|"
+    r"dbus|dbus-daemon|dbus-broker|initramfs-tools|initramfs-tools-core|dracut|zfs-initramfs|zfsutils-linux|zfs-dkms|"
+    r"grub-.*|udev|libssl3|libssl3t64|openssl)$"
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    action: str
+    old: str | None
+    new: str | None
+    uri: str | None = None
+    arch: str | None = None
+
+    def deb_filename(self) -> str | None:
+        """The file name apt gives the downloaded .deb in the archive cache."""
+        if self.new is None or self.arch is None:
+            return None
+        version = self.new.replace(":", "%3a")
+        return f"{self.name}_{version}_{self.arch}.deb"
+
+
+@dataclass(frozen=True)
+class Plan:
+    op: str
+    packages: tuple[str, ...]
+    changes: tuple[Change, ...]
+    download_bytes: int
+    space_bytes: int
+    reboot_packages: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def count(self, action: str) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+    @property
+    def required_bytes(self) -> int:
+        return max(self.space_bytes, 0) + self.download_bytes
+
+    @property
+    def margin_bytes(self) -> int:
+        return max(MIN_MARGIN, self.required_bytes // 10)
+
+    def summary(self) -> str:
+        parts = [f"{self.count(a)} {w}" for a, w in (("upgrade", "upgraded"), ("install", "newly installed"), ("remove", "to remove"))]
+        other = len(self.changes) - sum(self.count(a) for a in ("upgrade", "install", "remove"))
+        if other:
+            parts.append(f"{other} other")
+        return ", ".join(parts)
+
+
+def validate_request(op: str, packages: tuple[str, ...]) -> None:
+    if op not in OPERATIONS:
+        raise UsageError(f"unknown operation {op}")
+    if op in ("install", "remove") and not packages:
+        raise UsageError(f"{op} needs at least one package name")
+    if op not in ("install", "remove") and packages:
+        raise UsageError(f"{op} takes no package names")
+    for name in packages:
+        if not re.match(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$", name):
+            raise UsageError(f"bad package name {name!r}")
+
+
+def child_python() -> str:
+    """This interpreter if it sees python3-apt (a venv made with --system-site-packages does), else Debian's."""
+    return sys.executable if importlib.util.find_spec("apt_pkg") is not None else "/usr/bin/python3"
+
+
+def _child(runner: Runner, args: list[str]) -> dict[str, object]:
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = runner.run([child_python(), "-m", "apt_clone.apt.child", *args], env={"PYTHONPATH": package_parent})
+    if not result.ok:
+        raise OperationFailed(f"apt planning failed: {result.error_line()}")
+    try:
+        data: dict[str, object] = json.loads(result.stdout)
+    except ValueError as exc:
+        raise OperationFailed(f"apt planning failed: {result.error_line()}") from exc
+    return data
+
+
+def make_plan(runner: Runner, root: str, op: str, packages: tuple[str, ...]) -> Plan:
+    """Plan with python-apt in a child process; refuse what apt could not do."""
+    data = _child(runner, ["plan", "--root", root, "--op", op, *packages])
+    if data.get("journal_dirty"):
+        raise Refused("dpkg was interrupted: run 'dpkg --configure -a' on the system first")
+    if data.get("error"):
+        raise Refused(str(data["error"]))
+    raw = data.get("changes") or []
+    assert isinstance(raw, list)
+    changes = tuple(Change(**c) for c in raw)
+    reboot = tuple(c.name for c in changes if _REBOOT_NAMES.match(c.name))
+    download = data.get("download", 0)
+    space = data.get("space", 0)
+    assert isinstance(download, int) and isinstance(space, int)
+    return Plan(op, packages, changes, download, space, reboot)
+
+
+def debs_asking_for_reboot(runner: Runner, debs: list[str]) -> list[str]:
+    """Which downloaded .debs' maintainer scripts write /run/reboot-required."""
+    present = [d for d in debs if os.path.exists(d)]
+    if not present:
+        return []
+    data = _child(runner, ["scan", *present])
+    found = data.get("reboot") or []
+    assert isinstance(found, list)
+    return [str(x) for x in found]
+
+
+def check_space(plan: Plan, available: int | None, pool: str) -> str:
+    """Refuse when the pool cannot hold the change plus a margin; else the seed's success line."""
+    need = plan.required_bytes + plan.margin_bytes
+    if available is not None and available < need:
+        raise Refused(
+            f"not enough free space: the change needs {mb(plan.required_bytes)} plus a {mb(plan.margin_bytes)} margin, "
+            f"pool '{pool}' has {mb(available)} available"
+        )
+    return f"Success. Upgrade requires {mb(plan.required_bytes)} of available free space."
+
+
+def mb(n: int) -> str:
+    return f"{n / 1048576:.2f}MB"
