@@ -65,3 +65,20 @@ def bootfs(sb: SandboxInfo) -> str:
 def reboot(sb: SandboxInfo) -> None:
     result = sandbox_cli("reboot")
     assert result.returncode == 0, result.stderr
+
+
+def enable_suite(sb: SandboxInfo, suite: str) -> None:
+    result = sandbox_cli("suite", "--enable", suite, directory=sb.directory)
+    assert result.returncode == 0, result.stderr
+
+
+def installed_version(root: str, package: str) -> str | None:
+    out = subprocess.run(["chroot", root, "dpkg-query", "-W", "-f", "${Status} ${Version}", package], capture_output=True, text=True)
+    if out.returncode != 0 or "ok installed" not in out.stdout:
+        return None
+    return out.stdout.split()[-1]
+
+
+def dpkg_status_bytes(root: str) -> bytes:
+    with open(os.path.join(root, "var/lib/dpkg/status"), "rb") as f:
+        return f.read()

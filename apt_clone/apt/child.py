@@ -33,11 +33,13 @@ def plan(root: str, op: str, packages: list[str]) -> dict[str, Any]:
                 for name in packages:
                     if name not in cache:
                         out["error"] = f"unknown package '{name}': no such package in the configured sources"
+                        out["error_kind"] = "usage"
                         return out
                     pkg = cache[name]
                     if op == "install":
                         if pkg.candidate is None:
                             out["error"] = f"package '{name}' has no installation candidate"
+                            out["error_kind"] = "usage"
                             return out
                         pkg.mark_install()
                         if not (pkg.marked_install or pkg.marked_upgrade or pkg.is_installed):
@@ -46,6 +48,7 @@ def plan(root: str, op: str, packages: list[str]) -> dict[str, Any]:
                     else:
                         if not pkg.is_installed:
                             out["error"] = f"package '{name}' is not installed"
+                            out["error_kind"] = "usage"
                             return out
                         pkg.mark_delete()
             else:

@@ -108,7 +108,7 @@ def make_plan(runner: Runner, root: str, op: str, packages: tuple[str, ...]) -> 
     if data.get("journal_dirty"):
         raise Refused("dpkg was interrupted: run 'dpkg --configure -a' on the system first")
     if data.get("error"):
-        raise Refused(str(data["error"]))
+        raise (UsageError if data.get("error_kind") == "usage" else Refused)(str(data["error"]))
     raw = data.get("changes") or []
     assert isinstance(raw, list)
     changes = tuple(Change(**c) for c in raw)

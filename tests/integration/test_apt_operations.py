@@ -1,0 +1,246 @@
+"""Transactional apt operations on the real sandbox with its local repository."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from apt_clone import lock as aclock
+from tests.helpers import (
+    SandboxInfo,
+    apt_clone,
+    dpkg_status_bytes,
+    enable_suite,
+    installed_version,
+    zfs_get,
+    zfs_names,
+    zfs_state,
+)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    return result
+
+
+def test_install_in_place_keeps_the_old_state_in_the_clone(pristine: SandboxInfo):
+    out = ok(apt_clone(pristine, "-y", "install", "ac-extra")).stdout
+    assert "Creating Rollback Checkpoint..." in out and "Rollback Checkpoint has been created: rootfs-nmu-001" in out
+    assert "Verifying free space..." in out and "Success. Upgrade requires" in out
+    assert installed_version(pristine.root, "ac-extra") == "1.0"
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:kind") == "rollback"
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:command") == "apt-clone install ac-extra"
+    show = ok(apt_clone(pristine, "show", "rootfs-nmu-001")).stdout
+    assert "ac-extra" in show and "install" in show
+    diff = ok(apt_clone(pristine, "diff", "rootfs-nmu-001", "rootfs-nmu-000")).stdout
+    assert "ac-extra" in diff and "ac-hello" not in diff
+    data = json.loads(ok(apt_clone(pristine, "--json", "show", "rootfs-nmu-001")).stdout)
+    assert data["changes"] == [["ac-extra", None, "1.0", "install"]]
+
+
+def test_remove_and_upgrade_in_place(pristine: SandboxInfo):
+    ok(apt_clone(pristine, "-y", "remove", "ac-flaky"))
+    assert installed_version(pristine.root, "ac-flaky") is None
+    ok(apt_clone(pristine, "-y", "--json", "upgrade"))
+    assert installed_version(pristine.root, "ac-hello") == "1.1"
+    names = [n.rsplit("/", 1)[1] for n in zfs_names(pristine) if n.startswith(pristine.container + "/") and "@" not in n]
+    assert names == ["rootfs-nmu-000", "rootfs-nmu-001", "rootfs-nmu-002"]
+
+
+def test_dist_upgrade_in_the_clone_leaves_the_running_root_alone(pristine: SandboxInfo):
+    status = dpkg_status_bytes(pristine.root)
+    out = ok(apt_clone(pristine, "-y", "-s", "dist-upgrade")).stdout
+    assert "Creating Upgrade Checkpoint..." in out and "Activate upgrade command: 'apt-clone -a rootfs-nmu-001'" in out
+    assert "Rollback changes command: 'apt-clone -r rootfs-nmu-001'" in out
+    assert dpkg_status_bytes(pristine.root) == status
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:kind") == "upgrade"
+    diff = ok(apt_clone(pristine, "diff", "rootfs-nmu-000", "rootfs-nmu-001")).stdout
+    assert "ac-hello" in diff and "1.0" in diff and "1.1" in diff
+    # no mount is left behind and the clone's mountpoint is as it was
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "mounted") == "no"
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "mountpoint") == pristine.root
+    with open("/proc/self/mountinfo") as f:
+        assert "/run/apt-clone/" not in f.read()
+
+
+def test_install_and_remove_in_the_clone(pristine: SandboxInfo):
+    status = dpkg_status_bytes(pristine.root)
+    ok(apt_clone(pristine, "-y", "install", "-s", "ac-extra"))
+    ok(apt_clone(pristine, "-y", "-s", "remove", "ac-flaky"))
+    assert dpkg_status_bytes(pristine.root) == status
+    changes = json.loads(ok(apt_clone(pristine, "--json", "show", "rootfs-nmu-002")).stdout)["changes"]
+    assert changes == [["ac-flaky", "1.0", None, "remove"]]
+
+
+def test_activate_after_clone_upgrade_and_boot_it(pristine: SandboxInfo):
+    ok(apt_clone(pristine, "-y", "-s", "dist-upgrade", "--then", "activate"))
+    assert zfs_get(pristine.pool, "name") == pristine.pool
+    from tests.helpers import bootfs, reboot
+
+    assert bootfs(pristine) == pristine.ds("rootfs-nmu-001")
+    reboot(pristine)
+    assert installed_version(pristine.root, "ac-hello") == "1.1"
+
+
+def test_then_reboot_boots_the_checkpoint_once(pristine: SandboxInfo):
+    from tests.helpers import bootfs, reboot
+
+    out = ok(apt_clone(pristine, "-y", "-s", "dist-upgrade", "--then", "reboot")).stdout
+    assert "Next boot only" in out and "Not rebooting" in out
+    assert bootfs(pristine) == pristine.first  # the default did not move
+    reboot(pristine)
+    lines = ok(apt_clone(pristine, "-l")).stdout.splitlines()
+    assert lines[1].startswith("o   rootfs-nmu-000") and lines[2].startswith("  o rootfs-nmu-001")  # seed, Example 2
+    reboot(pristine)  # the one-time boot is spent: back to the default
+    assert ok(apt_clone(pristine, "-l")).stdout.splitlines()[1].startswith("o o rootfs-nmu-000")
+
+
+@pytest.mark.parametrize("mode", [[], ["-s"]])
+def test_failing_postinst_is_rolled_back(pristine: SandboxInfo, mode):
+    enable_suite(pristine, "unstable")
+    before = zfs_state(pristine)
+    status = dpkg_status_bytes(pristine.root)
+    result = apt_clone(pristine, "-y", *mode, "dist-upgrade")
+    assert result.returncode == 1
+    assert "Upgrade failed" in result.stdout and "All upgrade changes now rolled back." in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("apt-clone: upgrade failed")
+    assert zfs_state(pristine) == before
+    assert dpkg_status_bytes(pristine.root) == status
+    assert installed_version(pristine.root, "ac-flaky") == "1.0"
+
+
+def test_failure_kept_when_the_answer_is_no(pristine: SandboxInfo):
+    """No terminal and no -y for the rollback question: everything is kept, the commands are printed."""
+    enable_suite(pristine, "unstable")
+    # -y answers the first questions; the rollback question gets no terminal: kept.
+    code = (
+        "import sys; from apt_clone import cli, prompts;"
+        "calls = []\n"
+        "orig = prompts.confirm\n"
+        "def fake(msg, yes):\n"
+        "    return not msg.startswith('Upgrade failed') and orig(msg, yes=yes)\n"
+        "cli.confirm = fake\n"
+        "sys.exit(cli.main(['--root', %r, '-y', '-s', 'dist-upgrade']))" % pristine.root
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Rollback changes command: 'apt-clone -r rootfs-nmu-001'" in result.stdout
+    assert pristine.ds("rootfs-nmu-001") in zfs_names(pristine)
+    ok(apt_clone(pristine, "-y", "-r", "rootfs-nmu-001"))
+
+
+def test_refusals_happen_before_any_snapshot(pristine: SandboxInfo):
+    before = zfs_state(pristine)
+    result = apt_clone(pristine, "-y", "install", "no-such-package")
+    assert result.returncode == 2 and "unknown package 'no-such-package'" in result.stderr
+    result = apt_clone(pristine, "-y", "install", "ac-huge")
+    assert result.returncode == 3 and "not enough free space" in result.stderr
+    result = apt_clone(pristine, "-y", "remove", "ac-extra")
+    assert result.returncode == 2 and "is not installed" in result.stderr
+    result = apt_clone(pristine, "-y", "install", "Bad;name")
+    assert result.returncode == 2 and "bad package name" in result.stderr
+    result = apt_clone(pristine, "-y", "dist-upgrade", "--then", "dance")
+    assert result.returncode == 2
+    for r in (result,):
+        assert "Traceback" not in r.stderr
+    assert zfs_state(pristine) == before
+
+
+def test_nothing_to_do_makes_no_checkpoint(pristine: SandboxInfo):
+    ok(apt_clone(pristine, "-y", "install", "ac-hello"))
+    before = zfs_state(pristine)
+    out = ok(apt_clone(pristine, "-y", "install", "--no-update", "ac-hello")).stdout
+    assert "Nothing to do" in out
+    assert zfs_state(pristine) == before
+
+
+def test_interrupted_dpkg_is_refused(pristine: SandboxInfo):
+    updates = os.path.join(pristine.root, "var/lib/dpkg/updates/0001")
+    with open(updates, "w") as f:
+        f.write("")
+    try:
+        before = zfs_state(pristine)
+        result = apt_clone(pristine, "-y", "dist-upgrade", "--no-update")
+        assert result.returncode == 3 and "dpkg was interrupted" in result.stderr
+        assert zfs_state(pristine) == before
+    finally:
+        os.unlink(updates)
+
+
+def test_held_dpkg_lock_is_refused_naming_the_holder(pristine: SandboxInfo):
+    path = os.path.join(pristine.root, "var/lib/dpkg/lock-frontend")
+    with open(path, "a") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = zfs_state(pristine)
+        result = apt_clone(pristine, "-y", "dist-upgrade")
+    assert result.returncode == 3 and f"held by pid {os.getpid()}" in result.stderr
+    assert zfs_state(pristine) == before
+
+
+def test_second_concurrent_run_fails_at_once(pristine: SandboxInfo):
+    with aclock.exclusive("apt-clone test holder"):
+        result = apt_clone(pristine, "-y", "create")
+    assert result.returncode == 3
+    assert f"pid {os.getpid()}" in result.stderr and "apt-clone test holder" in result.stderr
+
+
+def test_apt_hooks_see_the_guard_variable(pristine: SandboxInfo):
+    hook = os.path.join(pristine.root, "etc/apt/apt.conf.d/99-guard-probe")
+    with open(hook, "w") as f:
+        f.write('DPkg::Pre-Invoke { "echo guard=${APT_CLONE_ACTIVE:-unset} > /var/tmp/guard-probe"; };\n')
+    ok(apt_clone(pristine, "-y", "install", "ac-extra"))
+    with open(os.path.join(pristine.root, "var/tmp/guard-probe")) as f:
+        assert f.read().strip() == "guard=1"
+
+
+def test_sigint_during_apt_rolls_back(pristine: SandboxInfo):
+    """ac-slow's postinst says it is running through a FIFO, then blocks: interrupt it there."""
+    ready = os.path.join(pristine.root, "srv/ac-slow.ready")
+    go = os.path.join(pristine.root, "srv/ac-slow.go")
+    os.mkfifo(ready)
+    os.mkfifo(go)
+    before = zfs_state(pristine)
+    status = dpkg_status_bytes(pristine.root)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apt_clone", "--root", pristine.root, "-y", "install", "ac-slow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    fd = os.open(ready, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        # Wait (bounded) for the postinst to announce itself: an event, not a sleep.
+        while True:
+            readable, _, _ = select.select([fd], [], [], 120)
+            assert readable, "the postinst never started"
+            data = os.read(fd, 100)
+            if data:
+                break
+            assert proc.poll() is None, proc.communicate()
+    finally:
+        os.close(fd)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    assert "All upgrade changes now rolled back." in out
+    # the FIFOs were created before the snapshot, so the rollback keeps them: remove them
+    os.unlink(ready)
+    os.unlink(go)
+    assert zfs_state(pristine) == before
+    assert dpkg_status_bytes(pristine.root) == status
+
+
+def test_reboot_needing_upgrade_goes_to_the_clone(pristine: SandboxInfo):
+    enable_suite(pristine, "reboot")
+    status = dpkg_status_bytes(pristine.root)
+    out = ok(apt_clone(pristine, "-y", "dist-upgrade")).stdout
+    assert "This upgrade will require REBOOT (ac-kernel)" in out
+    assert "Creating Upgrade Checkpoint..." in out
+    assert dpkg_status_bytes(pristine.root) == status
+    assert installed_version(pristine.root, "ac-kernel") == "1.0"
+    assert "reboot required" in zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:summary")
