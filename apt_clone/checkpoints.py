@@ -32,7 +32,7 @@ def _created(ds: Dataset) -> str:
     created = ds.user.get(model.CREATED)
     if created and model.parse_time(created):
         return created
-    return dt.datetime.fromtimestamp(ds.creation, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ds.creation, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Checkpoint:
@@ -174,7 +174,11 @@ def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None
             raise Refused("--force must name another checkpoint to activate")
         activate_first = other.name
     prefix = cp.dataset + "/"
-    inside = {ds.name for ds in tree if ds.name == cp.dataset or ds.name.startswith(prefix) or ds.name.startswith(cp.dataset + "@")}
+    inside = {
+        ds.name
+        for ds in tree
+        if ds.name == cp.dataset or ds.name.startswith(prefix) or ds.name.startswith(cp.dataset + "@")
+    }
     dependants = [
         ds for ds in tree if not ds.is_snapshot and ds.origin and ds.origin in inside and ds.name not in inside
     ]
@@ -300,7 +304,9 @@ def rollback_to(ctx: Context, name: str) -> RolledBack:
         raise Refused(f"'{cp.name}' was not cloned from the running system: activate it and reboot instead")
     snaps = [ds for ds in tree if ds.is_snapshot and ds.name.startswith(ctx.system.dataset + "@")]
     if snaps and snaps[-1].name != snap:
-        raise Refused(f"{snap} is not the newest snapshot of the running system: activate '{cp.name}' and reboot instead")
+        raise Refused(
+            f"{snap} is not the newest snapshot of the running system: activate '{cp.name}' and reboot instead"
+        )
     ctx.zfs.rollback(snap)
     undo_create(ctx, Created(cp.name, cp.dataset, snap, cp.kind, cp.title))
     return RolledBack(ctx.system.dataset, snap, cp.dataset)

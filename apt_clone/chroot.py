@@ -93,10 +93,14 @@ def chroot_environment(
         stack.enter_context(_mounted(runner, ["mount", "--bind", "/dev"], os.path.join(target, "dev")))
         stack.enter_context(_mounted(runner, ["mount", "--bind", "/dev/pts"], os.path.join(target, "dev/pts")))
         stack.enter_context(
-            _mounted(runner, ["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs"], os.path.join(target, "run"))
+            _mounted(
+                runner, ["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs"], os.path.join(target, "run")
+            )
         )
         if block_services:
             stack.enter_context(_file_replaced(os.path.join(target, "usr/sbin/policy-rc.d"), POLICY_RC_D.encode()))
         if copy_resolv_conf and os.path.isfile("/etc/resolv.conf"):
-            stack.enter_context(_file_replaced(os.path.join(target, "etc/resolv.conf"), None, source="/etc/resolv.conf"))
+            stack.enter_context(
+                _file_replaced(os.path.join(target, "etc/resolv.conf"), None, source="/etc/resolv.conf")
+            )
         yield target

@@ -17,7 +17,7 @@ import typer
 try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.TyperException
     from click.exceptions import ClickException as _BadUsage
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef]
+    from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
 from . import checkpoints, inspect, render
 from .context import Context, open_context
@@ -69,7 +69,9 @@ def _global(
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Answer yes to every question.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    in_clone: Annotated[bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")] = False,
+    in_clone: Annotated[
+        bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")
+    ] = False,
 ) -> None:
     ctx.obj = Options(root, yes, json_out, debug, in_clone)
     if ctx.invoked_subcommand is None:
@@ -213,8 +215,13 @@ def _apt(ctx: typer.Context, op: str, packages: list[str], no_update: bool, then
         raise UsageError(f"--then must be one of {', '.join(THEN_CHOICES)}")
     _need_root()
     cx = _context(opts)
-    req = AptRequest(op, tuple(packages), update=not no_update, in_clone=opts.in_clone or in_clone,
-                     command=" ".join(["apt-clone", op, *packages]))
+    req = AptRequest(
+        op,
+        tuple(packages),
+        update=not no_update,
+        in_clone=opts.in_clone or in_clone,
+        command=" ".join(["apt-clone", op, *packages]),
+    )
     outcome = run_apt_operation(cx, req, CliInteraction(opts, then))
     if opts.json:
         print(render.to_json(outcome))
@@ -223,25 +230,41 @@ def _apt(ctx: typer.Context, op: str, packages: list[str], no_update: bool, then
 
 
 @app.command("dist-upgrade")
-def dist_upgrade_cmd(ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+def dist_upgrade_cmd(
+    ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False
+) -> None:
     """Upgrade the whole system (apt-get dist-upgrade) under a checkpoint."""
     _apt(ctx, "dist-upgrade", [], no_update, then, in_clone)
 
 
 @app.command("upgrade")
-def upgrade_cmd(ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+def upgrade_cmd(
+    ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False
+) -> None:
     """Upgrade installed packages (apt-get upgrade) under a checkpoint."""
     _apt(ctx, "upgrade", [], no_update, then, in_clone)
 
 
 @app.command("install")
-def install_cmd(ctx: typer.Context, packages: list[str], no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+def install_cmd(
+    ctx: typer.Context,
+    packages: list[str],
+    no_update: NoUpdate = False,
+    then: ThenOption = None,
+    in_clone: InClone = False,
+) -> None:
     """Install packages under a checkpoint."""
     _apt(ctx, "install", packages, no_update, then, in_clone)
 
 
 @app.command("remove")
-def remove_cmd(ctx: typer.Context, packages: list[str], no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False) -> None:
+def remove_cmd(
+    ctx: typer.Context,
+    packages: list[str],
+    no_update: NoUpdate = False,
+    then: ThenOption = None,
+    in_clone: InClone = False,
+) -> None:
     """Remove packages under a checkpoint."""
     _apt(ctx, "remove", packages, no_update, then, in_clone)
 
@@ -253,7 +276,10 @@ def rollback_cmd(ctx: typer.Context, name: str) -> None:
     _need_root()
     cx = _context(opts)
     cp = checkpoints.find(cx, name)
-    if not confirm(f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):
+    if not confirm(
+        f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)",
+        yes=opts.yes,
+    ):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
         result = checkpoints.rollback_to(cx, name)

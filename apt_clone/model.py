@@ -37,7 +37,7 @@ USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, A
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str | None) -> dt.datetime | None:

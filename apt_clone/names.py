@@ -27,7 +27,9 @@ def validate_name(name: str) -> str:
     if len(name) > MAX_NAME:
         raise UsageError(f"bad checkpoint name: longer than {MAX_NAME} characters")
     if name in (".", "..") or not _NAME_OK.match(name):
-        raise UsageError(f"bad checkpoint name {name!r}: start with a letter or digit; then letters, digits, '.', '_', ':', '-'")
+        raise UsageError(
+            f"bad checkpoint name {name!r}: start with a letter or digit; then letters, digits, '.', '_', ':', '-'"
+        )
     return name
 
 

@@ -34,7 +34,7 @@ def listing_text(listing: Listing) -> str:
         c = "o" if cp.current else " "
         lines.append(f"{a} {c} {cp.name.ljust(width)} {label(cp)}")
     if listing.next_boot is None:
-        lines.append(f"(no checkpoint is set to boot next: the pool's bootfs is unset)")
+        lines.append("(no checkpoint is set to boot next: the pool's bootfs is unset)")
     return "\n".join(lines)
 
 
@@ -87,4 +87,6 @@ def show_text(details: Details) -> str:
 def diff_text(result: Diff) -> str:
     if not result.changes:
         return f"No package differences between {result.a} and {result.b}."
-    return "\n".join([f"Package differences from {result.a} to {result.b} ({len(result.changes)}):", *_rows(result.changes)])
+    return "\n".join(
+        [f"Package differences from {result.a} to {result.b} ({len(result.changes)}):", *_rows(result.changes)]
+    )

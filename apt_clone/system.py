@@ -56,7 +56,11 @@ def mounts_under(directory: str, mounts: list[Mount] | None = None) -> list[Moun
     """Mounts at or below ``directory``, deepest first (the order to unmount them)."""
     directory = os.path.realpath(directory)
     prefix = directory.rstrip("/") + "/"
-    found = [m for m in (mounts if mounts is not None else read_mounts()) if m.mountpoint == directory or m.mountpoint.startswith(prefix)]
+    found = [
+        m
+        for m in (mounts if mounts is not None else read_mounts())
+        if m.mountpoint == directory or m.mountpoint.startswith(prefix)
+    ]
     return sorted(found, key=lambda m: (m.mountpoint.count("/"), m.mount_id), reverse=True)
 
 
@@ -105,5 +109,7 @@ def managed_system(root: str = "/", mounts: list[Mount] | None = None) -> Manage
     if dataset is None:
         raise NotZfsRoot(f"{root} is not the mount point of a ZFS dataset: apt-clone manages a root on ZFS")
     if "/" not in dataset:
-        raise NotZfsRoot(f"{root} is the pool's top dataset {dataset}: boot environments live in a container such as {dataset}/ROOT")
+        raise NotZfsRoot(
+            f"{root} is the pool's top dataset {dataset}: boot environments live in a container such as {dataset}/ROOT"
+        )
     return ManagedSystem(real, dataset)

@@ -97,7 +97,13 @@ def signals_as_interrupts() -> Iterator[None]:
 
 def describe_plan(plan: Plan) -> list[str]:
     lines = []
-    for action, header in (("install", "to install"), ("upgrade", "to upgrade"), ("remove", "to remove"), ("downgrade", "to downgrade"), ("reinstall", "to reinstall")):
+    for action, header in (
+        ("install", "to install"),
+        ("upgrade", "to upgrade"),
+        ("remove", "to remove"),
+        ("downgrade", "to downgrade"),
+        ("reinstall", "to reinstall"),
+    ):
         items = [c for c in plan.changes if c.action == action]
         if not items:
             continue
@@ -105,15 +111,19 @@ def describe_plan(plan: Plan) -> list[str]:
         for c in items:
             version = f"{c.old} -> {c.new}" if c.old and c.new else (c.new or c.old or "")
             lines.append(f"  {c.name} {version}")
-    lines.append(f"Download: {plan.download_bytes} bytes; disk space change: {plan.space_bytes} bytes ({plan.summary()}).")
+    lines.append(
+        f"Download: {plan.download_bytes} bytes; disk space change: {plan.space_bytes} bytes ({plan.summary()})."
+    )
     return lines
 
 
 def _record(ctx: Context, dataset: str, changes: list[dpkgstatus.PackageChange], reboot: bool) -> None:
     rows = [c.as_list() for c in changes]
-    summary = f"{len([c for c in changes if c.action == 'upgrade'])} upgraded, " \
-        f"{len([c for c in changes if c.action == 'install'])} installed, " \
+    summary = (
+        f"{len([c for c in changes if c.action == 'upgrade'])} upgraded, "
+        f"{len([c for c in changes if c.action == 'install'])} installed, "
         f"{len([c for c in changes if c.action == 'remove'])} removed" + (", reboot required" if reboot else "")
+    )
     props = {model.SUMMARY: summary}
     text = json.dumps(rows, separators=(",", ":"))
     chunk = 8000
@@ -164,7 +174,8 @@ def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction) -> Outcome
         reboot = bool(reboot_pkgs)
         in_clone = req.in_clone or reboot
         if reboot:
-            ui.say(f"This upgrade will require REBOOT ({', '.join(sorted(set(reboot_pkgs)))}): it runs in a new checkpoint.")
+            who = ", ".join(sorted(set(reboot_pkgs)))
+            ui.say(f"This upgrade will require REBOOT ({who}): it runs in a new checkpoint.")
             if not req.in_clone and not ui.confirm("This upgrade will require REBOOT. Proceed? (y/n)"):
                 return Outcome("cancelled", plan=plan)
         return _execute(ctx, req, ui, plan, in_clone, reboot)
@@ -209,7 +220,9 @@ def _execute(ctx: Context, req: AptRequest, ui: Interaction, plan: Plan, in_clon
     return outcome
 
 
-def _run_apt(ctx: Context, target: AptTarget, req: AptRequest) -> tuple[str | None, list[dpkgstatus.PackageChange], bool]:
+def _run_apt(
+    ctx: Context, target: AptTarget, req: AptRequest
+) -> tuple[str | None, list[dpkgstatus.PackageChange], bool]:
     """Run the operation on ``target``; returns (failure or None, package changes, reboot asked)."""
     before = dpkgstatus.read(target.root)
     host_flag = target.is_host and os.path.exists("/run/reboot-required")

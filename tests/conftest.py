@@ -31,5 +31,3 @@ def pristine(sandbox: SandboxInfo) -> SandboxInfo:
     result = sandbox_cli("reset")
     assert result.returncode == 0, result.stderr
     return sandbox
-
-

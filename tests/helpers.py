@@ -28,23 +28,33 @@ class SandboxInfo:
 def sandbox_cli(*args: str, directory: str = SANDBOX_DIR) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "apt_clone.sandbox", *args, "--dir", directory],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
-def apt_clone(sb: SandboxInfo, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def apt_clone(
+    sb: SandboxInfo, *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real command line against the sandbox root."""
     return subprocess.run(
         [sys.executable, "-m", "apt_clone", "--root", sb.root, *args],
-        capture_output=True, text=True, check=False, input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+        input=input,
         env={**os.environ, **(env or {})},
     )
 
 
 def zfs_state(sb: SandboxInfo) -> list[str]:
     """``zfs list -t all`` of the pool: names, origins and our properties, straight from zfs."""
-    props = "name,origin,mountpoint,canmount,org.aptclone:title,org.aptclone:kind,org.aptclone:created,org.aptclone:command,org.aptclone:checkpoint-of"
-    out = subprocess.run(["zfs", "list", "-H", "-t", "all", "-r", "-o", props, sb.pool], capture_output=True, text=True, check=True)
+    ours = ("title", "kind", "created", "command", "summary", "checkpoint-of")
+    props = ",".join(["name", "origin", "mountpoint", "canmount", *(f"org.aptclone:{p}" for p in ours)])
+    out = subprocess.run(
+        ["zfs", "list", "-H", "-t", "all", "-r", "-o", props, sb.pool], capture_output=True, text=True, check=True
+    )
     return out.stdout.splitlines()
 
 
@@ -73,7 +83,9 @@ def enable_suite(sb: SandboxInfo, suite: str) -> None:
 
 
 def installed_version(root: str, package: str) -> str | None:
-    out = subprocess.run(["chroot", root, "dpkg-query", "-W", "-f", "${Status} ${Version}", package], capture_output=True, text=True)
+    out = subprocess.run(
+        ["chroot", root, "dpkg-query", "-W", "-f", "${Status} ${Version}", package], capture_output=True, text=True
+    )
     if out.returncode != 0 or "ok installed" not in out.stdout:
         return None
     return out.stdout.split()[-1]

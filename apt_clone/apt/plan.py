@@ -66,7 +66,10 @@ class Plan:
         return max(MIN_MARGIN, self.required_bytes // 10)
 
     def summary(self) -> str:
-        parts = [f"{self.count(a)} {w}" for a, w in (("upgrade", "upgraded"), ("install", "newly installed"), ("remove", "to remove"))]
+        parts = [
+            f"{self.count(a)} {w}"
+            for a, w in (("upgrade", "upgraded"), ("install", "newly installed"), ("remove", "to remove"))
+        ]
         other = len(self.changes) - sum(self.count(a) for a in ("upgrade", "install", "remove"))
         if other:
             parts.append(f"{other} other")

@@ -11,7 +11,6 @@ from typing import Protocol
 
 from ..zfs import ZfsBackend, props
 
-
 ONCE = props.key("boot-once")
 """On the boot-environment container: the checkpoint to boot one time only, next boot."""
 

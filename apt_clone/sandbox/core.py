@@ -262,9 +262,8 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     if not state and not os.path.exists(sb.image):
         raise UsageError(f"{directory}: no sandbox here")
     zfs = CliZfs(runner)
-    if daemon.kernel_zfs() or daemon.responding(runner):
-        if _pool_imported(zfs, sb.pool):
-            _destroy_pool(sb, zfs, runner)
+    if (daemon.kernel_zfs() or daemon.responding(runner)) and _pool_imported(zfs, sb.pool):
+        _destroy_pool(sb, zfs, runner)
     for path in (sb.image, sb.pristine_stream, sb.state_file, sb.state_file + ".tmp"):
         if os.path.exists(path):
             os.unlink(path)

@@ -22,8 +22,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from ..runner import DEFAULT_RUNNER, Runner
 from ..errors import OperationFailed
+from ..runner import DEFAULT_RUNNER, Runner
 
 REPO_DIR = "srv/apt-clone-repo"
 SOURCES_DIR = "etc/apt/sources.list.d"

@@ -66,10 +66,12 @@ def ensure_tarball(suite: str, mirror: str = DEFAULT_MIRROR, runner: Runner = DE
     debs = os.path.join(cache_dir(), "debs")
     os.makedirs(debs, exist_ok=True)
     log(f"sandbox: debootstrap {suite} (minbase) into the cache; later sandboxes reuse it")
-    result = runner.run(
-        ["debootstrap", "--variant=minbase", f"--cache-dir={debs}", suite, build, mirror]
+    result = runner.run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}", suite, build, mirror])
+    _check(
+        result.ok,
+        "debootstrap failed",
+        result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.error_line(),
     )
-    _check(result.ok, "debootstrap failed", result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.error_line())
     try:
         _customise(build, runner)
         part = path + ".part"

@@ -50,7 +50,9 @@ def test_remove_and_upgrade_in_place(pristine: SandboxInfo):
     assert installed_version(pristine.root, "ac-flaky") is None
     ok(apt_clone(pristine, "-y", "--json", "upgrade"))
     assert installed_version(pristine.root, "ac-hello") == "1.1"
-    names = [n.rsplit("/", 1)[1] for n in zfs_names(pristine) if n.startswith(pristine.container + "/") and "@" not in n]
+    names = [
+        n.rsplit("/", 1)[1] for n in zfs_names(pristine) if n.startswith(pristine.container + "/") and "@" not in n
+    ]
     assert names == ["rootfs-nmu-000", "rootfs-nmu-001", "rootfs-nmu-002"]
 
 
@@ -127,7 +129,7 @@ def test_failure_kept_when_the_answer_is_no(pristine: SandboxInfo):
         "def fake(msg, yes):\n"
         "    return not msg.startswith('Upgrade failed') and orig(msg, yes=yes)\n"
         "cli.confirm = fake\n"
-        "sys.exit(cli.main(['--root', %r, '-y', '-s', 'dist-upgrade']))" % pristine.root
+        f"sys.exit(cli.main(['--root', {pristine.root!r}, '-y', '-s', 'dist-upgrade']))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
@@ -210,7 +212,9 @@ def test_sigint_during_apt_rolls_back(pristine: SandboxInfo):
     status = dpkg_status_bytes(pristine.root)
     proc = subprocess.Popen(
         [sys.executable, "-m", "apt_clone", "--root", pristine.root, "-y", "install", "ac-slow"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     fd = os.open(ready, os.O_RDONLY | os.O_NONBLOCK)
     try:

@@ -99,7 +99,7 @@ def test_rename_and_title(pristine: SandboxInfo):
     assert bootfs(pristine) == pristine.ds("before-upgrade")  # the active one keeps booting
     assert pristine.ds("rootfs-nmu-001") not in zfs_names(pristine)
     assert apt_clone(pristine, "rename", "rootfs-nmu-000", "x").returncode == 3  # the running one
-    hostile = "it's \"$(reboot)\" `id`; ü"
+    hostile = 'it\'s "$(reboot)" `id`; ü'
     result = apt_clone(pristine, "title", "before-upgrade", hostile)
     assert result.returncode == 0, result.stderr
     assert zfs_get(pristine.ds("before-upgrade"), "org.aptclone:title") == hostile
@@ -111,7 +111,7 @@ def test_bad_input_is_one_line_and_changes_nothing(pristine: SandboxInfo):
     cases = [
         (["-y", "-r", "no-such"], 2, "no checkpoint named 'no-such'"),
         (["-y", "-a", "../../etc"], 2, "not a checkpoint in"),
-            (["-y", "-a", "bad@name"], 2, "bad checkpoint name"),
+        (["-y", "-a", "bad@name"], 2, "bad checkpoint name"),
         (["-y", "-a", f"{pristine.pool}/other/x"], 2, "not a checkpoint in"),
         (["rename", "rootfs-nmu-000", "a b"], 2, "whitespace"),
         (["title", "rootfs-nmu-000", "line\nbreak"], 2, "control character"),
@@ -128,12 +128,26 @@ def test_bad_input_is_one_line_and_changes_nothing(pristine: SandboxInfo):
 
 
 def test_not_a_zfs_root_and_not_root(pristine: SandboxInfo, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "apt_clone", "--root", str(tmp_path), "-l"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "apt_clone", "--root", str(tmp_path), "-l"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "not the mount point of a ZFS dataset" in result.stderr
     before = zfs_state(pristine)
     result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "apt_clone", "--root", pristine.root, "create"],
-        capture_output=True, text=True,
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "apt_clone",
+            "--root",
+            pristine.root,
+            "create",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 3 and "needs root privileges" in result.stderr
     assert zfs_state(pristine) == before
@@ -141,8 +155,8 @@ def test_not_a_zfs_root_and_not_root(pristine: SandboxInfo, tmp_path):
 
 def test_listing_does_not_import_questionary(pristine: SandboxInfo):
     code = (
-        "import sys; from apt_clone.cli import main; rc = main(['--root', %r, '-l']);"
-        "print('questionary' in sys.modules)" % pristine.root
+        f"import sys; from apt_clone.cli import main; rc = main(['--root', {pristine.root!r}, '-l']);"
+        "print('questionary' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "False"
@@ -177,13 +191,21 @@ def test_seed_example_3_destroy_the_origin_after_activating_the_clone(pristine: 
     """After activating and booting rootfs-nmu-001, destroying rootfs-nmu-000 promotes 001 first."""
     assert apt_clone(pristine, "create").returncode == 0
     assert [n.rsplit("/", 1)[-1] for n in zfs_names(pristine)][2:] == [
-        "rootfs-nmu-000", "rootfs-nmu-000@initial", "rootfs-nmu-000@nmu-001", "rootfs-nmu-001",
+        "rootfs-nmu-000",
+        "rootfs-nmu-000@initial",
+        "rootfs-nmu-000@nmu-001",
+        "rootfs-nmu-001",
     ]
     assert apt_clone(pristine, "-y", "-a", "rootfs-nmu-001").returncode == 0
     reboot(pristine)
     done = apt_clone(pristine, "-y", "-r", "rootfs-nmu-000")
     assert done.returncode == 0, done.stderr
-    assert zfs_names(pristine) == [pristine.pool, pristine.container, pristine.ds("rootfs-nmu-001"), pristine.ds("rootfs-nmu-001@initial")]
+    assert zfs_names(pristine) == [
+        pristine.pool,
+        pristine.container,
+        pristine.ds("rootfs-nmu-001"),
+        pristine.ds("rootfs-nmu-001@initial"),
+    ]
     assert zfs_get(pristine.ds("rootfs-nmu-001"), "origin") == "-"
     lines = apt_clone(pristine, "-l").stdout.splitlines()
     assert len(lines) == 2 and lines[1].startswith("o o rootfs-nmu-001")

@@ -29,7 +29,9 @@ def test_initial_layout_is_a_debian_root_on_zfs(pristine: SandboxInfo):
         assert "Debian" in f.read()
     dpkg = subprocess.run(["chroot", pristine.root, "dpkg-query", "-W", "ac-hello"], capture_output=True, text=True)
     assert dpkg.stdout.split() == ["ac-hello", "1.0"]
-    title = subprocess.run(["zfs", "get", "-H", "-o", "value", "org.aptclone:title", pristine.first], capture_output=True, text=True)
+    title = subprocess.run(
+        ["zfs", "get", "-H", "-o", "value", "org.aptclone:title", pristine.first], capture_output=True, text=True
+    )
     assert title.stdout.startswith("Debian GNU/Linux")
 
 

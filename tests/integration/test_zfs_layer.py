@@ -86,10 +86,14 @@ def test_list_tree_is_one_call_with_snapshots_and_only_local_user_props(pool, zf
     by = {d.name: d for d in tree}
     assert by[fs].user == {TITLE: "mine"}
     assert by[f"{fs}@a"].user == {} and by[f"{fs}/child"].user == {}  # inherited, not theirs
-    assert by[fs].mounted is True and by[fs].used > 0 and by[fs].available and by[fs].createtxg < by[f"{fs}@a"].createtxg
+    assert (
+        by[fs].mounted is True and by[fs].used > 0 and by[fs].available and by[fs].createtxg < by[f"{fs}@a"].createtxg
+    )
 
 
-@pytest.mark.parametrize("value", ["with spaces", "quotes ' and \"", "dollar $HOME $(x) `y`", "unicode ü ñ 日本", "x" * 8191])
+@pytest.mark.parametrize(
+    "value", ["with spaces", "quotes ' and \"", "dollar $HOME $(x) `y`", "unicode ü ñ 日本", "x" * 8191]
+)
 def test_user_property_roundtrip(zfs, fs, value):
     zfs.set_props(fs, {TITLE: value})
     assert zfs.get(fs, [TITLE]).user[TITLE] == value
@@ -204,8 +208,8 @@ def test_rollback_and_mount_at(zfs, fs, tmp_path):
     zfs.unmount(fs)
     zfs.set_props(fs, {"canmount": "noauto"})
     before = zfs.get(fs)
-    with zfs.mounted_at(fs, str(tmp_path / "elsewhere")) as where:
-        assert open(os.path.join(where, "a")).read() == "before"
+    with zfs.mounted_at(fs, str(tmp_path / "elsewhere")) as where, open(os.path.join(where, "a")) as f:
+        assert f.read() == "before"
     after = zfs.get(fs, ["org.aptclone:saved-mountpoint"])
     assert after.mountpoint == before.mountpoint and after.user == {} and not after.mounted
 

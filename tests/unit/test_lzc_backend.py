@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from apt_clone.zfs import ZfsBusy, ZfsExists, ZfsHasDependentClones, ZfsInvalid, ZfsNotFound, RetryPolicy
+from apt_clone.zfs import RetryPolicy, ZfsBusy, ZfsExists, ZfsHasDependentClones, ZfsInvalid, ZfsNotFound
 from apt_clone.zfs.lzc import LzcZfs, map_lzc_error
 
 from .fakes import FakeRunner
@@ -41,6 +41,7 @@ def fake_lzc(**behaviour):
                     raise exc
             elif isinstance(effect, Exception):
                 raise effect
+
         return call
 
     mod = types.SimpleNamespace(calls=calls)

@@ -28,7 +28,7 @@ def test_bad_titles_refused(bad):
 
 
 def test_titles_may_hold_quotes_dollars_unicode():
-    assert validate_title("it's \"$(rm -rf /)\" `x`; ü") == "it's \"$(rm -rf /)\" `x`; ü"
+    assert validate_title('it\'s "$(rm -rf /)" `x`; ü') == 'it\'s "$(rm -rf /)" `x`; ü'
 
 
 def test_next_name_continues_numbering():
@@ -77,9 +77,22 @@ def test_non_zfs_root_is_refused(tmp_path):
 
 
 def _cp(**kw):
-    base = dict(name="rootfs-nmu-001", dataset="p/ROOT/rootfs-nmu-001", title="Upgrade Checkpoint", kind="upgrade",
-                created="2008-01-17T04:09:32Z", command=None, summary=None, origin=None, used=0, referenced=0,
-                createtxg=1, active=False, current=False, mounted=False)
+    base = dict(
+        name="rootfs-nmu-001",
+        dataset="p/ROOT/rootfs-nmu-001",
+        title="Upgrade Checkpoint",
+        kind="upgrade",
+        created="2008-01-17T04:09:32Z",
+        command=None,
+        summary=None,
+        origin=None,
+        used=0,
+        referenced=0,
+        createtxg=1,
+        active=False,
+        current=False,
+        mounted=False,
+    )
     base.update(kw)
     return model.Checkpoint(**base)
 

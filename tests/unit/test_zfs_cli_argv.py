@@ -10,7 +10,9 @@ from .fakes import FakeRunner
 
 def backend(dialect, runner=None, attempts=4):
     sleeps = []
-    return CliZfs(runner or FakeRunner(), dialect=dialect, retry=RetryPolicy(attempts=attempts, sleep=sleeps.append)), sleeps
+    return CliZfs(
+        runner or FakeRunner(), dialect=dialect, retry=RetryPolicy(attempts=attempts, sleep=sleeps.append)
+    ), sleeps
 
 
 def test_dialect_detection():
@@ -50,16 +52,41 @@ def test_reads_are_one_scoped_get():
 
 
 def test_pool_reads_per_dialect():
-    z, _ = backend(ZFS_FUSE, FakeRunner({("zpool", "list", "-H", "-o", "name,size,free,bootfs,health", "p"): (0, "p\t1G\t512M\tp/ROOT/a\tONLINE\n", "")}))
+    z, _ = backend(
+        ZFS_FUSE,
+        FakeRunner(
+            {
+                ("zpool", "list", "-H", "-o", "name,size,free,bootfs,health", "p"): (
+                    0,
+                    "p\t1G\t512M\tp/ROOT/a\tONLINE\n",
+                    "",
+                )
+            }
+        ),
+    )
     assert z.pool("p").bootfs == "p/ROOT/a"
-    z, _ = backend(OPENZFS, FakeRunner({("zpool", "get", "-Hp", "-o", "name,property,value", "size,free,bootfs,health", "p"): (0, "p\tbootfs\t-\tdefault\np\tsize\t10\t-\n", "")}))
+    z, _ = backend(
+        OPENZFS,
+        FakeRunner(
+            {
+                ("zpool", "get", "-Hp", "-o", "name,property,value", "size,free,bootfs,health", "p"): (
+                    0,
+                    "p\tbootfs\t-\tdefault\np\tsize\t10\t-\n",
+                    "",
+                )
+            }
+        ),
+    )
     assert z.pool("p").bootfs is None and z.pool("p").size == 10
 
 
 def test_clone_on_zfs_fuse_sets_mountpoint_after_cloning():
     z, _ = backend(ZFS_FUSE)
     z.clone("p/a@s", "p/b", {"mountpoint": "/x", "canmount": "noauto"})
-    assert z.runner.calls == [("zfs", "clone", "-o", "canmount=noauto", "p/a@s", "p/b"), ("zfs", "set", "mountpoint=/x", "p/b")]
+    assert z.runner.calls == [
+        ("zfs", "clone", "-o", "canmount=noauto", "p/a@s", "p/b"),
+        ("zfs", "set", "mountpoint=/x", "p/b"),
+    ]
     z, _ = backend(OPENZFS)
     z.clone("p/a@s", "p/b", {"mountpoint": "/", "canmount": "noauto"})
     assert z.runner.calls == [("zfs", "clone", "-o", "mountpoint=/", "-o", "canmount=noauto", "p/a@s", "p/b")]
@@ -85,7 +112,10 @@ def test_busy_retry_is_bounded():
 def test_snapshot_props_on_zfs_fuse_are_set_after():
     z, _ = backend(ZFS_FUSE)
     z.snapshot("p/a@s", recursive=True, props={"org.aptclone:checkpoint-of": "x"})
-    assert z.runner.calls == [("zfs", "snapshot", "-r", "p/a@s"), ("zfs", "set", "org.aptclone:checkpoint-of=x", "p/a@s")]
+    assert z.runner.calls == [
+        ("zfs", "snapshot", "-r", "p/a@s"),
+        ("zfs", "set", "org.aptclone:checkpoint-of=x", "p/a@s"),
+    ]
 
 
 def test_never_mount_all():

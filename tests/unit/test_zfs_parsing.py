@@ -49,7 +49,10 @@ def test_records_sorted_by_createtxg_not_name():
 
 
 def test_parse_zpool_get_openzfs():
-    text = "rpool\tsize\t4294967296\t-\nrpool\tfree\t1000\t-\nrpool\tbootfs\trpool/ROOT/debian\tlocal\nrpool\thealth\tONLINE\t-\n"
+    text = (
+        "rpool\tsize\t4294967296\t-\nrpool\tfree\t1000\t-\n"
+        "rpool\tbootfs\trpool/ROOT/debian\tlocal\nrpool\thealth\tONLINE\t-\n"
+    )
     pool = zcli.parse_zpool_get(text, "rpool")
     assert (pool.size, pool.free, pool.bootfs, pool.health) == (4294967296, 1000, "rpool/ROOT/debian", "ONLINE")
 
