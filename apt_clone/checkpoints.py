@@ -8,10 +8,12 @@ user properties on the dataset itself.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import model
+from .boot import grub
 from .context import Context
 from .errors import NotFound, Refused
 from .names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
@@ -26,6 +28,7 @@ class Listing:
     checkpoints: list[model.Checkpoint]
     current: str
     next_boot: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 def _created(ds: Dataset) -> str:
@@ -53,6 +56,7 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
         active=ds.name == next_boot,
         current=ds.name == current,
         mounted=bool(ds.mounted),
+        kernels=tuple(ds.user.get(model.KERNELS, "").split()),
     )
 
 
@@ -67,9 +71,30 @@ def _is_checkpoint(ds: Dataset, container: str) -> bool:
 def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing:
     """One zfs read for all checkpoints, ordered by createtxg."""
     tree = tree if tree is not None else read_tree(ctx)
-    next_boot = ctx.boot.state(ctx.system.pool).next_boot
+    state = ctx.boot.state(ctx.system.pool, ctx.system.container)
+    next_boot = state.next_boot
     cps = [_checkpoint(ds, ctx.system.dataset, next_boot) for ds in tree if _is_checkpoint(ds, ctx.system.container)]
-    return Listing(ctx.system.container, cps, ctx.system.dataset, next_boot)
+    notes = [n for n in (state.disagreement,) if n]
+    if state.grub_next:
+        notes.append(f"next boot only (GRUB next_entry): '{state.grub_next}'")
+    return Listing(ctx.system.container, cps, ctx.system.dataset, next_boot, notes)
+
+
+def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
+    """Rewrite the GRUB menu of checkpoints (when the system has GRUB) from one zfs read."""
+    if not ctx.boot.has_grub:
+        return None
+    cps = list_checkpoints(ctx, tree).checkpoints
+    entries = [
+        grub.MenuEntry(
+            cp.name,
+            cp.dataset,
+            model.label(cp),
+            cp.kernels or (tuple(grub.kernels_in(os.path.join(ctx.system.root, "boot"))) if cp.current else ()),
+        )
+        for cp in cps
+    ]
+    return ctx.boot.refresh_menu(entries)
 
 
 def find(ctx: Context, name: str, tree: list[Dataset] | None = None) -> model.Checkpoint:
@@ -122,10 +147,15 @@ def create(
         raise Refused(f"snapshot '{snapshot}' already exists: destroy it or name the checkpoint (--name)")
     target = f"{ctx.system.container}/{new}"
     props = {**clone_props(origin), **model.metadata(title, kind, command), **(extra or {})}
+    kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
+    if kernels:
+        props[model.KERNELS] = " ".join(kernels)
     ctx.zfs.snapshot(snapshot, props={model.SNAPSHOT_MARK: new})
     try:
         ctx.zfs.clone(snapshot, target, props)
+        refresh_menu(ctx)
     except BaseException:
+        _quietly_destroy(ctx, target)
         _quietly_destroy(ctx, snapshot)
         raise
     return Created(new, target, snapshot, kind, title)
@@ -145,6 +175,7 @@ def undo_create(ctx: Context, created: Created) -> None:
             ctx.zfs.unmount(ds.name)
     _quietly_destroy(ctx, created.dataset)
     _quietly_destroy(ctx, created.snapshot)
+    refresh_menu(ctx)
 
 
 # --- destroy ----------------------------------------------------------------------------
@@ -219,6 +250,7 @@ def destroy(ctx: Context, plan: DestroyPlan) -> Destroyed:
     snapshot_destroyed = None
     if origin:
         snapshot_destroyed = _destroy_origin_if_ours(ctx, origin)
+    refresh_menu(ctx)
     return Destroyed(cp.dataset, plan.promote, snapshot_destroyed, activated)
 
 
@@ -248,6 +280,7 @@ def activate(ctx: Context, name: str) -> Activated:
     cp = find(ctx, name)
     messages = ctx.boot.activate(cp.dataset)
     ctx.zfs.set_props(cp.dataset, {model.ACTIVATED: model.utc_now()})
+    refresh_menu(ctx)
     return Activated(cp.dataset, messages)
 
 
@@ -274,6 +307,7 @@ def rename(ctx: Context, old: str, new: str) -> Renamed:
         except BaseException:
             ctx.zfs.rename(target, cp.dataset)
             raise
+    refresh_menu(ctx)
     return Renamed(cp.dataset, target, cp.active)
 
 
@@ -281,6 +315,7 @@ def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:
     title = validate_title(title)
     cp = find(ctx, name)
     ctx.zfs.set_props(cp.dataset, {model.TITLE: title})
+    refresh_menu(ctx)
     return find(ctx, name)
 
 

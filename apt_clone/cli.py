@@ -19,7 +19,7 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
-from . import checkpoints, inspect, render
+from . import checkpoints, inspect, render, trial
 from .context import Context, open_context
 from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot, UsageError
 from .lock import exclusive
@@ -94,13 +94,26 @@ def _pick(cx: Context, name: str | None, message: str, *, exclude_current: bool 
 
 
 @app.command("activate")
-def activate_cmd(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None) -> None:
-    """Make checkpoint NAME boot next (pool bootfs)."""
+def activate_cmd(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument()] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Boot it once; it becomes the default after a healthy boot.")
+    ] = False,
+) -> None:
+    """Make checkpoint NAME boot next (pool bootfs and GRUB's default entry)."""
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
     name = _pick(cx, name, "Which checkpoint should boot next?")
     cp = checkpoints.find(cx, name)
+    if once:
+        if not confirm(f"This will boot '{cp.dataset}' once, as a trial. Proceed ? (y/n)", yes=opts.yes):
+            raise typer.Exit(EXIT_FAILED)
+        with exclusive():
+            lines = trial.arm(cx, name)
+        _out(opts, "\n".join(lines), {"dataset": cp.dataset, "once": True, "messages": lines})
+        return
     if not confirm(f"This will set default boot entry to '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
@@ -284,6 +297,27 @@ def rollback_cmd(ctx: typer.Context, name: str) -> None:
     with exclusive():
         result = checkpoints.rollback_to(cx, name)
     _out(opts, f"'{result.dataset}' rolled back to '{result.snapshot}'; '{result.destroyed}' destroyed.", result)
+
+
+@app.command("boot-started", hidden=True)
+def boot_started_cmd(ctx: typer.Context) -> None:
+    """Early boot (apt-clone-boot.service): spend a one-time boot request."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive():
+        print(trial.boot_started(cx))
+
+
+@app.command("trial-commit", hidden=True)
+def trial_commit_cmd(ctx: typer.Context) -> None:
+    """After boot (apt-clone-trial.service): make a healthy trial checkpoint the default."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive():
+        result = trial.commit(cx)
+    _out(opts, result.message, result)
 
 
 @app.command("show")

@@ -18,6 +18,8 @@ CREATED = props.key("created")
 COMMAND = props.key("command")
 SUMMARY = props.key("summary")
 ACTIVATED = props.key("activated")
+KERNELS = props.key("kernels")
+"""Space-separated kernel versions in the checkpoint's /boot, newest first (for the GRUB menu)."""
 SNAPSHOT_MARK = props.key("checkpoint-of")
 """Set on the snapshots apt-clone takes: destroying the checkpoint may destroy them too."""
 CHANGES_PREFIX = "changes."
@@ -32,7 +34,7 @@ KIND_TITLES = {
     "initial": "Initial system",
 }
 
-USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED)
+USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED, KERNELS)
 """The properties every listing reads (the package change list is read by ``show`` only)."""
 
 
@@ -77,6 +79,7 @@ class Checkpoint:
     active: bool
     current: bool
     mounted: bool
+    kernels: tuple[str, ...] = ()
 
     @property
     def short_name(self) -> str:
@@ -85,3 +88,18 @@ class Checkpoint:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def seed_time(iso: str) -> str:
+    """``Jan 17 04:09:32 2008`` in local time, as the seed prints checkpoint times."""
+    when = parse_time(iso)
+    if when is None:
+        return iso
+    return when.astimezone().strftime("%b %d %H:%M:%S %Y")
+
+
+def label(cp: Checkpoint) -> str:
+    """The title as listed: the title, then ``[initial]`` or ``[<short name> : <date>]``."""
+    if cp.kind == "initial":
+        return f"{cp.title} [initial]"
+    return f"{cp.title} [{cp.short_name} : {seed_time(cp.created)}]"

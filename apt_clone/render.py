@@ -6,24 +6,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from . import model
 from .checkpoints import Listing
 from .inspect import Details, Diff
-
-
-def seed_time(iso: str) -> str:
-    """``Jan 17 04:09:32 2008`` in local time, as the seed prints checkpoint times."""
-    when = model.parse_time(iso)
-    if when is None:
-        return iso
-    return when.astimezone().strftime("%b %d %H:%M:%S %Y")
-
-
-def label(cp: model.Checkpoint) -> str:
-    """The TITLE column: the title, then ``[initial]`` or ``[<short name> : <date>]``."""
-    if cp.kind == "initial":
-        return f"{cp.title} [initial]"
-    return f"{cp.title} [{cp.short_name} : {seed_time(cp.created)}]"
+from .model import label, seed_time
 
 
 def listing_text(listing: Listing) -> str:
@@ -35,6 +20,7 @@ def listing_text(listing: Listing) -> str:
         lines.append(f"{a} {c} {cp.name.ljust(width)} {label(cp)}")
     if listing.next_boot is None:
         lines.append("(no checkpoint is set to boot next: the pool's bootfs is unset)")
+    lines += [f"Note: {note}" for note in listing.notes]
     return "\n".join(lines)
 
 

@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
 
-from . import checkpoints, dpkgstatus, model
+from . import checkpoints, dpkgstatus, model, trial
 from .apt.execute import AptTarget, check_apt_locks
 from .apt.plan import Plan, check_space, debs_asking_for_reboot, make_plan, validate_request
+from .boot import grub
 from .context import Context
 from .errors import OperationFailed, Refused
 from .lock import exclusive
+from .system import dataset_mounted_at
 from .zfs import ZfsError
 
 THEN_CHOICES = ("reboot", "activate", "nothing")
@@ -211,6 +213,7 @@ def _execute(ctx: Context, req: AptRequest, ui: Interaction, plan: Plan, in_clon
         if failure is not None:
             return _failed(ctx, ui, created, in_clone, failure)
         _record(ctx, created.dataset, changes, reboot or reboot_asked)
+        checkpoints.refresh_menu(ctx)
         outcome.changes = [c.as_list() for c in changes]
         outcome.reboot_required = reboot or reboot_asked
     if in_clone:
@@ -234,7 +237,25 @@ def _run_apt(
     after = dpkgstatus.read(target.root)
     if rc != 0:
         return f"apt-get exited with status {rc}", [], reboot_asked
-    return None, dpkgstatus.diff(before, after), reboot_asked
+    changes = dpkgstatus.diff(before, after)
+    if changes:
+        # The kernels now in the target's /boot feed the GRUB menu entry of its dataset.
+        _set_kernels(ctx, _mounted_dataset(target.root), " ".join(grub.kernels_in(target.path("boot"))))
+    return None, changes, reboot_asked
+
+
+def _mounted_dataset(path: str) -> str:
+    ds = dataset_mounted_at(path)
+    if ds is None:
+        raise OperationFailed(f"{path}: no dataset mounted there")
+    return ds
+
+
+def _set_kernels(ctx: Context, dataset: str, kernels: str) -> None:
+    if kernels:
+        ctx.zfs.set_props(dataset, {model.KERNELS: kernels})
+    elif model.KERNELS in ctx.zfs.get(dataset, (model.KERNELS,)).user:
+        ctx.zfs.inherit(dataset, model.KERNELS)
 
 
 def _failed(ctx: Context, ui: Interaction, created: checkpoints.Created, in_clone: bool, why: str) -> Outcome:
@@ -284,8 +305,8 @@ def _after_clone_upgrade(ctx: Context, ui: Interaction, outcome: Outcome) -> Non
         for line in result.messages:
             ui.say(line)
     elif choice == "reboot":
-        message = ctx.boot.boot_once(outcome.dataset or "")
-        ui.say(message)
+        for line in trial.arm(ctx, name):
+            ui.say(line)
         if ctx.system.is_host_root:
             ui.say("Operation in progress. Please wait...")
             ctx.runner.stream(["systemctl", "reboot"])

@@ -1,18 +1,22 @@
-"""What boots next: the pool's ``bootfs`` (and, once the boot integration lands, GRUB's default).
+"""What boots next: the pool's ``bootfs`` and GRUB's saved and next entries.
 
-:class:`Bootloader` is the one place activation changes what boots; each target it drives
-(``bootfs`` now, GRUB's saved entry next) implements :class:`BootTarget`.
+:class:`Bootloader` is the one place that changes what boots. Its targets: the pool's
+``bootfs`` (always), and GRUB's grubenv when the managed root has ``/boot/grub``.
+A one-time boot is GRUB's ``next_entry``; without GRUB, a container property records it.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from ..runner import DEFAULT_RUNNER, Runner
 from ..zfs import ZfsBackend, props
+from . import grub
 
 ONCE = props.key("boot-once")
-"""On the boot-environment container: the checkpoint to boot one time only, next boot."""
+"""On the boot-environment container: the checkpoint to boot one time only (no GRUB)."""
 
 
 @dataclass(frozen=True)
@@ -20,61 +24,100 @@ class BootState:
     """Who boots next, as each boot target sees it."""
 
     bootfs: str | None
+    grub_default: str | None = None
+    grub_next: str | None = None
     once: str | None = None
+    grub: bool = False
 
     @property
     def next_boot(self) -> str | None:
-        """The permanent default (the A column); a one-time boot is reported apart."""
+        """The permanent default (the A column): bootfs."""
         return self.bootfs
 
-
-class BootTarget(Protocol):
-    def activate(self, dataset: str) -> str:
-        """Make ``dataset`` boot next; returns one line saying what was done."""
-        ...
-
-
-class BootfsTarget:
-    """The pool's ``bootfs`` property."""
-
-    def __init__(self, zfs: ZfsBackend) -> None:
-        self.zfs = zfs
-
-    def activate(self, dataset: str) -> str:
-        pool = dataset.split("/", 1)[0]
-        self.zfs.set_bootfs(pool, dataset)
-        return f"Pool '{pool}' bootfs is now '{dataset}'."
+    @property
+    def disagreement(self) -> str | None:
+        if self.grub and self.grub_default and self.bootfs and self.grub_default != self.bootfs:
+            return f"GRUB's default entry boots '{self.grub_default}' but the pool's bootfs is '{self.bootfs}'"
+        return None
 
 
 class Bootloader:
-    """Reads and changes what boots next through every configured boot target."""
+    """Reads and changes what boots next: bootfs, plus GRUB when the root has /boot/grub."""
 
-    def __init__(self, zfs: ZfsBackend, targets: list[BootTarget] | None = None) -> None:
+    def __init__(self, zfs: ZfsBackend, grub_dir: str | None = None, runner: Runner = DEFAULT_RUNNER) -> None:
+        """``grub_dir``: GRUB's directory (``<root>/boot/grub``), or None for bootfs only."""
         self.zfs = zfs
-        # The GRUB default entry (grub-editenv saved_entry) joins this list in the boot issue.
-        self.targets: list[BootTarget] = targets if targets is not None else [BootfsTarget(zfs)]
+        self.grub_dir = grub_dir
+        self.runner = runner
+        self.grubenv = grub.GrubEnv(os.path.join(grub_dir or "/nonexistent", "grubenv"), runner)
 
-    def state(self, pool: str) -> BootState:
-        return BootState(bootfs=self.zfs.pool(pool).bootfs)
+    @property
+    def has_grub(self) -> bool:
+        return self.grub_dir is not None and os.path.isdir(self.grub_dir)
+
+    def _dataset(self, container: str, entry: str | None) -> str | None:
+        name = grub.name_from_entry(entry)
+        return f"{container}/{name}" if name else None
+
+    def state(self, pool: str, container: str | None = None) -> BootState:
+        bootfs = self.zfs.pool(pool).bootfs
+        if not self.has_grub or container is None:
+            return BootState(bootfs=bootfs)
+        env = self.grubenv.read()
+        return BootState(
+            bootfs=bootfs,
+            grub_default=self._dataset(container, env.get("saved_entry")),
+            grub_next=self._dataset(container, env.get("next_entry")),
+            grub=True,
+        )
 
     def activate(self, dataset: str) -> list[str]:
-        messages = [target.activate(dataset) for target in self.targets]
-        self.clear_once(dataset.rsplit("/", 1)[0])
+        pool = dataset.split("/", 1)[0]
+        container, name = dataset.rsplit("/", 1)
+        self.zfs.set_bootfs(pool, dataset)
+        messages = [f"Pool '{pool}' bootfs is now '{dataset}'."]
+        if self.has_grub:
+            entry = grub.saved_entry(name)
+            self.grubenv.set(saved_entry=entry)
+            self.grubenv.unset("next_entry")
+            messages.append(f"Default GRUB entry '{entry}' will boot '{dataset}' ZFS clone.")
+        self.clear_once(container)
         return messages
 
     def boot_once(self, dataset: str) -> str:
-        """Boot ``dataset`` at the next boot only; the default stays (GRUB's next_entry joins here)."""
-        container = dataset.rsplit("/", 1)[0]
-        self.zfs.set_props(container, {ONCE: dataset})
+        """Boot ``dataset`` at the next boot only; the default stays."""
+        container, name = dataset.rsplit("/", 1)
+        if self.has_grub:
+            self.grubenv.set(next_entry=grub.saved_entry(name))
+        else:
+            self.zfs.set_props(container, {ONCE: dataset})
         return f"Next boot only: '{dataset}'; the default stays until it is activated."
 
     def take_once(self, container: str) -> str | None:
-        """Consume a one-time boot request (what a boot does with it)."""
+        """Consume a one-time boot request, as a boot does (GRUB clears next_entry when it boots it)."""
+        if self.has_grub:
+            env = self.grubenv.read()
+            target = self._dataset(container, env.get("next_entry"))
+            if "next_entry" in env:
+                self.grubenv.unset("next_entry")
+            if target:
+                return target
         once = self.zfs.get(container, (ONCE,)).user.get(ONCE)
         if once:
-            self.clear_once(container)
+            self.zfs.inherit(container, ONCE)
         return once
 
     def clear_once(self, container: str) -> None:
         if self.zfs.get(container, (ONCE,)).user.get(ONCE):
             self.zfs.inherit(container, ONCE)
+
+    def default_boot(self, pool: str, container: str) -> str | None:
+        """What boots when there is no one-time request: GRUB's default if set, else bootfs."""
+        state = self.state(pool, container)
+        return state.grub_default or state.bootfs
+
+    def refresh_menu(self, entries: Sequence[grub.MenuEntry]) -> str | None:
+        """Rewrite boot/grub/apt-clone.cfg when the root has GRUB; returns its path."""
+        if not self.has_grub or self.grub_dir is None:
+            return None
+        return grub.write_menu(self.grub_dir, grub.render_menu(entries), self.runner)

@@ -65,6 +65,11 @@ class Sandbox:
         return os.path.join(self.directory, "pristine.zstream")
 
     @property
+    def grub_dir(self) -> str:
+        """GRUB's directory, shared by every checkpoint (as an ESP holding /boot/grub would be)."""
+        return os.path.join(self.directory, "grub")
+
+    @property
     def first(self) -> str:
         return f"{self.container}/{FIRST_NAME}"
 
@@ -130,7 +135,7 @@ def create(
         if not result.ok:
             raise OperationFailed(f"cannot import sandbox pool {sb.pool}: {result.error_line()}")
     if _pool_imported(zfs, sb.pool) and state.get("complete"):
-        _mount_next_boot(sb, zfs)
+        _mount_next_boot(sb, zfs, runner)
         state.setdefault("created_by", "apt_clone.sandbox")
         _save_state(sb, state)
         return sb
@@ -150,8 +155,9 @@ def create(
     first = f"{sb.container}/{FIRST_NAME}"
     os.makedirs(sb.root, exist_ok=True)
     zfs.create(first, {"canmount": "noauto", "mountpoint": sb.root})
-    zfs.mount(first)
     log(f"sandbox: unpacking the {suite} root into {first}")
+    _fresh_grub_dir(sb, runner)
+    _boot_up(sb, zfs, runner, first)
     rootfs.unpack(tarball, sb.root, runner)
     zfs.set_props(first, model.metadata(rootfs.os_title(sb.root), "initial", "debootstrap --variant=minbase " + suite))
     zfs.snapshot(f"{first}@initial")
@@ -164,34 +170,60 @@ def create(
     return sb
 
 
-def _mount_next_boot(sb: Sandbox, zfs: ZfsBackend) -> None:
-    """Mount the checkpoint that boots next at the root if nothing is mounted there."""
-    if dataset_mounted_at(sb.root) is not None:
-        return
-    bootfs = zfs.pool(sb.pool).bootfs
-    if bootfs:
-        zfs.mount(bootfs)
+def _fresh_grub_dir(sb: Sandbox, runner: Runner) -> None:
+    """An empty GRUB directory with a new grubenv (grub-editenv create)."""
+    os.makedirs(sb.grub_dir, exist_ok=True)
+    for name in os.listdir(sb.grub_dir):
+        os.unlink(os.path.join(sb.grub_dir, name))
+    result = runner.run(["grub-editenv", os.path.join(sb.grub_dir, "grubenv"), "create"])
+    if not result.ok:
+        raise OperationFailed(f"grub-editenv create failed: {result.error_line()}")
 
 
-def next_boot(sb: Sandbox, zfs: ZfsBackend) -> str | None:
-    """The checkpoint that boots next: a one-time request if any (consumed), else the pool's bootfs."""
-    return Bootloader(zfs).take_once(sb.container) or zfs.pool(sb.pool).bootfs
+def _boot_up(sb: Sandbox, zfs: ZfsBackend, runner: Runner, dataset: str) -> None:
+    """Mount ``dataset`` at the root and GRUB's directory at its /boot/grub."""
+    if dataset_mounted_at(sb.root) != dataset:
+        zfs.mount(dataset)
+    target = os.path.join(sb.root, "boot/grub")
+    os.makedirs(target, exist_ok=True)
+    if not any(m.mountpoint == os.path.realpath(target) for m in read_mounts()):
+        result = runner.run(["mount", "--bind", sb.grub_dir, target])
+        if not result.ok:
+            raise OperationFailed(f"cannot bind GRUB's directory: {result.error_line()}")
+
+
+def _shut_down(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> str | None:
+    """Unmount everything below the root, then the root; returns what was mounted there."""
+    current = dataset_mounted_at(sb.root)
+    _unmount_all_under(sb.root, runner, keep_root=True)
+    if current is not None:
+        zfs.unmount(current)
+    return current
+
+
+def _mount_next_boot(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> None:
+    """After a daemon restart nothing is mounted: boot what boots by default."""
+    current = dataset_mounted_at(sb.root)
+    target = current or Bootloader(zfs, sb.grub_dir, runner).default_boot(sb.pool, sb.container)
+    if target:
+        _boot_up(sb, zfs, runner, target)
+
+
+def next_boot(sb: Sandbox, zfs: ZfsBackend, runner: Runner = DEFAULT_RUNNER) -> str | None:
+    """What boots next: GRUB's one-time entry (consumed, as GRUB does), else its default, else bootfs."""
+    boot = Bootloader(zfs, sb.grub_dir, runner)
+    return boot.take_once(sb.container) or boot.default_boot(sb.pool, sb.container)
 
 
 def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None, str]:
     """The sandbox's stand-in for a reboot: mount the next-boot checkpoint at the root."""
     sb = _existing(directory)
     zfs = CliZfs(runner)
-    target = next_boot(sb, zfs)
+    target = next_boot(sb, zfs, runner)
     if target is None:
         raise OperationFailed(f"pool {sb.pool} has no bootfs: nothing to boot")
-    current = dataset_mounted_at(sb.root)
-    _unmount_all_under(sb.root, runner, keep_root=True)
-    if current == target:
-        return current, target
-    if current is not None:
-        zfs.unmount(current)
-    zfs.mount(target)
+    current = _shut_down(sb, zfs, runner)
+    _boot_up(sb, zfs, runner, target)
     return current, target
 
 
@@ -202,7 +234,7 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     """
     sb = _existing(directory)
     zfs = CliZfs(runner)
-    _unmount_all_under(sb.root, runner, keep_root=False)
+    _shut_down(sb, zfs, runner)
     for ds in reversed(zfs.list_tree(sb.container)):
         if ds.mounted and not ds.is_snapshot:
             zfs.unmount(ds.name)
@@ -211,8 +243,8 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     received = runner.run(["zfs", "recv", sb.first], stdin_path=sb.pristine_stream)
     if not zfs.exists(f"{sb.first}@initial"):
         raise OperationFailed(f"cannot receive the pristine root: {received.error_line()}")
-    if dataset_mounted_at(sb.root) != sb.first:
-        zfs.mount(sb.first)
+    _fresh_grub_dir(sb, runner)
+    _boot_up(sb, zfs, runner, sb.first)
     zfs.set_bootfs(sb.pool, sb.first)
     return sb
 
@@ -267,6 +299,10 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     for path in (sb.image, sb.pristine_stream, sb.state_file, sb.state_file + ".tmp"):
         if os.path.exists(path):
             os.unlink(path)
+    if os.path.isdir(sb.grub_dir):
+        for name in os.listdir(sb.grub_dir):
+            os.unlink(os.path.join(sb.grub_dir, name))
+        os.rmdir(sb.grub_dir)
     if os.path.isdir(sb.root) and not os.listdir(sb.root):
         os.rmdir(sb.root)
     stopped = False

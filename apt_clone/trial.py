@@ -1,0 +1,69 @@
+"""Trial boots: boot a checkpoint once, and make it the default only after a healthy boot.
+
+``apt-clone -a NAME --once`` (and "reboot now" after an upgrade) sets GRUB's ``next_entry`` and
+arms the trial in a property of the boot-environment container, which every checkpoint sees.
+On the next boot ``apt-clone-boot.service`` spends ``next_entry`` early (GRUB cannot write its
+grubenv on ZFS), so a boot that fails falls back to the old default the time after; once the
+system is up, ``apt-clone-trial.service`` runs ``trial-commit``: if the trial checkpoint is the
+one running and the system is healthy, it becomes the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from . import checkpoints, model
+from .context import Context
+from .zfs import props
+
+TRIAL = props.key("trial")
+HEALTH_ENV = "APT_CLONE_HEALTH"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    trial: str | None
+    committed: bool
+    message: str
+
+
+def arm(ctx: Context, name: str) -> list[str]:
+    cp = checkpoints.find(ctx, name)
+    message = ctx.boot.boot_once(cp.dataset)
+    ctx.zfs.set_props(ctx.system.container, {TRIAL: cp.dataset})
+    return [message, f"After a healthy boot of '{cp.name}' it becomes the default; a failed boot falls back."]
+
+
+def boot_started(ctx: Context) -> str:
+    """Early in boot: spend the one-time request, as GRUB would if it could write grubenv."""
+    spent = ctx.boot.take_once(ctx.system.container)
+    return f"one-time boot request for '{spent}' spent" if spent else "no one-time boot request"
+
+
+def healthy(ctx: Context) -> tuple[bool, str]:
+    mode = os.environ.get(HEALTH_ENV, "failed-units")
+    if mode == "none":
+        return True, "health check disabled"
+    result = ctx.runner.run(["systemctl", "list-units", "--state=failed", "--no-legend", "--plain"])
+    if not result.ok:
+        return False, f"cannot ask systemd: {result.error_line()}"
+    failed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    return (not failed, "no failed units" if not failed else f"failed units: {', '.join(failed)}")
+
+
+def commit(ctx: Context) -> TrialResult:
+    """After boot: make the trial checkpoint the default if it runs and is healthy; disarm in any case."""
+    container = ctx.zfs.get(ctx.system.container, (TRIAL,))
+    trial = container.user.get(TRIAL)
+    if not trial:
+        return TrialResult(None, False, "no trial boot armed")
+    ctx.zfs.inherit(ctx.system.container, TRIAL)
+    if trial != ctx.system.dataset:
+        return TrialResult(trial, False, f"the trial boot of '{trial}' did not come up: the default is unchanged")
+    ok, why = healthy(ctx)
+    if not ok:
+        return TrialResult(trial, False, f"'{trial}' booted but is not healthy ({why}): the default is unchanged")
+    checkpoints.activate(ctx, trial.rsplit("/", 1)[1])
+    ctx.zfs.set_props(trial, {model.ACTIVATED: model.utc_now()})
+    return TrialResult(trial, True, f"'{trial}' booted healthy ({why}) and is now the default")

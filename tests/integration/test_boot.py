@@ -1,0 +1,128 @@
+"""Boot integration on the sandbox: GRUB menu refresh, grubenv, trial boots, systemd units."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SandboxInfo, apt_clone, bootfs, reboot
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def grubenv(sb: SandboxInfo) -> dict[str, str]:
+    out = subprocess.run(
+        ["grub-editenv", os.path.join(sb.root, "boot/grub/grubenv"), "list"], capture_output=True, text=True, check=True
+    )
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+def menu(sb: SandboxInfo) -> str:
+    return Path(sb.root, "boot/grub/apt-clone.cfg").read_text()
+
+
+@pytest.fixture
+def with_kernel(pristine: SandboxInfo) -> SandboxInfo:
+    for f in ("vmlinuz-6.1.0-99-amd64", "initrd.img-6.1.0-99-amd64"):
+        Path(pristine.root, "boot", f).write_text("")
+    return pristine
+
+
+def test_menu_follows_create_rename_destroy_and_passes_grub_script_check(with_kernel: SandboxInfo):
+    sb = with_kernel
+    assert apt_clone(sb, "create", "--title", 'it\'s "$(reboot)" `id`; ü').returncode == 0
+    text = menu(sb)
+    assert "--id 'apt-clone-rootfs-nmu-001'" in text and "'root=ZFS=" + sb.ds("rootfs-nmu-001") + "'" in text
+    assert "menuentry 'it'\\''s \"$(reboot)\" `id`; ü [nmu-001 : " in text
+    subprocess.run(["grub-script-check", os.path.join(sb.root, "boot/grub/apt-clone.cfg")], check=True)
+    assert apt_clone(sb, "rename", "rootfs-nmu-001", "keep").returncode == 0
+    assert "apt-clone-keep" in menu(sb) and "apt-clone-rootfs-nmu-001" not in menu(sb)
+    assert apt_clone(sb, "-y", "-r", "keep").returncode == 0
+    assert "apt-clone-keep" not in menu(sb)
+
+
+def test_activation_sets_grub_default_and_list_reads_it(with_kernel: SandboxInfo):
+    sb = with_kernel
+    apt_clone(sb, "create")
+    result = apt_clone(sb, "-y", "-a", "rootfs-nmu-001")
+    assert result.returncode == 0
+    assert "Default GRUB entry 'apt-clone>apt-clone-rootfs-nmu-001'" in result.stdout
+    assert grubenv(sb)["saved_entry"] == "apt-clone>apt-clone-rootfs-nmu-001"
+    # bootfs changed behind apt-clone's back: -l says they disagree
+    subprocess.run(["zpool", "set", f"bootfs={sb.first}", sb.pool], check=True)
+    out = apt_clone(sb, "-l").stdout
+    assert "Note: GRUB's default entry boots" in out and "rootfs-nmu-001" in out
+    # the sandbox boots GRUB's default
+    reboot(sb)
+    assert apt_clone(sb, "-l").stdout.splitlines()[2].startswith("  o rootfs-nmu-001")
+
+
+def test_trial_boot_commits_after_a_healthy_boot(with_kernel: SandboxInfo):
+    sb = with_kernel
+    apt_clone(sb, "create")
+    result = apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+    assert result.returncode == 0, result.stderr
+    assert grubenv(sb)["next_entry"] == "apt-clone>apt-clone-rootfs-nmu-001"
+    assert bootfs(sb) == sb.first
+    reboot(sb)  # GRUB boots next_entry once
+    assert "next_entry" not in grubenv(sb)
+    result = apt_clone(sb, "-y", "trial-commit", env={"APT_CLONE_HEALTH": "none"})
+    assert result.returncode == 0 and "is now the default" in result.stdout
+    assert bootfs(sb) == sb.ds("rootfs-nmu-001")
+    assert grubenv(sb)["saved_entry"] == "apt-clone>apt-clone-rootfs-nmu-001"
+
+
+def test_failed_trial_boot_falls_back_by_itself(with_kernel: SandboxInfo):
+    sb = with_kernel
+    apt_clone(sb, "create")
+    apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+    reboot(sb)  # the trial boot... which never reaches trial-commit (it "fails")
+    reboot(sb)  # the next boot: back to the old default by itself
+    lines = apt_clone(sb, "-l").stdout.splitlines()
+    assert lines[1].startswith("o o rootfs-nmu-000")
+    result = apt_clone(sb, "-y", "trial-commit")
+    assert "did not come up" in result.stdout
+    assert bootfs(sb) == sb.first and grubenv(sb)["saved_entry"] if "saved_entry" in grubenv(sb) else True
+    assert apt_clone(sb, "-y", "trial-commit").stdout.strip() == "no trial boot armed"
+
+
+def test_unhealthy_trial_is_not_committed(with_kernel: SandboxInfo, tmp_path):
+    sb = with_kernel
+    apt_clone(sb, "create")
+    apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+    reboot(sb)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text("#!/bin/sh\necho 'broken.service loaded failed failed Broken'\n")
+    (fake / "systemctl").chmod(0o755)
+    result = apt_clone(sb, "-y", "trial-commit", env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert "is not healthy (failed units: broken.service)" in result.stdout
+    assert bootfs(sb) == sb.first
+
+
+def test_grub_d_script_and_default_snippet():
+    out = subprocess.run(["sh", str(REPO / "grub/42_apt-clone")], capture_output=True, text=True, check=True).stdout
+    assert 'source "${prefix}/apt-clone.cfg"' in out
+    path = Path("/tmp") / f"42-{os.getpid()}.cfg"
+    path.write_text(out)
+    try:
+        subprocess.run(["grub-script-check", str(path)], check=True)
+    finally:
+        path.unlink()
+    assert "GRUB_DEFAULT=saved" in (REPO / "grub/apt-clone.cfg").read_text()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_units_verify(tmp_path):
+    exe = shutil.which("apt-clone") or str(Path(sys.executable).with_name("apt-clone"))
+    names = []
+    for unit in sorted((REPO / "systemd").glob("*.service")):
+        (tmp_path / unit.name).write_text(unit.read_text().replace("/usr/bin/apt-clone", exe))
+        names.append(str(tmp_path / unit.name))
+    result = subprocess.run(["systemd-analyze", "verify", *names], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,78 @@
+"""The GRUB menu generator: quoting, ids, and grub-script-check on 1, 50 and 500 checkpoints."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from apt_clone.boot import grub
+
+HOSTILE = ["it's", '"$(reboot)"', "`id`", "a; b", "new\nline", "ü日本", "$HOME ${x}", "back\\slash", "}{ ]["]
+
+
+def entries(n: int, title: str = "Upgrade Checkpoint") -> list[grub.MenuEntry]:
+    return [
+        grub.MenuEntry(f"rootfs-nmu-{i:03d}", f"rpool/ROOT/rootfs-nmu-{i:03d}", f"{title} [{i}]", ("6.1.0-13-amd64",))
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_quote_roundtrips(text):
+    expected = text.replace("\n", " ")
+    assert grub.unquote(grub.quote(text)) == expected
+    assert "\n" not in grub.quote(text)
+
+
+needs_grub = pytest.mark.skipif(shutil.which("grub-script-check") is None, reason="grub-common not installed")
+
+
+@needs_grub
+@pytest.mark.parametrize("n", [1, 50, 500])
+def test_menus_pass_grub_script_check(tmp_path, n):
+    path = tmp_path / "apt-clone.cfg"
+    path.write_text(grub.render_menu(entries(n)))
+    subprocess.run(["grub-script-check", str(path)], check=True)
+    assert path.read_text().count("menuentry ") == n
+
+
+@needs_grub
+def test_hostile_titles_come_out_literal(tmp_path):
+    es = [grub.MenuEntry(f"cp{i}", f"rpool/ROOT/cp{i}", t, ("6.1.0-1-amd64",)) for i, t in enumerate(HOSTILE)]
+    text = grub.render_menu(es)
+    path = tmp_path / "m.cfg"
+    path.write_text(text)
+    subprocess.run(["grub-script-check", str(path)], check=True)
+    titles = re.findall(r"^  menuentry ('(?:[^']|'\\'')*') --id", text, flags=re.M)
+    assert [grub.unquote(t) for t in titles] == [t.replace("\n", " ") for t in HOSTILE]
+    # nothing outside quotes on a menuentry line but the words we wrote
+    for line in text.splitlines():
+        if line.strip().startswith("menuentry"):
+            assert line.rstrip().endswith("{")
+
+
+def test_entry_paths_ids_and_root():
+    (e,) = entries(1)
+    text = grub.render_menu([e, grub.MenuEntry("nokernel", "rpool/ROOT/nokernel", "x", ())])
+    assert "--id 'apt-clone-rootfs-nmu-000'" in text
+    assert "linux '/ROOT/rootfs-nmu-000@/boot/vmlinuz-6.1.0-13-amd64' 'root=ZFS=rpool/ROOT/rootfs-nmu-000' 'ro'" in text
+    assert "initrd '/ROOT/rootfs-nmu-000@/boot/initrd.img-6.1.0-13-amd64'" in text
+    assert "# nokernel: no kernel recorded" in text
+    boot = grub.MenuEntry("b", "rpool/ROOT/b", "B", ("6.1",), boot_dataset="bpool/BOOT/b")
+    text = grub.render_menu([boot])
+    assert "search --no-floppy --label --set=root 'bpool'" in text and "'/BOOT/b@/vmlinuz-6.1'" in text
+
+
+def test_saved_entry_names():
+    assert grub.saved_entry("rootfs-nmu-001") == "apt-clone>apt-clone-rootfs-nmu-001"
+    assert grub.name_from_entry("apt-clone>apt-clone-rootfs-nmu-001") == "rootfs-nmu-001"
+    assert grub.name_from_entry("gnulinux-simple-xyz") is None
+
+
+def test_kernels_in_sorts_newest_first(tmp_path):
+    for v in ("6.1.0-9-amd64", "6.1.0-13-amd64", "6.12.1-amd64"):
+        (tmp_path / f"vmlinuz-{v}").write_text("")
+        (tmp_path / f"initrd.img-{v}").write_text("")
+    (tmp_path / "vmlinuz-orphan").write_text("")
+    assert grub.kernels_in(str(tmp_path)) == ["6.12.1-amd64", "6.1.0-13-amd64", "6.1.0-9-amd64"]
