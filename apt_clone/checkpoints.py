@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from . import model
@@ -123,6 +124,19 @@ class Created:
     snapshot: str
     kind: str
     title: str
+    boot_dataset: str | None = None
+    boot_snapshot: str | None = None
+
+
+def _twin(ctx: Context, name: str) -> str | None:
+    """The boot-pool twin of checkpoint ``name`` (``bpool/BOOT/<name>``), if the system has a boot pool."""
+    return f"{ctx.system.boot_container}/{name}" if ctx.system.boot_container else None
+
+
+def _descendants(tree: list[Dataset], dataset: str) -> list[Dataset]:
+    """Filesystems below ``dataset`` (its children such as <root>/var), parents first."""
+    prefix = dataset + "/"
+    return sorted((ds for ds in tree if not ds.is_snapshot and ds.name.startswith(prefix)), key=lambda d: d.name)
 
 
 def create(
@@ -134,7 +148,8 @@ def create(
     name: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> Created:
-    """Snapshot the current root and clone it into a new checkpoint (undone on failure)."""
+    """Snapshot the current root (with its children, at one instant, and its boot-pool twin) and
+    clone it all into a new checkpoint. Undone on failure."""
     tree = read_tree(ctx)
     existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_checkpoint(ds, ctx.system.container)}
     new = validate_name(name) if name else next_name(ctx.system.current_name, existing)
@@ -142,7 +157,8 @@ def create(
         raise Refused(f"checkpoint '{new}' already exists")
     title = validate_title(title) if title else model.KIND_TITLES[kind]
     origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
-    snapshot = f"{ctx.system.dataset}@{snapshot_tag(new)}"
+    tag = snapshot_tag(new)
+    snapshot = f"{ctx.system.dataset}@{tag}"
     if any(ds.name == snapshot for ds in tree):
         raise Refused(f"snapshot '{snapshot}' already exists: destroy it or name the checkpoint (--name)")
     target = f"{ctx.system.container}/{new}"
@@ -150,32 +166,65 @@ def create(
     kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
     if kernels:
         props[model.KERNELS] = " ".join(kernels)
-    ctx.zfs.snapshot(snapshot, props={model.SNAPSHOT_MARK: new})
+    boot_ds = ctx.system.boot_dataset
+    boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
+    created = Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap)
+    ctx.zfs.snapshot(snapshot, recursive=True, props={model.SNAPSHOT_MARK: new})
     try:
         ctx.zfs.clone(snapshot, target, props)
+        for child in _descendants(tree, ctx.system.dataset):
+            rel = child.name[len(ctx.system.dataset) :]
+            ctx.zfs.clone(f"{child.name}@{tag}", target + rel, clone_props(child))
+        if boot_ds and boot_snap and created.boot_dataset:
+            boot = ctx.zfs.get(boot_ds)
+            ctx.zfs.snapshot(boot_snap, props={model.SNAPSHOT_MARK: new})
+            ctx.zfs.clone(boot_snap, created.boot_dataset, clone_props(boot))
         refresh_menu(ctx)
     except BaseException:
-        _quietly_destroy(ctx, target)
-        _quietly_destroy(ctx, snapshot)
+        undo_create(ctx, created, refresh=False)
         raise
-    return Created(new, target, snapshot, kind, title)
+    return created
 
 
-def _quietly_destroy(ctx: Context, name: str) -> None:
+def _quietly_destroy(ctx: Context, name: str | None) -> None:
+    if not name:
+        return
     try:
         ctx.zfs.destroy(name, recursive=True)
     except ZfsNotFound:
         pass
 
 
-def undo_create(ctx: Context, created: Created) -> None:
-    """Remove a checkpoint just made and its snapshot, leaving zfs as it was."""
-    for ds in reversed(ctx.zfs.list_tree(created.dataset)):
+def _unmount_tree(ctx: Context, dataset: str | None) -> None:
+    if not dataset:
+        return
+    try:
+        tree = ctx.zfs.list_tree(dataset)
+    except ZfsNotFound:
+        return
+    for ds in reversed(tree):
         if ds.mounted and not ds.is_snapshot:
             ctx.zfs.unmount(ds.name)
-    _quietly_destroy(ctx, created.dataset)
-    _quietly_destroy(ctx, created.snapshot)
-    refresh_menu(ctx)
+
+
+def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None:
+    """Remove a checkpoint just made (children and boot twin too) and its snapshots."""
+    for dataset, snapshot in ((created.dataset, created.snapshot), (created.boot_dataset, created.boot_snapshot)):
+        _unmount_tree(ctx, dataset)
+        _quietly_destroy(ctx, dataset)
+        _quietly_destroy(ctx, snapshot)  # recursive: the children's snapshots of that instant too
+    if refresh:
+        refresh_menu(ctx)
+
+
+def rollback_in_place(ctx: Context, created: Created) -> None:
+    """Roll the running root, its children and its boot twin back to the checkpoint's snapshots."""
+    tag = created.snapshot.split("@", 1)[1]
+    tree = ctx.zfs.list_tree(ctx.system.dataset)
+    for ds in [d for d in tree if not d.is_snapshot]:
+        ctx.zfs.rollback(f"{ds.name}@{tag}")
+    if created.boot_snapshot:
+        ctx.zfs.rollback(created.boot_snapshot)
 
 
 # --- destroy ----------------------------------------------------------------------------
@@ -184,8 +233,26 @@ class DestroyPlan:
     checkpoint: model.Checkpoint
     promote: list[str]
     activate_first: str | None
-    origin_snapshot: str | None = None
+    boot_dataset: str | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def _dependants_to_promote(tree: list[Dataset], dataset: str) -> list[str]:
+    """For each filesystem of ``dataset``'s tree, the clone of its newest cloned snapshot.
+
+    Promoting it moves every older snapshot to the clone; other clones follow their origins.
+    """
+    inside = {ds.name for ds in tree if ds.name == dataset or ds.name.startswith((dataset + "/", dataset + "@"))}
+    by_txg = {ds.name: ds.createtxg for ds in tree}
+    chosen: dict[str, Dataset] = {}
+    for ds in tree:
+        if ds.is_snapshot or not ds.origin or ds.origin not in inside or ds.name in inside:
+            continue
+        source = ds.origin.split("@", 1)[0]
+        best = chosen.get(source)
+        if best is None or by_txg.get(ds.origin, 0) > by_txg.get(best.origin or "", 0):
+            chosen[source] = ds
+    return [ds.name for ds in sorted(chosen.values(), key=lambda d: d.name)]
 
 
 def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None) -> DestroyPlan:
@@ -204,23 +271,15 @@ def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None
         if other.name == cp.name:
             raise Refused("--force must name another checkpoint to activate")
         activate_first = other.name
-    prefix = cp.dataset + "/"
-    inside = {
-        ds.name
-        for ds in tree
-        if ds.name == cp.dataset or ds.name.startswith(prefix) or ds.name.startswith(cp.dataset + "@")
-    }
-    dependants = [
-        ds for ds in tree if not ds.is_snapshot and ds.origin and ds.origin in inside and ds.name not in inside
-    ]
-    by_txg = {ds.name: ds.createtxg for ds in tree}
-    # Promote the clone of the newest snapshot: it takes every older snapshot with it, and
-    # the other dependants follow their origins to it.
-    promote = []
-    if dependants:
-        newest = max(dependants, key=lambda ds: by_txg.get(ds.origin or "", 0))
-        promote.append(newest.name)
-    return DestroyPlan(cp, promote, activate_first, cp.origin)
+    promote = _dependants_to_promote(tree, cp.dataset)
+    twin = _twin(ctx, cp.name)
+    if twin and ctx.system.boot_container:
+        boot_tree = ctx.zfs.list_tree(ctx.system.boot_container, (model.SNAPSHOT_MARK,))
+        if any(ds.name == twin for ds in boot_tree):
+            promote += _dependants_to_promote(boot_tree, twin)
+        else:
+            twin = None
+    return DestroyPlan(cp, promote, activate_first, twin)
 
 
 @dataclass(frozen=True)
@@ -232,7 +291,7 @@ class Destroyed:
 
 
 def destroy(ctx: Context, plan: DestroyPlan) -> Destroyed:
-    """Destroy a checkpoint, its descendants and the snapshot it was cloned from."""
+    """Destroy a checkpoint, its descendants, its boot twin and the snapshots it was cloned from."""
     cp = plan.checkpoint
     activated = None
     if plan.activate_first:
@@ -240,32 +299,36 @@ def destroy(ctx: Context, plan: DestroyPlan) -> Destroyed:
         activated = plan.activate_first
     for name in plan.promote:
         ctx.zfs.promote(name)
-    # After a promotion our origin moved: read it again.
-    me = ctx.zfs.get(cp.dataset, (model.SNAPSHOT_MARK,))
-    origin = me.origin
-    for ds in reversed(ctx.zfs.list_tree(cp.dataset)):
-        if ds.mounted and not ds.is_snapshot:
-            ctx.zfs.unmount(ds.name)
-    ctx.zfs.destroy(cp.dataset, recursive=True)
     snapshot_destroyed = None
-    if origin:
-        snapshot_destroyed = _destroy_origin_if_ours(ctx, origin)
+    for dataset, container in ((cp.dataset, ctx.system.container), (plan.boot_dataset, ctx.system.boot_container)):
+        if not dataset or not container:
+            continue
+        origin = ctx.zfs.get(dataset).origin  # after a promotion the origin moved: read it again
+        _unmount_tree(ctx, dataset)
+        ctx.zfs.destroy(dataset, recursive=True)
+        if origin:
+            gone = _destroy_origin_if_ours(ctx, origin, container)
+            snapshot_destroyed = snapshot_destroyed or gone
     refresh_menu(ctx)
     return Destroyed(cp.dataset, plan.promote, snapshot_destroyed, activated)
 
 
-def _destroy_origin_if_ours(ctx: Context, origin: str) -> str | None:
-    """Destroy the origin snapshot when apt-clone took it and no other clone needs it."""
+def _destroy_origin_if_ours(ctx: Context, origin: str, container: str) -> str | None:
+    """Destroy the origin snapshot (recursively: children's too) when apt-clone took it and no
+    other clone needs it."""
     try:
-        tree = ctx.zfs.list_tree(ctx.system.container, (model.SNAPSHOT_MARK,))
+        tree = ctx.zfs.list_tree(container, (model.SNAPSHOT_MARK,))
     except ZfsError:
         return None
     snap = next((ds for ds in tree if ds.name == origin), None)
     if snap is None or model.SNAPSHOT_MARK not in snap.user:
         return None
-    if any(ds.origin == origin for ds in tree if not ds.is_snapshot):
+    tag = "@" + origin.split("@", 1)[1]
+    fs = origin.split("@", 1)[0]
+    same_instant = {ds.name for ds in tree if ds.is_snapshot and ds.name.endswith(tag) and ds.name.startswith(fs)}
+    if any(ds.origin in same_instant for ds in tree if not ds.is_snapshot):
         return None
-    ctx.zfs.destroy(origin)
+    ctx.zfs.destroy(origin, recursive=True)
     return origin
 
 
@@ -301,6 +364,9 @@ def rename(ctx: Context, old: str, new: str) -> Renamed:
         raise Refused(f"checkpoint '{new}' already exists")
     target = f"{ctx.system.container}/{new}"
     ctx.zfs.rename(cp.dataset, target)
+    old_twin, new_twin = _twin(ctx, cp.name), _twin(ctx, new)
+    if old_twin and new_twin and ctx.zfs.exists(old_twin):
+        ctx.zfs.rename(old_twin, new_twin)
     if cp.active:
         try:
             ctx.boot.activate(target)
@@ -342,6 +408,27 @@ def rollback_to(ctx: Context, name: str) -> RolledBack:
         raise Refused(
             f"{snap} is not the newest snapshot of the running system: activate '{cp.name}' and reboot instead"
         )
-    ctx.zfs.rollback(snap)
-    undo_create(ctx, Created(cp.name, cp.dataset, snap, cp.kind, cp.title))
+    tag = snap.split("@", 1)[1]
+    twin = _twin(ctx, cp.name)
+    boot_snap = f"{ctx.system.boot_dataset}@{tag}" if twin else None
+    created = Created(cp.name, cp.dataset, snap, cp.kind, cp.title, twin, boot_snap)
+    rollback_in_place(ctx, created)
+    undo_create(ctx, created)
     return RolledBack(ctx.system.dataset, snap, cp.dataset)
+
+
+@contextmanager
+def mounted(ctx: Context, created: Created, directory: str) -> Iterator[str]:
+    """Mount a checkpoint's root, its children and its boot twin under ``directory``."""
+    tree = ctx.zfs.list_tree(created.dataset)
+    top = tree[0] if tree and tree[0].name == created.dataset else ctx.zfs.get(created.dataset)
+    base = (top.mountpoint or "/").rstrip("/")
+    with ExitStack() as stack:
+        stack.enter_context(ctx.zfs.mounted_at(created.dataset, directory))
+        for child in _descendants(tree, created.dataset):
+            mp = child.mountpoint or ""
+            rel = mp[len(base) :] if base and mp.startswith(base + "/") else child.name[len(created.dataset) :]
+            stack.enter_context(ctx.zfs.mounted_at(child.name, directory + rel))
+        if created.boot_dataset:
+            stack.enter_context(ctx.zfs.mounted_at(created.boot_dataset, os.path.join(directory, "boot")))
+        yield directory

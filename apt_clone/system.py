@@ -82,6 +82,12 @@ class ManagedSystem:
 
     root: str
     dataset: str
+    boot_dataset: str | None = None
+    """The boot-pool twin mounted at <root>/boot (``bpool/BOOT/<name>``), if /boot is its own dataset."""
+
+    @property
+    def boot_container(self) -> str | None:
+        return self.boot_dataset.rsplit("/", 1)[0] if self.boot_dataset else None
 
     @property
     def container(self) -> str:
@@ -112,4 +118,7 @@ def managed_system(root: str = "/", mounts: list[Mount] | None = None) -> Manage
         raise NotZfsRoot(
             f"{root} is the pool's top dataset {dataset}: boot environments live in a container such as {dataset}/ROOT"
         )
-    return ManagedSystem(real, dataset)
+    boot = dataset_mounted_at(os.path.join(real, "boot"), mounts)
+    if boot is not None and (boot == dataset or boot.startswith(dataset + "/") or "/" not in boot):
+        boot = None  # a child of the root, or a pool's top dataset: not a boot-pool twin
+    return ManagedSystem(real, dataset, boot)

@@ -200,7 +200,7 @@ def _execute(ctx: Context, req: AptRequest, ui: Interaction, plan: Plan, in_clon
             mount_dir = _mount_dir(created.checkpoint) if in_clone else None
             try:
                 if mount_dir:
-                    with ctx.zfs.mounted_at(created.dataset, mount_dir):
+                    with checkpoints.mounted(ctx, created, mount_dir):
                         failure, changes, reboot_asked = _run_apt(ctx, AptTarget(ctx.runner, mount_dir), req)
                 else:
                     failure, changes, reboot_asked = _run_apt(ctx, AptTarget(ctx.runner, ctx.system.root), req)
@@ -282,7 +282,7 @@ def rollback(ctx: Context, created: checkpoints.Created, in_clone: bool) -> None
     """Undo an operation: in place roll the root back to the snapshot; then drop the checkpoint."""
     if not in_clone:
         try:
-            ctx.zfs.rollback(created.snapshot)
+            checkpoints.rollback_in_place(ctx, created)
         except ZfsError as exc:
             raise OperationFailed(f"rollback of {ctx.system.dataset} to {created.snapshot} failed: {exc}") from exc
     checkpoints.undo_create(ctx, created)

@@ -123,7 +123,12 @@ def render_menu(entries: Sequence[MenuEntry], cmdline: str = "ro") -> str:
                 f"    initrd {quote(_zfs_path(boot_ds, boot_path + 'initrd.img-' + kernel))}",
                 "  }",
             ]
-    lines.append("}")
+    if not any(e.kernels for e in entries):
+        # GRUB refuses an empty submenu: leave only the comments.
+        lines = [line for line in lines if line.lstrip().startswith("#")]
+        lines.append("set apt_clone_entries=0")
+    else:
+        lines.append("}")
     return "\n".join(lines) + "\n"
 
 

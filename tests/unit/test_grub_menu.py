@@ -76,3 +76,11 @@ def test_kernels_in_sorts_newest_first(tmp_path):
         (tmp_path / f"initrd.img-{v}").write_text("")
     (tmp_path / "vmlinuz-orphan").write_text("")
     assert grub.kernels_in(str(tmp_path)) == ["6.12.1-amd64", "6.1.0-13-amd64", "6.1.0-9-amd64"]
+
+
+@needs_grub
+def test_menu_without_any_kernel_is_still_valid(tmp_path):
+    path = tmp_path / "m.cfg"
+    path.write_text(grub.render_menu([grub.MenuEntry("a", "rpool/ROOT/a", "A", ())]))
+    subprocess.run(["grub-script-check", str(path)], check=True)
+    assert "submenu" not in path.read_text()
