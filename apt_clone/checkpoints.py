@@ -110,10 +110,10 @@ def find(ctx: Context, name: str, tree: list[Dataset] | None = None) -> model.Ch
 def clone_props(origin: Dataset) -> dict[str, str]:
     """Native properties a clone must carry to boot like its origin (mountpoint=/, canmount=noauto)."""
     props: dict[str, str] = {}
-    if origin.canmount == "noauto":
-        props["canmount"] = "noauto"
-        if origin.mountpoint:
-            props["mountpoint"] = origin.mountpoint
+    for prop in ("canmount", "mountpoint"):
+        value = getattr(origin, prop)
+        if prop in origin.local and value:
+            props[prop] = value
     return props
 
 
@@ -415,6 +415,12 @@ def rollback_to(ctx: Context, name: str) -> RolledBack:
     rollback_in_place(ctx, created)
     undo_create(ctx, created)
     return RolledBack(ctx.system.dataset, snap, cp.dataset)
+
+
+def parts_of(ctx: Context, cp: model.Checkpoint) -> Created:
+    """An existing checkpoint's datasets, in the shape :func:`create` returns (no snapshots)."""
+    twin = _twin(ctx, cp.name)
+    return Created(cp.name, cp.dataset, "", cp.kind, cp.title, twin if twin and ctx.zfs.exists(twin) else None)
 
 
 @contextmanager

@@ -42,7 +42,7 @@ def _status_of(ctx: Context, cp: model.Checkpoint) -> dict[str, str]:
     os.makedirs(MOUNT_BASE, mode=0o700, exist_ok=True)
     where = tempfile.mkdtemp(prefix=f"{cp.name}.", dir=MOUNT_BASE)
     try:
-        with ctx.zfs.mounted_at(cp.dataset, where):
+        with checkpoints.mounted(ctx, checkpoints.parts_of(ctx, cp), where):
             return dpkgstatus.read(where)
     finally:
         os.rmdir(where)

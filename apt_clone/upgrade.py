@@ -22,7 +22,7 @@ from typing import Protocol
 
 from . import checkpoints, dpkgstatus, model, trial
 from .apt.execute import AptTarget, check_apt_locks
-from .apt.plan import Plan, check_space, debs_asking_for_reboot, make_plan, validate_request
+from .apt.plan import Plan, check_boot_space, check_space, debs_asking_for_reboot, make_plan, validate_request
 from .boot import grub
 from .context import Context
 from .errors import OperationFailed, Refused
@@ -161,6 +161,9 @@ def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction) -> Outcome
         container = ctx.zfs.get(ctx.system.container)
         ui.say("Verifying free space...")
         ui.say(check_space(plan, container.available, ctx.system.pool))
+        if ctx.system.boot_container:
+            boot = ctx.zfs.get(ctx.system.boot_container)
+            ui.say(check_boot_space(plan, boot.available, boot.pool))
         if not ui.confirm("This operation will upgrade your system using ZFS capabilities. Proceed ? (y/n)"):
             return Outcome("cancelled", plan=plan)
         reboot_pkgs = list(plan.reboot_packages)

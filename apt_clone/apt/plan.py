@@ -146,3 +146,20 @@ def check_space(plan: Plan, available: int | None, pool: str) -> str:
 
 def mb(n: int) -> str:
     return f"{n / 1048576:.2f}MB"
+
+
+BOOT_MARGIN = 32 * 1024 * 1024
+KERNEL_BYTES = 128 * 1024 * 1024
+_BOOT_WRITERS = re.compile(r"^(linux-image-.*|initramfs-tools.*|dracut.*|grub-.*|zfs-initramfs)$")
+
+
+def check_boot_space(plan: Plan, available: int | None, pool: str) -> str:
+    """Refuse when the boot pool cannot take new kernels/initramfs plus a margin."""
+    writers = sum(1 for c in plan.changes if c.action != "remove" and _BOOT_WRITERS.match(c.name))
+    need = BOOT_MARGIN + KERNEL_BYTES * writers
+    if available is not None and available < need:
+        raise Refused(
+            f"not enough free space on the boot pool: /boot needs {mb(need)}, "
+            f"pool '{pool}' has {mb(available)} available"
+        )
+    return f"Boot pool '{pool}': {mb(available or 0)} available, /boot needs {mb(need)}."

@@ -16,12 +16,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, help="sandbox directory")
     parser.add_argument("--suite", help="Debian suite to debootstrap (default: the host's)")
     parser.add_argument("--size", default=core.DEFAULT_SIZE, help="pool image size (default %(default)s)")
+    parser.add_argument("--bpool", action="store_true", help="create: put /boot on a boot pool (bpool/BOOT/<name>)")
+    parser.add_argument("--child", action="append", default=[], help="create: a child dataset of the root (e.g. var)")
     parser.add_argument("--enable", choices=repo.SUITES, help="suite: enable a repository suite in the current root")
     parser.add_argument("--disable", choices=repo.SUITES, help="suite: disable a repository suite in the current root")
     args = parser.parse_args(argv)
     try:
         if args.command == "create":
-            sb = core.create(args.dir, suite=args.suite, size=args.size, log=lambda m: print(m, file=sys.stderr))
+            sb = core.create(
+                args.dir,
+                suite=args.suite,
+                size=args.size,
+                bpool=args.bpool,
+                children=args.child,
+                log=lambda m: print(m, file=sys.stderr),
+            )
             print(sb.root)
         elif args.command == "status":
             print(json.dumps(core.status(args.dir), indent=2, sort_keys=True))

@@ -1,16 +1,20 @@
 """The sandbox: a file-backed pool holding a debootstrapped Debian root, laid out like a host.
 
-Layout for sandbox directory DIR (pool name derived from DIR, so sandboxes coexist)::
+Layout for sandbox directory DIR (pool names derived from DIR, so sandboxes coexist)::
 
     DIR/pool.img                 the pool's backing file (sparse)
     DIR/root                     the "booted" root: the checkpoint mounted there is current
-    DIR/sandbox.json             what this tool made (pool, image, daemon it started)
+    DIR/grub                     GRUB's directory (grubenv, apt-clone.cfg), bound at root/boot/grub,
+                                 shared by every checkpoint as an ESP holding /boot/grub would be
+    DIR/sandbox.json             what this tool made (pools, images, daemon it started)
     <pool>/ROOT                  the boot-environment container (mountpoint=none)
     <pool>/ROOT/rootfs-nmu-000   the first root, mountpoint=DIR/root canmount=noauto,
                                  snapshot @initial, title "<PRETTY_NAME>" kind initial
+    <pool>/ROOT/rootfs-nmu-000/var     with --child var: a child dataset of the root
+    <pool>-boot/BOOT/rootfs-nmu-000    with --bpool: /boot on a boot pool, DIR/bpool.img
 
 Every root dataset has ``mountpoint=DIR/root canmount=noauto`` as ``mountpoint=/`` on a real
-host; ``reboot`` mounts the one that boots next there.
+host; ``reboot`` mounts the one that boots next there (and its children and boot twin).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +31,14 @@ from .. import model
 from ..boot import Bootloader
 from ..errors import OperationFailed, UsageError
 from ..runner import DEFAULT_RUNNER, Runner
-from ..system import dataset_mounted_at, mounts_under, read_mounts
+from ..system import ZFS_FSTYPES, dataset_mounted_at, mounts_under, read_mounts
 from ..zfs import CliZfs, ZfsBackend, ZfsNotFound
 from . import daemon, rootfs
 
 STATE_FILE = "sandbox.json"
 FIRST_NAME = "rootfs-nmu-000"
 DEFAULT_SIZE = "3G"
+BOOT_POOL_SIZE = "256M"
 
 Log = Callable[[str], None]
 
@@ -42,10 +47,24 @@ Log = Callable[[str], None]
 class Sandbox:
     directory: str
     pool: str
+    with_bpool: bool = False
+    children: tuple[str, ...] = ()
 
     @property
     def image(self) -> str:
         return os.path.join(self.directory, "pool.img")
+
+    @property
+    def bpool(self) -> str | None:
+        return f"{self.pool}-boot" if self.with_bpool else None
+
+    @property
+    def bpool_image(self) -> str:
+        return os.path.join(self.directory, "bpool.img")
+
+    @property
+    def boot_container(self) -> str | None:
+        return f"{self.bpool}/BOOT" if self.bpool else None
 
     @property
     def root(self) -> str:
@@ -65,6 +84,10 @@ class Sandbox:
         return os.path.join(self.directory, "pristine.zstream")
 
     @property
+    def pristine_boot_stream(self) -> str:
+        return os.path.join(self.directory, "pristine-boot.zstream")
+
+    @property
     def grub_dir(self) -> str:
         """GRUB's directory, shared by every checkpoint (as an ESP holding /boot/grub would be)."""
         return os.path.join(self.directory, "grub")
@@ -72,6 +95,10 @@ class Sandbox:
     @property
     def first(self) -> str:
         return f"{self.container}/{FIRST_NAME}"
+
+    def twin(self, dataset: str) -> str | None:
+        """The boot-pool twin of a root checkpoint dataset."""
+        return f"{self.boot_container}/{dataset.rsplit('/', 1)[1]}" if self.boot_container else None
 
 
 def pool_name(directory: str) -> str:
@@ -82,18 +109,29 @@ def pool_name(directory: str) -> str:
     return f"acsb-{base}-{digest}"
 
 
-def sandbox_for(directory: str) -> Sandbox:
+def sandbox_for(directory: str, *, bpool: bool | None = None, children: Sequence[str] | None = None) -> Sandbox:
+    """The sandbox at ``directory``; its options come from its state file unless given."""
     real = os.path.realpath(directory)
-    return Sandbox(real, pool_name(real))
+    state = _load_state_at(os.path.join(real, STATE_FILE))
+    with_bpool = bool(state.get("bpool")) if bpool is None else bpool
+    kids = tuple(state.get("children", ())) if children is None else tuple(children)
+    for child in kids:
+        if not re.match(r"^[a-z][a-z0-9_.-]*$", child):
+            raise UsageError(f"bad child dataset name {child!r}")
+    return Sandbox(real, pool_name(real), with_bpool, kids)
 
 
-def _load_state(sb: Sandbox) -> dict[str, Any]:
+def _load_state_at(path: str) -> dict[str, Any]:
     try:
-        with open(sb.state_file, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             data: dict[str, Any] = json.load(f)
             return data
     except (OSError, ValueError):
         return {}
+
+
+def _load_state(sb: Sandbox) -> dict[str, Any]:
+    return _load_state_at(sb.state_file)
 
 
 def _save_state(sb: Sandbox, state: dict[str, Any]) -> None:
@@ -109,62 +147,90 @@ def _pool_imported(zfs: ZfsBackend, pool: str) -> bool:
     return pool in zfs.pools()
 
 
+def _run_ok(runner: Runner, argv: list[str], what: str, **kw: Any) -> None:
+    result = runner.run(argv, **kw)
+    if not result.ok:
+        raise OperationFailed(f"{what}: {result.error_line()}")
+
+
 def create(
     directory: str,
     *,
     suite: str | None = None,
     size: str = DEFAULT_SIZE,
     mirror: str = rootfs.DEFAULT_MIRROR,
+    bpool: bool = False,
+    children: Sequence[str] = (),
     runner: Runner = DEFAULT_RUNNER,
     log: Log = print,
 ) -> Sandbox:
     """Create the sandbox, or bring an existing one back (idempotent)."""
     if os.geteuid() != 0:
         raise UsageError("the sandbox needs root (it creates a pool and mounts)")
-    sb = sandbox_for(directory)
+    existing = _load_state_at(os.path.join(os.path.realpath(directory), STATE_FILE))
+    # An existing sandbox keeps the options it was made with.
+    sb = sandbox_for(directory) if existing.get("complete") else sandbox_for(directory, bpool=bpool, children=children)
     os.makedirs(sb.directory, exist_ok=True)
     state = _load_state(sb)
-    started = daemon.ensure_running(runner)
-    if started:
+    if daemon.ensure_running(runner):
         state["daemon_started"] = True
         state["daemon_pid"] = daemon.daemon_pid()
     zfs = CliZfs(runner)
     suite = suite or state.get("suite") or rootfs.host_codename()
-    if os.path.exists(sb.image) and not _pool_imported(zfs, sb.pool):
-        result = runner.run(["zpool", "import", "-d", sb.directory, sb.pool])
-        if not result.ok:
-            raise OperationFailed(f"cannot import sandbox pool {sb.pool}: {result.error_line()}")
+    pools = [(sb.pool, sb.image)] + ([(sb.bpool, sb.bpool_image)] if sb.bpool else [])
+    for pool, image in pools:
+        if os.path.exists(image) and not _pool_imported(zfs, pool):
+            _run_ok(runner, ["zpool", "import", "-d", sb.directory, pool], f"cannot import sandbox pool {pool}")
     if _pool_imported(zfs, sb.pool) and state.get("complete"):
         _mount_next_boot(sb, zfs, runner)
-        state.setdefault("created_by", "apt_clone.sandbox")
         _save_state(sb, state)
         return sb
-    if _pool_imported(zfs, sb.pool):
-        # A create that stopped half-way: start over.
-        _destroy_pool(sb, zfs, runner)
+    for pool, _ in pools:
+        if _pool_imported(zfs, pool):
+            _destroy_pool(sb, zfs, runner, pool)  # a create that stopped half-way: start over
     tarball = rootfs.ensure_tarball(suite, mirror, runner, log)
-    state.update({"pool": sb.pool, "image": sb.image, "root": sb.root, "suite": suite, "complete": False})
+    state.update(
+        {
+            "pool": sb.pool,
+            "image": sb.image,
+            "root": sb.root,
+            "suite": suite,
+            "bpool": sb.with_bpool,
+            "children": list(sb.children),
+            "complete": False,
+        }
+    )
     _save_state(sb, state)
-    result = runner.run(["truncate", "-s", size, sb.image])
-    if not result.ok:
-        raise OperationFailed(f"cannot create {sb.image}: {result.error_line()}")
-    result = runner.run(["zpool", "create", "-m", "none", sb.pool, sb.image])
-    if not result.ok:
-        raise OperationFailed(f"zpool create failed: {result.error_line()}")
+    _run_ok(runner, ["truncate", "-s", size, sb.image], f"cannot create {sb.image}")
+    _run_ok(runner, ["zpool", "create", "-m", "none", sb.pool, sb.image], "zpool create failed")
     zfs.create(sb.container, {"mountpoint": "none", "canmount": "off"})
-    first = f"{sb.container}/{FIRST_NAME}"
     os.makedirs(sb.root, exist_ok=True)
-    zfs.create(first, {"canmount": "noauto", "mountpoint": sb.root})
-    log(f"sandbox: unpacking the {suite} root into {first}")
+    zfs.create(sb.first, {"canmount": "noauto", "mountpoint": sb.root})
+    for child in sb.children:
+        zfs.create(f"{sb.first}/{child}", {"canmount": "noauto"})
+    if sb.bpool and sb.boot_container:
+        _run_ok(runner, ["truncate", "-s", BOOT_POOL_SIZE, sb.bpool_image], f"cannot create {sb.bpool_image}")
+        _run_ok(runner, ["zpool", "create", "-m", "none", sb.bpool, sb.bpool_image], "zpool create failed")
+        zfs.create(sb.boot_container, {"mountpoint": "none", "canmount": "off"})
+        zfs.create(
+            f"{sb.boot_container}/{FIRST_NAME}", {"canmount": "noauto", "mountpoint": os.path.join(sb.root, "boot")}
+        )
+    log(f"sandbox: unpacking the {suite} root into {sb.first}")
     _fresh_grub_dir(sb, runner)
-    _boot_up(sb, zfs, runner, first)
+    _boot_up(sb, zfs, runner, sb.first)
     rootfs.unpack(tarball, sb.root, runner)
-    zfs.set_props(first, model.metadata(rootfs.os_title(sb.root), "initial", "debootstrap --variant=minbase " + suite))
-    zfs.snapshot(f"{first}@initial")
-    zfs.set_bootfs(sb.pool, first)
-    result = runner.run(["zfs", "send", "-R", f"{first}@initial"], stdout_path=sb.pristine_stream)
-    if not result.ok:
-        raise OperationFailed(f"zfs send of the pristine root failed: {result.error_line()}")
+    zfs.set_props(
+        sb.first, model.metadata(rootfs.os_title(sb.root), "initial", "debootstrap --variant=minbase " + suite)
+    )
+    zfs.snapshot(f"{sb.first}@initial", recursive=True)
+    zfs.set_bootfs(sb.pool, sb.first)
+    _run_ok(runner, ["zfs", "send", "-R", f"{sb.first}@initial"], "zfs send failed", stdout_path=sb.pristine_stream)
+    twin = sb.twin(sb.first)
+    if twin:
+        zfs.snapshot(f"{twin}@initial")
+        _run_ok(
+            runner, ["zfs", "send", "-R", f"{twin}@initial"], "zfs send failed", stdout_path=sb.pristine_boot_stream
+        )
     state["complete"] = True
     _save_state(sb, state)
     return sb
@@ -175,27 +241,40 @@ def _fresh_grub_dir(sb: Sandbox, runner: Runner) -> None:
     os.makedirs(sb.grub_dir, exist_ok=True)
     for name in os.listdir(sb.grub_dir):
         os.unlink(os.path.join(sb.grub_dir, name))
-    result = runner.run(["grub-editenv", os.path.join(sb.grub_dir, "grubenv"), "create"])
-    if not result.ok:
-        raise OperationFailed(f"grub-editenv create failed: {result.error_line()}")
+    _run_ok(runner, ["grub-editenv", os.path.join(sb.grub_dir, "grubenv"), "create"], "grub-editenv create failed")
 
 
 def _boot_up(sb: Sandbox, zfs: ZfsBackend, runner: Runner, dataset: str) -> None:
-    """Mount ``dataset`` at the root and GRUB's directory at its /boot/grub."""
+    """Mount ``dataset`` at the root, its children, its boot twin, and GRUB's directory."""
     if dataset_mounted_at(sb.root) != dataset:
+        _remove_empty_dirs(sb.root)
         zfs.mount(dataset)
+    for ds in zfs.list_tree(dataset)[1:]:
+        if not ds.is_snapshot and not ds.mounted:
+            zfs.mount(ds.name)
+    twin = sb.twin(dataset)
+    if twin and dataset_mounted_at(os.path.join(sb.root, "boot")) != twin:
+        zfs.mount(twin)
     target = os.path.join(sb.root, "boot/grub")
     os.makedirs(target, exist_ok=True)
     if not any(m.mountpoint == os.path.realpath(target) for m in read_mounts()):
-        result = runner.run(["mount", "--bind", sb.grub_dir, target])
-        if not result.ok:
-            raise OperationFailed(f"cannot bind GRUB's directory: {result.error_line()}")
+        _run_ok(runner, ["mount", "--bind", sb.grub_dir, target], "cannot bind GRUB's directory")
+
+
+def _remove_empty_dirs(top: str) -> None:
+    """Mountpoint directories zfs-fuse left under an unmounted root (it refuses a non-empty one)."""
+    for path, dirs, files in os.walk(top, topdown=False):
+        if path != top and not dirs and not files and not os.path.ismount(path):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
 
 
 def _shut_down(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> str | None:
     """Unmount everything below the root, then the root; returns what was mounted there."""
     current = dataset_mounted_at(sb.root)
-    _unmount_all_under(sb.root, runner, keep_root=True)
+    _unmount_all_under(sb.root, zfs, runner, keep_root=True)
     if current is not None:
         zfs.unmount(current)
     return current
@@ -235,27 +314,39 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     sb = _existing(directory)
     zfs = CliZfs(runner)
     _shut_down(sb, zfs, runner)
-    for ds in reversed(zfs.list_tree(sb.container)):
-        if ds.mounted and not ds.is_snapshot:
-            zfs.unmount(ds.name)
-    zfs.destroy(sb.container, recursive=True, dependents=True)
-    zfs.create(sb.container, {"mountpoint": "none", "canmount": "off"})
-    received = runner.run(["zfs", "recv", sb.first], stdin_path=sb.pristine_stream)
-    if not zfs.exists(f"{sb.first}@initial"):
-        raise OperationFailed(f"cannot receive the pristine root: {received.error_line()}")
+    for container, first, stream in (
+        (sb.container, sb.first, sb.pristine_stream),
+        (sb.boot_container, sb.twin(sb.first), sb.pristine_boot_stream),
+    ):
+        if not container or not first:
+            continue
+        for ds in reversed(zfs.list_tree(container)):
+            if ds.mounted and not ds.is_snapshot:
+                zfs.unmount(ds.name)
+        zfs.destroy(container, recursive=True, dependents=True)
+        zfs.create(container, {"mountpoint": "none", "canmount": "off"})
+        received = runner.run(["zfs", "recv", first], stdin_path=stream)
+        if not zfs.exists(f"{first}@initial"):
+            raise OperationFailed(f"cannot receive the pristine {first}: {received.error_line()}")
+        for ds in reversed(zfs.list_tree(first)):  # zfs-fuse mounts what it receives
+            if ds.mounted and not ds.is_snapshot:
+                zfs.unmount(ds.name)
     _fresh_grub_dir(sb, runner)
     _boot_up(sb, zfs, runner, sb.first)
     zfs.set_bootfs(sb.pool, sb.first)
     return sb
 
 
-def _unmount_all_under(path: str, runner: Runner, keep_root: bool) -> None:
-    """Unmount what a crashed run left below ``path`` (bind mounts, clones mounted inside)."""
+def _unmount_all_under(path: str, zfs: ZfsBackend, runner: Runner, keep_root: bool) -> None:
+    """Unmount what is below ``path``: datasets with zfs, bind mounts and the rest lazily."""
     real = os.path.realpath(path)
     for m in mounts_under(real):
         if keep_root and m.mountpoint == real:
             continue
-        runner.run(["umount", "-l", m.mountpoint])
+        if m.fstype in ZFS_FSTYPES:
+            zfs.unmount(m.source)
+        else:
+            runner.run(["umount", "-l", m.mountpoint])
 
 
 def status(directory: str, runner: Runner = DEFAULT_RUNNER) -> dict[str, Any]:
@@ -268,6 +359,10 @@ def status(directory: str, runner: Runner = DEFAULT_RUNNER) -> dict[str, Any]:
         "image": sb.image,
         "root": sb.root,
         "be_container": sb.container,
+        "boot_pool": sb.bpool,
+        "boot_container": sb.boot_container,
+        "children": list(sb.children),
+        "grub_dir": sb.grub_dir,
         "daemon_pid": None if daemon.kernel_zfs() else daemon.daemon_pid(),
         "daemon_started_by_sandbox": bool(state.get("daemon_started")),
         "suite": state.get("suite"),
@@ -294,17 +389,31 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     if not state and not os.path.exists(sb.image):
         raise UsageError(f"{directory}: no sandbox here")
     zfs = CliZfs(runner)
-    if (daemon.kernel_zfs() or daemon.responding(runner)) and _pool_imported(zfs, sb.pool):
-        _destroy_pool(sb, zfs, runner)
-    for path in (sb.image, sb.pristine_stream, sb.state_file, sb.state_file + ".tmp"):
+    if daemon.kernel_zfs() or daemon.responding(runner):
+        for pool in (sb.pool, sb.bpool):
+            if pool and _pool_imported(zfs, pool):
+                _destroy_pool(sb, zfs, runner, pool)
+    for path in (
+        sb.image,
+        sb.bpool_image,
+        sb.pristine_stream,
+        sb.pristine_boot_stream,
+        sb.state_file,
+        sb.state_file + ".tmp",
+    ):
         if os.path.exists(path):
             os.unlink(path)
     if os.path.isdir(sb.grub_dir):
         for name in os.listdir(sb.grub_dir):
             os.unlink(os.path.join(sb.grub_dir, name))
         os.rmdir(sb.grub_dir)
-    if os.path.isdir(sb.root) and not os.listdir(sb.root):
-        os.rmdir(sb.root)
+    if os.path.isdir(sb.root):
+        for sub in ("boot/grub", "boot", "var"):
+            path = os.path.join(sb.root, sub)
+            if os.path.isdir(path) and not os.listdir(path):
+                os.rmdir(path)
+        if not os.listdir(sb.root):
+            os.rmdir(sb.root)
     stopped = False
     if state.get("daemon_started"):
         stopped = daemon.stop_if_idle(runner)
@@ -313,17 +422,17 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     return stopped
 
 
-def _destroy_pool(sb: Sandbox, zfs: CliZfs, runner: Runner) -> None:
+def _destroy_pool(sb: Sandbox, zfs: CliZfs, runner: Runner, pool: str) -> None:
     # Unmount this pool's filesystems one by one (and anything mounted inside them):
     # never `zfs unmount -a`, which would act on other pools of the daemon.
-    mine = [m for m in read_mounts() if m.source == sb.pool or m.source.startswith(sb.pool + "/")]
+    mine = [m for m in read_mounts() if m.source == pool or m.source.startswith(pool + "/")]
     for m in sorted(mine, key=lambda m: m.mountpoint.count("/"), reverse=True):
-        _unmount_all_under(m.mountpoint, runner, keep_root=True)
+        _unmount_all_under(m.mountpoint, zfs, runner, keep_root=True)
         try:
             zfs.unmount(m.source)
         except ZfsNotFound:
             pass
-    zfs.destroy_pool(sb.pool)
+    zfs.destroy_pool(pool)
 
 
 def _existing(directory: str) -> Sandbox:

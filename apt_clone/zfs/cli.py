@@ -161,17 +161,22 @@ class CliZfs(ZfsBackend):
 
     def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None:
         props = dict(props or {})
-        later: dict[str, str] = {}
-        if self.dialect == ZFS_FUSE and "mountpoint" in props:
-            later["mountpoint"] = props.pop("mountpoint")
-            props.setdefault("canmount", "noauto")
-        self._run(["zfs", "clone", *_opts(props), snapshot, target])
-        if later:
-            try:
-                self.set_props(target, later)
-            except ZfsError:
-                self.destroy(target)
-                raise
+        if self.dialect != ZFS_FUSE:
+            self._run(["zfs", "clone", *_opts(props), snapshot, target])
+            return
+        # zfs-fuse mounts a new clone whatever canmount says: clone it unmountable, then give
+        # it its mountpoint (setting one on a canmount=noauto dataset does not mount it).
+        mountpoint = props.pop("mountpoint", None)
+        props.setdefault("canmount", "noauto")
+        self._run(["zfs", "clone", *_opts({**props, "mountpoint": "none"}), snapshot, target])
+        try:
+            if mountpoint is not None:
+                self.set_props(target, {"mountpoint": mountpoint})
+            else:
+                self.inherit(target, "mountpoint")
+        except ZfsError:
+            self.destroy(target)
+            raise
 
     def promote(self, name: str) -> None:
         self._run(["zfs", "promote", name])
@@ -217,7 +222,7 @@ class CliZfs(ZfsBackend):
         self._run(["zfs", "inherit", prop, name])
 
     def mount(self, name: str) -> None:
-        self._run(["zfs", "mount", name])
+        self._run_retrying_busy(["zfs", "mount", name])
 
     def unmount(self, name: str) -> None:
         self._run_retrying_busy(["zfs", "unmount", name])
@@ -296,6 +301,7 @@ def parse_get(text: str) -> list[Dataset]:
     """Records from ``zfs get -Hp -o name,property,value,source`` output."""
     rows: dict[str, dict[str, str]] = {}
     user: dict[str, dict[str, str]] = {}
+    local: dict[str, set[str]] = {}
     for line in text.splitlines():
         if not line:
             continue
@@ -306,11 +312,14 @@ def parse_get(text: str) -> list[Dataset]:
         value = "\t".join(fields[2:-1])
         rows.setdefault(name, {})
         user.setdefault(name, {})
+        local.setdefault(name, set())
         if ":" in prop:
             if source in ("local", "received") and value != "-":
                 user[name][prop] = value
             continue
         rows[name][prop] = value
+        if source in ("local", "received"):
+            local[name].add(prop)
     out = []
     for name, p in rows.items():
         if "type" not in p:
@@ -329,6 +338,7 @@ def parse_get(text: str) -> list[Dataset]:
                 canmount=_opt(p.get("canmount")),
                 mounted=None if _opt(p.get("mounted")) is None else p["mounted"] == "yes",
                 user=user[name],
+                local=frozenset(local[name]),
             )
         )
     out.sort(key=lambda d: (d.createtxg, d.name))

@@ -23,6 +23,8 @@ class Dataset:
     mounted: bool | None
     user: Mapping[str, str] = field(default_factory=dict)
     """Locally set user properties (inherited ones are left out)."""
+    local: frozenset[str] = frozenset()
+    """Native properties set locally on this dataset (e.g. mountpoint, canmount)."""
 
     @property
     def is_snapshot(self) -> bool:

@@ -84,7 +84,7 @@ def test_clone_on_zfs_fuse_sets_mountpoint_after_cloning():
     z, _ = backend(ZFS_FUSE)
     z.clone("p/a@s", "p/b", {"mountpoint": "/x", "canmount": "noauto"})
     assert z.runner.calls == [
-        ("zfs", "clone", "-o", "canmount=noauto", "p/a@s", "p/b"),
+        ("zfs", "clone", "-o", "canmount=noauto", "-o", "mountpoint=none", "p/a@s", "p/b"),
         ("zfs", "set", "mountpoint=/x", "p/b"),
     ]
     z, _ = backend(OPENZFS)

@@ -1,0 +1,127 @@
+"""A boot pool and a child dataset move in lockstep with the root (a second sandbox)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import SandboxInfo, apt_clone, installed_version, sandbox_cli, zfs_get
+
+
+@pytest.fixture(scope="module")
+def family_sandbox(sandbox: SandboxInfo, tmp_path_factory) -> Iterator[tuple[SandboxInfo, str]]:
+    directory = str(tmp_path_factory.mktemp("family") / "sb")
+    created = sandbox_cli("create", "--bpool", "--child", "var", directory=directory)
+    assert created.returncode == 0, created.stderr
+    import json
+
+    status = json.loads(sandbox_cli("status", directory=directory).stdout)
+    info = SandboxInfo(directory, status["root"], status["pool"], status["be_container"])
+    yield info, status["boot_container"]
+    assert sandbox_cli("destroy", directory=directory).returncode == 0
+
+
+@pytest.fixture
+def family(family_sandbox) -> tuple[SandboxInfo, str]:
+    sb, boot = family_sandbox
+    result = sandbox_cli("reset", directory=sb.directory)
+    assert result.returncode == 0, result.stderr
+    return sb, boot
+
+
+def names(*pools: str) -> list[str]:
+    out = subprocess.run(
+        ["zfs", "list", "-H", "-t", "all", "-o", "name,origin", "-r", *pools],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(out.stdout.splitlines())
+
+
+def mounted(sb: SandboxInfo) -> dict[str, str]:
+    with open("/proc/self/mountinfo") as f:
+        rows = [line.split(" - ")[0].split()[4:5] + line.split(" - ")[1].split()[1:2] for line in f]
+    return {mp: src for mp, src in rows if mp.startswith(sb.root)}
+
+
+def test_create_activate_reboot_destroy_in_lockstep(family):
+    sb, boot = family
+    bpool = boot.split("/")[0]
+    assert apt_clone(sb, "create").returncode == 0
+    for ds in (sb.ds("rootfs-nmu-001"), sb.ds("rootfs-nmu-001/var"), f"{boot}/rootfs-nmu-001"):
+        assert zfs_get(ds, "type") == "filesystem", ds
+    # the root and its child were snapshotted at one instant
+    assert zfs_get(f"{sb.first}@nmu-001", "createtxg") == zfs_get(f"{sb.first}/var@nmu-001", "createtxg")
+    assert zfs_get(sb.ds("rootfs-nmu-001/var"), "origin") == f"{sb.first}/var@nmu-001"
+    assert apt_clone(sb, "-y", "-a", "rootfs-nmu-001").returncode == 0
+    assert sandbox_cli("reboot", directory=sb.directory).returncode == 0
+    mounts = mounted(sb)
+    assert mounts[sb.root] == sb.ds("rootfs-nmu-001")
+    assert mounts[os.path.join(sb.root, "var")] == sb.ds("rootfs-nmu-001/var")
+    assert mounts[os.path.join(sb.root, "boot")] == f"{boot}/rootfs-nmu-001"
+    result = apt_clone(sb, "-y", "-r", "rootfs-nmu-000")
+    assert result.returncode == 0, result.stderr
+    assert names(sb.pool, bpool) == sorted(
+        [
+            f"{sb.pool}\t-",
+            f"{sb.container}\t-",
+            f"{sb.ds('rootfs-nmu-001')}\t-",
+            f"{sb.ds('rootfs-nmu-001')}@initial\t-",
+            f"{sb.ds('rootfs-nmu-001')}/var\t-",
+            f"{sb.ds('rootfs-nmu-001')}/var@initial\t-",
+            f"{bpool}\t-",
+            f"{boot}\t-",
+            f"{boot}/rootfs-nmu-001\t-",
+            f"{boot}/rootfs-nmu-001@initial\t-",
+        ]
+    )
+
+
+def test_upgrade_in_the_clone_mounts_children_and_boot_twin(family):
+    sb, boot = family
+    before = installed_version(sb.root, "ac-hello")
+    result = apt_clone(sb, "-y", "-s", "dist-upgrade")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "Boot pool '" in result.stdout
+    assert installed_version(sb.root, "ac-hello") == before == "1.0"
+    diff = apt_clone(sb, "diff", "rootfs-nmu-000", "rootfs-nmu-001").stdout
+    assert "(1):" in diff and "ac-hello" in diff  # the dpkg status in <clone>/var says exactly this
+    rename = apt_clone(sb, "rename", "rootfs-nmu-001", "upgraded")
+    assert rename.returncode == 0, rename.stderr
+    assert zfs_get(f"{boot}/upgraded", "type") == "filesystem"
+    assert zfs_get(sb.ds("upgraded/var"), "type") == "filesystem"
+
+
+def test_failed_in_place_upgrade_rolls_back_both_pools(family):
+    sb, boot = family
+    assert sandbox_cli("suite", "--enable", "unstable", directory=sb.directory).returncode == 0
+    pools = (sb.pool, boot.split("/")[0])
+    before = names(*pools)
+    result = apt_clone(sb, "-y", "dist-upgrade")
+    assert result.returncode == 1 and "All upgrade changes now rolled back." in result.stdout
+    assert names(*pools) == before
+    assert installed_version(sb.root, "ac-flaky") == "1.0"
+
+
+def test_boot_pool_space_is_checked(family):
+    sb, boot = family
+    filler = os.path.join(sb.root, "boot", "filler")
+    avail = int(
+        subprocess.run(["zfs", "get", "-Hp", "-o", "value", "available", boot], capture_output=True, text=True).stdout
+    )
+    with open(filler, "wb") as f:
+        f.truncate(0)
+        chunk = b"\0" * (1 << 20)
+        for _ in range(max(0, avail // (1 << 20) - 8)):
+            f.write(chunk)
+    try:
+        before = names(sb.pool, boot.split("/")[0])
+        result = apt_clone(sb, "-y", "dist-upgrade")
+        assert result.returncode == 3 and "not enough free space on the boot pool" in result.stderr
+        assert names(sb.pool, boot.split("/")[0]) == before
+    finally:
+        os.unlink(filler)
