@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import model
@@ -19,6 +19,7 @@ from .context import Context
 from .errors import NotFound, Refused
 from .names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
 from .zfs import Dataset, ZfsError, ZfsNotFound
+from .zfs.cli import SAVED_MOUNTPOINT
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,56 @@ def _descendants(tree: list[Dataset], dataset: str) -> list[Dataset]:
     return sorted((ds for ds in tree if not ds.is_snapshot and ds.name.startswith(prefix)), key=lambda d: d.name)
 
 
+def prepare_create(
+    ctx: Context,
+    *,
+    title: str | None = None,
+    kind: str = "manual",
+    name: str | None = None,
+    tree: list[Dataset] | None = None,
+) -> Created:
+    """Names and checks for a new checkpoint of the current root; changes nothing."""
+    tree = tree if tree is not None else read_tree(ctx)
+    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_checkpoint(ds, ctx.system.container)}
+    new = validate_name(name) if name else next_name(ctx.system.current_name, existing)
+    if new in existing:
+        raise Refused(f"checkpoint '{new}' already exists")
+    title = validate_title(title) if title else model.KIND_TITLES[kind]
+    tag = snapshot_tag(new)
+    snapshot = f"{ctx.system.dataset}@{tag}"
+    if any(ds.name == snapshot for ds in tree):
+        raise Refused(f"snapshot '{snapshot}' already exists: destroy it or name the checkpoint (--name)")
+    boot_ds = ctx.system.boot_dataset
+    boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
+    target = f"{ctx.system.container}/{new}"
+    return Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap)
+
+
+def take_snapshots(ctx: Context, created: Created) -> None:
+    """Snapshot the root with its children at one instant, then its boot twin."""
+    ctx.zfs.snapshot(created.snapshot, recursive=True, props={model.SNAPSHOT_MARK: created.checkpoint})
+    if created.boot_snapshot:
+        ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
+
+
+def make_clones(ctx: Context, created: Created, command: str, extra: Mapping[str, str] | None = None) -> None:
+    """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata."""
+    tree = ctx.zfs.list_tree(ctx.system.dataset)
+    origin = tree[0]
+    tag = created.snapshot.split("@", 1)[1]
+    props = {**clone_props(origin), **model.metadata(created.title, created.kind, command), **(extra or {})}
+    kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
+    if kernels:
+        props[model.KERNELS] = " ".join(kernels)
+    ctx.zfs.clone(created.snapshot, created.dataset, props)
+    for child in _descendants(tree, ctx.system.dataset):
+        rel = child.name[len(ctx.system.dataset) :]
+        ctx.zfs.clone(f"{child.name}@{tag}", created.dataset + rel, clone_props(child))
+    if created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset:
+        boot = ctx.zfs.get(ctx.system.boot_dataset)
+        ctx.zfs.clone(created.boot_snapshot, created.boot_dataset, clone_props(boot))
+
+
 def create(
     ctx: Context,
     *,
@@ -150,35 +201,10 @@ def create(
 ) -> Created:
     """Snapshot the current root (with its children, at one instant, and its boot-pool twin) and
     clone it all into a new checkpoint. Undone on failure."""
-    tree = read_tree(ctx)
-    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_checkpoint(ds, ctx.system.container)}
-    new = validate_name(name) if name else next_name(ctx.system.current_name, existing)
-    if new in existing:
-        raise Refused(f"checkpoint '{new}' already exists")
-    title = validate_title(title) if title else model.KIND_TITLES[kind]
-    origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
-    tag = snapshot_tag(new)
-    snapshot = f"{ctx.system.dataset}@{tag}"
-    if any(ds.name == snapshot for ds in tree):
-        raise Refused(f"snapshot '{snapshot}' already exists: destroy it or name the checkpoint (--name)")
-    target = f"{ctx.system.container}/{new}"
-    props = {**clone_props(origin), **model.metadata(title, kind, command), **(extra or {})}
-    kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
-    if kernels:
-        props[model.KERNELS] = " ".join(kernels)
-    boot_ds = ctx.system.boot_dataset
-    boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
-    created = Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap)
-    ctx.zfs.snapshot(snapshot, recursive=True, props={model.SNAPSHOT_MARK: new})
+    created = prepare_create(ctx, title=title, kind=kind, name=name)
     try:
-        ctx.zfs.clone(snapshot, target, props)
-        for child in _descendants(tree, ctx.system.dataset):
-            rel = child.name[len(ctx.system.dataset) :]
-            ctx.zfs.clone(f"{child.name}@{tag}", target + rel, clone_props(child))
-        if boot_ds and boot_snap and created.boot_dataset:
-            boot = ctx.zfs.get(boot_ds)
-            ctx.zfs.snapshot(boot_snap, props={model.SNAPSHOT_MARK: new})
-            ctx.zfs.clone(boot_snap, created.boot_dataset, clone_props(boot))
+        take_snapshots(ctx, created)
+        make_clones(ctx, created, command, extra)
         refresh_menu(ctx)
     except BaseException:
         undo_create(ctx, created, refresh=False)
@@ -423,18 +449,49 @@ def parts_of(ctx: Context, cp: model.Checkpoint) -> Created:
     return Created(cp.name, cp.dataset, "", cp.kind, cp.title, twin if twin and ctx.zfs.exists(twin) else None)
 
 
+def _family_mounts(ctx: Context, created: Created, directory: str) -> list[tuple[str, str]]:
+    """(dataset, directory) pairs to mount a checkpoint under ``directory``, parents first."""
+    tree = ctx.zfs.list_tree(created.dataset, (SAVED_MOUNTPOINT,))
+    top = tree[0]
+    # A mountpoint changed by an interrupted mount_at is kept in SAVED_MOUNTPOINT.
+    base = (top.user.get(SAVED_MOUNTPOINT) or top.mountpoint or "/").rstrip("/")
+    pairs = [(created.dataset, directory)]
+    for child in _descendants(tree, created.dataset):
+        mp = child.mountpoint or ""
+        rel = mp[len(base) :] if base and mp.startswith(base + "/") else child.name[len(created.dataset) :]
+        pairs.append((child.name, directory + rel))
+    if created.boot_dataset:
+        pairs.append((created.boot_dataset, os.path.join(directory, "boot")))
+    return pairs
+
+
+def mount_family(ctx: Context, created: Created, directory: str) -> None:
+    """Mount a checkpoint's root, its children and its boot twin under ``directory``."""
+    done: list[tuple[str, str]] = []
+    try:
+        for dataset, where in _family_mounts(ctx, created, directory):
+            ctx.zfs.mount_at(dataset, where)
+            done.append((dataset, where))
+    except BaseException:
+        for dataset, where in reversed(done):
+            ctx.zfs.unmount_at(dataset, where)
+        raise
+
+
+def unmount_family(ctx: Context, created: Created, directory: str) -> None:
+    """Undo :func:`mount_family` (also after a crash: whatever is still mounted there)."""
+    from .system import dataset_mounted_at
+
+    for dataset, where in reversed(_family_mounts(ctx, created, directory)):
+        if dataset_mounted_at(where) == dataset or ctx.zfs.get(dataset, (SAVED_MOUNTPOINT,)).user:
+            ctx.zfs.unmount_at(dataset, where)
+
+
 @contextmanager
 def mounted(ctx: Context, created: Created, directory: str) -> Iterator[str]:
     """Mount a checkpoint's root, its children and its boot twin under ``directory``."""
-    tree = ctx.zfs.list_tree(created.dataset)
-    top = tree[0] if tree and tree[0].name == created.dataset else ctx.zfs.get(created.dataset)
-    base = (top.mountpoint or "/").rstrip("/")
-    with ExitStack() as stack:
-        stack.enter_context(ctx.zfs.mounted_at(created.dataset, directory))
-        for child in _descendants(tree, created.dataset):
-            mp = child.mountpoint or ""
-            rel = mp[len(base) :] if base and mp.startswith(base + "/") else child.name[len(created.dataset) :]
-            stack.enter_context(ctx.zfs.mounted_at(child.name, directory + rel))
-        if created.boot_dataset:
-            stack.enter_context(ctx.zfs.mounted_at(created.boot_dataset, os.path.join(directory, "boot")))
+    mount_family(ctx, created, directory)
+    try:
         yield directory
+    finally:
+        unmount_family(ctx, created, directory)

@@ -44,35 +44,70 @@ def _mounted(runner: Runner, argv: list[str], path: str) -> Iterator[None]:
         unmount(runner, path)
 
 
-@contextmanager
-def _file_replaced(path: str, content: bytes | None, source: str | None = None) -> Iterator[None]:
-    """Put a file in place for the duration, then restore what was there (or remove it)."""
-    backup: bytes | None = None
-    existed = os.path.lexists(path)
-    was_link = os.path.islink(path)
-    link_target = os.readlink(path) if was_link else None
-    if existed and not was_link:
-        with open(path, "rb") as f:
-            backup = f.read()
-    if existed:
-        os.unlink(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if source is not None:
-        shutil.copyfile(source, path)
-    else:
-        with open(path, "wb") as f:
-            f.write(content or b"")
-        os.chmod(path, 0o755)
-    try:
-        yield
-    finally:
+SAVED_SUFFIX = ".apt-clone-saved"
+ABSENT_SUFFIX = ".apt-clone-absent"
+REPLACED = ("usr/sbin/policy-rc.d", "etc/resolv.conf")
+CHROOT_MOUNTS = ("run", "dev/pts", "dev", "sys", "proc")
+
+
+def _restore(path: str) -> None:
+    """Put back what :func:`_file_replaced` moved aside (also after a crash)."""
+    saved, absent = path + SAVED_SUFFIX, path + ABSENT_SUFFIX
+    if os.path.lexists(saved):
         if os.path.lexists(path):
             os.unlink(path)
-        if link_target is not None:
-            os.symlink(link_target, path)
-        elif backup is not None:
+        os.rename(saved, path)
+    elif os.path.lexists(absent):
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.unlink(absent)
+
+
+@contextmanager
+def _file_replaced(path: str, content: bytes | None, source: str | None = None) -> Iterator[None]:
+    """Put a file in place for the duration, then restore what was there (or remove it).
+
+    The original is moved aside on disk (``.apt-clone-saved``, or an ``.apt-clone-absent``
+    marker), so that :func:`restore_after_crash` can put it back if the process dies.
+    """
+    _restore(path)  # a previous run that crashed
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        os.rename(path, path + SAVED_SUFFIX)
+    else:
+        with open(path + ABSENT_SUFFIX, "wb"):
+            pass
+    try:
+        if source is not None:
+            shutil.copyfile(source, path)
+        else:
             with open(path, "wb") as f:
-                f.write(backup)
+                f.write(content or b"")
+            os.chmod(path, 0o755)
+        yield
+    finally:
+        _restore(path)
+
+
+def restore_after_crash(target: str, runner: Runner = DEFAULT_RUNNER) -> list[str]:
+    """Undo what a killed :func:`chroot_environment` left in ``target``: mounts and replaced files."""
+    from .system import read_mounts
+
+    target = os.path.realpath(target)
+    done = []
+    if target != "/":
+        mounted = {m.mountpoint for m in read_mounts()}
+        for rel in CHROOT_MOUNTS:
+            path = os.path.join(target, rel)
+            if path in mounted:
+                unmount(runner, path)
+                done.append(f"unmounted {path}")
+    for rel in REPLACED:
+        path = os.path.join(target, rel)
+        if os.path.lexists(path + SAVED_SUFFIX) or os.path.lexists(path + ABSENT_SUFFIX):
+            _restore(path)
+            done.append(f"restored {path}")
+    return done
 
 
 @contextmanager

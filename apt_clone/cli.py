@@ -24,7 +24,8 @@ from .context import Context, open_context
 from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot, UsageError
 from .lock import exclusive
 from .prompts import choose, confirm
-from .upgrade import THEN_CHOICES, AptRequest, run_apt_operation
+from .transaction import STEPS, check_unfinished, recover, resume, run_apt_operation
+from .upgrade import THEN_CHOICES, AptRequest
 
 app = typer.Typer(
     add_completion=False,
@@ -41,6 +42,7 @@ class Options:
     json: bool
     debug: bool
     in_clone: bool
+    pause_at: str | None = None
 
 
 def _opts(ctx: typer.Context) -> Options:
@@ -72,8 +74,18 @@ def _global(
     in_clone: Annotated[
         bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")
     ] = False,
+    steps: Annotated[bool, typer.Option("--steps", help="List the steps of an apt operation.")] = False,
+    pause_at: Annotated[
+        str | None, typer.Option("--pause-at", metavar="STEP", help="Stop an apt operation after STEP.")
+    ] = None,
 ) -> None:
-    ctx.obj = Options(root, yes, json_out, debug, in_clone)
+    ctx.obj = Options(root, yes, json_out, debug, in_clone, pause_at)
+    if steps:
+        if json_out:
+            print(render.to_json([{"step": n, "does": d} for n, d in STEPS]))
+        else:
+            print("\n".join(f"{i:>2}. {n:<9} {d}" for i, (n, d) in enumerate(STEPS, 1)))
+        raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
         list_cmd(ctx)
 
@@ -111,12 +123,14 @@ def activate_cmd(
         if not confirm(f"This will boot '{cp.dataset}' once, as a trial. Proceed ? (y/n)", yes=opts.yes):
             raise typer.Exit(EXIT_FAILED)
         with exclusive():
+            check_unfinished(cx)
             lines = trial.arm(cx, name)
         _out(opts, "\n".join(lines), {"dataset": cp.dataset, "once": True, "messages": lines})
         return
     if not confirm(f"This will set default boot entry to '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
+        check_unfinished(cx)
         result = checkpoints.activate(cx, name)
     text = "\n".join([f"Upgrade changes for clone '{result.dataset}' has been activated.", *result.messages])
     _out(opts, text, result)
@@ -139,6 +153,7 @@ def destroy_cmd(
     if not confirm(f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)", yes=opts.yes):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
+        check_unfinished(cx)
         plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
         result = checkpoints.destroy(cx, plan)
     lines = []
@@ -159,6 +174,7 @@ def create_cmd(
     _need_root()
     cx = _context(opts)
     with exclusive():
+        check_unfinished(cx)
         result = checkpoints.create(cx, title=title, kind="manual", command="apt-clone create")
     _out(opts, f"Rollback Checkpoint has been created: {result.checkpoint}", result)
 
@@ -170,6 +186,7 @@ def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     _need_root()
     cx = _context(opts)
     with exclusive():
+        check_unfinished(cx)
         result = checkpoints.rename(cx, old, new)
     _out(opts, f"Renamed '{result.old}' to '{result.new}'.", result)
 
@@ -181,6 +198,7 @@ def title_cmd(ctx: typer.Context, name: str, text: str) -> None:
     _need_root()
     cx = _context(opts)
     with exclusive():
+        check_unfinished(cx)
         cp = checkpoints.retitle(cx, name, text)
     _out(opts, f"Title of '{cp.name}' is now: {cp.title}", cp.to_json())
 
@@ -222,7 +240,15 @@ NoUpdate = Annotated[bool, typer.Option("--no-update", help="Do not update the A
 InClone = Annotated[bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")]
 
 
-def _apt(ctx: typer.Context, op: str, packages: list[str], no_update: bool, then: str | None, in_clone: bool) -> None:
+def _apt(
+    ctx: typer.Context,
+    op: str,
+    packages: list[str],
+    no_update: bool,
+    then: str | None,
+    in_clone: bool,
+    pause_at: str | None = None,
+) -> None:
     opts = _opts(ctx)
     if then is not None and then not in THEN_CHOICES:
         raise UsageError(f"--then must be one of {', '.join(THEN_CHOICES)}")
@@ -234,8 +260,9 @@ def _apt(ctx: typer.Context, op: str, packages: list[str], no_update: bool, then
         update=not no_update,
         in_clone=opts.in_clone or in_clone,
         command=" ".join(["apt-clone", op, *packages]),
+        then=then,
     )
-    outcome = run_apt_operation(cx, req, CliInteraction(opts, then))
+    outcome = run_apt_operation(cx, req, CliInteraction(opts, then), pause_at or opts.pause_at)
     if opts.json:
         print(render.to_json(outcome))
     if outcome.status == "cancelled":
@@ -295,8 +322,36 @@ def rollback_cmd(ctx: typer.Context, name: str) -> None:
     ):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
+        check_unfinished(cx)
         result = checkpoints.rollback_to(cx, name)
     _out(opts, f"'{result.dataset}' rolled back to '{result.snapshot}'; '{result.destroyed}' destroyed.", result)
+
+
+@app.command("resume")
+def resume_cmd(
+    ctx: typer.Context,
+    step: Annotated[str | None, typer.Argument(help="Resume from this step (default: where it stopped).")] = None,
+    pause_at: Annotated[str | None, typer.Option("--pause-at", metavar="STEP", help="Stop again after STEP.")] = None,
+) -> None:
+    """Continue the last paused or failed apt operation from its step, or an earlier one."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive():
+        outcome = resume(cx, CliInteraction(opts, None), step, pause_at or opts.pause_at)
+    if opts.json:
+        print(render.to_json(outcome))
+
+
+@app.command("recover")
+def recover_cmd(ctx: typer.Context) -> None:
+    """After a crash: finish the interrupted operation or undo it; remove leftovers."""
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive():
+        lines = recover(cx)
+    _out(opts, "\n".join(lines), lines)
 
 
 @app.command("boot-started", hidden=True)
@@ -337,8 +392,8 @@ def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
 
 
 # --- entry point ----------------------------------------------------------------------------
-_VALUE_OPTIONS = {"--root"}
-_FLAGS = {"-y", "--yes", "--json", "--debug", "-s", "--in-clone"}
+_VALUE_OPTIONS = {"--root", "--pause-at"}
+_FLAGS = {"-y", "--yes", "--json", "--debug", "-s", "--in-clone", "--steps"}
 _SHORT_FORMS = {"-l": "list", "--list": "list", "-a": "activate", "-r": "destroy"}
 
 

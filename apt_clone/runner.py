@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import OperationFailed
@@ -83,6 +83,7 @@ class Runner:
         *,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        on_start: Callable[[int], None] | None = None,
     ) -> int:
         """Run with the terminal attached (output streams to the user), in its own process group.
 
@@ -95,6 +96,8 @@ class Runner:
         except FileNotFoundError as exc:
             raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
         try:
+            if on_start is not None:
+                on_start(proc.pid)
             return proc.wait()
         except BaseException:
             terminate_group(proc)

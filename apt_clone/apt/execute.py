@@ -7,7 +7,7 @@ import os
 import signal
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..chroot import chroot_environment
@@ -109,10 +109,17 @@ class AptTarget:
     def argv(self, apt_argv: list[str]) -> list[str]:
         return apt_argv if self.is_host else ["chroot", self.root, *apt_argv]
 
-    def apt_get(self, op: str, packages: tuple[str, ...] = (), *, download_only: bool = False) -> int:
+    def apt_get(
+        self,
+        op: str,
+        packages: tuple[str, ...] = (),
+        *,
+        download_only: bool = False,
+        on_start: Callable[[int], None] | None = None,
+    ) -> int:
         """Run apt-get with its output on the terminal; returns its exit status."""
         argv = self.argv(apt_get_argv(op, packages, download_only=download_only, tty=self.tty))
-        return self.runner.stream(argv, env=apt_env(self.tty))
+        return self.runner.stream(argv, env=apt_env(self.tty), on_start=on_start)
 
     def update(self) -> int:
         argv = self.argv(["apt-get", "-q", "update"] if not self.tty else ["apt-get", "update"])

@@ -30,6 +30,7 @@ from typing import Any
 from .. import model
 from ..boot import Bootloader
 from ..errors import OperationFailed, UsageError
+from ..journal import Journal
 from ..runner import DEFAULT_RUNNER, Runner
 from ..system import ZFS_FSTYPES, dataset_mounted_at, mounts_under, read_mounts
 from ..zfs import CliZfs, ZfsBackend, ZfsNotFound
@@ -334,6 +335,10 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     _fresh_grub_dir(sb, runner)
     _boot_up(sb, zfs, runner, sb.first)
     zfs.set_bootfs(sb.pool, sb.first)
+    for container in (sb.container,):  # apt-clone's journal of this system describes a past that is gone
+        path = Journal(container).path
+        if os.path.exists(path):
+            os.unlink(path)
     return sb
 
 

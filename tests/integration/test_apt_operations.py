@@ -121,6 +121,7 @@ def test_failing_postinst_is_rolled_back(pristine: SandboxInfo, mode):
 def test_failure_kept_when_the_answer_is_no(pristine: SandboxInfo):
     """No terminal and no -y for the rollback question: everything is kept, the commands are printed."""
     enable_suite(pristine, "unstable")
+    before = zfs_state(pristine)
     # -y answers the first questions; the rollback question gets no terminal: kept.
     code = (
         "import sys; from apt_clone import cli, prompts;"
@@ -133,9 +134,13 @@ def test_failure_kept_when_the_answer_is_no(pristine: SandboxInfo):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
-    assert "Rollback changes command: 'apt-clone -r rootfs-nmu-001'" in result.stdout
+    assert "Rollback changes command: 'apt-clone recover'" in result.stdout
     assert pristine.ds("rootfs-nmu-001") in zfs_names(pristine)
-    ok(apt_clone(pristine, "-y", "-r", "rootfs-nmu-001"))
+    # until then, other changes wait for it
+    blocked = apt_clone(pristine, "-y", "create")
+    assert blocked.returncode == 3 and "apt-clone recover" in blocked.stderr
+    ok(apt_clone(pristine, "recover"))
+    assert zfs_state(pristine) == before
 
 
 def test_refusals_happen_before_any_snapshot(pristine: SandboxInfo):

@@ -1,0 +1,607 @@
+"""An apt operation as named steps with undo, journalled, pausable, resumable and recoverable.
+
+Steps (``apt-clone --steps``): plan, fetch, snapshot, clone, mount, apt, metadata, unmount, boot.
+The journal is written and fsynced before and after every step. In the clone mode the clone is
+snapshotted (``@acstep-<step>``) after each step that can change it, so that resuming from an
+earlier step starts from that step's state; those snapshots go when the operation ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from . import checkpoints, dpkgstatus, model, trial
+from .apt.execute import AptTarget, check_apt_locks
+from .apt.plan import (
+    Change,
+    Plan,
+    check_boot_space,
+    check_space,
+    debs_asking_for_reboot,
+    make_plan,
+    validate_request,
+)
+from .boot import grub
+from .chroot import restore_after_crash
+from .context import Context
+from .errors import OperationFailed, Refused, UsageError
+from .journal import Journal, OpState
+from .lock import exclusive
+from .system import dataset_mounted_at
+from .upgrade import (
+    MOUNT_BASE,
+    AptFailed,
+    AptRequest,
+    Interaction,
+    Interrupted,
+    Outcome,
+    describe_plan,
+    record_changes,
+    signals_as_interrupts,
+)
+from .zfs import ZfsError, ZfsNotFound
+
+STEPS: tuple[tuple[str, str], ...] = (
+    ("plan", "update the APT sources, plan with python-apt, check free space on every pool"),
+    ("fetch", "download the packages into the archive cache; find those that ask for a reboot"),
+    ("snapshot", "snapshot the root with its children (one instant) and its boot-pool twin"),
+    ("clone", "clone the snapshots into the new checkpoint, with its metadata"),
+    ("mount", "mount the clone, its children and boot twin (upgrade in the clone only)"),
+    ("apt", "run apt-get: in place, or chrooted into the clone"),
+    ("metadata", "record the command, the package changes and the kernels"),
+    ("unmount", "unmount the clone (upgrade in the clone only)"),
+    ("boot", "refresh the GRUB menu; activate or arm a trial boot when asked"),
+)
+STEP_NAMES = tuple(name for name, _ in STEPS)
+CLONE_ONLY = ("mount", "unmount")
+BOUNDARY = ("clone", "mount", "apt", "metadata")
+"""Steps after which the clone is snapshotted (upgrade in the clone)."""
+STEP_SNAPSHOT = "acstep-"
+KILL_ENV = "APT_CLONE_TEST_KILL_AT"
+"""Test hook: ``STEP:before`` or ``STEP:after`` SIGKILLs apt-clone there (fault injection)."""
+
+
+class NothingToDo(Exception):
+    """The plan is empty."""
+
+
+class Cancelled(Exception):
+    """The user said no."""
+
+
+# --- state <-> objects ----------------------------------------------------------------------
+def plan_of(st: OpState) -> Plan:
+    data = dict(st.plan or {})
+    changes = tuple(Change(**c) for c in data.pop("changes", []))
+    data["packages"] = tuple(data.get("packages", ()))
+    data["reboot_packages"] = tuple(data.get("reboot_packages", ()))
+    return Plan(changes=changes, **data)
+
+
+def created_of(st: OpState) -> checkpoints.Created | None:
+    if not (st.checkpoint and st.target and st.snapshot):
+        return None
+    return checkpoints.Created(
+        st.checkpoint, st.target, st.snapshot, st.kind or "rollback", st.title or "", st.boot_target, st.boot_snapshot
+    )
+
+
+def _need_created(st: OpState) -> checkpoints.Created:
+    created = created_of(st)
+    if created is None:
+        raise OperationFailed("the journal has no checkpoint for this step")
+    return created
+
+
+def _applies(st: OpState, step: str) -> bool:
+    return bool(st.in_clone) or step not in CLONE_ONLY
+
+
+def _kill_hook(step: str, when: str) -> None:
+    if os.environ.get(KILL_ENV) == f"{step}:{when}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --- steps ----------------------------------------------------------------------------------
+def _step_plan(ctx: Context, st: OpState, ui: Interaction) -> None:
+    host = AptTarget(ctx.runner, ctx.system.root)
+    if st.update:
+        ui.say("Updating APT sources ...")
+        with host.session():
+            if host.update() != 0:
+                raise OperationFailed("apt-get update failed: see the messages above")
+    plan = make_plan(ctx.runner, ctx.system.root, st.op, tuple(st.packages))
+    st.plan = asdict(plan)
+    if plan.empty:
+        raise NothingToDo()
+    for line in describe_plan(plan):
+        ui.say(line)
+    ui.say("Verifying free space...")
+    ui.say(check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool))
+    if ctx.system.boot_container:
+        boot = ctx.zfs.get(ctx.system.boot_container)
+        ui.say(check_boot_space(plan, boot.available, boot.pool))
+    if not ui.confirm("This operation will upgrade your system using ZFS capabilities. Proceed ? (y/n)"):
+        raise Cancelled()
+
+
+def _step_fetch(ctx: Context, st: OpState, ui: Interaction) -> None:
+    plan = plan_of(st)
+    reboot = list(plan.reboot_packages)
+    if st.op != "remove":
+        ui.say("Downloading upgrades and checking if reboot will be required.")
+        ui.say("This may take a few minutes. Please wait...")
+        host = AptTarget(ctx.runner, ctx.system.root)
+        with host.session():
+            if host.apt_get(st.op, tuple(st.packages), download_only=True) != 0:
+                raise OperationFailed("downloading the packages failed: nothing was changed (apt-clone resume retries)")
+        debs = [host.path(f"var/cache/apt/archives/{c.deb_filename()}") for c in plan.changes if c.deb_filename()]
+        reboot += [os.path.basename(d).split("_", 1)[0] for d in debs_asking_for_reboot(ctx.runner, debs)]
+    st.reboot_packages = sorted(set(reboot))
+    st.reboot = bool(reboot)
+    st.in_clone = st.request_in_clone or st.reboot
+    if st.reboot:
+        ui.say(f"This upgrade will require REBOOT ({', '.join(st.reboot_packages)}): it runs in a new checkpoint.")
+        if not st.request_in_clone and not ui.confirm("This upgrade will require REBOOT. Proceed? (y/n)"):
+            raise Cancelled()
+
+
+def _step_snapshot(ctx: Context, st: OpState, ui: Interaction) -> None:
+    if created_of(st) is None:
+        kind = "upgrade" if st.in_clone else "rollback"
+        created = checkpoints.prepare_create(ctx, kind=kind)
+        st.checkpoint, st.target, st.snapshot = created.checkpoint, created.dataset, created.snapshot
+        st.kind, st.title = created.kind, created.title
+        st.boot_target, st.boot_snapshot = created.boot_dataset, created.boot_snapshot
+        ui.say("Upgrade is in progress. Please DO NOT interrupt...")
+        ui.say(f"Creating {model.KIND_TITLES[created.kind]}...")
+        Journal(ctx.system.container).save(st)  # the names are known before anything exists
+    created = _need_created(st)
+    if not ctx.zfs.exists(created.snapshot):
+        checkpoints.take_snapshots(ctx, created)
+
+
+def _step_clone(ctx: Context, st: OpState, ui: Interaction) -> None:
+    created = _need_created(st)
+    if not ctx.zfs.exists(created.dataset):
+        checkpoints.make_clones(ctx, created, st.command)
+    ui.say(f"{model.KIND_TITLES[created.kind]} has been created: {created.checkpoint}")
+    ui.say(f"Use 'zfs list -r {ctx.system.container}' command to list all available")
+    ui.say("upgrade/rollback checkpoints")
+
+
+def _step_mount(ctx: Context, st: OpState, ui: Interaction) -> None:
+    created = _need_created(st)
+    if st.mount_dir and dataset_mounted_at(st.mount_dir) == created.dataset:
+        return
+    os.makedirs(MOUNT_BASE, mode=0o700, exist_ok=True)
+    st.mount_dir = st.mount_dir or tempfile.mkdtemp(prefix=f"{created.checkpoint}.", dir=MOUNT_BASE)
+    Journal(ctx.system.container).save(st)
+    checkpoints.mount_family(ctx, created, st.mount_dir)
+
+
+def _apt_target(ctx: Context, st: OpState) -> AptTarget:
+    return AptTarget(ctx.runner, st.mount_dir if st.in_clone and st.mount_dir else ctx.system.root)
+
+
+def _step_apt(ctx: Context, st: OpState, ui: Interaction) -> None:
+    target = _apt_target(ctx, st)
+    before = dpkgstatus.read(target.root)
+    host_flag = target.is_host and os.path.exists("/run/reboot-required")
+    journal = Journal(ctx.system.container)
+
+    def started(pid: int) -> None:
+        st.apt_pgid = pid
+        journal.save(st)
+
+    with target.session():
+        rc = target.apt_get(st.op, tuple(st.packages), on_start=started)
+        asked = os.path.exists(target.path("run/reboot-required"))
+    st.apt_pgid = None
+    st.reboot_asked = asked and not host_flag
+    if rc != 0:
+        raise OperationFailed(f"apt-get exited with status {rc}")
+    st.changes = [c.as_list() for c in dpkgstatus.diff(before, dpkgstatus.read(target.root))]
+
+
+def _step_metadata(ctx: Context, st: OpState, ui: Interaction) -> None:
+    created = _need_created(st)
+    changes = [dpkgstatus.PackageChange(str(r[0]), r[1], r[2]) for r in st.changes]
+    record_changes(ctx, created.dataset, changes, st.reboot or st.reboot_asked)
+    target = _apt_target(ctx, st)
+    dataset = created.dataset if st.in_clone else ctx.system.dataset
+    kernels = " ".join(grub.kernels_in(target.path("boot")))
+    if kernels:
+        ctx.zfs.set_props(dataset, {model.KERNELS: kernels})
+    elif model.KERNELS in ctx.zfs.get(dataset, (model.KERNELS,)).user:
+        ctx.zfs.inherit(dataset, model.KERNELS)
+
+
+def _step_unmount(ctx: Context, st: OpState, ui: Interaction) -> None:
+    created = _need_created(st)
+    if st.mount_dir:
+        checkpoints.unmount_family(ctx, created, st.mount_dir)
+        if os.path.isdir(st.mount_dir):
+            os.rmdir(st.mount_dir)
+        st.mount_dir = None
+
+
+def _step_boot(ctx: Context, st: OpState, ui: Interaction) -> None:
+    created = _need_created(st)
+    destroy_step_snapshots(ctx, created)
+    checkpoints.refresh_menu(ctx)
+    if not st.in_clone:
+        ui.say(f"Done. To go back to the state before this change: 'apt-clone -a {created.checkpoint}' and reboot.")
+        return
+    name = created.checkpoint
+    ui.say("SYSTEM NOTICE")
+    ui.say("The first phase of upgrade has completed successfully:")
+    ui.say(f"- created Upgrade Checkpoint '{name}'")
+    ui.say("- the system is ready to reboot into the new checkpoint")
+    choice = st.then or ui.after_upgrade(name)
+    st.then = choice
+    ui.say(f"Activate upgrade command: 'apt-clone -a {name}'")
+    ui.say(f"Rollback changes command: 'apt-clone -r {name}'")
+    if choice == "activate":
+        result = checkpoints.activate(ctx, name)
+        ui.say(f"Upgrade changes for clone '{result.dataset}' has been activated.")
+        for line in result.messages:
+            ui.say(line)
+    elif choice == "reboot":
+        for line in trial.arm(ctx, name):
+            ui.say(line)
+        if ctx.system.is_host_root:
+            ui.say("Operation in progress. Please wait...")
+            ctx.runner.stream(["systemctl", "reboot"])
+        else:
+            ui.say(f"Not rebooting: {ctx.system.root} is not this machine's root; its next boot starts '{name}' once.")
+
+
+STEP_FUNCS: dict[str, Callable[[Context, OpState, Interaction], None]] = {
+    "plan": _step_plan,
+    "fetch": _step_fetch,
+    "snapshot": _step_snapshot,
+    "clone": _step_clone,
+    "mount": _step_mount,
+    "apt": _step_apt,
+    "metadata": _step_metadata,
+    "unmount": _step_unmount,
+    "boot": _step_boot,
+}
+
+
+# --- step snapshots -------------------------------------------------------------------------
+def _boundary(ctx: Context, created: checkpoints.Created, step: str) -> None:
+    ctx.zfs.snapshot(f"{created.dataset}@{STEP_SNAPSHOT}{step}", recursive=True)
+    if created.boot_dataset:
+        ctx.zfs.snapshot(f"{created.boot_dataset}@{STEP_SNAPSHOT}{step}")
+
+
+def destroy_step_snapshots(ctx: Context, created: checkpoints.Created) -> None:
+    for dataset in (created.dataset, created.boot_dataset):
+        if not dataset:
+            continue
+        try:
+            tree = ctx.zfs.list_tree(dataset)
+        except ZfsNotFound:
+            continue
+        tops = {ds.name for ds in tree if ds.is_snapshot and ds.parent == dataset and STEP_SNAPSHOT in ds.name}
+        for name in sorted(tops, key=lambda n: -next(d.createtxg for d in tree if d.name == n)):
+            ctx.zfs.destroy(name, recursive=True)
+
+
+def _rollback_clone_to(ctx: Context, created: checkpoints.Created, step: str) -> None:
+    """Bring the clone (family) back to its state right after ``step``."""
+    tag = f"@{STEP_SNAPSHOT}{step}"
+    for dataset in (created.dataset, created.boot_dataset):
+        if not dataset:
+            continue
+        for ds in ctx.zfs.list_tree(dataset):
+            if not ds.is_snapshot and ctx.zfs.exists(ds.name + tag):
+                ctx.zfs.rollback(ds.name + tag, destroy_newer=True)
+
+
+# --- the engine -----------------------------------------------------------------------------
+def check_unfinished(ctx: Context) -> None:
+    """Refuse while an earlier operation is unfinished; drop one that changed nothing."""
+    journal = Journal(ctx.system.container)
+    st = journal.load()
+    if st is None or not st.unfinished:
+        return
+    if st.alive:
+        from .errors import LockHeld
+
+        raise LockHeld(f"apt-clone pid {st.pid} is running '{st.command}' (since {st.started})")
+    if "snapshot" not in st.steps:  # nothing on ZFS yet: safe to forget
+        journal.finish(st, "abandoned")
+        return
+    if st.state == "paused":
+        step = _last_done(st)
+        raise Refused(f"'{st.command}' is paused after step {step}: run 'apt-clone resume' or 'apt-clone recover'")
+    raise Refused(
+        f"'{st.command}' (since {st.started}) did not finish: run 'apt-clone recover' (or 'apt-clone resume')"
+    )
+
+
+def _last_done(st: OpState) -> str | None:
+    done = [s for s in STEP_NAMES if st.steps.get(s) == "done"]
+    return done[-1] if done else None
+
+
+def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outcome:
+    """Run the steps from ``start``; a failure asks to roll back (or keeps everything)."""
+    journal = Journal(ctx.system.container)
+    st.state, st.pid, st.error = "running", os.getpid(), None
+    journal.save(st)
+    current = start
+    try:
+        with signals_as_interrupts():
+            for step in STEP_NAMES[STEP_NAMES.index(start) :]:
+                current = step
+                if not _applies(st, step):
+                    st.steps[step] = "skipped"
+                    continue
+                _kill_hook(step, "before")
+                st.steps[step] = "started"
+                journal.save(st)
+                STEP_FUNCS[step](ctx, st, ui)
+                st.steps[step] = "done"
+                created = created_of(st)
+                if st.in_clone and step in BOUNDARY and created is not None:
+                    _boundary(ctx, created, step)
+                journal.save(st)
+                _kill_hook(step, "after")
+                if st.pause_at == step and step != STEP_NAMES[-1]:
+                    st.state = "paused"
+                    journal.save(st)
+                    where = f"; the clone is mounted at {st.mount_dir}" if st.mount_dir else ""
+                    ui.say(f"Paused after step '{step}'{where}. Continue with 'apt-clone resume'.")
+                    return _outcome(st, "paused")
+    except NothingToDo:
+        ui.say("Nothing to do: the system is up to date with that request; no checkpoint was made.")
+        st.steps[current] = "done"
+        journal.finish(st, "done")
+        return _outcome(st, "nothing")
+    except Cancelled:
+        st.steps[current] = "failed"
+        journal.finish(st, "rolled-back")
+        return _outcome(st, "cancelled")
+    except (Exception, Interrupted, KeyboardInterrupt) as exc:
+        why = str(exc) or type(exc).__name__
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            why = f"interrupted ({exc or 'SIGINT'})"
+        st.steps[current] = "failed"
+        st.state, st.error = "failed", why
+        journal.save(st)
+        _failed(ctx, st, ui, why, exc)
+    journal.finish(st, "done")
+    return _outcome(st, "done")
+
+
+def _outcome(st: OpState, status: str) -> Outcome:
+    return Outcome(
+        status,
+        ("clone" if st.in_clone else "in-place") if st.in_clone is not None else None,
+        st.checkpoint,
+        st.target,
+        plan_of(st) if st.plan else None,
+        st.changes,
+        st.reboot or st.reboot_asked,
+        st.then,
+    )
+
+
+def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseException) -> None:
+    journal = Journal(ctx.system.container)
+    if "snapshot" not in st.steps:
+        # Nothing on ZFS yet: report the error as it is. A refusal or a failed plan is final;
+        # a failed download stays resumable.
+        if st.steps.get("plan") != "done" or isinstance(exc, Refused):
+            journal.finish(st, "rolled-back")
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            raise OperationFailed(why) from exc
+        raise exc
+    ui.say(f"Upgrade failed: {why}.")
+    try:
+        yes = ui.confirm_rollback("Upgrade failed. Would you like to rollback changes now? (y/n)")
+    except Refused:
+        yes = False
+    if yes:
+        rollback(ctx, st)
+        journal.finish(st, "rolled-back")
+        ui.say("All upgrade changes now rolled back.")
+        raise AptFailed(f"upgrade failed ({why}); all changes were rolled back", rolled_back=True)
+    created = _need_created(st)
+    if st.in_clone:
+        if st.mount_dir:
+            _teardown(ctx, st)
+        ui.say(f"The failed upgrade is kept in checkpoint '{created.checkpoint}'; the running system was not changed.")
+    else:
+        ui.say(f"The running system holds the failed change; '{created.checkpoint}' holds the state before it.")
+    ui.say("Rollback changes command: 'apt-clone recover'")
+    ui.say("Or fix the cause and continue: 'apt-clone resume'.")
+    raise AptFailed(f"upgrade failed ({why}); changes kept as they are", rolled_back=False)
+
+
+def _teardown(ctx: Context, st: OpState) -> None:
+    """Kill what apt left running, undo chroot mounts and replaced files, unmount the clone."""
+    if st.apt_pgid:
+        try:
+            os.killpg(st.apt_pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        st.apt_pgid = None
+    from .apt.execute import kill_processes_in
+
+    for target in filter(None, (st.mount_dir, None if ctx.system.is_host_root else ctx.system.root)):
+        kill_processes_in(target)
+        restore_after_crash(target, ctx.runner)
+    created = created_of(st)
+    if st.mount_dir and created is not None:
+        try:
+            checkpoints.unmount_family(ctx, created, st.mount_dir)
+        except ZfsNotFound:
+            pass
+        if os.path.isdir(st.mount_dir) and not os.listdir(st.mount_dir):
+            os.rmdir(st.mount_dir)
+        st.mount_dir = None
+
+
+def rollback(ctx: Context, st: OpState) -> None:
+    """Exactly the state before the operation: no clone, snapshot, mount or step snapshot left."""
+    _teardown(ctx, st)
+    created = created_of(st)
+    if created is None:
+        return
+    if not st.in_clone and st.steps.get("apt") in ("started", "failed", "done") and ctx.zfs.exists(created.snapshot):
+        try:
+            checkpoints.rollback_in_place(ctx, created)
+        except ZfsError as exc:
+            raise OperationFailed(f"rollback of {ctx.system.dataset} to {created.snapshot} failed: {exc}") from exc
+    checkpoints.undo_create(ctx, created)
+
+
+# --- resume and recover ---------------------------------------------------------------------
+def _first_pending(st: OpState) -> str:
+    for step in STEP_NAMES:
+        if st.steps.get(step) not in ("done", "skipped"):
+            return step
+    return STEP_NAMES[-1]
+
+
+def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str | None = None) -> Outcome:
+    """Continue the last paused or failed operation from its step, or an earlier one."""
+    journal = Journal(ctx.system.container)
+    st = journal.load()
+    if st is None or st.state not in ("paused", "failed"):
+        if st is not None and st.state == "running" and not st.alive:
+            raise Refused("the last operation was interrupted: run 'apt-clone recover'")
+        raise Refused("there is no paused or failed operation to resume")
+    pending = _first_pending(st)
+    start = step or pending
+    if start not in STEP_NAMES:
+        raise Refused(f"unknown step '{start}' (steps: {', '.join(STEP_NAMES)})")
+    if STEP_NAMES.index(start) > STEP_NAMES.index(pending):
+        raise Refused(f"cannot resume from '{start}': step '{pending}' has not run yet (never a later step)")
+    created = created_of(st)
+    redo = STEP_NAMES.index(start) < STEP_NAMES.index(pending) or st.steps.get(start) in ("started", "failed")
+    if created is not None and redo and STEP_NAMES.index(start) <= STEP_NAMES.index("apt"):
+        if st.in_clone and ctx.zfs.exists(created.dataset):
+            before = [s for s in BOUNDARY if STEP_NAMES.index(s) < STEP_NAMES.index(start)]
+            _teardown(ctx, st) if start in ("snapshot", "clone", "mount") else None
+            _rollback_clone_to(ctx, created, before[-1] if before else "clone")
+        elif not st.in_clone and st.steps.get("apt") in ("started", "failed", "done"):
+            _teardown(ctx, st)
+            checkpoints.rollback_in_place(ctx, created)
+    for name in STEP_NAMES[STEP_NAMES.index(start) :]:
+        st.steps.pop(name, None)
+    st.pause_at = pause_at
+    if st.in_clone and created is not None and STEP_NAMES.index(start) > STEP_NAMES.index("mount"):
+        _step_mount(ctx, st, ui)  # remount if a failure unmounted it
+    ui.say(f"Resuming '{st.command}' from step '{start}'.")
+    return run(ctx, st, ui, start)
+
+
+def recover(ctx: Context) -> list[str]:
+    """After a crash: the completed checkpoint, or exactly the state before. Returns what was done."""
+    journal = Journal(ctx.system.container)
+    st = journal.load()
+    done: list[str] = []
+    if st is not None and st.unfinished:
+        if st.alive:
+            from .errors import LockHeld
+
+            raise LockHeld(f"apt-clone pid {st.pid} is still running '{st.command}'")
+        created = created_of(st)
+        if st.steps.get("apt") == "done" and created is not None and ctx.zfs.exists(created.dataset):
+            _teardown(ctx, st)
+            if st.steps.get("metadata") != "done":
+                _step_metadata(ctx, st, _Quiet())
+            destroy_step_snapshots(ctx, created)
+            checkpoints.refresh_menu(ctx)
+            done.append(f"completed checkpoint '{created.checkpoint}' ('{st.command}' had finished apt)")
+        else:
+            rollback(ctx, st)
+            done.append(f"rolled back '{st.command}': the system is as it was before it")
+        journal.finish(st, "recovered")
+    done += _sweep(ctx)
+    return done or ["nothing to recover: no unfinished operation, no leftovers"]
+
+
+def _sweep(ctx: Context) -> list[str]:
+    """Leftovers of any interrupted command: changed mountpoints, orphan snapshots of ours."""
+    done = []
+    from .zfs.cli import SAVED_MOUNTPOINT, CliZfs
+
+    tree = ctx.zfs.list_tree(ctx.system.container, (model.SNAPSHOT_MARK, SAVED_MOUNTPOINT))
+    for ds in tree:
+        if SAVED_MOUNTPOINT in ds.user and isinstance(ctx.zfs, CliZfs):
+            if ds.mounted and ds.name != ctx.system.dataset:
+                ctx.zfs.unmount(ds.name)
+            ctx.zfs.restore_mountpoint(ds.name)
+            done.append(f"restored the mountpoint of {ds.name}")
+    names = {ds.name for ds in tree}
+    origins = {ds.origin for ds in tree if ds.origin}
+    for ds in tree:
+        if not ds.is_snapshot:
+            continue
+        mark = ds.user.get(model.SNAPSHOT_MARK)
+        orphan_mark = mark and f"{ctx.system.container}/{mark}" not in names and ds.name not in origins
+        if orphan_mark or f"@{STEP_SNAPSHOT}" in ds.name:
+            try:
+                ctx.zfs.destroy(ds.name, recursive=True)
+                done.append(f"destroyed leftover snapshot {ds.name}")
+            except ZfsNotFound:
+                pass
+    return done
+
+
+class _Quiet:
+    def say(self, text: str) -> None:
+        pass
+
+    def confirm(self, text: str) -> bool:
+        return True
+
+    def confirm_rollback(self, text: str) -> bool:
+        return True
+
+    def after_upgrade(self, checkpoint: str) -> str:
+        return "nothing"
+
+
+def new_state(ctx: Context, op: str, packages: tuple[str, ...], **kw: Any) -> OpState:
+    return OpState(
+        op=op,
+        packages=list(packages),
+        root=ctx.system.root,
+        container=ctx.system.container,
+        dataset=ctx.system.dataset,
+        **kw,
+    )
+
+
+def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction, pause_at: str | None = None) -> Outcome:
+    """Plan, checkpoint, run apt, and roll back on failure. Refusals change nothing."""
+    validate_request(req.op, req.packages)
+    if pause_at is not None and pause_at not in STEP_NAMES:
+        raise UsageError(f"unknown step '{pause_at}' (steps: {', '.join(STEP_NAMES)})")
+    check_apt_locks(ctx.system.root)
+    with exclusive():
+        check_unfinished(ctx)
+        st = new_state(
+            ctx,
+            req.op,
+            req.packages,
+            command=req.command,
+            update=req.update,
+            request_in_clone=req.in_clone,
+            pause_at=pause_at,
+            then=req.then,
+        )
+        return run(ctx, st, ui)
