@@ -94,3 +94,76 @@ def installed_version(root: str, package: str) -> str | None:
 def dpkg_status_bytes(root: str) -> bytes:
     with open(os.path.join(root, "var/lib/dpkg/status"), "rb") as f:
         return f.read()
+
+
+SLOW_READY, SLOW_GO = "/dev/ac-slow.ready", "/dev/ac-slow.go"
+
+
+class SlowPostinst:
+    """ac-slow's postinst announces itself on a FIFO in /dev and then waits: a known point in apt."""
+
+    def __enter__(self) -> SlowPostinst:
+        for path in (SLOW_READY, SLOW_GO):
+            if os.path.exists(path):
+                os.unlink(path)
+            os.mkfifo(path)
+        return self
+
+    def wait_until_running(self, proc: subprocess.Popen[str], timeout: float = 180) -> None:
+        """Block (bounded) until the postinst has written to the ready FIFO: an event, not a sleep."""
+        import select
+
+        fd = os.open(SLOW_READY, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            while True:
+                readable, _, _ = select.select([fd], [], [], timeout)
+                assert readable, "the postinst never started"
+                if os.read(fd, 100):
+                    return
+                assert proc.poll() is None, proc.communicate()
+        finally:
+            os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        for path in (SLOW_READY, SLOW_GO):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def apt_clone_popen(sb: SandboxInfo, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "apt_clone", "--root", sb.root, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def leftovers(sb: SandboxInfo) -> list[str]:
+    """What no consistent state may hold: mounts in /run/apt-clone or chroot mounts in the root,
+    step snapshots, changed mountpoints, policy-rc.d or moved-aside files."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if mp.startswith("/run/apt-clone/") or mp in {
+                f"{sb.root}/{d}" for d in ("proc", "sys", "dev", "dev/pts", "run")
+            }:
+                found.append(f"mount {mp}")
+    out = subprocess.run(
+        ["zfs", "list", "-H", "-t", "all", "-r", "-o", "name,org.aptclone:saved-mountpoint", sb.pool],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        name, saved = line.split("\t")
+        if "@acstep-" in name:
+            found.append(f"step snapshot {name}")
+        if saved != "-":
+            found.append(f"saved mountpoint on {name}")
+    for rel in ("usr/sbin/policy-rc.d", "etc/resolv.conf.apt-clone-saved", "etc/resolv.conf.apt-clone-absent"):
+        if os.path.lexists(os.path.join(sb.root, rel)):
+            found.append(f"file {rel}")
+    return found

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import model
+from ..apt.execute import kill_processes_in
 from ..boot import Bootloader
 from ..errors import OperationFailed, UsageError
 from ..journal import Journal
@@ -275,6 +276,7 @@ def _remove_empty_dirs(top: str) -> None:
 def _shut_down(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> str | None:
     """Unmount everything below the root, then the root; returns what was mounted there."""
     current = dataset_mounted_at(sb.root)
+    kill_processes_in(sb.root)
     _unmount_all_under(sb.root, zfs, runner, keep_root=True)
     if current is not None:
         zfs.unmount(current)
@@ -315,6 +317,9 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     sb = _existing(directory)
     zfs = CliZfs(runner)
     _shut_down(sb, zfs, runner)
+    for pool in (sb.pool, sb.bpool):
+        if pool:
+            _release_mounts(zfs, runner, pool)
     for container, first, stream in (
         (sb.container, sb.first, sb.pristine_stream),
         (sb.boot_container, sb.twin(sb.first), sb.pristine_boot_stream),
@@ -427,16 +432,24 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     return stopped
 
 
-def _destroy_pool(sb: Sandbox, zfs: CliZfs, runner: Runner, pool: str) -> None:
-    # Unmount this pool's filesystems one by one (and anything mounted inside them):
-    # never `zfs unmount -a`, which would act on other pools of the daemon.
+def _release_mounts(zfs: ZfsBackend, runner: Runner, pool: str, keep: str | None = None) -> None:
+    """Unmount this pool's filesystems wherever they are (a crashed run may have left a clone
+    mounted, with a chroot and processes in it), one by one: never `zfs unmount -a`, which
+    would act on other pools of the daemon. ``keep``: a mountpoint to leave mounted."""
     mine = [m for m in read_mounts() if m.source == pool or m.source.startswith(pool + "/")]
     for m in sorted(mine, key=lambda m: m.mountpoint.count("/"), reverse=True):
+        if m.mountpoint == keep:
+            continue
+        kill_processes_in(m.mountpoint)
         _unmount_all_under(m.mountpoint, zfs, runner, keep_root=True)
         try:
             zfs.unmount(m.source)
         except ZfsNotFound:
             pass
+
+
+def _destroy_pool(sb: Sandbox, zfs: CliZfs, runner: Runner, pool: str) -> None:
+    _release_mounts(zfs, runner, pool)
     zfs.destroy_pool(pool)
 
 

@@ -7,7 +7,8 @@ Suites (flat repositories under ``/srv/apt-clone-repo/<suite>``):
 
 * ``stable`` (enabled): ``ac-hello`` 1.1 (an upgrade of the installed 1.0), ``ac-extra``
   (depends on ac-hello), ``ac-huge`` (declares 50 GB installed size), ``ac-slow`` (its postinst
-  waits on a FIFO, so tests can interrupt apt at a known point without sleeping).
+  announces itself on /dev/ac-slow.ready and waits on /dev/ac-slow.go when those FIFOs exist,
+  so tests can interrupt apt at a known point without sleeping).
 * ``reboot``: ``ac-kernel`` 1.1, whose postinst asks for a reboot through /run/reboot-required
   as Debian's update-notifier hooks do.
 * ``unstable``: ``ac-flaky`` 2.0, whose postinst fails.
@@ -27,8 +28,9 @@ from ..runner import DEFAULT_RUNNER, Runner
 
 REPO_DIR = "srv/apt-clone-repo"
 SOURCES_DIR = "etc/apt/sources.list.d"
-SLOW_FIFO_READY = "srv/ac-slow.ready"
-SLOW_FIFO_GO = "srv/ac-slow.go"
+SLOW_FIFO_READY = "dev/ac-slow.ready"
+SLOW_FIFO_GO = "dev/ac-slow.go"
+"""In /dev, which every chroot apt-clone sets up binds from the host: tests make the FIFOs there."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ PACKAGES: tuple[Package, ...] = (
     Package("ac-flaky", "2.0", "unstable", postinst=FAILING_POSTINST, files={"usr/share/ac-flaky/version": "2.0\n"}),
 )
 SUITES = ("stable", "reboot", "unstable")
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 """Bump when PACKAGES or the rootfs recipe change: it is part of the rootfs cache key."""
 
 
