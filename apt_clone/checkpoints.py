@@ -96,7 +96,7 @@ def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
         )
         for cp in cps
     ]
-    return ctx.boot.refresh_menu(entries)
+    return ctx.boot.refresh_menu(entries, grub.cmdline_from_proc() if ctx.system.is_host_root else "ro")
 
 
 def find(ctx: Context, name: str, tree: list[Dataset] | None = None) -> model.Checkpoint:

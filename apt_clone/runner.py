@@ -6,10 +6,15 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import OperationFailed
+
+TRACE = os.environ.get("APT_CLONE_TRACE") == "1"
+"""Print every command run, with its time and status, to stderr (for profiling)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Runner:
         ``stdin_path`` / ``stdout_path`` connect a file instead (for ``zfs send``/``recv`` streams).
         """
         _check_argv(argv)
+        started = time.perf_counter()
         with contextlib.ExitStack() as files:
             stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else None
             stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
@@ -75,6 +81,8 @@ class Runner:
             except FileNotFoundError as exc:
                 raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
         out = proc.stdout.decode("utf-8", "replace") if isinstance(proc.stdout, bytes) else ""
+        if TRACE:
+            print(f"[{time.perf_counter() - started:7.3f}s rc={proc.returncode}] {' '.join(argv)}", file=sys.stderr)
         return Completed(tuple(argv), proc.returncode, out, proc.stderr.decode("utf-8", "replace"))
 
     def stream(

@@ -116,8 +116,8 @@ class Bootloader:
         state = self.state(pool, container)
         return state.grub_default or state.bootfs
 
-    def refresh_menu(self, entries: Sequence[grub.MenuEntry]) -> str | None:
+    def refresh_menu(self, entries: Sequence[grub.MenuEntry], cmdline: str = "ro") -> str | None:
         """Rewrite boot/grub/apt-clone.cfg when the root has GRUB; returns its path."""
         if not self.has_grub or self.grub_dir is None:
             return None
-        return grub.write_menu(self.grub_dir, grub.render_menu(entries), self.runner)
+        return grub.write_menu(self.grub_dir, grub.render_menu(entries, cmdline), self.runner)

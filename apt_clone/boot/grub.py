@@ -67,6 +67,17 @@ def name_from_entry(entry: str | None) -> str | None:
     return None
 
 
+def cmdline_from_proc(path: str = "/proc/cmdline") -> str:
+    """The running kernel's options, without the ones each entry sets itself (root=, BOOT_IMAGE=)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            words = f.read().split()
+    except OSError:
+        return "ro"
+    keep = [w for w in words if not w.startswith(("root=", "BOOT_IMAGE=", "initrd="))]
+    return " ".join(keep) or "ro"
+
+
 def _version_key(version: str) -> list[tuple[int, object]]:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", version) if p]
 

@@ -84,3 +84,10 @@ def test_menu_without_any_kernel_is_still_valid(tmp_path):
     path.write_text(grub.render_menu([grub.MenuEntry("a", "rpool/ROOT/a", "A", ())]))
     subprocess.run(["grub-script-check", str(path)], check=True)
     assert "submenu" not in path.read_text()
+
+
+def test_cmdline_from_proc_drops_per_entry_words(tmp_path):
+    path = tmp_path / "cmdline"
+    path.write_text("BOOT_IMAGE=/ROOT/a@/boot/vmlinuz root=ZFS=rpool/ROOT/a ro quiet console=ttyS0,115200\n")
+    assert grub.cmdline_from_proc(str(path)) == "ro quiet console=ttyS0,115200"
+    assert grub.cmdline_from_proc(str(tmp_path / "missing")) == "ro"
