@@ -30,6 +30,9 @@ def cache_dir() -> str:
 
 
 def host_codename() -> str:
+    """The suite a sandbox gets by default: ``$APT_CLONE_SANDBOX_SUITE``, else the host's own."""
+    if os.environ.get("APT_CLONE_SANDBOX_SUITE"):
+        return os.environ["APT_CLONE_SANDBOX_SUITE"]
     try:
         with open("/etc/os-release", encoding="utf-8") as f:
             for line in f:
@@ -73,7 +76,7 @@ def ensure_tarball(suite: str, mirror: str = DEFAULT_MIRROR, runner: Runner = DE
         result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.error_line(),
     )
     try:
-        _customise(build, runner)
+        customise(build, runner)
         part = path + ".part"
         result = runner.run(["tar", "--numeric-owner", "-C", build, "-cf", part, "."])
         _check(result.ok, "tar failed", result.error_line())
@@ -83,7 +86,7 @@ def ensure_tarball(suite: str, mirror: str = DEFAULT_MIRROR, runner: Runner = DE
     return path
 
 
-def _customise(root: str, runner: Runner) -> None:
+def customise(root: str, runner: Runner) -> None:
     """Point apt at the local repository only, install the initial packages, trim."""
     with open(os.path.join(root, "etc/dpkg/dpkg.cfg.d/apt-clone-sandbox"), "w", encoding="utf-8") as f:
         f.write(DPKG_EXCLUDES)

@@ -99,9 +99,13 @@ class LzcZfs(CliZfs):
         super().__init__(runner, dialect=OPENZFS, retry=retry)
         self.lzc = lzc
 
-    def _call(self, what: str, fn: str, *args: Any) -> Any:
+    def _call(self, what: str, fn: str, *args: Any) -> bool:
+        """Call libzfs_core; False when this pyzfs does not implement it (the CLI does it then)."""
         try:
-            return getattr(self.lzc, fn)(*args)
+            getattr(self.lzc, fn)(*args)
+            return True
+        except NotImplementedError:
+            return False
         except ZfsError:
             raise
         except Exception as exc:  # pyzfs raises its own exception hierarchy
@@ -118,11 +122,14 @@ class LzcZfs(CliZfs):
             fs, snap = name.split("@", 1)
             names = [f"{ds.name}@{snap}" for ds in self.list_tree(fs) if not ds.is_snapshot]
         # One lzc_snapshot call is atomic across all the datasets.
-        self._call(f"cannot create snapshot '{name}'", "lzc_snapshot", [_b(n) for n in names], user)
+        if not self._call(f"cannot create snapshot '{name}'", "lzc_snapshot", [_b(n) for n in names], user):
+            super().snapshot(name, recursive=recursive, props=props)
 
     def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None:
         user, native = _user_props(props)
-        self._call(f"cannot create '{target}'", "lzc_clone", _b(target), _b(snapshot), user)
+        if not self._call(f"cannot create '{target}'", "lzc_clone", _b(target), _b(snapshot), user):
+            super().clone(snapshot, target, props)
+            return
         if native:
             try:
                 self.set_props(target, native)
@@ -131,7 +138,8 @@ class LzcZfs(CliZfs):
                 raise
 
     def promote(self, name: str) -> None:
-        self._call(f"cannot promote '{name}'", "lzc_promote", _b(name))
+        if not self._call(f"cannot promote '{name}'", "lzc_promote", _b(name)):
+            super().promote(name)
 
     def destroy(self, name: str, *, recursive: bool = False, dependents: bool = False) -> None:
         if recursive or dependents:
@@ -141,9 +149,11 @@ class LzcZfs(CliZfs):
         while True:
             try:
                 if "@" in name:
-                    self._call(f"cannot destroy '{name}'", "lzc_destroy_snaps", [_b(name)], False)
+                    done = self._call(f"cannot destroy '{name}'", "lzc_destroy_snaps", [_b(name)], False)
                 else:
-                    self._call(f"cannot destroy '{name}'", "lzc_destroy", _b(name))
+                    done = self._call(f"cannot destroy '{name}'", "lzc_destroy", _b(name))
+                if not done:
+                    super().destroy(name)
                 return
             except ZfsBusy:
                 if not delays:
@@ -155,4 +165,5 @@ class LzcZfs(CliZfs):
             # Mounted trees and snapshots: the CLI handles unmount/remount.
             super().rename(old, new)
             return
-        self._call(f"cannot rename '{old}'", "lzc_rename", _b(old), _b(new))
+        if not self._call(f"cannot rename '{old}'", "lzc_rename", _b(old), _b(new)):
+            super().rename(old, new)

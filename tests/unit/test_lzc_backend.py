@@ -101,3 +101,11 @@ def test_busy_destroy_retried():
     lzc = fake_lzc(lzc_destroy=[DatasetBusy("busy"), None])
     make(lzc).destroy("p/b")
     assert [c[0] for c in lzc.calls] == ["lzc_destroy", "lzc_destroy"]
+
+
+def test_not_implemented_falls_back_to_the_cli():
+    lzc = fake_lzc(lzc_rename=NotImplementedError("no"))
+    runner = FakeRunner()
+    runner.queue = [(0, "p/a\ttype\tfilesystem\t-\np/a\tmounted\tno\t-\n", "")] * 2
+    make(lzc, runner).rename("p/a", "p/b")
+    assert ("zfs", "rename", "p/a", "p/b") in runner.calls

@@ -1,0 +1,30 @@
+#!/bin/bash
+# Build the OpenZFS kernel modules for a Debian 13 kernel in a trixie chroot (zfs-dkms builds
+# them in its postinst), and keep the kernel, its modules and the zfs/spl .ko files.
+# Usage: build-modules.sh CACHE_DIR MIRROR
+set -euo pipefail
+CACHE=$1
+MIRROR=${2:-http://deb.debian.org/debian}
+BUILD=$CACHE/build-chroot
+OUT=$CACHE/kernel
+mkdir -p "$CACHE"
+if [ -f "$OUT/.done" ]; then exit 0; fi
+rm -rf "$BUILD" "$OUT"
+debootstrap --variant=minbase --components=main,contrib trixie "$BUILD" "$MIRROR" >/dev/null
+cleanup() { for m in dev/pts dev sys proc; do umount -l "$BUILD/$m" 2>/dev/null || true; done; }
+trap cleanup EXIT
+mount -t proc proc "$BUILD/proc"; mount --bind /sys "$BUILD/sys"; mount --bind /dev "$BUILD/dev"; mount --bind /dev/pts "$BUILD/dev/pts"
+printf '#!/bin/sh\nexit 101\n' > "$BUILD/usr/sbin/policy-rc.d"; chmod +x "$BUILD/usr/sbin/policy-rc.d"
+cp /etc/resolv.conf "$BUILD/etc/resolv.conf"
+chroot "$BUILD" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends \
+    linux-image-amd64 linux-headers-amd64 zfs-dkms >/dev/null
+K=$(basename "$(ls -d "$BUILD"/lib/modules/*/updates/dkms | head -n1 | sed 's|/updates/dkms||')")
+mkdir -p "$OUT/modules"
+cp "$BUILD/boot/vmlinuz-$K" "$OUT/vmlinuz"
+cp -a "$BUILD/lib/modules/$K" "$OUT/modules/"
+mkdir -p "$OUT/debs"
+cp "$BUILD"/var/cache/apt/archives/linux-image-*"$K"*.deb "$OUT/debs/" 2>/dev/null || true
+echo "$K" > "$OUT/version"
+touch "$OUT/.done"
+cleanup
+rm -rf "$BUILD"

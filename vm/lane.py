@@ -1,0 +1,241 @@
+"""The real OpenZFS lane: the project's tests in a QEMU VM with the OpenZFS kernel module.
+
+Stages (each printed with pass/fail and its time):
+  host-packages  qemu, zstd, cpio, debootstrap on the host
+  modules        a Debian 13 kernel and zfs.ko built by zfs-dkms in a trixie chroot (cached)
+  guest-rootfs   a debootstrapped trixie userland with zfsutils, pyzfs, python3-apt, typer,
+                 questionary, pytest, the kernel's modules and the sandbox tarball (cached)
+  pack           the project copied in, packed as a zstd initramfs
+  vm-tests       boot under TCG; ZFS-layer, sandbox and checkpoint tests with the CLI backend,
+                 then with libzfs_core; serial console kept in the log directory
+
+Cache: /var/cache/apt-clone-vm (``$APT_CLONE_VM_CACHE``), keyed by suite, kernel version and
+package list. Usage: python3 vm/lane.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("APT_CLONE_VM_CACHE", "/var/cache/apt-clone-vm"))
+SUITE = "trixie"
+MIRROR = os.environ.get("APT_CLONE_MIRROR", "http://deb.debian.org/debian")
+LOGS = CACHE / "logs"
+GUEST_PACKAGES = [
+    "kmod", "zfsutils-linux", "python3-pyzfs", "python3-ply", "python3-apt", "python3", "python3-typer",
+    "python3-questionary", "python3-pytest", "udev", "util-linux", "procps", "apt-utils", "grub-common",
+    "debootstrap", "mount", "zstd", "e2fsprogs", "fdisk",
+]
+MODULE_DIRS = ("kernel/drivers/virtio", "kernel/drivers/block", "kernel/drivers/char", "kernel/lib",
+               "kernel/crypto", "kernel/arch", "kernel/fs", "updates")
+HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "zstd", "cpio", "debootstrap"]
+
+results: list[tuple[str, bool, float]] = []
+
+
+def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, text=True, **kw)  # type: ignore[call-overload]
+
+
+def stage(name: str):  # type: ignore[no-untyped-def]
+    def wrap(fn):  # type: ignore[no-untyped-def]
+        def inner(*args, **kw):  # type: ignore[no-untyped-def]
+            t0 = time.monotonic()
+            ok = False
+            try:
+                out = fn(*args, **kw)
+                ok = True
+                return out
+            finally:
+                took = time.monotonic() - t0
+                results.append((name, ok, took))
+                print(f"[{'PASS' if ok else 'FAIL'}] {name:<14} {took:7.1f}s", flush=True)
+        return inner
+    return wrap
+
+
+@stage("host-packages")
+def host_packages() -> None:
+    missing = [p for p in HOST_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    if missing:
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], stdout=subprocess.DEVNULL)
+
+
+@stage("modules")
+def modules() -> tuple[str, Path]:
+    out = CACHE / SUITE
+    run([str(REPO / "vm/build-modules.sh"), str(out), MIRROR])
+    kernel = out / "kernel"
+    return (kernel / "version").read_text().strip(), kernel
+
+
+@stage("guest-rootfs")
+def guest_rootfs(version: str, kernel: Path, sandbox_tar: Path) -> Path:
+    key = hashlib.sha1(" ".join([version, *GUEST_PACKAGES, *MODULE_DIRS]).encode()).hexdigest()[:10]
+    guest = CACHE / SUITE / f"guest-{key}"
+    if (guest / ".done").exists():
+        return guest
+    if not (guest / ".debootstrapped").exists():
+        if guest.exists():
+            shutil.rmtree(guest)
+        run(["debootstrap", "--variant=minbase", "--components=main,contrib", f"--include={','.join(GUEST_PACKAGES)}",
+             SUITE, str(guest), MIRROR], stdout=subprocess.DEVNULL)
+        (guest / ".debootstrapped").touch()
+    src = kernel / "modules" / version
+    dst = guest / "lib/modules" / version
+    dst.mkdir(parents=True, exist_ok=True)
+    for rel in MODULE_DIRS:
+        if (src / rel).exists():
+            shutil.copytree(src / rel, dst / rel, dirs_exist_ok=True)
+    for f in src.glob("modules.*"):
+        shutil.copy2(f, dst / f.name)
+    run(["chroot", str(guest), "depmod", version])
+    cache = guest / "var/cache/apt-clone-sandbox"
+    cache.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(sandbox_tar, cache / sandbox_tar.name)
+    run(["chroot", str(guest), "apt-get", "clean"])
+    (guest / ".done").touch()
+    return guest
+
+
+@stage("pack")
+def pack(guest: Path) -> Path:
+    staging = CACHE / SUITE / "staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    run(["cp", "-a", "--reflink=auto", str(guest), str(staging)])
+    for marker in (".done", ".debootstrapped"):
+        (staging / marker).unlink()
+    project = staging / "opt/apt-clone"
+    project.mkdir(parents=True)
+    for item in ("apt_clone", "tests", "pyproject.toml", "grub", "systemd", "vm"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, project / item)  # type: ignore[operator]
+    shutil.copy2(REPO / "vm/init-tests", staging / "init-tests")
+    shutil.copy2(REPO / "vm/install-disk", staging / "install-disk")
+    image = CACHE / SUITE / "tests.cpio.zst"
+    files = subprocess.run(["find", ".", "-xdev"], cwd=staging, capture_output=True, check=True).stdout
+    with open(image, "wb") as out:
+        cpio = subprocess.Popen(["cpio", "-o", "-H", "newc", "--quiet"], cwd=staging, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)
+        zstd = subprocess.Popen(["zstd", "-1", "-T0", "-q"], stdin=cpio.stdout, stdout=out)
+        assert cpio.stdin is not None and cpio.stdout is not None
+        cpio.stdout.close()
+        cpio.stdin.write(files)
+        cpio.stdin.close()
+        if cpio.wait() != 0 or zstd.wait() != 0:
+            raise RuntimeError("packing the initramfs failed")
+    shutil.rmtree(staging)
+    return image
+
+
+@stage("vm-tests")
+def vm_tests(kernel: Path, image: Path) -> None:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / "vm-tests.serial.log"
+    argv = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "8192", "-nographic", "-no-reboot",
+            "-kernel", str(kernel / "vmlinuz"), "-initrd", str(image),
+            "-append", "console=ttyS0 panic=-1 quiet rdinit=/init-tests"]
+    with open(log, "w") as f:
+        subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=40 * 60, check=False)
+    text = log.read_text(errors="replace")
+    found = dict(re.findall(r"APT-CLONE-VM-RESULT stage=(\S+) rc=(\d+)", text))
+    for line in text.splitlines():
+        if line.startswith(("APT-CLONE-VM", "[cli] ", "[lzc] ")) and ("passed" in line or "failed" in line
+                                                                        or line.startswith("APT-CLONE-VM")):
+            print("   ", line.strip())
+    bad = [s for s in ("tests-cli", "tests-lzc") if found.get(s) != "0"]
+    if bad:
+        raise RuntimeError(f"in the VM: {', '.join(bad)} failed; serial console log: {log}")
+
+
+@stage("target-tree")
+def target_tree(guest: Path, kernel: Path) -> Path:
+    out = guest.with_name(guest.name.replace("guest-", "target-") + ".tar")
+    if not out.exists():
+        run([str(REPO / "vm/target-setup.sh"), str(guest), str(kernel), str(out), str(REPO)])
+    return out
+
+
+def _qemu(kernel: Path | None, image: Path | None, append: str | None, drives: list[str], log: Path,
+          timeout: int, reboot: bool = False) -> str:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    argv = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "4096", "-nographic"]
+    if not reboot:
+        argv.append("-no-reboot")
+    if kernel and image and append:
+        argv += ["-kernel", str(kernel / "vmlinuz"), "-initrd", str(image), "-append", append]
+    for d in drives:
+        argv += ["-drive", d]
+    with open(log, "w") as f:
+        try:
+            subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout,
+                           check=False)
+        except subprocess.TimeoutExpired:
+            f.write("\nAPT-CLONE-VM: timed out\n")
+    return log.read_text(errors="replace")
+
+
+@stage("install-disk")
+def install_disk(kernel: Path, image: Path, target: Path) -> Path:
+    disk = CACHE / SUITE / "zfs-root.img"
+    if disk.exists():
+        disk.unlink()
+    run(["truncate", "-s", "6G", str(disk)])
+    text = _qemu(kernel, image, "console=ttyS0 panic=-1 quiet rdinit=/install-disk",
+                 [f"file={disk},if=virtio,format=raw,cache=unsafe", f"file={target},if=virtio,format=raw,readonly=on"],
+                 LOGS / "install-disk.serial.log", 15 * 60)
+    if "APT-CLONE-VM-RESULT stage=install rc=0" not in text:
+        raise RuntimeError(f"installing the ZFS-root disk failed; serial console log: {LOGS / 'install-disk.serial.log'}")
+    return disk
+
+
+@stage("boot-story")
+def boot_story(disk: Path) -> None:
+    log = LOGS / "boot-story.serial.log"
+    text = _qemu(None, None, None, [f"file={disk},if=virtio,format=raw,cache=unsafe"], log, 30 * 60, reboot=True)
+    for line in text.splitlines():
+        if "APT-CLONE-VM-STORY" in line:
+            print("   ", line[line.index("APT-CLONE-VM-STORY"):].strip())
+    if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
+        raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("vm lane: needs root", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(REPO))
+    from apt_clone.sandbox import rootfs
+
+    t0 = time.monotonic()
+    try:
+        host_packages()
+        version, kernel = modules()
+        sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
+        guest = guest_rootfs(version, kernel, sandbox_tar)
+        image = pack(guest)
+        if os.environ.get("APT_CLONE_VM_STAGES", "all") in ("all", "tests"):
+            vm_tests(kernel, image)
+        if os.environ.get("APT_CLONE_VM_STAGES", "all") in ("all", "boot"):
+            target = target_tree(guest, kernel)
+            disk = install_disk(kernel, image, target)
+            boot_story(disk)
+    except Exception as exc:  # one line per failure; logs are kept
+        print(f"vm lane: {exc}", file=sys.stderr)
+        print(f"vm lane: FAILED after {time.monotonic() - t0:.0f}s (logs: {LOGS})")
+        return 1
+    print(f"vm lane: all stages passed in {time.monotonic() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

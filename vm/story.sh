@@ -1,0 +1,58 @@
+#!/bin/sh
+# The seed's story on a real ZFS root booted by GRUB, one stage per boot. The stage number is a
+# property of the pool, which every checkpoint sees. Results go to the serial console.
+say() { echo "APT-CLONE-VM-STORY $*" > /dev/ttyS0; }
+run() { echo "# $*" > /dev/ttyS0; "$@" > /dev/ttyS0 2>&1; }
+stage=$(zfs get -H -o value org.aptclone-vm:stage rpool)
+root=$(findmnt -n -o SOURCE /)
+next() { zfs set org.aptclone-vm:stage="$1" rpool; }
+fail() { say "stage=$stage FAIL: $*"; run systemctl --no-pager --failed; run apt-clone -l; next failed; systemctl poweroff; exit 1; }
+pass() { say "stage=$stage PASS: $*"; }
+say "stage=$stage booted=$root"
+case $stage in
+1)
+    [ "$root" = rpool/ROOT/rootfs-nmu-000 ] || fail "first boot is $root"
+    run apt-clone -l || fail "apt-clone -l"
+    echo 'deb [trusted=yes] copy:/srv/apt-clone-repo/reboot ./' > /etc/apt/sources.list.d/apt-clone-sandbox-reboot.list
+    pass "booted rootfs-nmu-000; apt-clone -y -s dist-upgrade --then reboot (ac-kernel asks for a reboot)"
+    next 2
+    run apt-clone -y -s dist-upgrade --then reboot || fail "dist-upgrade"
+    ;;
+2)
+    [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "the trial boot booted $root"
+    run apt-clone -l
+    apt-clone -l | grep -q '^o o rootfs-nmu-001' || fail "after a healthy trial boot rootfs-nmu-001 is not active and current"
+    [ "$(dpkg-query -W -f '${Version}' ac-kernel)" = 1.1 ] || fail "ac-kernel is not upgraded in rootfs-nmu-001"
+    pass "trial boot of rootfs-nmu-001 committed; findmnt / and apt-clone -l agree"
+    apt-clone -y create --title "made unbootable on purpose" > /dev/ttyS0 || fail create
+    mkdir -p /mnt/broken
+    mount -t zfs -o zfsutil rpool/ROOT/rootfs-nmu-002 /mnt/broken || fail "mount 002"
+    rm -f /mnt/broken/usr/lib/systemd/systemd /mnt/broken/sbin/init /mnt/broken/usr/sbin/init
+    umount /mnt/broken
+    next 3
+    run apt-clone -y activate rootfs-nmu-002 --once || fail "activate --once"
+    systemctl reboot
+    ;;
+3)
+    [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "after the failed trial boot we run $root"
+    run apt-clone -l
+    apt-clone -l | grep -q '^o o rootfs-nmu-001' || fail "the default moved after a failed trial boot"
+    pass "the unbootable trial of rootfs-nmu-002 fell back to rootfs-nmu-001 by itself"
+    run apt-clone -y -r rootfs-nmu-000 || fail "destroy rootfs-nmu-000"
+    run apt-clone -y -r rootfs-nmu-002 || fail "destroy rootfs-nmu-002"
+    run zfs list -t all -o name,origin -r rpool
+    next 4
+    systemctl reboot
+    ;;
+4)
+    [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "last boot is $root"
+    run apt-clone -l
+    pass "one more reboot works; the story is complete"
+    say "RESULT=PASS"
+    next done
+    systemctl poweroff
+    ;;
+*)
+    systemctl poweroff
+    ;;
+esac

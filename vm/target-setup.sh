@@ -1,0 +1,46 @@
+#!/bin/bash
+# Make the tree of a bootable ZFS-root Debian 13 for the boot lane: the guest userland plus
+# kernel, zfs-initramfs, GRUB, systemd and the sandbox's local repository (apt-clone itself is
+# added by the installer VM, so that this tarball stays cached across changes of the project).
+# Usage: target-setup.sh GUEST_DIR KERNEL_DIR OUT_TAR REPO_DIR
+set -euo pipefail
+GUEST=$1 KERNEL=$2 OUT=$3 REPO=$4
+K=$(cat "$KERNEL/version")
+T=$(mktemp -d /var/tmp/apt-clone-target.XXXXXX)
+cleanup() { for m in dev/pts dev sys proc; do umount -l "$T/$m" 2>/dev/null || true; done; rm -rf "$T"; }
+trap cleanup EXIT
+cp -a "$GUEST/." "$T/"
+rm -f "$T/.done" "$T/.debootstrapped"
+mount -t proc proc "$T/proc"; mount --bind /sys "$T/sys"; mount --bind /dev "$T/dev"; mount --bind /dev/pts "$T/dev/pts"
+printf '#!/bin/sh\nexit 101\n' > "$T/usr/sbin/policy-rc.d"; chmod +x "$T/usr/sbin/policy-rc.d"
+cp /etc/resolv.conf "$T/etc/resolv.conf"
+# A package that stands for the zfs modules built by DKMS on the host (already in /lib/modules).
+D=$(mktemp -d); mkdir -p "$D/DEBIAN"
+printf 'Package: apt-clone-vm-zfs-modules\nVersion: 1.0\nArchitecture: all\nMaintainer: apt-clone <dev@apt-clone.invalid>\nProvides: zfs-modules\nDescription: zfs modules built by zfs-dkms for %s\n' "$K" > "$D/DEBIAN/control"
+dpkg-deb --root-owner-group --build "$D" "$T/tmp/zfs-modules.deb" >/dev/null; rm -rf "$D"
+cp "$KERNEL"/debs/linux-image-*.deb "$T/tmp/"
+chroot "$T" apt-get -q update >/dev/null
+chroot "$T" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends \
+    /tmp/zfs-modules.deb /tmp/linux-image-*.deb initramfs-tools zfs-initramfs grub-pc systemd-sysv busybox >/dev/null
+rm -f "$T"/tmp/*.deb
+cat > "$T/etc/default/grub" <<'GRUB'
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=ttyS0,115200 panic=5"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB
+echo 'LABEL=GRUB /boot/grub ext2 defaults 0 2' > "$T/etc/fstab"
+echo apt-clone-vm > "$T/etc/hostname"
+chroot "$T" systemctl mask systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
+chroot "$T" passwd -d root >/dev/null
+chroot "$T" update-initramfs -u -k "$K" >/dev/null 2>&1
+for m in dev/pts dev sys proc; do umount -l "$T/$m"; done
+# The sandbox's local repository (ac-hello, ac-kernel that asks for a reboot, ...), sources pointing at it only.
+PYTHONPATH="$REPO" python3 -c "import sys; from apt_clone.sandbox import rootfs; rootfs.customise(sys.argv[1], __import__('apt_clone.runner', fromlist=['DEFAULT_RUNNER']).DEFAULT_RUNNER)" "$T"
+rm -f "$T/usr/sbin/policy-rc.d"
+echo "nameserver 10.0.2.3" > "$T/etc/resolv.conf"
+tar --numeric-owner -C "$T" -cf "$OUT.part" .
+mv "$OUT.part" "$OUT"
