@@ -141,12 +141,13 @@ def pack(guest: Path) -> Path:
 def vm_tests(kernel: Path, image: Path) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / "vm-tests.serial.log"
-    argv = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "8192", "-nographic", "-no-reboot",
-            "-kernel", str(kernel / "vmlinuz"), "-initrd", str(image),
-            "-append", "console=ttyS0 panic=-1 quiet rdinit=/init-tests"]
-    with open(log, "w") as f:
-        subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=40 * 60, check=False)
-    text = log.read_text(errors="replace")
+    scratch = CACHE / SUITE / "scratch.img"
+    if scratch.exists():
+        scratch.unlink()
+    run(["truncate", "-s", "8G", str(scratch)])
+    text = _qemu(kernel, image, "console=ttyS0 panic=-1 quiet rdinit=/init-tests",
+                 [f"file={scratch},if=virtio,format=raw,cache=unsafe"], log, 40 * 60)
+    scratch.unlink()
     found = dict(re.findall(r"APT-CLONE-VM-RESULT stage=(\S+) rc=(\d+)", text))
     for line in text.splitlines():
         if line.startswith(("APT-CLONE-VM", "[cli] ", "[lzc] ")) and ("passed" in line or "failed" in line
