@@ -18,11 +18,12 @@ cp /etc/resolv.conf "$T/etc/resolv.conf"
 D=$(mktemp -d); mkdir -p "$D/DEBIAN"
 printf 'Package: apt-clone-vm-zfs-modules\nVersion: 1.0\nArchitecture: all\nMaintainer: apt-clone <dev@apt-clone.invalid>\nProvides: zfs-modules\nDescription: zfs modules built by zfs-dkms for %s\n' "$K" > "$D/DEBIAN/control"
 dpkg-deb --root-owner-group --build "$D" "$T/tmp/zfs-modules.deb" >/dev/null; rm -rf "$D"
-cp "$KERNEL"/debs/linux-image-*.deb "$T/tmp/"
+KDEB=$(basename "$(ls "$KERNEL"/debs/linux-image-*.deb | head -n1)")
+cp "$KERNEL/debs/$KDEB" "$T/tmp/"
 chroot "$T" apt-get -q update >/dev/null
 chroot "$T" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends \
-    /tmp/zfs-modules.deb /tmp/linux-image-*.deb initramfs-tools zfs-initramfs grub-pc systemd-sysv busybox >/dev/null
-rm -f "$T"/tmp/*.deb
+    /tmp/zfs-modules.deb "/tmp/$KDEB" initramfs-tools zfs-initramfs grub-pc systemd-sysv busybox >/dev/null
+rm -f "$T/tmp/zfs-modules.deb" "$T/tmp/$KDEB"
 cat > "$T/etc/default/grub" <<'GRUB'
 GRUB_DEFAULT=0
 GRUB_TIMEOUT=1
