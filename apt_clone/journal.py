@@ -60,6 +60,7 @@ class OpState:
     apt_pgid: int | None = None
     changes: list[list[str | None]] = field(default_factory=list)
     reboot_asked: bool = False
+    reboot_now: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OpState:

@@ -256,8 +256,7 @@ def _step_boot(ctx: Context, st: OpState, ui: Interaction) -> None:
         for line in trial.arm(ctx, name):
             ui.say(line)
         if ctx.system.is_host_root:
-            ui.say("Operation in progress. Please wait...")
-            ctx.runner.stream(["systemctl", "reboot"])
+            st.reboot_now = True  # once the journal says the operation is done
         else:
             ui.say(f"Not rebooting: {ctx.system.root} is not this machine's root; its next boot starts '{name}' once.")
 
@@ -307,10 +306,19 @@ def _rollback_clone_to(ctx: Context, created: checkpoints.Created, step: str) ->
 
 
 # --- the engine -----------------------------------------------------------------------------
-def check_unfinished(ctx: Context) -> None:
-    """Refuse while an earlier operation is unfinished; drop one that changed nothing."""
+def load_journal(ctx: Context) -> tuple[Journal, OpState | None]:
+    """The journal of the running system. A journal written on another checkpoint (a copy that
+    came along when that checkpoint was cloned or rolled back) is history, not pending work."""
     journal = Journal(ctx.system.container)
     st = journal.load()
+    if st is not None and st.dataset != ctx.system.dataset:
+        return journal, None
+    return journal, st
+
+
+def check_unfinished(ctx: Context) -> None:
+    """Refuse while an earlier operation is unfinished; drop one that changed nothing."""
+    journal, st = load_journal(ctx)
     if st is None or not st.unfinished:
         return
     if st.alive:
@@ -380,6 +388,9 @@ def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outc
         journal.save(st)
         _failed(ctx, st, ui, why, exc)
     journal.finish(st, "done")
+    if st.reboot_now:
+        ui.say("Operation in progress. Please wait...")
+        ctx.runner.stream(["systemctl", "reboot"])
     return _outcome(st, "done")
 
 
@@ -476,8 +487,7 @@ def _first_pending(st: OpState) -> str:
 
 def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str | None = None) -> Outcome:
     """Continue the last paused or failed operation from its step, or an earlier one."""
-    journal = Journal(ctx.system.container)
-    st = journal.load()
+    journal, st = load_journal(ctx)
     if st is None or st.state not in ("paused", "failed"):
         if st is not None and st.state == "running" and not st.alive:
             raise Refused("the last operation was interrupted: run 'apt-clone recover'")
@@ -509,8 +519,7 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
 
 def recover(ctx: Context) -> list[str]:
     """After a crash: the completed checkpoint, or exactly the state before. Returns what was done."""
-    journal = Journal(ctx.system.container)
-    st = journal.load()
+    journal, st = load_journal(ctx)
     done: list[str] = []
     if st is not None and st.unfinished:
         if st.alive:

@@ -156,3 +156,24 @@ def test_resume_after_a_download_failure_does_not_download_again(pristine: Sandb
     assert pristine.ds("rootfs-nmu-001") in zfs_names(pristine)  # the reboot-needing upgrade went to a clone
     assert bootfs(pristine) == pristine.first
     assert leftovers(pristine) == []
+
+
+def test_a_journal_written_on_another_checkpoint_is_history(pristine: SandboxInfo):
+    """A clone carries a copy of the journal as it was when it was snapshotted: not pending work."""
+    from apt_clone.journal import Journal, OpState
+
+    journal = Journal(pristine.container)
+    stale = OpState(
+        op="dist-upgrade",
+        packages=[],
+        command="apt-clone dist-upgrade",
+        root=pristine.root,
+        container=pristine.container,
+        dataset=pristine.ds("rootfs-nmu-009"),
+        pid=2**22 + 7,
+        steps={"plan": "done", "fetch": "done", "snapshot": "started"},
+    )
+    journal.save(stale)
+    ok(apt_clone(pristine, "-y", "create"))
+    assert ok(apt_clone(pristine, "recover")).stdout.startswith("nothing to recover")
+    assert pristine.ds("rootfs-nmu-001") in zfs_names(pristine)
