@@ -145,23 +145,20 @@ class LzcZfs(CliZfs):
         if recursive or dependents:
             super().destroy(name, recursive=recursive, dependents=dependents)
             return
-        delays = self.retry.delays()
-        while True:
-            try:
-                if "@" in name:
-                    done = self._call(f"cannot destroy '{name}'", "lzc_destroy_snaps", [_b(name)], False)
-                else:
-                    done = self._call(f"cannot destroy '{name}'", "lzc_destroy", _b(name))
-                if not done:
-                    super().destroy(name)
-                return
-            except ZfsBusy:
-                if not delays:
-                    raise
-                self.retry.sleep(delays.pop(0))
+        try:
+            if "@" in name:
+                done = self._call(f"cannot destroy '{name}'", "lzc_destroy_snaps", [_b(name)], False)
+            else:
+                done = self._call(f"cannot destroy '{name}'", "lzc_destroy", _b(name))
+        except ZfsError:
+            # libzfs_core's errno says less than zfs does (a filesystem with snapshots is only
+            # "busy" to it): let the CLI retry, and succeed or say exactly why not.
+            done = False
+        if not done:
+            super().destroy(name)
 
     def rename(self, old: str, new: str) -> None:
-        if "@" in old or self.list_tree(old) and any(ds.mounted for ds in self.list_tree(old)):
+        if "@" in old or any(ds.mounted for ds in self.list_tree(old)):
             # Mounted trees and snapshots: the CLI handles unmount/remount.
             super().rename(old, new)
             return

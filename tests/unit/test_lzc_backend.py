@@ -4,7 +4,15 @@ import types
 
 import pytest
 
-from apt_clone.zfs import RetryPolicy, ZfsBusy, ZfsExists, ZfsHasDependentClones, ZfsInvalid, ZfsNotFound
+from apt_clone.zfs import (
+    RetryPolicy,
+    ZfsBusy,
+    ZfsExists,
+    ZfsHasChildren,
+    ZfsHasDependentClones,
+    ZfsInvalid,
+    ZfsNotFound,
+)
 from apt_clone.zfs.lzc import LzcZfs, map_lzc_error
 
 from .fakes import FakeRunner
@@ -97,10 +105,13 @@ def test_errors_are_mapped(exc, cls):
     assert isinstance(map_lzc_error(exc, "cannot do it"), cls)
 
 
-def test_busy_destroy_retried():
-    lzc = fake_lzc(lzc_destroy=[DatasetBusy("busy"), None])
-    make(lzc).destroy("p/b")
-    assert [c[0] for c in lzc.calls] == ["lzc_destroy", "lzc_destroy"]
+def test_failed_lzc_destroy_is_left_to_the_cli_for_its_verdict():
+    lzc = fake_lzc(lzc_destroy=[DatasetBusy("busy")])
+    runner = FakeRunner()
+    runner.queue = [(1, "", "cannot destroy 'p/b': filesystem has children\nuse '-r' to destroy")]
+    with pytest.raises(ZfsHasChildren):
+        make(lzc, runner).destroy("p/b")
+    assert [c[0] for c in lzc.calls] == ["lzc_destroy"] and runner.calls == [("zfs", "destroy", "p/b")]
 
 
 def test_not_implemented_falls_back_to_the_cli():
