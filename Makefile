@@ -4,7 +4,7 @@ VENV      ?= .venv
 SANDBOX   ?= /var/tmp/apt-clone-demo
 STAMP      = $(VENV)/.installed
 
-.PHONY: setup deps demo test test-unit lint bench clean demo-clean
+.PHONY: setup deps demo test test-unit test-vm lint bench clean demo-clean
 
 setup: deps $(STAMP)
 
@@ -20,8 +20,15 @@ $(STAMP): pyproject.toml
 demo: setup
 	./scripts/demo.sh $(SANDBOX)
 
+# SKIP_VM=1 skips the real OpenZFS lane (a QEMU VM; 45-55 min on a fresh 2-core machine, cached after).
 test: setup
 	$(VENV)/bin/python -m pytest -q tests
+ifneq ($(SKIP_VM),1)
+	$(MAKE) test-vm
+endif
+
+test-vm: setup
+	$(VENV)/bin/python vm/lane.py
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit

@@ -27,7 +27,8 @@ case $stage in
     apt-clone -y create --title "made unbootable on purpose" > /dev/ttyS0 || fail create
     mkdir -p /mnt/broken
     mount -t zfs -o zfsutil rpool/ROOT/rootfs-nmu-002 /mnt/broken || fail "mount 002"
-    rm -f /mnt/broken/usr/lib/systemd/systemd /mnt/broken/sbin/init /mnt/broken/usr/sbin/init
+    # No init and no shell: the initramfs finds nothing to run and panics; panic=5 reboots.
+    rm -f /mnt/broken/usr/lib/systemd/systemd /mnt/broken/usr/sbin/init /mnt/broken/usr/bin/sh /mnt/broken/usr/bin/dash
     umount /mnt/broken
     next 3
     run apt-clone -y activate rootfs-nmu-002 --once || fail "activate --once"
