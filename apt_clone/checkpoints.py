@@ -221,13 +221,14 @@ def _quietly_destroy(ctx: Context, name: str | None) -> None:
         pass
 
 
-def _unmount_tree(ctx: Context, dataset: str | None) -> None:
+def _unmount_tree(ctx: Context, dataset: str | None, tree: list[Dataset] | None = None) -> None:
     if not dataset:
         return
-    try:
-        tree = ctx.zfs.list_tree(dataset)
-    except ZfsNotFound:
-        return
+    if tree is None:
+        try:
+            tree = ctx.zfs.list_tree(dataset)
+        except ZfsNotFound:
+            return
     for ds in reversed(tree):
         if ds.mounted and not ds.is_snapshot:
             ctx.zfs.unmount(ds.name)
@@ -260,7 +261,6 @@ class DestroyPlan:
     promote: list[str]
     activate_first: str | None
     boot_dataset: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _dependants_to_promote(tree: list[Dataset], dataset: str) -> list[str]:
@@ -329,8 +329,9 @@ def destroy(ctx: Context, plan: DestroyPlan) -> Destroyed:
     for dataset, container in ((cp.dataset, ctx.system.container), (plan.boot_dataset, ctx.system.boot_container)):
         if not dataset or not container:
             continue
-        origin = ctx.zfs.get(dataset).origin  # after a promotion the origin moved: read it again
-        _unmount_tree(ctx, dataset)
+        tree = ctx.zfs.list_tree(dataset)
+        origin = tree[0].origin  # after a promotion the origin moved: read it again
+        _unmount_tree(ctx, dataset, tree)
         ctx.zfs.destroy(dataset, recursive=True)
         if origin:
             gone = _destroy_origin_if_ours(ctx, origin, container)

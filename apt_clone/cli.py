@@ -247,7 +247,6 @@ def _apt(
     no_update: bool,
     then: str | None,
     in_clone: bool,
-    pause_at: str | None = None,
 ) -> None:
     opts = _opts(ctx)
     if then is not None and then not in THEN_CHOICES:
@@ -262,7 +261,7 @@ def _apt(
         command=" ".join(["apt-clone", op, *packages]),
         then=then,
     )
-    outcome = run_apt_operation(cx, req, CliInteraction(opts, then), pause_at or opts.pause_at)
+    outcome = run_apt_operation(cx, req, CliInteraction(opts, then), opts.pause_at)
     if opts.json:
         print(render.to_json(outcome))
     if outcome.status == "cancelled":

@@ -67,7 +67,6 @@ class Outcome:
     changes: list[list[str | None]] = field(default_factory=list)
     reboot_required: bool = False
     then: str | None = None
-    messages: list[str] = field(default_factory=list)
 
 
 class AptFailed(OperationFailed):

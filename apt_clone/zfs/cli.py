@@ -208,7 +208,7 @@ class CliZfs(ZfsBackend):
 
     def set_props(self, name: str, props: Mapping[str, str]) -> None:
         for prop, value in props.items():
-            if zprops.is_ours(prop) or ":" in prop:
+            if ":" in prop:  # every user property, ours included
                 zprops.validate_value(prop, value)
         if not props:
             return

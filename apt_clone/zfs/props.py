@@ -27,7 +27,3 @@ def validate_value(prop: str, value: str) -> str:
     if len(value.encode("utf-8")) > MAX_VALUE_BYTES:
         raise UsageError(f"property {prop}: value longer than {MAX_VALUE_BYTES} bytes")
     return value
-
-
-def is_ours(prop: str) -> bool:
-    return prop.startswith(NAMESPACE)
