@@ -190,29 +190,7 @@ def make_clones(ctx: Context, created: Created, command: str, extra: Mapping[str
         ctx.zfs.clone(created.boot_snapshot, created.boot_dataset, clone_props(boot))
 
 
-def create(
-    ctx: Context,
-    *,
-    title: str | None = None,
-    kind: str = "manual",
-    command: str = "",
-    name: str | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> Created:
-    """Snapshot the current root (with its children, at one instant, and its boot-pool twin) and
-    clone it all into a new checkpoint. Undone on failure."""
-    created = prepare_create(ctx, title=title, kind=kind, name=name)
-    try:
-        take_snapshots(ctx, created)
-        make_clones(ctx, created, command, extra)
-        refresh_menu(ctx)
-    except BaseException:
-        undo_create(ctx, created, refresh=False)
-        raise
-    return created
-
-
-def _quietly_destroy(ctx: Context, name: str | None) -> None:
+def destroy_quietly(ctx: Context, name: str | None) -> None:
     if not name:
         return
     try:
@@ -221,7 +199,7 @@ def _quietly_destroy(ctx: Context, name: str | None) -> None:
         pass
 
 
-def _unmount_tree(ctx: Context, dataset: str | None, tree: list[Dataset] | None = None) -> None:
+def unmount_tree(ctx: Context, dataset: str | None, tree: list[Dataset] | None = None) -> None:
     if not dataset:
         return
     if tree is None:
@@ -237,9 +215,9 @@ def _unmount_tree(ctx: Context, dataset: str | None, tree: list[Dataset] | None 
 def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None:
     """Remove a checkpoint just made (children and boot twin too) and its snapshots."""
     for dataset, snapshot in ((created.dataset, created.snapshot), (created.boot_dataset, created.boot_snapshot)):
-        _unmount_tree(ctx, dataset)
-        _quietly_destroy(ctx, dataset)
-        _quietly_destroy(ctx, snapshot)  # recursive: the children's snapshots of that instant too
+        unmount_tree(ctx, dataset)
+        destroy_quietly(ctx, dataset)
+        destroy_quietly(ctx, snapshot)  # recursive: the children's snapshots of that instant too
     if refresh:
         refresh_menu(ctx)
 
@@ -316,31 +294,7 @@ class Destroyed:
     activated: str | None
 
 
-def destroy(ctx: Context, plan: DestroyPlan) -> Destroyed:
-    """Destroy a checkpoint, its descendants, its boot twin and the snapshots it was cloned from."""
-    cp = plan.checkpoint
-    activated = None
-    if plan.activate_first:
-        activate(ctx, plan.activate_first)
-        activated = plan.activate_first
-    for name in plan.promote:
-        ctx.zfs.promote(name)
-    snapshot_destroyed = None
-    for dataset, container in ((cp.dataset, ctx.system.container), (plan.boot_dataset, ctx.system.boot_container)):
-        if not dataset or not container:
-            continue
-        tree = ctx.zfs.list_tree(dataset)
-        origin = tree[0].origin  # after a promotion the origin moved: read it again
-        _unmount_tree(ctx, dataset, tree)
-        ctx.zfs.destroy(dataset, recursive=True)
-        if origin:
-            gone = _destroy_origin_if_ours(ctx, origin, container)
-            snapshot_destroyed = snapshot_destroyed or gone
-    refresh_menu(ctx)
-    return Destroyed(cp.dataset, plan.promote, snapshot_destroyed, activated)
-
-
-def _destroy_origin_if_ours(ctx: Context, origin: str, container: str) -> str | None:
+def destroy_origin_if_ours(ctx: Context, origin: str, container: str) -> str | None:
     """Destroy the origin snapshot (recursively: children's too) when apt-clone took it and no
     other clone needs it."""
     try:
@@ -381,7 +335,17 @@ class Renamed:
     bootfs_followed: bool
 
 
-def rename(ctx: Context, old: str, new: str) -> Renamed:
+@dataclass(frozen=True)
+class RenamePlan:
+    old: str
+    new: str
+    old_twin: str | None
+    new_twin: str | None
+    active: bool
+
+
+def plan_rename(ctx: Context, old: str, new: str) -> RenamePlan:
+    """Check a rename (not the running system, no clash); changes nothing."""
     tree = read_tree(ctx)
     cp = find(ctx, old, tree)
     new = resolve_name(new, ctx.system.container)
@@ -389,19 +353,10 @@ def rename(ctx: Context, old: str, new: str) -> Renamed:
         raise Refused(f"cannot rename '{cp.name}': it is the running system")
     if any(_is_checkpoint(ds, ctx.system.container) and ds.name.endswith("/" + new) for ds in tree):
         raise Refused(f"checkpoint '{new}' already exists")
-    target = f"{ctx.system.container}/{new}"
-    ctx.zfs.rename(cp.dataset, target)
     old_twin, new_twin = _twin(ctx, cp.name), _twin(ctx, new)
-    if old_twin and new_twin and ctx.zfs.exists(old_twin):
-        ctx.zfs.rename(old_twin, new_twin)
-    if cp.active:
-        try:
-            ctx.boot.activate(target)
-        except BaseException:
-            ctx.zfs.rename(target, cp.dataset)
-            raise
-    refresh_menu(ctx)
-    return Renamed(cp.dataset, target, cp.active)
+    if not (old_twin and ctx.zfs.exists(old_twin)):
+        old_twin = new_twin = None
+    return RenamePlan(cp.dataset, f"{ctx.system.container}/{new}", old_twin, new_twin, cp.active)
 
 
 def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:
@@ -419,12 +374,10 @@ class RolledBack:
     destroyed: str
 
 
-def rollback_to(ctx: Context, name: str) -> RolledBack:
-    """Roll the running root back to the snapshot checkpoint NAME was cloned from, then drop NAME.
-
-    The undo of an in-place change that was kept: only when that snapshot is the running
-    root's newest (nothing later would be lost).
-    """
+def plan_rollback(ctx: Context, name: str) -> Created:
+    """Check rolling the running root back to the snapshot checkpoint NAME was cloned from (then
+    dropping NAME): the undo of an in-place change that was kept. Only when that snapshot is the
+    running root's newest (nothing later would be lost). Changes nothing."""
     tree = read_tree(ctx)
     cp = find(ctx, name, tree)
     snap = cp.origin
@@ -438,10 +391,7 @@ def rollback_to(ctx: Context, name: str) -> RolledBack:
     tag = snap.split("@", 1)[1]
     twin = _twin(ctx, cp.name)
     boot_snap = f"{ctx.system.boot_dataset}@{tag}" if twin else None
-    created = Created(cp.name, cp.dataset, snap, cp.kind, cp.title, twin, boot_snap)
-    rollback_in_place(ctx, created)
-    undo_create(ctx, created)
-    return RolledBack(ctx.system.dataset, snap, cp.dataset)
+    return Created(cp.name, cp.dataset, snap, cp.kind, cp.title, twin, boot_snap)
 
 
 def parts_of(ctx: Context, cp: model.Checkpoint) -> Created:

@@ -19,7 +19,7 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
-from . import checkpoints, inspect, render, trial
+from . import checkpoints, inspect, operations, render, trial
 from .context import Context, open_context
 from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot, UsageError
 from .lock import exclusive
@@ -60,6 +60,12 @@ def _need_root() -> None:
         raise NotRoot("this command needs root privileges (run it with sudo)")
 
 
+def _guard(cx: Context) -> None:
+    """Under the lock, before a mutating command: recover an interrupted checkpoint command, or refuse."""
+    for note in check_unfinished(cx):
+        print(f"apt-clone: {note}", file=sys.stderr)
+
+
 def _out(opts: Options, text: str, data: Any) -> None:
     print(render.to_json(data) if opts.json else text)
 
@@ -74,17 +80,20 @@ def _global(
     in_clone: Annotated[
         bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")
     ] = False,
-    steps: Annotated[bool, typer.Option("--steps", help="List the steps of an apt operation.")] = False,
+    steps: Annotated[bool, typer.Option("--steps", help="List the named steps of every operation.")] = False,
     pause_at: Annotated[
         str | None, typer.Option("--pause-at", metavar="STEP", help="Stop an apt operation after STEP.")
     ] = None,
 ) -> None:
     ctx.obj = Options(root, yes, json_out, debug, in_clone, pause_at)
     if steps:
+        table = {"dist-upgrade, upgrade, install, remove": STEPS, **operations.OPS}
         if json_out:
-            print(render.to_json([{"step": n, "does": d} for n, d in STEPS]))
+            print(render.to_json({op: [{"step": n, "does": d} for n, d in st] for op, st in table.items()}))
         else:
-            print("\n".join(f"{i:>2}. {n:<9} {d}" for i, (n, d) in enumerate(STEPS, 1)))
+            for op, st in table.items():
+                print(f"{op}:")
+                print("\n".join(f"  {i:>2}. {n:<9} {d}" for i, (n, d) in enumerate(st, 1)))
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
         list_cmd(ctx)
@@ -123,15 +132,15 @@ def activate_cmd(
         if not confirm(f"This will boot '{cp.dataset}' once, as a trial. Proceed ? (y/n)", yes=opts.yes):
             raise typer.Exit(EXIT_FAILED)
         with exclusive():
-            check_unfinished(cx)
+            _guard(cx)
             lines = trial.arm(cx, name)
         _out(opts, "\n".join(lines), {"dataset": cp.dataset, "once": True, "messages": lines})
         return
     if not confirm(f"This will set default boot entry to '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
-        check_unfinished(cx)
-        result = checkpoints.activate(cx, name)
+        _guard(cx)
+        result = operations.activate(cx, name)
     text = "\n".join([f"Upgrade changes for clone '{result.dataset}' has been activated.", *result.messages])
     _out(opts, text, result)
 
@@ -153,9 +162,9 @@ def destroy_cmd(
     if not confirm(f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)", yes=opts.yes):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
-        check_unfinished(cx)
+        _guard(cx)
         plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
-        result = checkpoints.destroy(cx, plan)
+        result = operations.destroy(cx, plan)
     lines = []
     if result.activated:
         lines.append(f"Activated '{result.activated}' first.")
@@ -174,8 +183,8 @@ def create_cmd(
     _need_root()
     cx = _context(opts)
     with exclusive():
-        check_unfinished(cx)
-        result = checkpoints.create(cx, title=title, kind="manual", command="apt-clone create")
+        _guard(cx)
+        result = operations.create(cx, title=title, kind="manual")
     _out(opts, f"Rollback Checkpoint has been created: {result.checkpoint}", result)
 
 
@@ -186,8 +195,8 @@ def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     _need_root()
     cx = _context(opts)
     with exclusive():
-        check_unfinished(cx)
-        result = checkpoints.rename(cx, old, new)
+        _guard(cx)
+        result = operations.rename(cx, old, new)
     _out(opts, f"Renamed '{result.old}' to '{result.new}'.", result)
 
 
@@ -198,7 +207,7 @@ def title_cmd(ctx: typer.Context, name: str, text: str) -> None:
     _need_root()
     cx = _context(opts)
     with exclusive():
-        check_unfinished(cx)
+        _guard(cx)
         cp = checkpoints.retitle(cx, name, text)
     _out(opts, f"Title of '{cp.name}' is now: {cp.title}", cp.to_json())
 
@@ -321,8 +330,8 @@ def rollback_cmd(ctx: typer.Context, name: str) -> None:
     ):
         raise typer.Exit(EXIT_FAILED)
     with exclusive():
-        check_unfinished(cx)
-        result = checkpoints.rollback_to(cx, name)
+        _guard(cx)
+        result = operations.rollback_to(cx, name)
     _out(opts, f"'{result.dataset}' rolled back to '{result.snapshot}'; '{result.destroyed}' destroyed.", result)
 
 

@@ -61,6 +61,7 @@ class OpState:
     changes: list[list[str | None]] = field(default_factory=list)
     reboot_asked: bool = False
     reboot_now: bool = False
+    args: dict[str, Any] = field(default_factory=dict)  # a checkpoint command's (operations.py)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OpState:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from . import checkpoints, dpkgstatus, model, trial
+from . import checkpoints, dpkgstatus, model, operations, trial
 from .apt.execute import AptTarget, check_apt_locks
 from .apt.plan import (
     Change,
@@ -316,18 +316,22 @@ def load_journal(ctx: Context) -> tuple[Journal, OpState | None]:
     return journal, st
 
 
-def check_unfinished(ctx: Context) -> None:
-    """Refuse while an earlier operation is unfinished; drop one that changed nothing."""
+def check_unfinished(ctx: Context) -> list[str]:
+    """Before a mutating command: an interrupted checkpoint command is recovered at once (that is
+    always safe); an unfinished apt operation is refused (resume or recover it); one that changed
+    nothing is dropped. Returns what was recovered."""
     journal, st = load_journal(ctx)
     if st is None or not st.unfinished:
-        return
+        return []
     if st.alive:
         from .errors import LockHeld
 
         raise LockHeld(f"apt-clone pid {st.pid} is running '{st.command}' (since {st.started})")
+    if st.op in operations.OPS:
+        return [f"recovered the interrupted '{st.command}' first: {operations.recover(ctx, st)}"]
     if "snapshot" not in st.steps:  # nothing on ZFS yet: safe to forget
         journal.finish(st, "abandoned")
-        return
+        return []
     if st.state == "paused":
         step = _last_done(st)
         raise Refused(f"'{st.command}' is paused after step {step}: run 'apt-clone resume' or 'apt-clone recover'")
@@ -488,6 +492,9 @@ def _first_pending(st: OpState) -> str:
 def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str | None = None) -> Outcome:
     """Continue the last paused or failed operation from its step, or an earlier one."""
     journal, st = load_journal(ctx)
+    if st is not None and st.op in operations.OPS and st.unfinished and not st.alive:
+        ui.say(operations.recover(ctx, st))  # a checkpoint command continues where it can only go on
+        return _outcome(st, "done")
     if st is None or st.state not in ("paused", "failed"):
         if st is not None and st.state == "running" and not st.alive:
             raise Refused("the last operation was interrupted: run 'apt-clone recover'")
@@ -526,6 +533,8 @@ def recover(ctx: Context) -> list[str]:
             from .errors import LockHeld
 
             raise LockHeld(f"apt-clone pid {st.pid} is still running '{st.command}'")
+        if st.op in operations.OPS:
+            return [operations.recover(ctx, st), *_sweep(ctx)]
         created = created_of(st)
         if st.steps.get("apt") == "done" and created is not None and ctx.zfs.exists(created.dataset):
             _teardown(ctx, st)
@@ -602,7 +611,8 @@ def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction, pause_at: 
         raise UsageError(f"unknown step '{pause_at}' (steps: {', '.join(STEP_NAMES)})")
     check_apt_locks(ctx.system.root)
     with exclusive():
-        check_unfinished(ctx)
+        for note in check_unfinished(ctx):
+            ui.say(note)
         st = new_state(
             ctx,
             req.op,

@@ -2,12 +2,76 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import traceback
 from dataclasses import dataclass
 
 SANDBOX_DIR = os.environ.get("APT_CLONE_TEST_SANDBOX", "/var/tmp/apt-clone-test-sandbox")
+
+_MAINS = {"apt_clone": "apt_clone.cli", "apt_clone.sandbox": "apt_clone.sandbox.__main__"}
+FORK = os.environ.get("APT_CLONE_TEST_FORK") == "1"
+"""Run the command lines in a forked child of the test process instead of a new interpreter.
+
+The child runs the same ``main`` as ``python -m`` does, in its own process (own pid, fds, signals,
+exit status); only the interpreter start and the imports are saved. Under software emulation (the
+VM lane) those cost seconds per command; on real hardware, tests exec a fresh interpreter."""
+
+
+def run_module(
+    module: str, argv: list[str], input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGV...`` with its output captured: exec'd, or forked when FORK is set."""
+    full_env = {**os.environ, **(env or {})}
+    if not FORK:
+        return subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+            input=input,
+            env=full_env,
+        )
+    main = importlib.import_module(_MAINS[module]).main
+    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+        fin.write((input or "").encode())
+        fin.flush()
+        fin.seek(0)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                for fd, f in ((0, fin), (1, fout), (2, ferr)):
+                    os.dup2(f.fileno(), fd)
+                sys.stdin = open(0, closefd=False)  # noqa: SIM115
+                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.environ.clear()
+                os.environ.update(full_env)
+                sys.argv = [module, *argv]
+                code = main(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        fout.seek(0)
+        ferr.seek(0)
+        out = fout.read().decode(errors="replace")
+        err = ferr.read().decode(errors="replace")
+    return subprocess.CompletedProcess([module, *argv], os.waitstatus_to_exitcode(status), out, err)
 
 
 @dataclass(frozen=True)
@@ -26,26 +90,14 @@ class SandboxInfo:
 
 
 def sandbox_cli(*args: str, directory: str = SANDBOX_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apt_clone.sandbox", *args, "--dir", directory],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_module("apt_clone.sandbox", [*args, "--dir", directory])
 
 
 def apt_clone(
     sb: SandboxInfo, *args: str, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real command line against the sandbox root."""
-    return subprocess.run(
-        [sys.executable, "-m", "apt_clone", "--root", sb.root, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        input=input,
-        env={**os.environ, **(env or {})},
-    )
+    return run_module("apt_clone", ["--root", sb.root, *args], input=input, env=env)
 
 
 def zfs_state(sb: SandboxInfo) -> list[str]:

@@ -161,7 +161,11 @@ def vm_tests(kernel: Path, image: Path) -> None:
 
 @stage("target-tree")
 def target_tree(guest: Path, kernel: Path) -> Path:
-    out = guest.with_name(guest.name.replace("guest-", "target-") + ".tar")
+    recipe = hashlib.sha1((REPO / "vm/target-setup.sh").read_bytes()).hexdigest()[:8]
+    out = guest.with_name(guest.name.replace("guest-", "target-") + f"-{recipe}.tar")
+    for old in guest.parent.glob("target-*.tar"):  # one cached tree: older recipes go
+        if old != out:
+            old.unlink()
     if not out.exists():
         run([str(REPO / "vm/target-setup.sh"), str(guest), str(kernel), str(out), str(REPO)])
     return out

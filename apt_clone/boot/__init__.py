@@ -84,6 +84,32 @@ class Bootloader:
         self.clear_once(container)
         return messages
 
+    def save(self, pool: str, container: str) -> dict[str, str | None]:
+        """Everything :meth:`activate` changes, for :meth:`restore`."""
+        env = self.grubenv.read() if self.has_grub else {}
+        return {
+            "bootfs": self.zfs.pool(pool).bootfs,
+            "saved_entry": env.get("saved_entry"),
+            "next_entry": env.get("next_entry"),
+            "once": self.zfs.get(container, (ONCE,)).user.get(ONCE),
+        }
+
+    def restore(self, pool: str, container: str, saved: dict[str, str | None]) -> None:
+        """Put back what :meth:`save` read."""
+        self.zfs.set_bootfs(pool, saved.get("bootfs"))
+        if self.has_grub:
+            for key in ("saved_entry", "next_entry"):
+                value = saved.get(key)
+                if value:
+                    self.grubenv.set(**{key: value})
+                else:
+                    self.grubenv.unset(key)
+        once = saved.get("once")
+        if once:
+            self.zfs.set_props(container, {ONCE: once})
+        else:
+            self.clear_once(container)
+
     def boot_once(self, dataset: str) -> str:
         """Boot ``dataset`` at the next boot only; the default stays."""
         container, name = dataset.rsplit("/", 1)

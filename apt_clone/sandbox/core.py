@@ -234,6 +234,7 @@ def create(
             runner, ["zfs", "send", "-R", f"{twin}@initial"], "zfs send failed", stdout_path=sb.pristine_boot_stream
         )
     state["complete"] = True
+    state["pristine"] = _pristine_record(sb, runner)
     _save_state(sb, state)
     return sb
 
@@ -309,37 +310,116 @@ def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None,
     return current, target
 
 
+def _local_props(runner: Runner, dataset: str) -> dict[str, dict[str, str]]:
+    """Every property set on ``dataset``'s tree (native and user; locally or by a receive), snapshots included."""
+    argv = ["zfs", "get", "-H", "-r", "-s", "local,received", "-o", "name,property,value", "all", dataset]
+    result = runner.run(argv)
+    if not result.ok:
+        raise OperationFailed(f"cannot read the properties of {dataset}: {result.error_line()}")
+    props: dict[str, dict[str, str]] = {}
+    for line in result.stdout.splitlines():
+        name, prop, value = line.split("\t", 2)
+        props.setdefault(name, {})[prop] = value
+    return props
+
+
+def _guid(runner: Runner, snapshot: str) -> str | None:
+    result = runner.run(["zfs", "get", "-Hp", "-o", "value", "guid", snapshot])
+    return result.stdout.strip() if result.ok else None
+
+
+def _pristine_record(sb: Sandbox, runner: Runner) -> dict[str, Any]:
+    """What a fast reset restores: each container's first root (@initial's guid) and local properties."""
+    record: dict[str, Any] = {}
+    for container, first in ((sb.container, sb.first), (sb.boot_container, sb.twin(sb.first))):
+        if container and first:
+            record[container] = {
+                "first": first,
+                "guid": _guid(runner, f"{first}@initial"),
+                "props": _local_props(runner, container),
+            }
+    return record
+
+
+def _fast_reset(sb: Sandbox, zfs: ZfsBackend, runner: Runner, container: str, record: dict[str, Any]) -> bool:
+    """Back to the pristine state without receiving the root again: destroy every other dataset
+    and snapshot, roll the first root back to @initial and restore the local properties.
+    False (and nothing changed) when the first root is not the pristine one any more."""
+    first = record["first"]
+    if not record.get("guid") or _guid(runner, f"{first}@initial") != record["guid"]:
+        return False
+    tree = zfs.list_tree(container)
+    if next((ds for ds in tree if ds.name == first), None) is None or any(
+        ds.origin for ds in tree if ds.name == first or ds.name.startswith(first + "/")
+    ):
+        return False  # a promotion made the first root a clone: receive it again
+    for ds in reversed(tree):
+        if ds.mounted and not ds.is_snapshot:
+            zfs.unmount(ds.name)
+    ours = {ds.name for ds in tree if ds.name == first or ds.name.startswith((first + "/", first + "@"))}
+    for ds in tree:  # later snapshots of the first root, with the clones made from them
+        if ds.is_snapshot and ds.parent == first and not ds.name.endswith("@initial") and zfs.exists(ds.name):
+            zfs.destroy(ds.name, recursive=True, dependents=True)
+    for ds in tree:  # every other checkpoint (clones of @initial among them)
+        if not ds.is_snapshot and ds.parent == container and ds.name not in ours and zfs.exists(ds.name):
+            zfs.destroy(ds.name, recursive=True, dependents=True)
+    for ds in zfs.list_tree(first):
+        if not ds.is_snapshot:
+            zfs.rollback(f"{ds.name}@initial", destroy_newer=True)
+    now = _local_props(runner, container)
+    for name, props in now.items():
+        want = record["props"].get(name, {})
+        for prop in props.keys() - want.keys():
+            zfs.inherit(name, prop)
+    for name, want in record["props"].items():
+        changed = {p: v for p, v in want.items() if now.get(name, {}).get(p) != v}
+        for prop, value in changed.items():
+            _run_ok(runner, ["zfs", "set", f"{prop}={value}", name], f"cannot restore {prop} of {name}")
+    return True
+
+
 def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     """Put the sandbox back to its first state: rootfs-nmu-000@initial, booted and active.
 
-    Every checkpoint is destroyed and the pristine root is received again (about a second).
+    Every checkpoint is destroyed and the first root rolled back to @initial with its properties
+    (a fraction of a second); when that root is not the pristine one any more (a promotion made it
+    a clone), it is received again from the pristine stream (about a second on real hardware).
     """
     sb = _existing(directory)
     zfs = CliZfs(runner)
+    state = _load_state(sb)
+    record = state.get("pristine") or {}
     _shut_down(sb, zfs, runner)
     for pool in (sb.pool, sb.bpool):
         if pool:
             _release_mounts(zfs, runner, pool)
+    received = False
     for container, first, stream in (
         (sb.container, sb.first, sb.pristine_stream),
         (sb.boot_container, sb.twin(sb.first), sb.pristine_boot_stream),
     ):
         if not container or not first:
             continue
+        if container in record and _fast_reset(sb, zfs, runner, container, record[container]):
+            continue
+        received = True
         for ds in reversed(zfs.list_tree(container)):
             if ds.mounted and not ds.is_snapshot:
                 zfs.unmount(ds.name)
         zfs.destroy(container, recursive=True, dependents=True)
         zfs.create(container, {"mountpoint": "none", "canmount": "off"})
-        received = runner.run(["zfs", "recv", first], stdin_path=stream)
+        recv = runner.run(["zfs", "recv", first], stdin_path=stream)
         if not zfs.exists(f"{first}@initial"):
-            raise OperationFailed(f"cannot receive the pristine {first}: {received.error_line()}")
+            raise OperationFailed(f"cannot receive the pristine {first}: {recv.error_line()}")
         for ds in reversed(zfs.list_tree(first)):  # zfs-fuse mounts what it receives
             if ds.mounted and not ds.is_snapshot:
                 zfs.unmount(ds.name)
     _fresh_grub_dir(sb, runner)
     _boot_up(sb, zfs, runner, sb.first)
     zfs.set_bootfs(sb.pool, sb.first)
+    if received or not record:
+        state["pristine"] = _pristine_record(sb, runner)
+        _save_state(sb, state)
     for container in (sb.container,):  # apt-clone's journal of this system describes a past that is gone
         path = Journal(container).path
         if os.path.exists(path):

@@ -99,13 +99,15 @@ class CliZfs(ZfsBackend):
             raise error_from(result.stderr or result.stdout, f"{' '.join(argv[:2])} failed")
         return result
 
-    def _run_retrying_busy(self, argv: Sequence[str]) -> Completed:
+    def _run_retrying_busy(self, argv: Sequence[str], *, io_errors: bool = False) -> Completed:
+        """Retry "busy" (and, with ``io_errors``, zfs-fuse's transient "I/O error") with backoff."""
         delays = self.retry.delays()
         while True:
             try:
                 return self._run(argv)
-            except ZfsBusy:
-                if not delays:
+            except ZfsError as exc:
+                transient = isinstance(exc, ZfsBusy) or (io_errors and "I/O error" in str(exc))
+                if not transient or not delays:
                     raise
                 self.retry.sleep(delays.pop(0))
 
@@ -204,7 +206,8 @@ class CliZfs(ZfsBackend):
         argv = ["zfs", "rollback"]
         if destroy_newer:
             argv.append("-r")
-        self._run_retrying_busy([*argv, snapshot])
+        # zfs-fuse answers "I/O error" for a moment after a freshly written filesystem is unmounted.
+        self._run_retrying_busy([*argv, snapshot], io_errors=self.dialect == ZFS_FUSE)
 
     def set_props(self, name: str, props: Mapping[str, str]) -> None:
         for prop, value in props.items():

@@ -4,6 +4,7 @@ pause and resume; resume after a failed download; the unfinished-operation guard
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import signal
@@ -35,8 +36,35 @@ def ok(result):
 
 def test_steps_are_listed(pristine: SandboxInfo):
     out = ok(apt_clone(pristine, "--steps")).stdout
-    names = [line.split()[1] for line in out.splitlines()]
-    assert names == ["plan", "fetch", "snapshot", "clone", "mount", "apt", "metadata", "unmount", "boot"]
+    blocks: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            blocks[line.rstrip(":")] = []
+        else:
+            blocks[list(blocks)[-1]].append(line.split()[1])
+    assert blocks["dist-upgrade, upgrade, install, remove"] == [
+        "plan",
+        "fetch",
+        "snapshot",
+        "clone",
+        "mount",
+        "apt",
+        "metadata",
+        "unmount",
+        "boot",
+    ]
+    assert blocks["create"] == ["snapshot", "clone", "menu"]
+    assert blocks["destroy"] == ["activate", "promote", "destroy", "origin", "menu"]
+    assert set(blocks) == {
+        "dist-upgrade, upgrade, install, remove",
+        "create",
+        "destroy",
+        "rename",
+        "activate",
+        "rollback",
+    }
+    data = json.loads(ok(apt_clone(pristine, "--json", "--steps")).stdout)
+    assert [s["step"] for s in data["rename"]] == ["rename", "bootfs", "menu"]
 
 
 CLONE_KILLS = ["plan", "fetch", "snapshot", "clone", "mount", "apt", "metadata", "unmount"]

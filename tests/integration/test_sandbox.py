@@ -78,3 +78,37 @@ def test_two_sandboxes_side_by_side(sandbox: SandboxInfo, tmp_path):
 def test_destroy_of_nothing_is_a_clear_error(tmp_path):
     result = sandbox_cli(str(tmp_path / "none"), "destroy")
     assert result.returncode == 2 and "no sandbox here" in result.stderr
+
+
+def _all_local_props(pool: str) -> list[str]:
+    """Every property set on the pool's datasets, locally or by a receive (sorted: the source may differ)."""
+    out = subprocess.run(
+        ["zfs", "get", "-H", "-r", "-s", "local,received", "-o", "name,property,value", "all", pool],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(out.stdout.splitlines())
+
+
+def test_reset_restores_datasets_data_and_properties(pristine: SandboxInfo):
+    before_state, before_props = helpers.zfs_state(pristine), _all_local_props(pristine.pool)
+    assert helpers.apt_clone(pristine, "-y", "create").returncode == 0
+    assert helpers.apt_clone(pristine, "-y", "title", "rootfs-nmu-000", "changed").returncode == 0
+    assert helpers.apt_clone(pristine, "-y", "-a", "rootfs-nmu-001").returncode == 0
+    subprocess.run(["zfs", "set", "org.aptclone-test:extra=1", pristine.container], check=True)
+    with open(os.path.join(pristine.root, "etc/ac-reset-marker"), "w") as f:
+        f.write("gone after a reset\n")
+    # Fast path: the first root is still the pristine one; it is rolled back.
+    assert sandbox_cli(pristine.directory, "reset").returncode == 0
+    assert helpers.zfs_state(pristine) == before_state
+    assert _all_local_props(pristine.pool) == before_props
+    assert not os.path.exists(os.path.join(pristine.root, "etc/ac-reset-marker"))
+    # Slow path: after the first root is destroyed (its clone promoted), it is received again.
+    assert helpers.apt_clone(pristine, "-y", "create").returncode == 0
+    assert helpers.apt_clone(pristine, "-y", "-a", "rootfs-nmu-001").returncode == 0
+    helpers.reboot(pristine)
+    assert helpers.apt_clone(pristine, "-y", "-r", "rootfs-nmu-000").returncode == 0
+    assert sandbox_cli(pristine.directory, "reset").returncode == 0
+    assert helpers.zfs_state(pristine) == before_state
+    assert bootfs(pristine) == pristine.first

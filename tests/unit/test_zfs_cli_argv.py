@@ -3,7 +3,7 @@
 import pytest
 
 from apt_clone.errors import UsageError
-from apt_clone.zfs import OPENZFS, ZFS_FUSE, CliZfs, RetryPolicy, ZfsBusy
+from apt_clone.zfs import OPENZFS, ZFS_FUSE, CliZfs, RetryPolicy, ZfsBusy, ZfsError
 
 from .fakes import FakeRunner
 
@@ -107,6 +107,20 @@ def test_busy_retry_is_bounded():
     with pytest.raises(ZfsBusy, match="dataset is busy"):
         z.unmount("p/b")
     assert len(r.calls) == 4 and len(sleeps) == 3
+
+
+def test_zfs_fuse_rollback_io_error_is_transient_but_not_elsewhere():
+    r = FakeRunner()
+    r.queue = [(1, "", "cannot rollback 'p/a': I/O error")] + [(0, "", "")]
+    z, sleeps = backend(ZFS_FUSE, r)
+    z.rollback("p/a@s")
+    assert len(r.calls) == 2 and sleeps == [0.05]
+    r = FakeRunner()
+    r.queue = [(1, "", "cannot rollback 'p/a': I/O error")]
+    z, sleeps = backend(OPENZFS, r)
+    with pytest.raises(ZfsError, match="I/O error"):
+        z.rollback("p/a@s")
+    assert len(r.calls) == 1 and sleeps == []
 
 
 def test_snapshot_props_on_zfs_fuse_are_set_after():

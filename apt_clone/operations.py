@@ -1,0 +1,380 @@
+"""Checkpoint commands as journalled named steps with undo: create, destroy, rename, activate, rollback.
+
+Each command is a short list of steps. The journal (the same file apt operations use) is written
+and fsynced before and after every step. A failure before the command's commit step undoes what
+ran, newest first, so that nothing changed; from the commit step on (where undoing would lose
+data or is pointless) the command is completed instead. After a crash, ``apt-clone recover``
+does the same from the journal, and the next mutating command runs it by itself.
+(``title`` is one property write and the menu refresh: nothing to journal.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import checkpoints, model
+from .context import Context
+from .errors import OperationFailed
+from .journal import Journal, OpState
+from .upgrade import Interrupted, signals_as_interrupts
+from .zfs import ZfsNotFound
+
+OPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "create": (
+        ("snapshot", "snapshot the root with its children (one instant) and its boot-pool twin"),
+        ("clone", "clone them into the new checkpoint, with its metadata"),
+        ("menu", "refresh the GRUB menu (commit)"),
+    ),
+    "destroy": (
+        ("activate", "with --force OTHER: make OTHER boot next"),
+        ("promote", "promote the clones made from the checkpoint's snapshots"),
+        ("destroy", "unmount and destroy the checkpoint, its children and boot twin (commit)"),
+        ("origin", "destroy the snapshot it was cloned from, if apt-clone took it and no clone needs it"),
+        ("menu", "refresh the GRUB menu"),
+    ),
+    "rename": (
+        ("rename", "rename the checkpoint and its boot-pool twin"),
+        ("bootfs", "when it boots next: point bootfs and GRUB's default at the new name"),
+        ("menu", "refresh the GRUB menu (commit)"),
+    ),
+    "activate": (
+        ("boot", "set the pool's bootfs and GRUB's default entry"),
+        ("stamp", "record the activation time on the checkpoint (commit)"),
+        ("menu", "refresh the GRUB menu"),
+    ),
+    "rollback": (
+        ("rollback", "roll the running root, its children and boot twin back to the snapshot (commit)"),
+        ("destroy", "destroy the checkpoint and the snapshot"),
+        ("menu", "refresh the GRUB menu"),
+    ),
+}
+COMMIT = {"create": "menu", "destroy": "destroy", "rename": "menu", "activate": "stamp", "rollback": "rollback"}
+"""The step from which a command is completed rather than undone."""
+
+KILL_ENV = "APT_CLONE_TEST_KILL_AT"
+FAIL_ENV = "APT_CLONE_TEST_FAIL_AT"
+"""Test hooks: ``OP.STEP:before`` or ``OP.STEP:after`` SIGKILLs there, or (FAIL) raises an error."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[], None]
+    undo: Callable[[], None] | None = None
+
+
+def _hook(st: OpState, step: str, when: str) -> None:
+    where = f"{st.op}.{step}:{when}"
+    if os.environ.get(KILL_ENV) == where:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FAIL_ENV) == where:
+        raise OperationFailed(f"failure injected at {where}")
+
+
+def _committed(st: OpState) -> bool:
+    return st.steps.get(COMMIT[st.op]) in ("started", "done", "failed")
+
+
+# --- the steps of each command ----------------------------------------------------------------
+def _created(st: OpState) -> checkpoints.Created:
+    return checkpoints.Created(**st.args["created"])
+
+
+def _create_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+    created = _created(st)
+
+    def snapshot() -> None:
+        if not ctx.zfs.exists(created.snapshot):
+            checkpoints.take_snapshots(ctx, created)
+        elif created.boot_snapshot and not ctx.zfs.exists(created.boot_snapshot):
+            ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
+
+    def unsnapshot() -> None:
+        for snap in (created.snapshot, created.boot_snapshot):
+            checkpoints.destroy_quietly(ctx, snap)
+
+    def clone() -> None:
+        if not ctx.zfs.exists(created.dataset):
+            checkpoints.make_clones(ctx, created, st.command, st.args.get("extra"))
+
+    def unclone() -> None:
+        for dataset in (created.dataset, created.boot_dataset):
+            checkpoints.unmount_tree(ctx, dataset)
+            checkpoints.destroy_quietly(ctx, dataset)
+
+    return [Step("snapshot", snapshot, unsnapshot), Step("clone", clone, unclone), Step("menu", _menu(ctx))]
+
+
+def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+    a = st.args
+
+    def activate() -> None:
+        if a.get("activate_first"):
+            a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+            save()
+            other = f"{ctx.system.container}/{a['activate_first']}"
+            ctx.boot.activate(other)
+            ctx.zfs.set_props(other, {model.ACTIVATED: model.utc_now()})
+
+    def unactivate() -> None:
+        if a.get("boot_before"):
+            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+
+    def promote() -> None:
+        done = a.setdefault("promoted", [])
+        for name in a["promote"]:
+            if any(p[0] == name for p in done):
+                continue
+            origin = ctx.zfs.get(name).origin
+            if not origin:
+                continue
+            done.append([name, origin.split("@", 1)[0]])
+            save()
+            ctx.zfs.promote(name)
+
+    def unpromote() -> None:
+        for name, former in reversed(a.get("promoted", [])):
+            try:
+                if (ctx.zfs.get(former).origin or "").startswith(name + "@"):
+                    ctx.zfs.promote(former)
+            except ZfsNotFound:
+                pass
+
+    def destroy() -> None:
+        origins = a.setdefault("origins", {})
+        for dataset in filter(None, (a["dataset"], a.get("boot_dataset"))):
+            try:
+                tree = ctx.zfs.list_tree(dataset)
+            except ZfsNotFound:
+                continue  # destroyed before a crash
+            origins.setdefault(dataset, tree[0].origin)  # after the promotions: read it now
+            save()
+            checkpoints.unmount_tree(ctx, dataset, tree)
+            ctx.zfs.destroy(dataset, recursive=True)
+
+    def origin() -> None:
+        gone = []
+        for dataset, snap in a.get("origins", {}).items():
+            container = ctx.system.container if dataset == a["dataset"] else ctx.system.boot_container
+            if snap and container:
+                found = checkpoints.destroy_origin_if_ours(ctx, snap, container)
+                gone += [found] if found else []
+        a["snapshot_destroyed"] = a.get("snapshot_destroyed") or (gone[0] if gone else None)
+
+    return [
+        Step("activate", activate, unactivate),
+        Step("promote", promote, unpromote),
+        Step("destroy", destroy),
+        Step("origin", origin),
+        Step("menu", _menu(ctx)),
+    ]
+
+
+def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+    a = st.args
+    pairs = [(a["old"], a["new"])] + ([(a["old_twin"], a["new_twin"])] if a.get("old_twin") else [])
+
+    def rename() -> None:
+        for old, new in pairs:
+            if ctx.zfs.exists(old) and not ctx.zfs.exists(new):
+                ctx.zfs.rename(old, new)
+
+    def unrename() -> None:
+        for old, new in reversed(pairs):
+            if ctx.zfs.exists(new) and not ctx.zfs.exists(old):
+                ctx.zfs.rename(new, old)
+
+    def bootfs() -> None:
+        if a.get("active"):
+            a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+            save()
+            ctx.boot.activate(a["new"])
+
+    def unbootfs() -> None:
+        if a.get("boot_before"):
+            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+
+    return [Step("rename", rename, unrename), Step("bootfs", bootfs, unbootfs), Step("menu", _menu(ctx))]
+
+
+def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+    a = st.args
+
+    def boot() -> None:
+        a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+        save()
+        a["messages"] = ctx.boot.activate(a["dataset"])
+
+    def unboot() -> None:
+        if a.get("boot_before"):
+            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+
+    def stamp() -> None:
+        ctx.zfs.set_props(a["dataset"], {model.ACTIVATED: model.utc_now()})
+
+    return [Step("boot", boot, unboot), Step("stamp", stamp), Step("menu", _menu(ctx))]
+
+
+def _rollback_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+    created = _created(st)
+
+    def rollback() -> None:
+        checkpoints.rollback_in_place(ctx, created)
+
+    def destroy() -> None:
+        checkpoints.undo_create(ctx, created, refresh=False)
+
+    return [Step("rollback", rollback), Step("destroy", destroy), Step("menu", _menu(ctx))]
+
+
+BUILDERS: dict[str, Callable[[Context, OpState, Callable[[], None]], list[Step]]] = {
+    "create": _create_steps,
+    "destroy": _destroy_steps,
+    "rename": _rename_steps,
+    "activate": _activate_steps,
+    "rollback": _rollback_steps,
+}
+
+
+def _menu(ctx: Context) -> Callable[[], None]:
+    def menu() -> None:
+        checkpoints.refresh_menu(ctx)
+
+    return menu
+
+
+# --- the engine ------------------------------------------------------------------------------
+def _new_state(ctx: Context, op: str, command: str, args: dict[str, Any]) -> OpState:
+    return OpState(
+        op=op,
+        packages=[],
+        command=command,
+        root=ctx.system.root,
+        container=ctx.system.container,
+        dataset=ctx.system.dataset,
+        args=args,
+    )
+
+
+def execute(ctx: Context, st: OpState) -> OpState:
+    """Run the command's steps (skipping those done); undo them on a failure before the commit step."""
+    journal = Journal(ctx.system.container)
+
+    def save() -> None:
+        journal.save(st)
+
+    steps = BUILDERS[st.op](ctx, st, save)
+    st.state, st.pid, st.error = "running", os.getpid(), None
+    save()
+    current = ""
+    try:
+        with signals_as_interrupts():
+            for step in steps:
+                if st.steps.get(step.name) == "done":
+                    continue
+                current = step.name
+                _hook(st, step.name, "before")
+                st.steps[step.name] = "started"
+                save()
+                step.run()
+                st.steps[step.name] = "done"
+                save()
+                _hook(st, step.name, "after")
+    except (Exception, Interrupted, KeyboardInterrupt) as exc:
+        why = str(exc) or type(exc).__name__
+        if current:
+            st.steps[current] = "failed"
+        st.error = why
+        if _committed(st):
+            st.state = "failed"
+            save()
+            raise OperationFailed(
+                f"'{st.command}' failed after its point of no return ({why}): 'apt-clone recover' completes it"
+            ) from exc
+        _undo(ctx, st, steps, journal)
+        journal.finish(st, "rolled-back")
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            raise OperationFailed(f"'{st.command}' interrupted; nothing was changed") from exc
+        raise
+    journal.finish(st, "done")
+    return st
+
+
+def _undo(ctx: Context, st: OpState, steps: list[Step], journal: Journal) -> None:
+    """Undo the steps that started, newest first; a failing undo leaves the journal for recover."""
+    for step in reversed(steps):
+        if st.steps.get(step.name) not in ("started", "done", "failed"):
+            continue
+        try:
+            if step.undo is not None:
+                step.undo()
+        except Exception as exc:
+            st.state = "failed"
+            journal.save(st)
+            raise OperationFailed(
+                f"'{st.command}' failed and undoing step '{step.name}' failed too ({exc}): run 'apt-clone recover'"
+            ) from exc
+        st.steps[step.name] = "undone"
+        journal.save(st)
+
+
+def recover(ctx: Context, st: OpState) -> str:
+    """After a crash: complete the command when it passed its commit step, else undo what ran."""
+    journal = Journal(ctx.system.container)
+    if _committed(st):
+        for name, state in list(st.steps.items()):
+            if state in ("started", "failed"):
+                st.steps[name] = "pending"
+        execute(ctx, st)
+        journal.finish(st, "recovered")
+        return f"completed '{st.command}' (it had passed its point of no return)"
+    steps = BUILDERS[st.op](ctx, st, lambda: journal.save(st))
+    _undo(ctx, st, steps, journal)
+    checkpoints.refresh_menu(ctx)
+    journal.finish(st, "recovered")
+    return f"undid '{st.command}': the checkpoints are as they were before it"
+
+
+# --- the commands ----------------------------------------------------------------------------
+def create(ctx: Context, *, title: str | None = None, kind: str = "manual") -> checkpoints.Created:
+    created = checkpoints.prepare_create(ctx, title=title, kind=kind)
+    execute(ctx, _new_state(ctx, "create", "apt-clone create", {"created": asdict(created)}))
+    return created
+
+
+def destroy(ctx: Context, plan: checkpoints.DestroyPlan) -> checkpoints.Destroyed:
+    cp = plan.checkpoint
+    args = {
+        "name": cp.name,
+        "dataset": cp.dataset,
+        "boot_dataset": plan.boot_dataset,
+        "activate_first": plan.activate_first,
+        "promote": list(plan.promote),
+    }
+    st = execute(ctx, _new_state(ctx, "destroy", f"apt-clone destroy {cp.name}", args))
+    return checkpoints.Destroyed(cp.dataset, list(plan.promote), st.args.get("snapshot_destroyed"), plan.activate_first)
+
+
+def rename(ctx: Context, old: str, new: str) -> checkpoints.Renamed:
+    plan = checkpoints.plan_rename(ctx, old, new)
+    command = f"apt-clone rename {plan.old.rsplit('/', 1)[1]} {plan.new.rsplit('/', 1)[1]}"
+    execute(ctx, _new_state(ctx, "rename", command, asdict(plan)))
+    return checkpoints.Renamed(plan.old, plan.new, plan.active)
+
+
+def activate(ctx: Context, name: str) -> checkpoints.Activated:
+    cp = checkpoints.find(ctx, name)
+    args = {"name": cp.name, "dataset": cp.dataset}
+    st = execute(ctx, _new_state(ctx, "activate", f"apt-clone activate {cp.name}", args))
+    return checkpoints.Activated(cp.dataset, list(st.args.get("messages", [])))
+
+
+def rollback_to(ctx: Context, name: str) -> checkpoints.RolledBack:
+    created = checkpoints.plan_rollback(ctx, name)
+    args = {"created": asdict(created)}
+    execute(ctx, _new_state(ctx, "rollback", f"apt-clone rollback {created.checkpoint}", args))
+    return checkpoints.RolledBack(ctx.system.dataset, created.snapshot, created.dataset)
