@@ -1,0 +1,168 @@
+"""Checkpoint commands (create, destroy, rename, activate, rollback) as journalled steps: SIGKILL
+before every step and after the last, then `apt-clone recover` (or the next mutating command)
+gives exactly the state before or the completed command; a failure before the commit step is
+undone in-process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from apt_clone.operations import COMMIT, OPS
+from tests.helpers import SandboxInfo, apt_clone, bootfs, leftovers, reboot, sandbox_cli, zfs_names, zfs_state
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    return result
+
+
+def grub_default(sb: SandboxInfo) -> str:
+    env = os.path.join(sb.directory, "grub", "grubenv")
+    out = subprocess.run(["grub-editenv", env, "list"], capture_output=True, text=True, check=True).stdout
+    return next((line.split("=", 1)[1] for line in out.splitlines() if line.startswith("saved_entry=")), "")
+
+
+def menu(sb: SandboxInfo) -> str:
+    path = os.path.join(sb.directory, "grub", "apt-clone.cfg")
+    return open(path).read() if os.path.exists(path) else ""
+
+
+@dataclass(frozen=True)
+class Case:
+    setup: Callable[[SandboxInfo], None]
+    argv: tuple[str, ...]
+
+
+def _nothing(sb: SandboxInfo) -> None:
+    pass
+
+
+def _one_checkpoint(sb: SandboxInfo) -> None:
+    ok(apt_clone(sb, "-y", "create"))
+
+
+def _one_checkpoint_active(sb: SandboxInfo) -> None:
+    ok(apt_clone(sb, "-y", "create"))
+    ok(apt_clone(sb, "-y", "-a", "rootfs-nmu-001"))
+
+
+def _booted_clone_with_origin_active(sb: SandboxInfo) -> None:
+    """rootfs-nmu-001 is running and holds a clone of 000's snapshot; 000 boots next."""
+    ok(apt_clone(sb, "-y", "create"))
+    ok(apt_clone(sb, "-y", "-a", "rootfs-nmu-001"))
+    reboot(sb)
+    ok(apt_clone(sb, "-y", "-a", "rootfs-nmu-000"))
+
+
+def _in_place_checkpoint_then_change(sb: SandboxInfo) -> None:
+    ok(apt_clone(sb, "-y", "create"))
+    with open(os.path.join(sb.root, "etc/ac-after-checkpoint"), "w") as f:
+        f.write("rolled back\n")
+
+
+CASES = {
+    "create": Case(_nothing, ("create", "--title", "by hand")),
+    # 000 boots next and is the origin of the running 001: activate 001 first, promote it, destroy 000.
+    "destroy": Case(_booted_clone_with_origin_active, ("destroy", "rootfs-nmu-000", "--force", "rootfs-nmu-001")),
+    "rename": Case(_one_checkpoint_active, ("rename", "rootfs-nmu-001", "trial")),
+    "activate": Case(_one_checkpoint, ("activate", "rootfs-nmu-001")),
+    "rollback": Case(_in_place_checkpoint_then_change, ("rollback", "rootfs-nmu-001")),
+}
+KILLS = [(op, f"{step}:before") for op, steps in OPS.items() for step, _ in steps] + [
+    (op, f"{steps[-1][0]}:after") for op, steps in OPS.items()
+]
+
+
+def _observed(sb: SandboxInfo) -> tuple[list[str], str, str]:
+    return zfs_names(sb), bootfs(sb), grub_default(sb)
+
+
+_completed: dict[str, tuple[list[str], str, str]] = {}
+
+
+def _completed_state(sb: SandboxInfo, op: str) -> tuple[list[str], str, str]:
+    """What the command leaves when nothing goes wrong (run once per command)."""
+    if op not in _completed:
+        case = CASES[op]
+        case.setup(sb)
+        ok(apt_clone(sb, "-y", *case.argv))
+        _completed[op] = _observed(sb)
+    return _completed[op]
+
+
+@pytest.mark.parametrize(("op", "kill"), KILLS, ids=[f"{op}.{kill}" for op, kill in KILLS])
+def test_sigkill_at_each_step_then_recover(pristine: SandboxInfo, op: str, kill: str):
+    step, when = kill.split(":")
+    case = CASES[op]
+    case.setup(pristine)
+    before, before_state, before_menu = _observed(pristine), zfs_state(pristine), menu(pristine)
+    killed = apt_clone(pristine, "-y", *case.argv, env={"APT_CLONE_TEST_KILL_AT": f"{op}.{kill}"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    recovered = ok(apt_clone(pristine, "recover"))
+    assert ok(apt_clone(pristine, "recover")).stdout.startswith("nothing to recover")
+    assert leftovers(pristine) == []
+    names = [s for s, _ in OPS[op]]
+    committed = when == "after" or names.index(step) > names.index(COMMIT[op])
+    if committed:
+        assert "completed" in recovered.stdout
+        after = _observed(pristine)
+        assert sandbox_cli("reset").returncode == 0
+        assert after == _completed_state(pristine, op)
+    else:
+        assert zfs_state(pristine) == before_state
+        assert _observed(pristine) == before
+        if before_menu:  # a fresh sandbox has no menu yet: recover writes one for the same checkpoints
+            assert menu(pristine) == before_menu
+        else:
+            assert "rootfs-nmu-000" in menu(pristine) and "rootfs-nmu-001" not in menu(pristine)
+
+
+@pytest.mark.parametrize(
+    "where", ["create.clone:after", "destroy.promote:after", "rename.bootfs:after", "activate.boot:after"]
+)
+def test_a_failure_before_the_commit_step_is_undone(pristine: SandboxInfo, where: str):
+    op = where.split(".")[0]
+    case = CASES[op]
+    case.setup(pristine)
+    before, before_state = _observed(pristine), zfs_state(pristine)
+    failed = apt_clone(pristine, "-y", *case.argv, env={"APT_CLONE_TEST_FAIL_AT": where})
+    assert failed.returncode != 0
+    assert failed.stderr.strip().splitlines() == [f"apt-clone: failure injected at {where}"]
+    assert zfs_state(pristine) == before_state and _observed(pristine) == before
+    assert leftovers(pristine) == []
+    assert ok(apt_clone(pristine, "recover")).stdout.startswith("nothing to recover")
+
+
+def test_the_next_mutating_command_recovers_an_interrupted_one(pristine: SandboxInfo):
+    killed = apt_clone(pristine, "-y", "create", env={"APT_CLONE_TEST_KILL_AT": "create.clone:before"})
+    assert killed.returncode == -signal.SIGKILL
+    assert pristine.ds("rootfs-nmu-001") not in zfs_names(pristine)
+    again = ok(apt_clone(pristine, "-y", "create", "--title", "second try"))
+    assert "recovered the interrupted 'apt-clone create' first" in again.stderr
+    assert again.stdout.strip() == "Rollback Checkpoint has been created: rootfs-nmu-001"
+    assert zfs_names(pristine) == [
+        pristine.pool,
+        pristine.container,
+        pristine.first,
+        f"{pristine.first}@initial",
+        f"{pristine.first}@nmu-001",
+        pristine.ds("rootfs-nmu-001"),
+    ]
+
+
+def test_a_failure_after_the_commit_step_is_completed_by_recover(pristine: SandboxInfo):
+    _booted_clone_with_origin_active(pristine)
+    argv = CASES["destroy"].argv
+    failed = apt_clone(pristine, "-y", *argv, env={"APT_CLONE_TEST_FAIL_AT": "destroy.origin:before"})
+    assert failed.returncode != 0 and "apt-clone recover" in failed.stderr
+    assert pristine.ds("rootfs-nmu-000") not in zfs_names(pristine)
+    ok(apt_clone(pristine, "recover"))
+    assert leftovers(pristine) == []
+    assert bootfs(pristine) == pristine.ds("rootfs-nmu-001")
+    assert not [n for n in zfs_names(pristine) if "@nmu-001" in n]  # the origin snapshot went too
