@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from . import checkpoints, dpkgstatus, model, operations, trial
+from .apt import bootfiles
 from .apt.execute import AptTarget, check_apt_locks
 from .apt.plan import (
     Change,
@@ -199,14 +201,20 @@ def _step_apt(ctx: Context, st: OpState, ui: Interaction) -> None:
         st.apt_pgid = pid
         journal.save(st)
 
+    since, kernels_before = time.time(), bootfiles.installed_kernels(target.path("boot"))
     with target.session():
         rc = target.apt_get(st.op, tuple(st.packages), on_start=started)
         asked = os.path.exists(target.path("run/reboot-required"))
-    st.apt_pgid = None
+        st.apt_pgid = None
+        if rc == 0:
+            st.changes = [c.as_list() for c in dpkgstatus.diff(before, dpkgstatus.read(target.root))]
+            if st.in_clone:  # the initramfs and GRUB files the change needs, made in the clone
+                todo = bootfiles.plan(target.root, [str(c[0]) for c in st.changes], since, kernels_before)
+                for line in bootfiles.apply(ctx.runner, target.root, todo):
+                    ui.say(line)
     st.reboot_asked = asked and not host_flag
     if rc != 0:
         raise OperationFailed(f"apt-get exited with status {rc}")
-    st.changes = [c.as_list() for c in dpkgstatus.diff(before, dpkgstatus.read(target.root))]
 
 
 def _step_metadata(ctx: Context, st: OpState, ui: Interaction) -> None:

@@ -4,8 +4,8 @@ Stages (each printed with pass/fail and its time):
   host-packages  qemu, zstd, cpio, debootstrap on the host
   modules        a Debian 13 kernel and zfs.ko built by zfs-dkms in a trixie chroot (cached)
   guest-rootfs   a debootstrapped trixie userland with zfsutils, pyzfs, python3-apt, typer,
-                 questionary, pytest, the kernel's modules and the sandbox tarball (cached)
-  pack           the project copied in, packed as a zstd initramfs
+                 questionary, pytest and the kernel's modules (cached)
+  pack           the project and the sandbox's root tarball copied in, packed as a zstd initramfs
   vm-tests       boot under TCG; ZFS-layer, sandbox and checkpoint tests with the CLI backend,
                  then with libzfs_core; serial console kept in the log directory
 
@@ -79,7 +79,7 @@ def modules() -> tuple[str, Path]:
 
 
 @stage("guest-rootfs")
-def guest_rootfs(version: str, kernel: Path, sandbox_tar: Path) -> Path:
+def guest_rootfs(version: str, kernel: Path) -> Path:
     key = hashlib.sha1(" ".join([version, *GUEST_PACKAGES, *MODULE_DIRS]).encode()).hexdigest()[:10]
     guest = CACHE / SUITE / f"guest-{key}"
     if (guest / ".done").exists():
@@ -99,22 +99,24 @@ def guest_rootfs(version: str, kernel: Path, sandbox_tar: Path) -> Path:
     for f in src.glob("modules.*"):
         shutil.copy2(f, dst / f.name)
     run(["chroot", str(guest), "depmod", version])
-    cache = guest / "var/cache/apt-clone-sandbox"
-    cache.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(sandbox_tar, cache / sandbox_tar.name)
     run(["chroot", str(guest), "apt-get", "clean"])
     (guest / ".done").touch()
     return guest
 
 
 @stage("pack")
-def pack(guest: Path) -> Path:
+def pack(guest: Path, sandbox_tar: Path) -> Path:
     staging = CACHE / SUITE / "staging"
     if staging.exists():
         shutil.rmtree(staging)
     run(["cp", "-a", "--reflink=auto", str(guest), str(staging)])
     for marker in (".done", ".debootstrapped"):
         (staging / marker).unlink()
+    cache = staging / "var/cache/apt-clone-sandbox"  # the sandbox's root tarball, of this recipe only
+    if cache.exists():
+        shutil.rmtree(cache)
+    cache.mkdir(parents=True)
+    shutil.copy2(sandbox_tar, cache / sandbox_tar.name)
     project = staging / "opt/apt-clone"
     project.mkdir(parents=True)
     for item in ("apt_clone", "tests", "pyproject.toml", "grub", "systemd", "vm"):
@@ -227,8 +229,8 @@ def main() -> int:
         host_packages()
         version, kernel = modules()
         sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
-        guest = guest_rootfs(version, kernel, sandbox_tar)
-        image = pack(guest)
+        guest = guest_rootfs(version, kernel)
+        image = pack(guest, sandbox_tar)
         which = os.environ.get("APT_CLONE_VM_STAGES", "all")
 
         def boot_half() -> None:

@@ -9,6 +9,8 @@ Suites (flat repositories under ``/srv/apt-clone-repo/<suite>``):
   (depends on ac-hello), ``ac-huge`` (declares 50 GB installed size), ``ac-slow`` (its postinst
   announces itself on /dev/ac-slow.ready and waits on /dev/ac-slow.go when those FIFOs exist,
   so tests can interrupt apt at a known point without sleeping).
+  ``linux-image-9.9.9-ac``: a stand-in kernel (a vmlinuz, its config and an empty module tree)
+  whose package makes no initramfs, as when a kernel hook did nothing in a chroot.
 * ``reboot``: ``ac-kernel`` 1.1, whose postinst asks for a reboot through /run/reboot-required
   as Debian's update-notifier hooks do.
 * ``unstable``: ``ac-flaky`` 2.0, whose postinst fails.
@@ -66,19 +68,33 @@ if [ "$1" = configure ] && [ -p /{SLOW_FIFO_READY} ]; then
 fi
 """
 
+FAKE_KERNEL = "9.9.9-ac"
+
 PACKAGES: tuple[Package, ...] = (
     Package("ac-hello", "1.0", "stable", files={"usr/share/ac-hello/version": "1.0\n"}, initial=True),
     Package("ac-hello", "1.1", "stable", files={"usr/share/ac-hello/version": "1.1\n"}),
     Package("ac-extra", "1.0", "stable", depends="ac-hello (>= 1.0)", files={"usr/share/ac-extra/readme": "extra\n"}),
     Package("ac-huge", "1.0", "stable", installed_size_kb=50 * 1024 * 1024, files={"usr/share/ac-huge/x": "x\n"}),
     Package("ac-slow", "1.0", "stable", postinst=SLOW_POSTINST, files={"usr/share/ac-slow/x": "x\n"}),
+    Package(
+        "linux-image-9.9.9-ac",
+        "1.0",
+        "stable",
+        files={
+            f"boot/vmlinuz-{FAKE_KERNEL}": "not a kernel: apt-clone sandbox\n",
+            f"boot/config-{FAKE_KERNEL}": "CONFIG_BLK_DEV_INITRD=y\nCONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\n",
+            f"lib/modules/{FAKE_KERNEL}/modules.order": "",
+            f"lib/modules/{FAKE_KERNEL}/modules.builtin": "",
+            f"lib/modules/{FAKE_KERNEL}/modules.builtin.modinfo": "",
+        },
+    ),
     Package("ac-kernel", "1.0", "reboot", files={"usr/share/ac-kernel/version": "1.0\n"}, initial=True),
     Package("ac-kernel", "1.1", "reboot", postinst=REBOOT_POSTINST, files={"usr/share/ac-kernel/version": "1.1\n"}),
     Package("ac-flaky", "1.0", "unstable", files={"usr/share/ac-flaky/version": "1.0\n"}, initial=True),
     Package("ac-flaky", "2.0", "unstable", postinst=FAILING_POSTINST, files={"usr/share/ac-flaky/version": "2.0\n"}),
 )
 SUITES = ("stable", "reboot", "unstable")
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 """Bump when PACKAGES or the rootfs recipe change: it is part of the rootfs cache key."""
 
 

@@ -69,7 +69,9 @@ def ensure_tarball(suite: str, mirror: str = DEFAULT_MIRROR, runner: Runner = DE
     debs = os.path.join(cache_dir(), "debs")
     os.makedirs(debs, exist_ok=True)
     log(f"sandbox: debootstrap {suite} (minbase) into the cache; later sandboxes reuse it")
-    result = runner.run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}", suite, build, mirror])
+    # initramfs-tools: upgrades in a clone make initramfs images there (apt_clone.apt.bootfiles).
+    argv = ["debootstrap", "--variant=minbase", "--include=initramfs-tools", f"--cache-dir={debs}", suite, build]
+    result = runner.run([*argv, mirror])
     _check(
         result.ok,
         "debootstrap failed",

@@ -251,3 +251,26 @@ def test_reboot_needing_upgrade_goes_to_the_clone(pristine: SandboxInfo):
     assert dpkg_status_bytes(pristine.root) == status
     assert installed_version(pristine.root, "ac-kernel") == "1.0"
     assert "reboot required" in zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:summary")
+
+
+def test_a_kernel_installed_in_the_clone_gets_its_initramfs_and_menu_entry(pristine: SandboxInfo):
+    from tests.helpers import reboot
+
+    kernel = "9.9.9-ac"
+    out = ok(apt_clone(pristine, "-y", "install", f"linux-image-{kernel}")).stdout
+    assert "Creating Upgrade Checkpoint..." in out  # a kernel asks for a reboot: it goes to the clone
+    assert f"made the initramfs of kernel {kernel} in the clone (update-initramfs -c)" in out
+    clone = pristine.ds("rootfs-nmu-001")
+    assert zfs_get(clone, "org.aptclone:kernels") == kernel
+    assert not os.path.exists(os.path.join(pristine.root, f"boot/vmlinuz-{kernel}"))  # the running root: untouched
+    with open(os.path.join(pristine.directory, "grub", "apt-clone.cfg")) as f:
+        menu = f.read()
+    assert f"/boot/vmlinuz-{kernel}" in menu and f"/boot/initrd.img-{kernel}" in menu
+    ok(apt_clone(pristine, "-y", "-a", "rootfs-nmu-001"))
+    reboot(pristine)
+    initrd = os.path.join(pristine.root, f"boot/initrd.img-{kernel}")
+    listing = subprocess.run(
+        ["chroot", pristine.root, "lsinitramfs", f"/boot/initrd.img-{kernel}"], capture_output=True, text=True
+    )
+    assert os.path.getsize(initrd) > 0 and listing.returncode == 0, listing.stderr
+    assert "init" in listing.stdout.split()  # a real initramfs, made by mkinitramfs in the clone
