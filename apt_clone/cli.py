@@ -133,7 +133,7 @@ def activate_cmd(
             raise typer.Exit(EXIT_FAILED)
         with exclusive():
             _guard(cx)
-            lines = trial.arm(cx, name)
+            lines = operations.arm_trial(cx, name)
         _out(opts, "\n".join(lines), {"dataset": cp.dataset, "once": True, "messages": lines})
         return
     if not confirm(f"This will set default boot entry to '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import checkpoints, model
+from . import checkpoints, model, trial
 from .context import Context
 from .errors import OperationFailed
 from .journal import Journal, OpState
@@ -46,13 +46,24 @@ OPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("stamp", "record the activation time on the checkpoint (commit)"),
         ("menu", "refresh the GRUB menu"),
     ),
+    "trial": (
+        ("once", "set GRUB's next_entry (without GRUB: a property) to boot it one time"),
+        ("arm", "arm the trial: after a healthy boot it becomes the default (commit)"),
+    ),
     "rollback": (
         ("rollback", "roll the running root, its children and boot twin back to the snapshot (commit)"),
         ("destroy", "destroy the checkpoint and the snapshot"),
         ("menu", "refresh the GRUB menu"),
     ),
 }
-COMMIT = {"create": "menu", "destroy": "destroy", "rename": "menu", "activate": "stamp", "rollback": "rollback"}
+COMMIT = {
+    "create": "menu",
+    "destroy": "destroy",
+    "rename": "menu",
+    "activate": "stamp",
+    "trial": "arm",
+    "rollback": "rollback",
+}
 """The step from which a command is completed rather than undone."""
 
 KILL_ENV = "APT_CLONE_TEST_KILL_AT"
@@ -219,6 +230,24 @@ def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list
     return [Step("boot", boot, unboot), Step("stamp", stamp), Step("menu", _menu(ctx))]
 
 
+def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+    a = st.args
+
+    def once() -> None:
+        a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+        save()
+        a["messages"] = [ctx.boot.boot_once(a["dataset"])]
+
+    def unonce() -> None:
+        if a.get("boot_before"):
+            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+
+    def arm() -> None:
+        ctx.zfs.set_props(ctx.system.container, {trial.TRIAL: a["dataset"]})
+
+    return [Step("once", once, unonce), Step("arm", arm)]
+
+
 def _rollback_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
     created = _created(st)
 
@@ -236,6 +265,7 @@ BUILDERS: dict[str, Callable[[Context, OpState, Callable[[], None]], list[Step]]
     "destroy": _destroy_steps,
     "rename": _rename_steps,
     "activate": _activate_steps,
+    "trial": _trial_steps,
     "rollback": _rollback_steps,
 }
 
@@ -371,6 +401,14 @@ def activate(ctx: Context, name: str) -> checkpoints.Activated:
     args = {"name": cp.name, "dataset": cp.dataset}
     st = execute(ctx, _new_state(ctx, "activate", f"apt-clone activate {cp.name}", args))
     return checkpoints.Activated(cp.dataset, list(st.args.get("messages", [])))
+
+
+def arm_trial(ctx: Context, name: str) -> list[str]:
+    """``activate --once``: boot NAME one time; a healthy boot makes it the default (trial.py)."""
+    cp = checkpoints.find(ctx, name)
+    args = {"name": cp.name, "dataset": cp.dataset}
+    st = execute(ctx, _new_state(ctx, "trial", f"apt-clone activate --once {cp.name}", args))
+    return [*st.args["messages"], trial.TRIAL_NOTE.format(name=cp.name)]
 
 
 def rollback_to(ctx: Context, name: str) -> checkpoints.RolledBack:

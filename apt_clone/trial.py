@@ -28,11 +28,15 @@ class TrialResult:
     message: str
 
 
+TRIAL_NOTE = "After a healthy boot of '{name}' it becomes the default; a failed boot falls back."
+
+
 def arm(ctx: Context, name: str) -> list[str]:
+    """Within an apt operation's journalled boot step (``apt-clone activate --once`` journals its own)."""
     cp = checkpoints.find(ctx, name)
     message = ctx.boot.boot_once(cp.dataset)
     ctx.zfs.set_props(ctx.system.container, {TRIAL: cp.dataset})
-    return [message, f"After a healthy boot of '{cp.name}' it becomes the default; a failed boot falls back."]
+    return [message, TRIAL_NOTE.format(name=cp.name)]
 
 
 def boot_started(ctx: Context) -> str:

@@ -72,6 +72,7 @@ CASES = {
     "destroy": Case(_booted_clone_with_origin_active, ("destroy", "rootfs-nmu-000", "--force", "rootfs-nmu-001")),
     "rename": Case(_one_checkpoint_active, ("rename", "rootfs-nmu-001", "trial")),
     "activate": Case(_one_checkpoint, ("activate", "rootfs-nmu-001")),
+    "trial": Case(_one_checkpoint, ("activate", "--once", "rootfs-nmu-001")),
     "rollback": Case(_in_place_checkpoint_then_change, ("rollback", "rootfs-nmu-001")),
 }
 KILLS = [(op, f"{step}:before") for op, steps in OPS.items() for step, _ in steps] + [
@@ -124,7 +125,8 @@ def test_sigkill_at_each_step_then_recover(pristine: SandboxInfo, op: str, kill:
 
 
 @pytest.mark.parametrize(
-    "where", ["create.clone:after", "destroy.promote:after", "rename.bootfs:after", "activate.boot:after"]
+    "where",
+    ["create.clone:after", "destroy.promote:after", "rename.bootfs:after", "activate.boot:after", "trial.once:after"],
 )
 def test_a_failure_before_the_commit_step_is_undone(pristine: SandboxInfo, where: str):
     op = where.split(".")[0]

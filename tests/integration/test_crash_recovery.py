@@ -61,6 +61,7 @@ def test_steps_are_listed(pristine: SandboxInfo):
         "destroy",
         "rename",
         "activate",
+        "trial",
         "rollback",
     }
     data = json.loads(ok(apt_clone(pristine, "--json", "--steps")).stdout)
