@@ -6,8 +6,11 @@ Stages (each printed with pass/fail and its time):
   guest-rootfs   a debootstrapped trixie userland with zfsutils, pyzfs, python3-apt, typer,
                  questionary, pytest and the kernel's modules (cached)
   pack           the project and the sandbox's root tarball copied in, packed as a zstd initramfs
-  vm-tests       boot under TCG; ZFS-layer, sandbox and checkpoint tests with the CLI backend,
-                 then with libzfs_core; serial console kept in the log directory
+  vm-tests       boot under TCG; the ZFS-layer and checkpoint integration tests with the CLI
+                 backend and with libzfs_core (side by side); serial console kept in the log directory
+  target-tree    the guest plus kernel, zfs-initramfs (a small initramfs), GRUB, systemd (cached)
+  install-disk   an installer VM makes the ZFS-root disk: BIOS boot, ext2 /boot/grub, rpool
+  boot-story     GRUB boots the disk; the seed's story over five boots (vm/story.sh)
 
 Cache: /var/cache/apt-clone-vm (``$APT_CLONE_VM_CACHE``), keyed by suite, kernel version and
 package list. Usage: python3 vm/lane.py
