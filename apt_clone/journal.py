@@ -2,6 +2,9 @@
 
 It lives in a directory only root can write (``/var/lib/apt-clone`` or ``$APT_CLONE_STATE_DIR``),
 one file per managed system, outside the managed root's datasets when ``--root`` is not ``/``.
+On ``/`` that directory is part of the root dataset, so rolling the root back also rolls the
+journal back; a second copy in ``/run/apt-clone`` (``$APT_CLONE_RUN_DIR``), which no rollback
+touches, carries a higher sequence number then, and :meth:`Journal.load` takes the newer copy.
 """
 
 from __future__ import annotations
@@ -10,16 +13,22 @@ import datetime as dt
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import OperationFailed
 
 STATE_DIR_ENV = "APT_CLONE_STATE_DIR"
+RUN_DIR_ENV = "APT_CLONE_RUN_DIR"
 
 
 def state_dir() -> str:
     return os.environ.get(STATE_DIR_ENV, "/var/lib/apt-clone")
+
+
+def run_dir() -> str:
+    return os.environ.get(RUN_DIR_ENV, "/run/apt-clone")
 
 
 def _now() -> str:
@@ -62,6 +71,7 @@ class OpState:
     reboot_asked: bool = False
     reboot_now: bool = False
     args: dict[str, Any] = field(default_factory=dict)  # a checkpoint command's (operations.py)
+    seq: int = 0  # raised by every save (a clock reading): the newer of the two copies wins
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OpState:
@@ -91,36 +101,62 @@ class Journal:
 
     def __init__(self, container: str) -> None:
         digest = hashlib.sha1(container.encode()).hexdigest()[:8]
-        safe = container.replace("/", "_")
-        self.path = os.path.join(state_dir(), f"journal-{safe}-{digest}.json")
+        name = f"journal-{container.replace('/', '_')}-{digest}.json"
+        self.path = os.path.join(state_dir(), name)
+        self.run_copy = os.path.join(run_dir(), name)
 
     def load(self) -> OpState | None:
+        """The newer of the durable journal and its /run copy."""
+        found = [st for st in (self._read(self.path), self._read(self.run_copy, quiet=True)) if st is not None]
+        return max(found, key=lambda st: st.seq) if found else None
+
+    def _read(self, path: str, quiet: bool = False) -> OpState | None:
         try:
-            with open(self.path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8") as f:
                 return OpState.from_json(json.load(f))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError) as exc:
-            raise OperationFailed(f"cannot read the journal {self.path}: {exc}") from exc
+            if quiet:
+                return None
+            raise OperationFailed(f"cannot read the journal {path}: {exc}") from exc
 
     def save(self, st: OpState) -> None:
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(st), f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(directory, os.O_RDONLY)
+        st.seq = max(st.seq + 1, time.time_ns())  # monotonic across operations too
+        data = json.dumps(asdict(st), indent=1, sort_keys=True)
         try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            _write(self.run_copy, data, durable=False)
+        except OSError:
+            pass  # no /run: the durable copy alone
+        _write(self.path, data, durable=True)
+
+    def remove(self) -> None:
+        for path in (self.path, self.run_copy):
+            if os.path.exists(path):
+                os.unlink(path)
 
     def finish(self, st: OpState, state: str) -> None:
         """Record the outcome; a finished journal is kept as the last one, not as pending work."""
         st.state = state
         self.save(st)
+
+
+def _write(path: str, data: str, *, durable: bool) -> None:
+    """Replace ``path`` atomically (write, fsync, rename, fsync the directory when durable)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if durable:
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

@@ -68,7 +68,7 @@ COMMIT = {
 
 KILL_ENV = "APT_CLONE_TEST_KILL_AT"
 FAIL_ENV = "APT_CLONE_TEST_FAIL_AT"
-"""Test hooks: ``OP.STEP:before`` or ``OP.STEP:after`` SIGKILLs there, or (FAIL) raises an error."""
+"""Test hooks: ``OP.STEP:before|ran|after`` SIGKILLs there, or (FAIL) raises an error."""
 
 
 @dataclass(frozen=True)
@@ -311,6 +311,7 @@ def execute(ctx: Context, st: OpState) -> OpState:
                 st.steps[step.name] = "started"
                 save()
                 step.run()
+                _hook(st, step.name, "ran")  # the step's work is done, its record not yet
                 st.steps[step.name] = "done"
                 save()
                 _hook(st, step.name, "after")

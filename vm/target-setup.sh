@@ -40,6 +40,15 @@ chroot "$T" passwd -d root >/dev/null
 # A small initramfs (virtio and zfs only, not every driver): under TCG each megabyte costs boot time.
 printf 'MODULES=list\n' > "$T/etc/initramfs-tools/conf.d/apt-clone-vm.conf"
 printf 'virtio_pci\nvirtio_blk\n' >> "$T/etc/initramfs-tools/modules"
+# zfs.ko and spl.ko as DKMS left them are xz-compressed: the kernel's xz under TCG costs ~30 s a
+# boot. Stored plain (the initramfs itself is compressed anyway).
+python3 - "$T/lib/modules/$K/updates" <<'PY'
+import lzma, pathlib, sys
+for ko in pathlib.Path(sys.argv[1]).rglob("*.ko.xz"):
+    ko.with_suffix("").write_bytes(lzma.decompress(ko.read_bytes()))
+    ko.unlink()
+PY
+chroot "$T" depmod "$K"
 chroot "$T" update-initramfs -u -k "$K" >/dev/null 2>&1
 ls -l "$T/boot/initrd.img-$K"
 for m in dev/pts dev sys proc; do umount -l "$T/$m"; done

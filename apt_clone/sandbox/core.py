@@ -420,10 +420,7 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     if received or not record:
         state["pristine"] = _pristine_record(sb, runner)
         _save_state(sb, state)
-    for container in (sb.container,):  # apt-clone's journal of this system describes a past that is gone
-        path = Journal(container).path
-        if os.path.exists(path):
-            os.unlink(path)
+    Journal(sb.container).remove()  # apt-clone's journal of this system describes a past that is gone
     return sb
 
 

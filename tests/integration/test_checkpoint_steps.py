@@ -1,7 +1,7 @@
 """Checkpoint commands (create, destroy, rename, activate, rollback) as journalled steps: SIGKILL
-before every step and after the last, then `apt-clone recover` (or the next mutating command)
-gives exactly the state before or the completed command; a failure before the commit step is
-undone in-process."""
+before every step, after its work but before its record, and after the last, then `apt-clone
+recover` (or the next mutating command) gives exactly the state before or the completed command;
+a failure before the commit step is undone in-process."""
 
 from __future__ import annotations
 
@@ -75,9 +75,10 @@ CASES = {
     "trial": Case(_one_checkpoint, ("activate", "--once", "rootfs-nmu-001")),
     "rollback": Case(_in_place_checkpoint_then_change, ("rollback", "rootfs-nmu-001")),
 }
-KILLS = [(op, f"{step}:before") for op, steps in OPS.items() for step, _ in steps] + [
+KILLS = [(op, f"{step}:{when}") for op, steps in OPS.items() for step, _ in steps for when in ("before", "ran")] + [
     (op, f"{steps[-1][0]}:after") for op, steps in OPS.items()
 ]
+"""Before every step, after its work but before its journal record ("ran"), and after the last."""
 
 
 def _observed(sb: SandboxInfo) -> tuple[list[str], str, str]:
@@ -109,7 +110,8 @@ def test_sigkill_at_each_step_then_recover(pristine: SandboxInfo, op: str, kill:
     assert ok(apt_clone(pristine, "recover")).stdout.startswith("nothing to recover")
     assert leftovers(pristine) == []
     names = [s for s, _ in OPS[op]]
-    committed = when == "after" or names.index(step) > names.index(COMMIT[op])
+    at = names.index(step) - names.index(COMMIT[op])
+    committed = when == "after" or at > 0 or (when == "ran" and at == 0)
     if committed:
         assert "completed" in recovered.stdout
         after = _observed(pristine)
@@ -168,3 +170,19 @@ def test_a_failure_after_the_commit_step_is_completed_by_recover(pristine: Sandb
     assert leftovers(pristine) == []
     assert bootfs(pristine) == pristine.ds("rootfs-nmu-001")
     assert not [n for n in zfs_names(pristine) if "@nmu-001" in n]  # the origin snapshot went too
+
+
+def test_a_journal_inside_the_rolled_back_root_is_not_lost(pristine: SandboxInfo):
+    """On a real host /var/lib/apt-clone is in the root dataset: `rollback` rolls the journal back
+    too. Its copy in /run (newer sequence number) keeps the truth across a SIGKILL there."""
+    env = {"APT_CLONE_STATE_DIR": os.path.join(pristine.root, "var/lib/apt-clone")}
+    ok(apt_clone(pristine, "-y", "create", env=env))
+    with open(os.path.join(pristine.root, "etc/ac-after-checkpoint"), "w") as f:
+        f.write("rolled back\n")
+    kill = {**env, "APT_CLONE_TEST_KILL_AT": "rollback.rollback:ran"}
+    assert apt_clone(pristine, "-y", "rollback", "rootfs-nmu-001", env=kill).returncode == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(pristine.root, "etc/ac-after-checkpoint"))
+    recovered = ok(apt_clone(pristine, "recover", env=env))
+    assert "completed 'apt-clone rollback rootfs-nmu-001'" in recovered.stdout
+    assert zfs_names(pristine) == [pristine.pool, pristine.container, pristine.first, f"{pristine.first}@initial"]
+    assert leftovers(pristine) == []
