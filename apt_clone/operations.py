@@ -1,4 +1,5 @@
-"""Checkpoint commands as journalled named steps with undo: create, destroy, rename, activate, rollback.
+"""Checkpoint commands as journalled named steps with undo: create, destroy, rename, activate
+(and its one-time trial), rollback.
 
 Each command is a short list of steps. The journal (the same file apt operations use) is written
 and fsynced before and after every step. A failure before the command's commit step undoes what
