@@ -99,19 +99,16 @@ def _created(st: OpState) -> checkpoints.Created:
 def _create_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
     created = _created(st)
 
+    # Both run only once: a create interrupted before its commit step is undone, never resumed.
     def snapshot() -> None:
-        if not ctx.zfs.exists(created.snapshot):
-            checkpoints.take_snapshots(ctx, created)
-        elif created.boot_snapshot and not ctx.zfs.exists(created.boot_snapshot):
-            ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
+        checkpoints.take_snapshots(ctx, created)
 
     def unsnapshot() -> None:
         for snap in (created.snapshot, created.boot_snapshot):
             checkpoints.destroy_quietly(ctx, snap)
 
     def clone() -> None:
-        if not ctx.zfs.exists(created.dataset):
-            checkpoints.make_clones(ctx, created, st.command, st.args.get("extra"))
+        checkpoints.make_clones(ctx, created, st.command)
 
     def unclone() -> None:
         for dataset in (created.dataset, created.boot_dataset):
