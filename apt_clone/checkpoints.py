@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -172,12 +172,12 @@ def take_snapshots(ctx: Context, created: Created) -> None:
         ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
 
 
-def make_clones(ctx: Context, created: Created, command: str, extra: Mapping[str, str] | None = None) -> None:
+def make_clones(ctx: Context, created: Created, command: str) -> None:
     """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata."""
     tree = ctx.zfs.list_tree(ctx.system.dataset)
     origin = tree[0]
     tag = created.snapshot.split("@", 1)[1]
-    props = {**clone_props(origin), **model.metadata(created.title, created.kind, command), **(extra or {})}
+    props = {**clone_props(origin), **model.metadata(created.title, created.kind, command)}
     kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
     if kernels:
         props[model.KERNELS] = " ".join(kernels)

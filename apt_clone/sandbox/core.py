@@ -357,12 +357,13 @@ def _fast_reset(sb: Sandbox, zfs: ZfsBackend, runner: Runner, container: str, re
         if ds.mounted and not ds.is_snapshot:
             zfs.unmount(ds.name)
     ours = {ds.name for ds in tree if ds.name == first or ds.name.startswith((first + "/", first + "@"))}
-    for ds in tree:  # later snapshots of the first root, with the clones made from them
-        if ds.is_snapshot and ds.parent == first and not ds.name.endswith("@initial") and zfs.exists(ds.name):
-            zfs.destroy(ds.name, recursive=True, dependents=True)
-    for ds in tree:  # every other checkpoint (clones of @initial among them)
-        if not ds.is_snapshot and ds.parent == container and ds.name not in ours and zfs.exists(ds.name):
-            zfs.destroy(ds.name, recursive=True, dependents=True)
+    doomed = [ds.name for ds in tree if ds.is_snapshot and ds.parent == first and not ds.name.endswith("@initial")]
+    doomed += [ds.name for ds in tree if not ds.is_snapshot and ds.parent == container and ds.name not in ours]
+    for name in doomed:  # later snapshots of the first root with their clones, then every other checkpoint
+        try:
+            zfs.destroy(name, recursive=True, dependents=True)
+        except ZfsNotFound:
+            pass  # went with an earlier one's dependents
     for ds in zfs.list_tree(first):
         if not ds.is_snapshot:
             zfs.rollback(f"{ds.name}@initial", destroy_newer=True)
