@@ -127,20 +127,18 @@ def activate_cmd(
     _need_root()
     cx = _context(opts)
     name = _pick(cx, name, "Which checkpoint should boot next?")
-    cp = checkpoints.find(cx, name)
-    if once:
-        if not confirm(f"This will boot '{cp.dataset}' once, as a trial. Proceed ? (y/n)", yes=opts.yes):
+    # The question names the dataset, so it needs a read; with -y the one read is under the lock.
+    if not opts.yes:
+        cp = checkpoints.find(cx, name)
+        question = "boot '{}' once, as a trial" if once else "set default boot entry to '{}'"
+        if not confirm(f"This will {question.format(cp.dataset)}. Proceed ? (y/n)", yes=False):
             raise typer.Exit(EXIT_FAILED)
-        with exclusive():
-            _guard(cx)
-            lines = operations.arm_trial(cx, name)
-        _out(opts, "\n".join(lines), {"dataset": cp.dataset, "once": True, "messages": lines})
-        return
-    if not confirm(f"This will set default boot entry to '{cp.dataset}'. Proceed ? (y/n)", yes=opts.yes):
-        raise typer.Exit(EXIT_FAILED)
     with exclusive():
         _guard(cx)
-        result = operations.activate(cx, name)
+        result = operations.arm_trial(cx, name) if once else operations.activate(cx, name)
+    if once:
+        _out(opts, "\n".join(result.messages), {"dataset": result.dataset, "once": True, "messages": result.messages})
+        return
     text = "\n".join([f"Upgrade changes for clone '{result.dataset}' has been activated.", *result.messages])
     _out(opts, text, result)
 
@@ -158,9 +156,10 @@ def destroy_cmd(
     _need_root()
     cx = _context(opts)
     name = _pick(cx, name, "Which checkpoint should be destroyed?", exclude_current=True)
-    plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
-    if not confirm(f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)", yes=opts.yes):
-        raise typer.Exit(EXIT_FAILED)
+    if not opts.yes:  # with -y, the one plan is made under the lock
+        plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
+        if not confirm(f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)", yes=False):
+            raise typer.Exit(EXIT_FAILED)
     with exclusive():
         _guard(cx)
         plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
@@ -323,12 +322,13 @@ def rollback_cmd(ctx: typer.Context, name: str) -> None:
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
-    cp = checkpoints.find(cx, name)
-    if not confirm(
-        f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)",
-        yes=opts.yes,
-    ):
-        raise typer.Exit(EXIT_FAILED)
+    if not opts.yes:  # with -y, the one read is under the lock
+        cp = checkpoints.find(cx, name)
+        if not confirm(
+            f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)",
+            yes=False,
+        ):
+            raise typer.Exit(EXIT_FAILED)
     with exclusive():
         _guard(cx)
         result = operations.rollback_to(cx, name)

@@ -402,12 +402,12 @@ def activate(ctx: Context, name: str) -> checkpoints.Activated:
     return checkpoints.Activated(cp.dataset, list(st.args.get("messages", [])))
 
 
-def arm_trial(ctx: Context, name: str) -> list[str]:
+def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
     """``activate --once``: boot NAME one time; a healthy boot makes it the default (trial.py)."""
     cp = checkpoints.find(ctx, name)
     args = {"name": cp.name, "dataset": cp.dataset}
     st = execute(ctx, _new_state(ctx, "trial", f"apt-clone activate --once {cp.name}", args))
-    return [*st.args["messages"], trial.TRIAL_NOTE.format(name=cp.name)]
+    return checkpoints.Activated(cp.dataset, [*st.args["messages"], trial.TRIAL_NOTE.format(name=cp.name)])
 
 
 def rollback_to(ctx: Context, name: str) -> checkpoints.RolledBack:

@@ -5,15 +5,19 @@ Stages (each printed with pass/fail and its time):
   modules        a Debian 13 kernel and zfs.ko built by zfs-dkms in a trixie chroot (cached)
   guest-rootfs   a debootstrapped trixie userland with zfsutils, pyzfs, python3-apt, typer,
                  questionary, pytest and the kernel's modules (cached)
-  pack           the project and the sandbox's root tarball copied in, packed as a zstd initramfs
+  pack           the project (compiled by the guest's python3) and the sandbox's root tarball copied
+                 in, packed as a zstd initramfs; the project also as a small ext4 disk for the boot half
   vm-tests       boot under TCG; the ZFS-layer and checkpoint integration tests with the CLI
                  backend and with libzfs_core (side by side); serial console kept in the log directory
   target-tree    the guest plus kernel, zfs-initramfs (a small initramfs), GRUB, systemd (cached)
-  install-disk   an installer VM makes the ZFS-root disk: BIOS boot, ext2 /boot/grub, rpool
-  boot-story     GRUB boots the disk; the seed's story over five boots (vm/story.sh)
+  install-disk   an installer VM makes the ZFS-root disk: BIOS boot, ext2 /boot/grub, rpool (cached,
+                 keyed by the target tree, the installer and the project's GRUB and systemd files)
+  boot-story     GRUB boots a copy-on-write overlay of that disk, with the project's disk mounted at
+                 /opt/apt-clone; the seed's story over five boots (vm/story.sh)
 
 Cache: /var/cache/apt-clone-vm (``$APT_CLONE_VM_CACHE``), keyed by suite, kernel version and
-package list. Usage: python3 vm/lane.py
+package list. The modules build and the guest's debootstrap run side by side on a fresh machine.
+Usage: python3 vm/lane.py
 """
 
 from __future__ import annotations
@@ -40,7 +44,16 @@ GUEST_PACKAGES = [
 ]
 MODULE_DIRS = ("kernel/drivers/virtio", "kernel/drivers/block", "kernel/drivers/char", "kernel/lib",
                "kernel/crypto", "kernel/arch", "kernel/fs", "updates")
-HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "zstd", "cpio", "debootstrap"]
+HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "zstd", "cpio", "debootstrap", "e2fsprogs"]
+KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
+"""Spectre mitigations (retpolines, RSB filling) only slow an emulated guest down."""
+QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "4096", "-nodefaults", "-nographic",
+        "-serial", "stdio"]
+"""Software emulation (KVM here cannot boot stock kernels); no default devices (NIC, VGA, floppy,
+CD-ROM, parallel port): each is a driver the guest would load and probe at every boot."""
+BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service", "grub/42_apt-clone", "grub/apt-clone.cfg",
+                   "systemd/apt-clone-boot.service", "systemd/apt-clone-trial.service")
+"""What the installed disk holds of the project (it is cached by them); the Python code is on its own disk."""
 
 results: list[tuple[str, bool, float]] = []
 
@@ -81,18 +94,31 @@ def modules() -> tuple[str, Path]:
     return (kernel / "version").read_text().strip(), kernel
 
 
+def _guest_dir() -> Path:
+    """Keyed by the package list only, so that its debootstrap can start before the kernel is known."""
+    key = hashlib.sha1(" ".join([*GUEST_PACKAGES, *MODULE_DIRS]).encode()).hexdigest()[:10]
+    return CACHE / SUITE / f"guest-{key}"
+
+
+def _debootstrap_guest(guest: Path) -> None:
+    if (guest / ".debootstrapped").exists():
+        return
+    for old in guest.parent.glob("guest-*"):  # one cached guest: older package lists go
+        shutil.rmtree(old)
+    if guest.exists():
+        shutil.rmtree(guest)
+    run(["debootstrap", "--variant=minbase", "--components=main,contrib", f"--include={','.join(GUEST_PACKAGES)}",
+         SUITE, str(guest), MIRROR], stdout=subprocess.DEVNULL)
+    (guest / ".debootstrapped").touch()
+
+
 @stage("guest-rootfs")
 def guest_rootfs(version: str, kernel: Path) -> Path:
-    key = hashlib.sha1(" ".join([version, *GUEST_PACKAGES, *MODULE_DIRS]).encode()).hexdigest()[:10]
-    guest = CACHE / SUITE / f"guest-{key}"
-    if (guest / ".done").exists():
+    guest = _guest_dir()
+    done = guest / f".done-{version}"
+    if done.exists():
         return guest
-    if not (guest / ".debootstrapped").exists():
-        if guest.exists():
-            shutil.rmtree(guest)
-        run(["debootstrap", "--variant=minbase", "--components=main,contrib", f"--include={','.join(GUEST_PACKAGES)}",
-             SUITE, str(guest), MIRROR], stdout=subprocess.DEVNULL)
-        (guest / ".debootstrapped").touch()
+    _debootstrap_guest(guest)
     src = kernel / "modules" / version
     dst = guest / "lib/modules" / version
     dst.mkdir(parents=True, exist_ok=True)
@@ -103,7 +129,7 @@ def guest_rootfs(version: str, kernel: Path) -> Path:
         shutil.copy2(f, dst / f.name)
     run(["chroot", str(guest), "depmod", version])
     run(["chroot", str(guest), "apt-get", "clean"])
-    (guest / ".done").touch()
+    done.touch()
     return guest
 
 
@@ -113,8 +139,8 @@ def pack(guest: Path, sandbox_tar: Path) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     run(["cp", "-a", "--reflink=auto", str(guest), str(staging)])
-    for marker in (".done", ".debootstrapped"):
-        (staging / marker).unlink()
+    for marker in staging.glob(".d*"):  # .debootstrapped, .done-<kernel>
+        marker.unlink()
     cache = staging / "var/cache/apt-clone-sandbox"  # the sandbox's root tarball, of this recipe only
     if cache.exists():
         shutil.rmtree(cache)
@@ -127,6 +153,11 @@ def pack(guest: Path, sandbox_tar: Path) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, project / item)  # type: ignore[operator]
     shutil.copy2(REPO / "vm/init-tests", staging / "init-tests")
     shutil.copy2(REPO / "vm/install-disk", staging / "install-disk")
+    # Byte-code by the guest's own python3 (run here, natively, in a chroot): under TCG compiling
+    # apt_clone at every command start costs seconds, and the boot half mounts it read-only.
+    run(["chroot", str(staging), "python3", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+         "/opt/apt-clone/apt_clone"], stdout=subprocess.DEVNULL)
+    _project_disk(project)
     image = CACHE / SUITE / "tests.cpio.zst"
     files = subprocess.run(["find", ".", "-xdev"], cwd=staging, capture_output=True, check=True).stdout
     with open(image, "wb") as out:
@@ -143,6 +174,21 @@ def pack(guest: Path, sandbox_tar: Path) -> Path:
     return image
 
 
+def _project_disk(project: Path) -> Path:
+    """apt-clone for the boot half: an ext4 image (LABEL=APTCLONE) of the project, made without mounting."""
+    disk = CACHE / SUITE / "project.img"
+    tree = CACHE / SUITE / "project-tree"
+    for old in (disk, tree):
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+    shutil.copytree(project, tree, ignore=shutil.ignore_patterns("tests"))
+    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"])
+    shutil.rmtree(tree)
+    return disk
+
+
 @stage("vm-tests")
 def vm_tests(kernel: Path, image: Path) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -151,7 +197,7 @@ def vm_tests(kernel: Path, image: Path) -> None:
     if scratch.exists():
         scratch.unlink()
     run(["truncate", "-s", "8G", str(scratch)])
-    text = _qemu_booted(kernel, image, "console=ttyS0 panic=-1 quiet rdinit=/init-tests",
+    text = _qemu_booted(kernel, image, f"{KERNEL_ARGS} quiet rdinit=/init-tests",
                         [f"file={scratch},if=virtio,format=raw,cache=unsafe"], log, 50 * 60, "APT-CLONE-VM: kernel")
     scratch.unlink()
     found = dict(re.findall(r"APT-CLONE-VM-RESULT stage=(\S+) rc=(\d+)", text))
@@ -167,7 +213,8 @@ def vm_tests(kernel: Path, image: Path) -> None:
 @stage("target-tree")
 def target_tree(guest: Path, kernel: Path) -> Path:
     recipe = hashlib.sha1((REPO / "vm/target-setup.sh").read_bytes()).hexdigest()[:8]
-    out = guest.with_name(guest.name.replace("guest-", "target-") + f"-{recipe}.tar")
+    version = (kernel / "version").read_text().strip()
+    out = guest.with_name(guest.name.replace("guest-", "target-") + f"-{version}-{recipe}.tar")
     for old in guest.parent.glob("target-*.tar"):  # one cached tree: older recipes go
         if old != out:
             old.unlink()
@@ -193,7 +240,7 @@ def _qemu_booted(kernel: Path, image: Path, append: str, drives: list[str], log:
 def _qemu(kernel: Path | None, image: Path | None, append: str | None, drives: list[str], log: Path,
           timeout: int, reboot: bool = False) -> str:
     LOGS.mkdir(parents=True, exist_ok=True)
-    argv = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "4096", "-nographic"]
+    argv = list(QEMU)
     if not reboot:
         argv.append("-no-reboot")
     if kernel and image and append:
@@ -211,23 +258,38 @@ def _qemu(kernel: Path | None, image: Path | None, append: str | None, drives: l
 
 @stage("install-disk")
 def install_disk(kernel: Path, image: Path, target: Path) -> Path:
-    disk = CACHE / SUITE / "zfs-root.img"
+    key = hashlib.sha1(target.name.encode() + b"".join((REPO / f).read_bytes() for f in BOOT_HALF_FILES))
+    disk = CACHE / SUITE / f"zfs-root-{key.hexdigest()[:10]}.img"
     if disk.exists():
-        disk.unlink()
-    run(["truncate", "-s", "6G", str(disk)])
-    text = _qemu_booted(kernel, image, "console=ttyS0 panic=-1 quiet rdinit=/install-disk",
-                        [f"file={disk},if=virtio,format=raw,cache=unsafe",
+        print(f"    cached: {disk.name}", flush=True)
+        return disk
+    for old in disk.parent.glob("zfs-root*.img*"):  # one cached disk: older ones go
+        old.unlink()
+    part = disk.with_name(disk.name + ".part")
+    run(["truncate", "-s", "6G", str(part)])
+    text = _qemu_booted(kernel, image, f"{KERNEL_ARGS} quiet rdinit=/install-disk",
+                        [f"file={part},if=virtio,format=raw,cache=unsafe",
                          f"file={target},if=virtio,format=raw,readonly=on"],
                         LOGS / "install-disk.serial.log", 20 * 60, "APT-CLONE-VM: installer")
     if "APT-CLONE-VM-RESULT stage=install rc=0" not in text:
+        part.unlink()
         raise RuntimeError(f"installing the ZFS-root disk failed; serial console log: {LOGS / 'install-disk.serial.log'}")
+    part.rename(disk)
     return disk
 
 
 @stage("boot-story")
 def boot_story(disk: Path) -> None:
+    """The story writes to a copy-on-write overlay: the installed disk stays as installed, for the next run."""
     log = LOGS / "boot-story.serial.log"
-    text = _qemu(None, None, None, [f"file={disk},if=virtio,format=raw,cache=unsafe"], log, 45 * 60, reboot=True)
+    overlay = CACHE / SUITE / "boot-story.qcow2"
+    if overlay.exists():
+        overlay.unlink()
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)])
+    project = CACHE / SUITE / "project.img"
+    text = _qemu(None, None, None, [f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
+                                    f"file={project},if=virtio,format=raw,readonly=on"], log, 45 * 60, reboot=True)
+    overlay.unlink()
     for line in text.splitlines():
         if "APT-CLONE-VM-STORY" in line:
             print("   ", line[line.index("APT-CLONE-VM-STORY"):].strip())
@@ -245,7 +307,11 @@ def main() -> int:
     t0 = time.monotonic()
     try:
         host_packages()
-        version, kernel = modules()
+        # On a fresh machine the modules build (CPU) and the guest's debootstrap (network, dpkg) overlap.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            early = pool.submit(_debootstrap_guest, _guest_dir())
+            version, kernel = modules()
+            early.result()
         sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
         guest = guest_rootfs(version, kernel)
         image = pack(guest, sandbox_tar)

@@ -50,6 +50,21 @@ class Bootloader:
         self.grub_dir = grub_dir
         self.runner = runner
         self.grubenv = grub.GrubEnv(os.path.join(grub_dir or "/nonexistent", "grubenv"), runner)
+        self._once: dict[str, str | None] = {}
+        """The one-time boot property per container as last read or written here (its only writer)."""
+
+    def _read_once(self, container: str) -> str | None:
+        if container not in self._once:
+            self._once[container] = self.zfs.get(container, (ONCE,)).user.get(ONCE)
+        return self._once[container]
+
+    def _write_once(self, container: str, dataset: str | None) -> None:
+        self._once.pop(container, None)  # forget first: a failing write leaves it unknown, not stale
+        if dataset:
+            self.zfs.set_props(container, {ONCE: dataset})
+        else:
+            self.zfs.inherit(container, ONCE)
+        self._once[container] = dataset
 
     @property
     def has_grub(self) -> bool:
@@ -91,7 +106,7 @@ class Bootloader:
             "bootfs": self.zfs.pool(pool).bootfs,
             "saved_entry": env.get("saved_entry"),
             "next_entry": env.get("next_entry"),
-            "once": self.zfs.get(container, (ONCE,)).user.get(ONCE),
+            "once": self._read_once(container),
         }
 
     def restore(self, pool: str, container: str, saved: dict[str, str | None]) -> None:
@@ -106,7 +121,7 @@ class Bootloader:
                     self.grubenv.unset(key)
         once = saved.get("once")
         if once:
-            self.zfs.set_props(container, {ONCE: once})
+            self._write_once(container, once)
         else:
             self.clear_once(container)
 
@@ -116,7 +131,7 @@ class Bootloader:
         if self.has_grub:
             self.grubenv.set(next_entry=grub.saved_entry(name))
         else:
-            self.zfs.set_props(container, {ONCE: dataset})
+            self._write_once(container, dataset)
         return f"Next boot only: '{dataset}'; the default stays until it is activated."
 
     def take_once(self, container: str) -> str | None:
@@ -128,14 +143,14 @@ class Bootloader:
                 self.grubenv.unset("next_entry")
             if target:
                 return target
-        once = self.zfs.get(container, (ONCE,)).user.get(ONCE)
+        once = self._read_once(container)
         if once:
-            self.zfs.inherit(container, ONCE)
+            self._write_once(container, None)
         return once
 
     def clear_once(self, container: str) -> None:
-        if self.zfs.get(container, (ONCE,)).user.get(ONCE):
-            self.zfs.inherit(container, ONCE)
+        if self._read_once(container):
+            self._write_once(container, None)
 
     def default_boot(self, pool: str, container: str) -> str | None:
         """What boots when there is no one-time request: GRUB's default if set, else bootfs."""

@@ -166,8 +166,44 @@ def write_menu(grub_dir: str, text: str, runner: Runner = DEFAULT_RUNNER) -> str
     return path
 
 
+ENVBLK_SIGNATURE = b"# GRUB Environment Block\n"
+
+
+def parse_envblk(data: bytes) -> dict[str, str] | None:
+    """The variables of a GRUB environment block, as ``grub-editenv list`` shows them.
+
+    The format (grub-core/lib/envblk.c): the signature line, then ``name=value`` lines with
+    ``\\`` escaping a backslash or newline in the value, then ``#`` padding to 1 KiB.
+    None when ``data`` is not an environment block."""
+    if not data.startswith(ENVBLK_SIGNATURE):
+        return None
+    out: dict[str, str] = {}
+    text = data[len(ENVBLK_SIGNATURE) :].decode("utf-8", "replace")
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == "#":  # a comment or the padding: skip the line
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        eq = text.find("=", i)
+        if eq < 0:
+            break
+        name, value, j = text[i:eq], [], eq + 1
+        while j < n and text[j] != "\n":
+            if text[j] == "\\" and j + 1 < n:
+                j += 1
+            value.append(text[j])
+            j += 1
+        if "\n" not in name:
+            out[name] = "".join(value)
+        i = j + 1
+    return out
+
+
 class GrubEnv:
-    """grubenv through ``grub-editenv`` (values are validated: no newlines, 1 KiB block)."""
+    """grubenv: written by ``grub-editenv`` (values are validated: no newlines, 1 KiB block),
+    read straight from the file (the format is fixed; an exec per read costs seconds on slow
+    machines), with ``grub-editenv list`` for anything that is not a plain environment block."""
 
     def __init__(self, path: str, runner: Runner = DEFAULT_RUNNER) -> None:
         self.path = path
@@ -190,6 +226,10 @@ class GrubEnv:
     def read(self) -> dict[str, str]:
         if not self.exists():
             return {}
+        with open(self.path, "rb") as f:
+            parsed = parse_envblk(f.read())
+        if parsed is not None:
+            return parsed
         out = {}
         for line in self._run("list").splitlines():
             key, sep, value = line.partition("=")
@@ -205,5 +245,6 @@ class GrubEnv:
         self._run("set", *(f"{k}={v}" for k, v in values.items()))
 
     def unset(self, *keys: str) -> None:
-        if self.exists():
+        """Remove ``keys``; nothing runs when none of them is set."""
+        if self.exists() and any(k in self.read() for k in keys):
             self._run("unset", *keys)

@@ -61,6 +61,10 @@ class RetryPolicy:
         return out
 
 
+KERNEL_MODULE = "/sys/module/zfs"
+"""Present when the OpenZFS kernel module is loaded: the dialect is known without running anything."""
+
+
 class CliZfs(ZfsBackend):
     """The CLI backend. ``dialect`` is detected on first use unless given."""
 
@@ -69,10 +73,12 @@ class CliZfs(ZfsBackend):
         runner: Runner = DEFAULT_RUNNER,
         dialect: str | None = None,
         retry: RetryPolicy | None = None,
+        kernel_module: str = KERNEL_MODULE,
     ) -> None:
         self.runner = runner
         self._dialect = dialect
         self.retry = retry or RetryPolicy()
+        self._kernel_module = kernel_module
 
     # --- plumbing ---------------------------------------------------------------
     @property
@@ -82,6 +88,10 @@ class CliZfs(ZfsBackend):
         return self._dialect
 
     def _detect_dialect(self) -> str:
+        """OpenZFS when its kernel module is loaded (no exec: each costs a command's start-up);
+        otherwise ask ``zfs version``, which zfs-fuse does not know."""
+        if os.path.isdir(self._kernel_module):
+            return OPENZFS
         try:
             result = self.runner.run(["zfs", "version"])
         except CommandNotFound as exc:

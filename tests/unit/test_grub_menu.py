@@ -3,10 +3,12 @@
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from apt_clone.boot import grub
+from apt_clone.runner import Runner
 
 HOSTILE = ["it's", '"$(reboot)"', "`id`", "a; b", "new\nline", "ü日本", "$HOME ${x}", "back\\slash", "}{ ]["]
 
@@ -91,3 +93,48 @@ def test_cmdline_from_proc_drops_per_entry_words(tmp_path):
     path.write_text("BOOT_IMAGE=/ROOT/a@/boot/vmlinuz root=ZFS=rpool/ROOT/a ro quiet console=ttyS0,115200\n")
     assert grub.cmdline_from_proc(str(path)) == "ro quiet console=ttyS0,115200"
     assert grub.cmdline_from_proc(str(tmp_path / "missing")) == "ro"
+
+
+ENV_VALUES = {
+    "saved_entry": "apt-clone>apt-clone-rootfs-nmu-001",
+    "spaces": "a b  c",
+    "backslash": "x\\y\\\\z\\",
+    "equals": "k=v=w",
+    "unicode": "ü 日本",
+    "hash": "#not a comment",
+}
+
+
+@needs_grub
+def test_envblk_read_from_the_file_matches_grub_editenv(tmp_path):
+    env = str(tmp_path / "grubenv")
+    subprocess.run(["grub-editenv", env, "create"], check=True)
+    assert grub.parse_envblk(Path(env).read_bytes()) == {}
+    subprocess.run(["grub-editenv", env, "set", *(f"{k}={v}" for k, v in ENV_VALUES.items())], check=True)
+    subprocess.run(["grub-editenv", env, "set", "gone=1"], check=True)
+    subprocess.run(["grub-editenv", env, "unset", "gone"], check=True)
+    listed = subprocess.run(["grub-editenv", env, "list"], capture_output=True, text=True, check=True).stdout
+    assert grub.parse_envblk(Path(env).read_bytes()) == dict(line.split("=", 1) for line in listed.splitlines())
+    assert grub.GrubEnv(env).read() == ENV_VALUES
+
+
+@needs_grub
+def test_envblk_newline_escape_and_unset_only_when_set(tmp_path):
+    env = str(tmp_path / "grubenv")
+    subprocess.run(["grub-editenv", env, "create"], check=True)
+    subprocess.run(["grub-editenv", env, "set", "two=line\none", "after=x"], check=True)
+    assert grub.parse_envblk(Path(env).read_bytes()) == {"two": "line\none", "after": "x"}
+    assert grub.parse_envblk(b"not an environment block") is None
+
+    calls = []
+
+    class Counting(Runner):
+        def run(self, argv, **kw):
+            calls.append(list(argv))
+            return super().run(argv, **kw)
+
+    e = grub.GrubEnv(env, Counting())
+    e.unset("next_entry")  # not set: nothing runs
+    assert calls == []
+    e.unset("after")
+    assert calls == [["grub-editenv", env, "unset", "after"]] and e.read() == {"two": "line\none"}

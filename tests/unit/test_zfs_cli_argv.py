@@ -15,11 +15,18 @@ def backend(dialect, runner=None, attempts=4):
     ), sleeps
 
 
-def test_dialect_detection():
+def test_dialect_detection(tmp_path):
+    absent = str(tmp_path / "no-module")
     r = FakeRunner({("zfs", "version"): (0, "zfs-2.3.1-1\nzfs-kmod-2.3.1-1\n", "")})
-    assert CliZfs(r).dialect == OPENZFS
+    assert CliZfs(r, kernel_module=absent).dialect == OPENZFS
     r = FakeRunner({("zfs", "version"): (2, "", "unrecognized command 'version'")})
-    assert CliZfs(r).dialect == ZFS_FUSE
+    assert CliZfs(r, kernel_module=absent).dialect == ZFS_FUSE
+
+
+def test_loaded_kernel_module_means_openzfs_without_running_anything(tmp_path):
+    r = FakeRunner()
+    assert CliZfs(r, kernel_module=str(tmp_path)).dialect == OPENZFS
+    assert r.calls == []
 
 
 def test_set_props_one_per_call_on_zfs_fuse_and_batched_on_openzfs():
