@@ -184,7 +184,8 @@ def _project_disk(project: Path) -> Path:
         elif old.exists():
             old.unlink()
     shutil.copytree(project, tree, ignore=shutil.ignore_patterns("tests"))
-    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"])
+    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"],
+        stdout=subprocess.DEVNULL)
     shutil.rmtree(tree)
     return disk
 
@@ -309,7 +310,7 @@ def main() -> int:
         host_packages()
         # On a fresh machine the modules build (CPU) and the guest's debootstrap (network, dpkg) overlap.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            early = pool.submit(_debootstrap_guest, _guest_dir())
+            early = pool.submit(stage("guest-debootstrap")(_debootstrap_guest), _guest_dir())
             version, kernel = modules()
             early.result()
         sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
