@@ -12,24 +12,36 @@ import traceback
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import typer
+if "rich" not in sys.modules:
+    # typer < 0.16 imports rich (with markdown-it and pygments) as it loads, only to decorate
+    # help and errors: a tenth of a second per command natively and seconds on slow machines,
+    # and apt-clone runs at every boot. Its plain click output is what a system tool prints.
+    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` now fails fast
+    try:
+        import typer
+    finally:
+        del sys.modules["rich"]
+else:  # pragma: no cover - embedded in a program that uses rich already
+    import typer
 
 try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.TyperException
     from click.exceptions import ClickException as _BadUsage
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
-from . import checkpoints, inspect, operations, render, trial
+from . import checkpoints, operations, render, trial
 from .context import Context, open_context
 from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot, UsageError
 from .lock import exclusive
 from .prompts import choose, confirm
-from .transaction import STEPS, check_unfinished, recover, resume, run_apt_operation
-from .upgrade import THEN_CHOICES, AptRequest
+
+# apt operations (transaction, upgrade: python-apt planning) and inspect are imported where they
+# are used: the listing and the boot-time commands (apt-clone-boot, apt-clone-trial) start without.
 
 app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Transactional apt operations checkpointed with ZFS boot environments.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -62,6 +74,8 @@ def _need_root() -> None:
 
 def _guard(cx: Context) -> None:
     """Under the lock, before a mutating command: recover an interrupted checkpoint command, or refuse."""
+    from .transaction import check_unfinished
+
     for note in check_unfinished(cx):
         print(f"apt-clone: {note}", file=sys.stderr)
 
@@ -87,6 +101,8 @@ def _global(
 ) -> None:
     ctx.obj = Options(root, yes, json_out, debug, in_clone, pause_at)
     if steps:
+        from .transaction import STEPS
+
         table = {"dist-upgrade, upgrade, install, remove": STEPS, **operations.OPS}
         if json_out:
             print(render.to_json({op: [{"step": n, "does": d} for n, d in st] for op, st in table.items()}))
@@ -256,6 +272,9 @@ def _apt(
     then: str | None,
     in_clone: bool,
 ) -> None:
+    from .transaction import run_apt_operation
+    from .upgrade import THEN_CHOICES, AptRequest
+
     opts = _opts(ctx)
     if then is not None and then not in THEN_CHOICES:
         raise UsageError(f"--then must be one of {', '.join(THEN_CHOICES)}")
@@ -342,6 +361,8 @@ def resume_cmd(
     pause_at: Annotated[str | None, typer.Option("--pause-at", metavar="STEP", help="Stop again after STEP.")] = None,
 ) -> None:
     """Continue the last paused or failed apt operation from its step, or an earlier one."""
+    from .transaction import resume
+
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
@@ -354,6 +375,8 @@ def resume_cmd(
 @app.command("recover")
 def recover_cmd(ctx: typer.Context) -> None:
     """After a crash: finish the interrupted operation or undo it; remove leftovers."""
+    from .transaction import recover
+
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
@@ -386,6 +409,8 @@ def trial_commit_cmd(ctx: typer.Context) -> None:
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str) -> None:
     """Show a checkpoint's metadata and the package changes recorded with it."""
+    from . import inspect
+
     opts = _opts(ctx)
     details = inspect.show(_context(opts), name)
     _out(opts, render.show_text(details), details)
@@ -394,6 +419,8 @@ def show_cmd(ctx: typer.Context, name: str) -> None:
 @app.command("diff")
 def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
     """Package differences between checkpoints A and B (from their dpkg status files)."""
+    from . import inspect
+
     opts = _opts(ctx)
     result = inspect.diff(_context(opts), a, b)
     _out(opts, render.diff_text(result), result)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .checkpoints import Listing
-from .inspect import Details, Diff
 from .model import label, seed_time
+
+if TYPE_CHECKING:  # inspect loads only for show/diff
+    from .inspect import Details, Diff
 
 
 def listing_text(listing: Listing) -> str:

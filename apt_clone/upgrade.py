@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import dpkgstatus, model
-from .apt.plan import Plan
 from .context import Context
 from .errors import OperationFailed
+
+if TYPE_CHECKING:  # python-apt planning loads only for apt operations
+    from .apt.plan import Plan
 
 THEN_CHOICES = ("reboot", "activate", "nothing")
 MOUNT_BASE = "/run/apt-clone"
