@@ -74,7 +74,7 @@ def stage(name: str):  # type: ignore[no-untyped-def]
             finally:
                 took = time.monotonic() - t0
                 results.append((name, ok, took))
-                print(f"[{'PASS' if ok else 'FAIL'}] {name:<14} {took:7.1f}s", flush=True)
+                print(f"[{'PASS' if ok else 'FAIL'}] {name:<17} {took:7.1f}s", flush=True)
         return inner
     return wrap
 
