@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	./scripts/demo.sh $(SANDBOX)
 
-# SKIP_VM=1 skips the real OpenZFS lane (a QEMU VM; 45-55 min on a fresh 2-core machine, cached after).
+# SKIP_VM=1 skips the real OpenZFS lane (QEMU VMs; see README for its time, fresh and cached).
 test: setup
 	$(VENV)/bin/python -m pytest -q tests
 ifneq ($(SKIP_VM),1)

@@ -16,6 +16,9 @@ trap cleanup EXIT
 mount -t proc proc "$BUILD/proc"; mount --bind /sys "$BUILD/sys"; mount --bind /dev "$BUILD/dev"; mount --bind /dev/pts "$BUILD/dev/pts"
 printf '#!/bin/sh\nexit 101\n' > "$BUILD/usr/sbin/policy-rc.d"; chmod +x "$BUILD/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$BUILD/etc/resolv.conf"
+# The kernel is installed for its image and modules only: no initramfs for it here.
+chroot "$BUILD" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs
+ln -s /bin/true "$BUILD/usr/sbin/update-initramfs"
 chroot "$BUILD" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends \
     linux-image-amd64 linux-headers-amd64 zfs-dkms >/dev/null
 K=$(basename "$(ls -d "$BUILD"/lib/modules/*/updates/dkms | head -n1 | sed 's|/updates/dkms||')")
