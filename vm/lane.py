@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -103,10 +104,8 @@ def _guest_dir() -> Path:
 def _debootstrap_guest(guest: Path) -> None:
     if (guest / ".debootstrapped").exists():
         return
-    for old in guest.parent.glob("guest-*"):  # one cached guest: older package lists go
+    for old in guest.parent.glob("guest-*"):  # one cached guest (older package lists, a broken try) go
         shutil.rmtree(old)
-    if guest.exists():
-        shutil.rmtree(guest)
     run(["debootstrap", "--variant=minbase", "--components=main,contrib", f"--include={','.join(GUEST_PACKAGES)}",
          SUITE, str(guest), MIRROR], stdout=subprocess.DEVNULL)
     (guest / ".debootstrapped").touch()
@@ -176,17 +175,12 @@ def pack(guest: Path, sandbox_tar: Path) -> Path:
 
 def _project_disk(project: Path) -> Path:
     """apt-clone for the boot half: an ext4 image (LABEL=APTCLONE) of the project, made without mounting."""
-    disk = CACHE / SUITE / "project.img"
-    tree = CACHE / SUITE / "project-tree"
-    for old in (disk, tree):
-        if old.is_dir():
-            shutil.rmtree(old)
-        elif old.exists():
-            old.unlink()
-    shutil.copytree(project, tree, ignore=shutil.ignore_patterns("tests"))
-    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"],
-        stdout=subprocess.DEVNULL)
-    shutil.rmtree(tree)
+    disk = CACHE / SUITE / "project.img"  # mkfs -F replaces the last run's
+    with tempfile.TemporaryDirectory(dir=disk.parent) as tmp:
+        tree = Path(tmp) / "apt-clone"
+        shutil.copytree(project, tree, ignore=shutil.ignore_patterns("tests"))
+        run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"],
+            stdout=subprocess.DEVNULL)
     return disk
 
 
@@ -283,9 +277,7 @@ def install_disk(kernel: Path, image: Path, target: Path) -> Path:
 def boot_story(disk: Path) -> None:
     """The story writes to a copy-on-write overlay: the installed disk stays as installed, for the next run."""
     log = LOGS / "boot-story.serial.log"
-    overlay = CACHE / SUITE / "boot-story.qcow2"
-    if overlay.exists():
-        overlay.unlink()
+    overlay = CACHE / SUITE / "boot-story.qcow2"  # qemu-img create replaces a leftover one
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)])
     project = CACHE / SUITE / "project.img"
     text = _qemu(None, None, None, [f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
