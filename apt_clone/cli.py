@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -80,6 +81,13 @@ def _guard(cx: Context) -> None:
         print(f"apt-clone: {note}", file=sys.stderr)
 
 
+def _ask(opts: Options, question: Callable[[], str]) -> None:
+    """Confirm before taking the lock. The question names what it acts on, so making it reads
+    (and checks) the checkpoints; with -y nothing is read here: the one read is under the lock."""
+    if not opts.yes and not confirm(question(), yes=False):
+        raise typer.Exit(EXIT_FAILED)
+
+
 def _out(opts: Options, text: str, data: Any) -> None:
     print(render.to_json(data) if opts.json else text)
 
@@ -143,12 +151,8 @@ def activate_cmd(
     _need_root()
     cx = _context(opts)
     name = _pick(cx, name, "Which checkpoint should boot next?")
-    # The question names the dataset, so it needs a read; with -y the one read is under the lock.
-    if not opts.yes:
-        cp = checkpoints.find(cx, name)
-        question = "boot '{}' once, as a trial" if once else "set default boot entry to '{}'"
-        if not confirm(f"This will {question.format(cp.dataset)}. Proceed ? (y/n)", yes=False):
-            raise typer.Exit(EXIT_FAILED)
+    question = "boot '{}' once, as a trial" if once else "set default boot entry to '{}'"
+    _ask(opts, lambda: f"This will {question.format(checkpoints.find(cx, name).dataset)}. Proceed ? (y/n)")
     with exclusive():
         _guard(cx)
         result = operations.arm_trial(cx, name) if once else operations.activate(cx, name)
@@ -172,10 +176,12 @@ def destroy_cmd(
     _need_root()
     cx = _context(opts)
     name = _pick(cx, name, "Which checkpoint should be destroyed?", exclude_current=True)
-    if not opts.yes:  # with -y, the one plan is made under the lock
-        plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
-        if not confirm(f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)", yes=False):
-            raise typer.Exit(EXIT_FAILED)
+
+    def question() -> str:
+        plan = checkpoints.plan_destroy(cx, name, activate_instead=force)  # refusals come before the question
+        return f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)"
+
+    _ask(opts, question)
     with exclusive():
         _guard(cx)
         plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
@@ -341,13 +347,12 @@ def rollback_cmd(ctx: typer.Context, name: str) -> None:
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
-    if not opts.yes:  # with -y, the one read is under the lock
+
+    def question() -> str:
         cp = checkpoints.find(cx, name)
-        if not confirm(
-            f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)",
-            yes=False,
-        ):
-            raise typer.Exit(EXIT_FAILED)
+        return f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)"
+
+    _ask(opts, question)
     with exclusive():
         _guard(cx)
         result = operations.rollback_to(cx, name)
