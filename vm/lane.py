@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -196,10 +197,10 @@ def vm_tests(kernel: Path, image: Path) -> None:
                         [f"file={scratch},if=virtio,format=raw,cache=unsafe"], log, 50 * 60, "APT-CLONE-VM: kernel")
     scratch.unlink()
     found = dict(re.findall(r"APT-CLONE-VM-RESULT stage=(\S+) rc=(\d+)", text))
-    for line in text.splitlines():
+    for stamp, line in _stamped(text):
         if line.startswith(("APT-CLONE-VM", "[cli] ", "[lzc] ")) and ("passed" in line or "failed" in line
                                                                         or line.startswith("APT-CLONE-VM")):
-            print("   ", line.strip())
+            print(f"    {stamp} {line.strip()}")
     bad = [s for s in ("tests-cli", "tests-lzc") if found.get(s) != "0"]
     if bad:
         raise RuntimeError(f"in the VM: {', '.join(bad)} failed; serial console log: {log}")
@@ -242,13 +243,41 @@ def _qemu(kernel: Path | None, image: Path | None, append: str | None, drives: l
         argv += ["-kernel", str(kernel / "vmlinuz"), "-initrd", str(image), "-append", append]
     for d in drives:
         argv += ["-drive", d]
-    with open(log, "w") as f:
-        try:
-            subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout,
-                           check=False)
-        except subprocess.TimeoutExpired:
-            f.write("\nAPT-CLONE-VM: timed out\n")
+    _serial_to_log(argv, log, timeout)
     return log.read_text(errors="replace")
+
+
+def _serial_to_log(argv: list[str], log: Path, timeout: int) -> None:
+    """Run QEMU with its serial console written to ``log``, each line stamped with the seconds since
+    the start (host clock: the guest's own clock runs as fast as TCG lets it), killed at ``timeout``."""
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip("\r\n").replace("\r", "")
+                f.write(f"[{time.monotonic() - t0:7.1f}] {line}\n")
+                f.flush()
+            proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if time.monotonic() - t0 >= timeout:
+            f.write("\nAPT-CLONE-VM: timed out\n")
+
+
+def _stamped(text: str) -> list[tuple[str, str]]:
+    """The log's lines as (stamp, console line)."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"(\[\s*[\d.]+\]) (.*)", line)
+        out.append((m.group(1), m.group(2)) if m else ("", line))
+    return out
 
 
 @stage("install-disk")
@@ -261,14 +290,15 @@ def install_disk(kernel: Path, image: Path, target: Path) -> Path:
     for old in disk.parent.glob("zfs-root*.img*"):  # one cached disk: older ones go
         old.unlink()
     part = disk.with_name(disk.name + ".part")
+    log = LOGS / "install-disk.serial.log"
     run(["truncate", "-s", "6G", str(part)])
     text = _qemu_booted(kernel, image, f"{KERNEL_ARGS} quiet rdinit=/install-disk",
                         [f"file={part},if=virtio,format=raw,cache=unsafe",
                          f"file={target},if=virtio,format=raw,readonly=on"],
-                        LOGS / "install-disk.serial.log", 20 * 60, "APT-CLONE-VM: installer")
+                        log, 20 * 60, "APT-CLONE-VM: installer")
     if "APT-CLONE-VM-RESULT stage=install rc=0" not in text:
         part.unlink()
-        raise RuntimeError(f"installing the ZFS-root disk failed; serial console log: {LOGS / 'install-disk.serial.log'}")
+        raise RuntimeError(f"installing the ZFS-root disk failed; serial console log: {log}")
     part.rename(disk)
     return disk
 
@@ -283,9 +313,9 @@ def boot_story(disk: Path) -> None:
     text = _qemu(None, None, None, [f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
                                     f"file={project},if=virtio,format=raw,readonly=on"], log, 45 * 60, reboot=True)
     overlay.unlink()
-    for line in text.splitlines():
+    for stamp, line in _stamped(text):
         if "APT-CLONE-VM-STORY" in line:
-            print("   ", line[line.index("APT-CLONE-VM-STORY"):].strip())
+            print(f"    {stamp} {line[line.index('APT-CLONE-VM-STORY'):].strip()}")
     if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
         raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The seed's story on a real ZFS root booted by GRUB, one stage per boot. The stage number is a
 # property of the pool, which every checkpoint sees. Results go to the serial console.
-say() { echo "APT-CLONE-VM-STORY $*" > /dev/ttyS0; }
+say() { echo "APT-CLONE-VM-STORY up=$(cut -d' ' -f1 /proc/uptime)s $*" > /dev/ttyS0; }
 run() { echo "# $*" > /dev/ttyS0; "$@" > /dev/ttyS0 2>&1; }
 stage=$(zfs get -H -o value org.aptclone-vm:stage rpool)
 root=$(findmnt -n -o SOURCE /)
@@ -48,6 +48,10 @@ case $stage in
 4)
     [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "last boot is $root"
     run apt-clone -l
+    # Where a boot's time goes (the lane's time is mostly boots under TCG).
+    run systemd-analyze
+    run systemd-analyze critical-chain apt-clone-vm-story.service
+    systemd-analyze blame | head -n 25 > /dev/ttyS0
     pass "one more reboot works; the story is complete"
     say "RESULT=PASS"
     next done
