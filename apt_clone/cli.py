@@ -30,14 +30,15 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
-from . import checkpoints, operations, render, trial
+from . import checkpoints, render, trial
 from .context import Context, open_context
 from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot, UsageError
 from .lock import exclusive
 from .prompts import choose, confirm
 
-# apt operations (transaction, upgrade: python-apt planning) and inspect are imported where they
-# are used: the listing and the boot-time commands (apt-clone-boot, apt-clone-trial) start without.
+# The journalled operations, apt operations (transaction, upgrade: python-apt planning) and inspect
+# are imported where they are used: the listing and the boot-time commands (apt-clone-boot,
+# apt-clone-trial) start without them (under emulation each module costs a noticeable fraction).
 
 app = typer.Typer(
     add_completion=False,
@@ -109,6 +110,7 @@ def _global(
 ) -> None:
     ctx.obj = Options(root, yes, json_out, debug, in_clone, pause_at)
     if steps:
+        from . import operations
         from .transaction import STEPS
 
         table = {"dist-upgrade, upgrade, install, remove": STEPS, **operations.OPS}
@@ -147,6 +149,8 @@ def activate_cmd(
     ] = False,
 ) -> None:
     """Make checkpoint NAME boot next (pool bootfs and GRUB's default entry)."""
+    from . import operations
+
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
@@ -172,6 +176,8 @@ def destroy_cmd(
     ] = None,
 ) -> None:
     """Destroy checkpoint NAME, its descendants and its snapshot, promoting dependants."""
+    from . import operations
+
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
@@ -200,6 +206,8 @@ def create_cmd(
     title: Annotated[str | None, typer.Option("--title", "-t", help="Title of the new checkpoint.")] = None,
 ) -> None:
     """Make a checkpoint of the current system by hand (Rollback Checkpoint)."""
+    from . import operations
+
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
@@ -212,6 +220,8 @@ def create_cmd(
 @app.command("rename")
 def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     """Rename checkpoint OLD to NEW (the active one keeps booting)."""
+    from . import operations
+
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
@@ -344,6 +354,8 @@ def remove_cmd(
 @app.command("rollback")
 def rollback_cmd(ctx: typer.Context, name: str) -> None:
     """Roll the running system back to the state kept in checkpoint NAME (made in place), dropping NAME."""
+    from . import operations
+
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)

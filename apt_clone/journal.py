@@ -10,7 +10,6 @@ touches, carries a higher sequence number then, and :meth:`Journal.load` takes t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import time
@@ -100,6 +99,8 @@ class Journal:
     """One JSON file, replaced atomically (write, fsync, rename, fsync the directory)."""
 
     def __init__(self, container: str) -> None:
+        import hashlib  # here: its OpenSSL binding is the dearest import of a listing
+
         digest = hashlib.sha1(container.encode()).hexdigest()[:8]
         name = f"journal-{container.replace('/', '_')}-{digest}.json"
         self.path = os.path.join(state_dir(), name)

@@ -247,14 +247,17 @@ def _fresh_grub_dir(sb: Sandbox, runner: Runner) -> None:
     _run_ok(runner, ["grub-editenv", os.path.join(sb.grub_dir, "grubenv"), "create"], "grub-editenv create failed")
 
 
-def _boot_up(sb: Sandbox, zfs: ZfsBackend, runner: Runner, dataset: str) -> None:
-    """Mount ``dataset`` at the root, its children, its boot twin, and GRUB's directory."""
+def _boot_up(sb: Sandbox, zfs: ZfsBackend, runner: Runner, dataset: str, children: list[str] | None = None) -> None:
+    """Mount ``dataset`` at the root, its children, its boot twin, and GRUB's directory.
+
+    ``children``: the child filesystems of ``dataset`` when the caller knows them all unmounted."""
     if dataset_mounted_at(sb.root) != dataset:
         _remove_empty_dirs(sb.root)
         zfs.mount(dataset)
-    for ds in zfs.list_tree(dataset)[1:]:
-        if not ds.is_snapshot and not ds.mounted:
-            zfs.mount(ds.name)
+    if children is None:
+        children = [ds.name for ds in zfs.list_tree(dataset)[1:] if not ds.is_snapshot and not ds.mounted]
+    for child in children:
+        zfs.mount(child)
     twin = sb.twin(dataset)
     if twin and dataset_mounted_at(os.path.join(sb.root, "boot")) != twin:
         zfs.mount(twin)
@@ -341,18 +344,21 @@ def _pristine_record(sb: Sandbox, runner: Runner) -> dict[str, Any]:
     return record
 
 
-def _fast_reset(sb: Sandbox, zfs: ZfsBackend, runner: Runner, container: str, record: dict[str, Any]) -> bool:
+def _fast_reset(
+    sb: Sandbox, zfs: ZfsBackend, runner: Runner, container: str, record: dict[str, Any]
+) -> list[str] | None:
     """Back to the pristine state without receiving the root again: destroy every other dataset
     and snapshot, roll the first root back to @initial and restore the local properties.
-    False (and nothing changed) when the first root is not the pristine one any more."""
+    Returns the first root's child filesystems (left unmounted); None (and nothing changed) when
+    the first root is not the pristine one any more."""
     first = record["first"]
     if not record.get("guid") or _guid(runner, f"{first}@initial") != record["guid"]:
-        return False
+        return None
     tree = zfs.list_tree(container)
     if next((ds for ds in tree if ds.name == first), None) is None or any(
         ds.origin for ds in tree if ds.name == first or ds.name.startswith(first + "/")
     ):
-        return False  # a promotion made the first root a clone: receive it again
+        return None  # a promotion made the first root a clone: receive it again
     for ds in reversed(tree):
         if ds.mounted and not ds.is_snapshot:
             zfs.unmount(ds.name)
@@ -364,9 +370,9 @@ def _fast_reset(sb: Sandbox, zfs: ZfsBackend, runner: Runner, container: str, re
             zfs.destroy(name, recursive=True, dependents=True)
         except ZfsNotFound:
             pass  # went with an earlier one's dependents
-    for ds in zfs.list_tree(first):
-        if not ds.is_snapshot:
-            zfs.rollback(f"{ds.name}@initial", destroy_newer=True)
+    filesystems = sorted(name for name in ours if "@" not in name)  # the first root, then its children
+    for name in filesystems:
+        zfs.rollback(f"{name}@initial", destroy_newer=True)
     now = _local_props(runner, container)
     for name, props in now.items():
         want = record["props"].get(name, {})
@@ -376,7 +382,7 @@ def _fast_reset(sb: Sandbox, zfs: ZfsBackend, runner: Runner, container: str, re
         changed = {p: v for p, v in want.items() if now.get(name, {}).get(p) != v}
         for prop, value in changed.items():
             _run_ok(runner, ["zfs", "set", f"{prop}={value}", name], f"cannot restore {prop} of {name}")
-    return True
+    return filesystems[1:]
 
 
 def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
@@ -395,14 +401,18 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
         if pool:
             _release_mounts(zfs, runner, pool)
     received = False
+    children: list[str] | None = None
     for container, first, stream in (
         (sb.container, sb.first, sb.pristine_stream),
         (sb.boot_container, sb.twin(sb.first), sb.pristine_boot_stream),
     ):
         if not container or not first:
             continue
-        if container in record and _fast_reset(sb, zfs, runner, container, record[container]):
-            continue
+        if container in record:
+            kept = _fast_reset(sb, zfs, runner, container, record[container])
+            if kept is not None:
+                children = kept if container == sb.container else children
+                continue
         received = True
         for ds in reversed(zfs.list_tree(container)):
             if ds.mounted and not ds.is_snapshot:
@@ -416,7 +426,7 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
             if ds.mounted and not ds.is_snapshot:
                 zfs.unmount(ds.name)
     _fresh_grub_dir(sb, runner)
-    _boot_up(sb, zfs, runner, sb.first)
+    _boot_up(sb, zfs, runner, sb.first, None if received else children)
     zfs.set_bootfs(sb.pool, sb.first)
     if received or not record:
         state["pristine"] = _pristine_record(sb, runner)
