@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import model
-from .boot import grub
+from .boot import WITH_LISTING, grub
 from .context import Context
 from .errors import NotFound, Refused
 from .names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
@@ -63,7 +63,12 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
 
 
 def read_tree(ctx: Context) -> list[Dataset]:
-    return ctx.zfs.list_tree(ctx.system.container, model.USER_PROPS + (model.SNAPSHOT_MARK,))
+    """The container with its checkpoints and snapshots, in one zfs read (the bootloader takes
+    the container's one-time boot property from it)."""
+    tree = ctx.zfs.list_tree(ctx.system.container, (*model.USER_PROPS, model.SNAPSHOT_MARK, *WITH_LISTING))
+    if tree and tree[0].name == ctx.system.container:
+        ctx.boot.seen_container(tree[0])
+    return tree
 
 
 def _is_checkpoint(ds: Dataset, container: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import checkpoints, model
+from . import checkpoints
 from .context import Context
 from .zfs import props
 
@@ -68,6 +68,5 @@ def commit(ctx: Context) -> TrialResult:
     ok, why = healthy(ctx)
     if not ok:
         return TrialResult(trial, False, f"'{trial}' booted but is not healthy ({why}): the default is unchanged")
-    checkpoints.activate(ctx, trial.rsplit("/", 1)[1])
-    ctx.zfs.set_props(trial, {model.ACTIVATED: model.utc_now()})
+    checkpoints.activate(ctx, trial.rsplit("/", 1)[1])  # stamps it activated, too
     return TrialResult(trial, True, f"'{trial}' booted healthy ({why}) and is now the default")

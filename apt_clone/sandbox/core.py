@@ -349,28 +349,40 @@ def _fast_reset(
 ) -> list[str] | None:
     """Back to the pristine state without receiving the root again: destroy every other dataset
     and snapshot, roll the first root back to @initial and restore the local properties.
-    Returns the first root's child filesystems (left unmounted); None (and nothing changed) when
-    the first root is not the pristine one any more."""
+
+    The pristine @initial (known by its guid) may have moved to another checkpoint, which a
+    promotion does: that one is renamed back to the first root's name. Returns the first root's
+    child filesystems (left unmounted); None (and nothing changed) when no filesystem that is not
+    a clone holds the pristine @initial."""
     first = record["first"]
-    if not record.get("guid") or _guid(runner, f"{first}@initial") != record["guid"]:
+    if not record.get("guid"):
         return None
     tree = zfs.list_tree(container)
-    if next((ds for ds in tree if ds.name == first), None) is None or any(
-        ds.origin for ds in tree if ds.name == first or ds.name.startswith(first + "/")
-    ):
-        return None  # a promotion made the first root a clone: receive it again
+    holders = [
+        ds.parent
+        for ds in tree
+        if ds.is_snapshot and ds.name.endswith("@initial") and ds.parent and ds.parent.rsplit("/", 1)[0] == container
+    ]
+    holder = first if first in holders else holders[0] if len(holders) == 1 else None
+    if holder is None or _guid(runner, f"{holder}@initial") != record["guid"]:
+        return None
+    if any(ds.origin for ds in tree if ds.name == holder or ds.name.startswith(holder + "/")):
+        return None  # the pristine root is a clone now: receive it again
     for ds in reversed(tree):
         if ds.mounted and not ds.is_snapshot:
             zfs.unmount(ds.name)
-    ours = {ds.name for ds in tree if ds.name == first or ds.name.startswith((first + "/", first + "@"))}
-    doomed = [ds.name for ds in tree if ds.is_snapshot and ds.parent == first and not ds.name.endswith("@initial")]
+    ours = {ds.name for ds in tree if ds.name == holder or ds.name.startswith((holder + "/", holder + "@"))}
+    doomed = [ds.name for ds in tree if ds.is_snapshot and ds.parent == holder and not ds.name.endswith("@initial")]
     doomed += [ds.name for ds in tree if not ds.is_snapshot and ds.parent == container and ds.name not in ours]
     for name in doomed:  # later snapshots of the first root with their clones, then every other checkpoint
         try:
             zfs.destroy(name, recursive=True, dependents=True)
         except ZfsNotFound:
             pass  # went with an earlier one's dependents
-    filesystems = sorted(name for name in ours if "@" not in name)  # the first root, then its children
+    if holder != first:
+        zfs.rename(holder, first)
+    # The first root, then its children (unmounted above).
+    filesystems = sorted(first + name[len(holder) :] for name in ours if "@" not in name)
     for name in filesystems:
         zfs.rollback(f"{name}@initial", destroy_newer=True)
     now = _local_props(runner, container)

@@ -22,7 +22,8 @@ class ZfsBackend(abc.ABC):
         """Every filesystem, volume and snapshot under ``root`` (itself included), in one read.
 
         ``user_props`` names the user properties to read; only locally set values are kept.
-        Sorted by ``createtxg``.
+        ``root`` first, then the rest by ``createtxg`` (after a promotion a filesystem's
+        snapshots are older than the filesystem itself).
         """
 
     @abc.abstractmethod

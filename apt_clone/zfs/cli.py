@@ -134,7 +134,8 @@ class CliZfs(ZfsBackend):
 
     def list_tree(self, root: str, user_props: Sequence[str] = ()) -> list[Dataset]:
         out = self._run(self._get_argv([root], user_props, recursive=True)).stdout
-        return parse_get(out)
+        # Stable: the root first, the rest by createtxg (a promoted filesystem's snapshots are older).
+        return sorted(parse_get(out), key=lambda ds: ds.name != root)
 
     def get(self, name: str, user_props: Sequence[str] = ()) -> Dataset:
         found = parse_get(self._run(self._get_argv([name], user_props, recursive=False)).stdout)

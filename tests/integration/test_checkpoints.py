@@ -210,6 +210,13 @@ def test_seed_example_3_destroy_the_origin_after_activating_the_clone(pristine: 
     assert zfs_get(pristine.ds("rootfs-nmu-001"), "origin") == "-"
     lines = apt_clone(pristine, "-l").stdout.splitlines()
     assert len(lines) == 2 and lines[1].startswith("o o rootfs-nmu-001")
+    # The promoted root owns snapshots older than itself; a checkpoint of it still boots like it.
+    assert apt_clone(pristine, "create").returncode == 0
+    assert zfs_get(pristine.ds("rootfs-nmu-002"), "mountpoint") == pristine.root
+    assert zfs_get(pristine.ds("rootfs-nmu-002"), "canmount") == "noauto"
+    assert apt_clone(pristine, "-y", "-a", "rootfs-nmu-002").returncode == 0
+    reboot(pristine)
+    assert apt_clone(pristine, "-l").stdout.splitlines()[-1].startswith("o o rootfs-nmu-002")
 
 
 def test_destroy_keeps_other_checkpoints_cloned_from_it(pristine: SandboxInfo):

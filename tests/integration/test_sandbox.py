@@ -104,11 +104,21 @@ def test_reset_restores_datasets_data_and_properties(pristine: SandboxInfo):
     assert helpers.zfs_state(pristine) == before_state
     assert _all_local_props(pristine.pool) == before_props
     assert not os.path.exists(os.path.join(pristine.root, "etc/ac-reset-marker"))
-    # Slow path: after the first root is destroyed (its clone promoted), it is received again.
+    # After the first root is destroyed (its clone promoted, so the clone holds @initial now),
+    # the clone is renamed back and rolled back: the same filesystem, not a received copy.
     assert helpers.apt_clone(pristine, "-y", "create").returncode == 0
     assert helpers.apt_clone(pristine, "-y", "-a", "rootfs-nmu-001").returncode == 0
     helpers.reboot(pristine)
     assert helpers.apt_clone(pristine, "-y", "-r", "rootfs-nmu-000").returncode == 0
+    promoted = helpers.zfs_get(pristine.ds("rootfs-nmu-001"), "guid")
     assert sandbox_cli(pristine.directory, "reset").returncode == 0
     assert helpers.zfs_state(pristine) == before_state
+    assert _all_local_props(pristine.pool) == before_props
+    assert bootfs(pristine) == pristine.first
+    assert helpers.zfs_get(pristine.first, "guid") == promoted
+    # Slow path: without the pristine @initial the first root is received again.
+    subprocess.run(["zfs", "destroy", "-r", f"{pristine.first}@initial"], check=True)
+    assert sandbox_cli(pristine.directory, "reset").returncode == 0
+    assert helpers.zfs_state(pristine) == before_state
+    assert helpers.zfs_get(pristine.first, "guid") != promoted
     assert bootfs(pristine) == pristine.first

@@ -144,3 +144,18 @@ def test_never_mount_all():
     z.mount("p/a")
     z.unmount("p/a")
     assert all("-a" not in argv for argv in z.runner.calls)
+
+
+def test_list_tree_puts_the_root_first_even_after_a_promotion():
+    """A promoted filesystem owns snapshots older than itself: the root still comes first."""
+    rows = [
+        ("p/R/b", "filesystem", 50),
+        ("p/R/b@initial", "snapshot", 10),
+        ("p/R/b@nmu-001", "snapshot", 40),
+        ("p/R/b/var", "filesystem", 51),
+    ]
+    out = "".join(f"{n}\ttype\t{t}\t-\n{n}\tcreatetxg\t{txg}\t-\n{n}\tmountpoint\t/\tlocal\n" for n, t, txg in rows)
+    z, _ = backend(OPENZFS, FakeRunner())
+    z.runner.queue.append((0, out, ""))
+    names = [ds.name for ds in z.list_tree("p/R/b")]
+    assert names == ["p/R/b", "p/R/b@initial", "p/R/b@nmu-001", "p/R/b/var"]
