@@ -55,9 +55,10 @@ QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "4096", "-node
         "-serial", "stdio"]
 """Software emulation (KVM here cannot boot stock kernels); no default devices (NIC, VGA, floppy,
 CD-ROM, parallel port): each is a driver the guest would load and probe at every boot."""
-TESTS_NICE = int(os.environ.get("APT_CLONE_VM_TESTS_NICE", "3"))
+TESTS_NICE = int(os.environ.get("APT_CLONE_VM_TESTS_NICE", "5"))
 """Scheduling priority (nice) of the test VM beside the boot VM; 0: equal shares. Measured on a warm
-cache: 0 -> tests 301 s, boot 406 s; 5 -> tests 363 s, boot 340 s; 10 -> tests 412 s, boot 323-360 s."""
+cache: 0 -> tests 301 s, boot 406 s; 3 -> tests 369 s, boot 398 s; 5 -> tests 363 s, boot 340 s;
+10 -> tests 412 s, boot 323-360 s (runs vary by about 10%)."""
 BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service", "grub/42_apt-clone", "grub/apt-clone.cfg",
                    "systemd/apt-clone-boot.service", "systemd/apt-clone-trial.service")
 """What the installed disk holds of the project (it is cached by them); the Python code is on its own disk."""

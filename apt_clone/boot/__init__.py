@@ -54,18 +54,6 @@ class Bootloader:
         self.grubenv = grub.GrubEnv(os.path.join(grub_dir or "/nonexistent", "grubenv"), runner)
         self._once: dict[str, str | None] = {}
         """The one-time boot property per container as last read or written here (its only writer)."""
-        self._bootfs: dict[str, str | None] = {}
-        """Each pool's bootfs as last read or written here (the one place that changes it)."""
-
-    def _read_bootfs(self, pool: str) -> str | None:
-        if pool not in self._bootfs:
-            self._bootfs[pool] = self.zfs.pool(pool).bootfs
-        return self._bootfs[pool]
-
-    def _write_bootfs(self, pool: str, dataset: str | None) -> None:
-        self._bootfs.pop(pool, None)  # forget first: a failing write leaves it unknown, not stale
-        self.zfs.set_bootfs(pool, dataset)
-        self._bootfs[pool] = dataset
 
     def seen_container(self, container: Dataset) -> None:
         """Take the one-time boot property from a listing of the container read with :data:`ONCE`
@@ -94,7 +82,7 @@ class Bootloader:
         return f"{container}/{name}" if name else None
 
     def state(self, pool: str, container: str | None = None) -> BootState:
-        bootfs = self._read_bootfs(pool)
+        bootfs = self.zfs.pool(pool).bootfs
         if not self.has_grub or container is None:
             return BootState(bootfs=bootfs)
         env = self.grubenv.read()
@@ -108,7 +96,7 @@ class Bootloader:
     def activate(self, dataset: str) -> list[str]:
         pool = dataset.split("/", 1)[0]
         container, name = dataset.rsplit("/", 1)
-        self._write_bootfs(pool, dataset)
+        self.zfs.set_bootfs(pool, dataset)
         messages = [f"Pool '{pool}' bootfs is now '{dataset}'."]
         if self.has_grub:
             entry = grub.saved_entry(name)
@@ -122,7 +110,7 @@ class Bootloader:
         """Everything :meth:`activate` changes, for :meth:`restore`."""
         env = self.grubenv.read() if self.has_grub else {}
         return {
-            "bootfs": self._read_bootfs(pool),
+            "bootfs": self.zfs.pool(pool).bootfs,
             "saved_entry": env.get("saved_entry"),
             "next_entry": env.get("next_entry"),
             "once": self._read_once(container),
@@ -130,7 +118,7 @@ class Bootloader:
 
     def restore(self, pool: str, container: str, saved: dict[str, str | None]) -> None:
         """Put back what :meth:`save` read."""
-        self._write_bootfs(pool, saved.get("bootfs"))
+        self.zfs.set_bootfs(pool, saved.get("bootfs"))
         if self.has_grub:
             for key in ("saved_entry", "next_entry"):
                 value = saved.get(key)
