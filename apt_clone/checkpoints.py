@@ -66,7 +66,7 @@ def read_tree(ctx: Context) -> list[Dataset]:
     """The container with its checkpoints and snapshots, in one zfs read (the bootloader takes
     the container's one-time boot property from it)."""
     tree = ctx.zfs.list_tree(ctx.system.container, (*model.USER_PROPS, model.SNAPSHOT_MARK, *WITH_LISTING))
-    if tree and tree[0].name == ctx.system.container:
+    if tree:  # the container itself comes first
         ctx.boot.seen_container(tree[0])
     return tree
 
