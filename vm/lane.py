@@ -140,11 +140,11 @@ def guest_rootfs(version: str, kernel: Path) -> Path:
 
 
 @stage("pack")
-def pack(guest: Path, sandbox_tar: Path) -> Path:
+def pack(guest: Path, version: str, sandbox_tar: Path) -> Path:
     """The test VM's initramfs: the project (with the sandbox's root tarball and the two rdinit
     scripts) as a plain cpio archive, followed by the guest as a zstd one, which is cached: the
     kernel unpacks both, one after the other."""
-    base = _guest_archive(guest)
+    base = _guest_archive(guest, version)
     staging = guest / "tmp/apt-clone-pack"  # inside the guest, so that its python3 compiles the project
     if staging.exists():
         shutil.rmtree(staging)
@@ -178,10 +178,9 @@ def pack(guest: Path, sandbox_tar: Path) -> Path:
     return image
 
 
-def _guest_archive(guest: Path) -> Path:
-    """The guest tree as a zstd cpio archive, made once per guest (its name carries the guest's)."""
-    done = sorted(guest.glob(".done-*"))
-    out = guest.parent / f"{guest.name}-{done[-1].name[6:] if done else 'none'}.cpio.zst"
+def _guest_archive(guest: Path, version: str) -> Path:
+    """The guest tree (with the modules of kernel ``version``) as a zstd cpio archive, made once."""
+    out = guest.parent / f"{guest.name}-{version}.cpio.zst"
     if not out.exists():
         for old in guest.parent.glob("guest-*.cpio.zst"):
             old.unlink()
@@ -195,7 +194,8 @@ def _guest_archive(guest: Path) -> Path:
 def _cpio(tree: Path, out: object, *, compress: bool, exclude: tuple[str, ...] = ()) -> None:
     """``tree`` as a newc cpio archive written to the open file ``out`` (zstd-compressed if asked)."""
     names = subprocess.run(["find", ".", "-xdev"], cwd=tree, capture_output=True, check=True).stdout.split(b"\n")
-    files = b"\n".join(n for n in names if n and not n.decode(errors="replace").startswith(exclude)) + b"\n"
+    skip = tuple(e.encode() for e in exclude)
+    files = b"\n".join(n for n in names if n and not n.startswith(skip)) + b"\n"
     cpio = subprocess.Popen(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE if compress else out)  # type: ignore[arg-type]
     zstd = None
@@ -376,7 +376,7 @@ def main() -> int:
             early.result()
         sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
         guest = guest_rootfs(version, kernel)
-        image = pack(guest, sandbox_tar)
+        image = pack(guest, version, sandbox_tar)
         which = os.environ.get("APT_CLONE_VM_STAGES", "all")
 
         def boot_half() -> None:

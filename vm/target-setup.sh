@@ -37,15 +37,14 @@ echo 'LABEL=GRUB /boot/grub ext2 defaults 0 2' > "$T/etc/fstab"
 echo apt-clone-vm > "$T/etc/hostname"
 # Under TCG every unit costs seconds a boot: what a test machine without network, screen or
 # logins does not need stays off (the story runs as a unit; its output goes to the console).
-chroot "$T" systemctl mask systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer getty.target \
-    e2scrub_reap.service e2scrub_all.timer fstrim.timer man-db.timer dpkg-db-backup.timer \
-    systemd-binfmt.service proc-sys-fs-binfmt_misc.automount modprobe@drm.service \
-    zfs-zed.service >/dev/null 2>&1 || true
 # The initramfs imports rpool and loads zfs.ko; zfs-load-module and zfs-import-cache would only do
 # it again, and both pull in systemd-udev-settle, which waits 7-8 s a boot under TCG; no NFS or SMB
 # shares here (zfs-share).
-chroot "$T" systemctl mask zfs-load-module.service zfs-import-cache.service zfs-import-scan.service zfs-share.service \
-    systemd-udev-settle.service >/dev/null 2>&1
+chroot "$T" systemctl mask systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer getty.target \
+    e2scrub_reap.service e2scrub_all.timer fstrim.timer man-db.timer dpkg-db-backup.timer \
+    systemd-binfmt.service proc-sys-fs-binfmt_misc.automount modprobe@drm.service zfs-zed.service \
+    zfs-load-module.service zfs-import-cache.service zfs-import-scan.service zfs-share.service \
+    systemd-udev-settle.service >/dev/null 2>&1 || true
 chroot "$T" passwd -d root >/dev/null
 # A small initramfs (virtio and zfs only, not every driver): under TCG each megabyte costs boot time.
 printf 'MODULES=list\n' > "$T/etc/initramfs-tools/conf.d/apt-clone-vm.conf"
