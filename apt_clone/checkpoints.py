@@ -11,7 +11,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import model
 from .boot import WITH_LISTING, grub
@@ -75,23 +75,28 @@ def _is_checkpoint(ds: Dataset, container: str) -> bool:
     return not ds.is_snapshot and ds.parent == container
 
 
+def _checkpoints(ctx: Context, tree: list[Dataset], next_boot: str | None) -> list[model.Checkpoint]:
+    return [_checkpoint(ds, ctx.system.dataset, next_boot) for ds in tree if _is_checkpoint(ds, ctx.system.container)]
+
+
 def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing:
-    """One zfs read for all checkpoints, ordered by createtxg."""
+    """All checkpoints, ordered by createtxg, and what boots: one zfs read and one pool read."""
     tree = tree if tree is not None else read_tree(ctx)
     state = ctx.boot.state(ctx.system.pool, ctx.system.container)
     next_boot = state.next_boot
-    cps = [_checkpoint(ds, ctx.system.dataset, next_boot) for ds in tree if _is_checkpoint(ds, ctx.system.container)]
     notes = [n for n in (state.disagreement,) if n]
     if state.grub_next:
         notes.append(f"next boot only (GRUB next_entry): '{state.grub_next}'")
-    return Listing(ctx.system.container, cps, ctx.system.dataset, next_boot, notes)
+    return Listing(ctx.system.container, _checkpoints(ctx, tree, next_boot), ctx.system.dataset, next_boot, notes)
 
 
 def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
-    """Rewrite the GRUB menu of checkpoints (when the system has GRUB) from one zfs read."""
+    """Rewrite the GRUB menu of checkpoints (when the system has GRUB) from one zfs read.
+
+    The menu does not say what boots next (grubenv's saved_entry does): the pool is not read."""
     if not ctx.boot.has_grub:
         return None
-    cps = list_checkpoints(ctx, tree).checkpoints
+    cps = _checkpoints(ctx, tree if tree is not None else read_tree(ctx), None)
     entries = [
         grub.MenuEntry(
             cp.name,
@@ -105,11 +110,25 @@ def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
 
 
 def find(ctx: Context, name: str, tree: list[Dataset] | None = None) -> model.Checkpoint:
+    name = resolve_name(name, ctx.system.container)  # a bad name is refused before any read
+    return find_in(list_checkpoints(ctx, tree), name)
+
+
+def lookup(ctx: Context, name: str) -> tuple[model.Checkpoint, Listing, list[Dataset]]:
+    """Checkpoint ``name`` with the listing and the tree it was found in (one zfs read, one pool read)."""
     name = resolve_name(name, ctx.system.container)
-    for cp in list_checkpoints(ctx, tree).checkpoints:
+    tree = read_tree(ctx)
+    listing = list_checkpoints(ctx, tree)
+    return find_in(listing, name), listing, tree
+
+
+def find_in(listing: Listing, name: str) -> model.Checkpoint:
+    """Checkpoint ``name`` of a listing (several lookups, one read); raises NotFound."""
+    name = resolve_name(name, listing.container)
+    for cp in listing.checkpoints:
         if cp.name == name:
             return cp
-    raise NotFound(f"no checkpoint named '{name}' in {ctx.system.container}")
+    raise NotFound(f"no checkpoint named '{name}' in {listing.container}")
 
 
 # --- create -----------------------------------------------------------------------------
@@ -177,10 +196,14 @@ def take_snapshots(ctx: Context, created: Created) -> None:
         ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
 
 
-def make_clones(ctx: Context, created: Created, command: str) -> None:
-    """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata."""
-    tree = ctx.zfs.list_tree(ctx.system.dataset)
-    origin = tree[0]
+def make_clones(ctx: Context, created: Created, command: str, tree: list[Dataset] | None = None) -> None:
+    """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata.
+
+    ``tree``: the container's tree as read for :func:`prepare_create` (the running root and its
+    children have not changed since, only their snapshots were taken); None: read the root's."""
+    if tree is None:
+        tree = ctx.zfs.list_tree(ctx.system.dataset)
+    origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
     tag = created.snapshot.split("@", 1)[1]
     props = {**clone_props(origin), **model.metadata(created.title, created.kind, command)}
     kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
@@ -244,6 +267,8 @@ class DestroyPlan:
     promote: list[str]
     activate_first: str | None
     boot_dataset: str | None = None
+    bootfs: str | None = None
+    """The pool's bootfs as read for this plan (under the lock: what an activation first saves)."""
 
 
 def _dependants_to_promote(tree: list[Dataset], dataset: str) -> list[str]:
@@ -266,8 +291,7 @@ def _dependants_to_promote(tree: list[Dataset], dataset: str) -> list[str]:
 
 def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None) -> DestroyPlan:
     """Check the safety rules and work out promotions; changes nothing."""
-    tree = read_tree(ctx)
-    cp = find(ctx, name, tree)
+    cp, listing, tree = lookup(ctx, name)
     if cp.current:
         raise Refused(f"Can not destroy currently active system folder: '{cp.name}' is the running system")
     activate_first = None
@@ -276,7 +300,7 @@ def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None
             raise Refused(
                 f"'{cp.name}' boots next: activate another checkpoint first, or pass --force OTHER to activate OTHER"
             )
-        other = find(ctx, activate_instead, tree)
+        other = find_in(listing, activate_instead)
         if other.name == cp.name:
             raise Refused("--force must name another checkpoint to activate")
         activate_first = other.name
@@ -288,7 +312,7 @@ def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None
             promote += _dependants_to_promote(boot_tree, twin)
         else:
             twin = None
-    return DestroyPlan(cp, promote, activate_first, twin)
+    return DestroyPlan(cp, promote, activate_first, twin, listing.next_boot)
 
 
 @dataclass(frozen=True)
@@ -326,10 +350,11 @@ class Activated:
 
 
 def activate(ctx: Context, name: str) -> Activated:
-    cp = find(ctx, name)
+    tree = read_tree(ctx)
+    cp = find(ctx, name, tree)
     messages = ctx.boot.activate(cp.dataset)
     ctx.zfs.set_props(cp.dataset, {model.ACTIVATED: model.utc_now()})
-    refresh_menu(ctx)
+    refresh_menu(ctx, tree)  # what boots and the activation time are not in the menu: no new read
     return Activated(cp.dataset, messages)
 
 
@@ -369,7 +394,7 @@ def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:
     cp = find(ctx, name)
     ctx.zfs.set_props(cp.dataset, {model.TITLE: title})
     refresh_menu(ctx)
-    return find(ctx, name)
+    return replace(cp, title=title)
 
 
 @dataclass(frozen=True)

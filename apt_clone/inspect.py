@@ -49,8 +49,8 @@ def _status_of(ctx: Context, cp: model.Checkpoint) -> dict[str, str]:
 
 
 def diff(ctx: Context, a: str, b: str) -> Diff:
-    tree = checkpoints.read_tree(ctx)
-    cpa = checkpoints.find(ctx, a, tree)
-    cpb = checkpoints.find(ctx, b, tree)
+    listing = checkpoints.list_checkpoints(ctx)
+    cpa = checkpoints.find_in(listing, a)
+    cpb = checkpoints.find_in(listing, b)
     changes = dpkgstatus.diff(_status_of(ctx, cpa), _status_of(ctx, cpb))
     return Diff(cpa.name, cpb.name, [c.as_list() for c in changes])

@@ -22,7 +22,10 @@ from .context import Context
 from .errors import OperationFailed
 from .journal import Journal, OpState
 from .upgrade import Interrupted, signals_as_interrupts
-from .zfs import ZfsNotFound
+from .zfs import Dataset, ZfsNotFound
+
+Tree = list[Dataset] | None
+"""The container's tree as a command's plan read it (see :func:`execute`)."""
 
 OPS: dict[str, tuple[tuple[str, str], ...]] = {
     "create": (
@@ -96,7 +99,7 @@ def _created(st: OpState) -> checkpoints.Created:
     return checkpoints.Created(**st.args["created"])
 
 
-def _create_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+def _create_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
     created = _created(st)
 
     # Both run only once: a create interrupted before its commit step is undone, never resumed.
@@ -108,7 +111,7 @@ def _create_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[S
             checkpoints.destroy_quietly(ctx, snap)
 
     def clone() -> None:
-        checkpoints.make_clones(ctx, created, st.command)
+        checkpoints.make_clones(ctx, created, st.command, tree)
 
     def unclone() -> None:
         for dataset in (created.dataset, created.boot_dataset):
@@ -118,12 +121,13 @@ def _create_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[S
     return [Step("snapshot", snapshot, unsnapshot), Step("clone", clone, unclone), Step("menu", _menu(ctx))]
 
 
-def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
     a = st.args
 
     def activate() -> None:
         if a.get("activate_first"):
-            a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+            if "boot_before" not in a:
+                a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, a.get("bootfs_seen"))
             save()
             other = f"{ctx.system.container}/{a['activate_first']}"
             ctx.boot.activate(other)
@@ -183,7 +187,7 @@ def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[
     ]
 
 
-def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
     a = st.args
     pairs = [(a["old"], a["new"])] + ([(a["old_twin"], a["new_twin"])] if a.get("old_twin") else [])
 
@@ -199,7 +203,8 @@ def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[S
 
     def bootfs() -> None:
         if a.get("active"):
-            a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+            if "boot_before" not in a:  # read now: the rename moved bootfs with the dataset
+                a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container)
             save()
             ctx.boot.activate(a["new"])
 
@@ -210,11 +215,12 @@ def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[S
     return [Step("rename", rename, unrename), Step("bootfs", bootfs, unbootfs), Step("menu", _menu(ctx))]
 
 
-def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
     a = st.args
 
     def boot() -> None:
-        a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+        if "boot_before" not in a:
+            a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, a.get("bootfs_seen"))
         save()
         a["messages"] = ctx.boot.activate(a["dataset"])
 
@@ -225,14 +231,16 @@ def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list
     def stamp() -> None:
         ctx.zfs.set_props(a["dataset"], {model.ACTIVATED: model.utc_now()})
 
-    return [Step("boot", boot, unboot), Step("stamp", stamp), Step("menu", _menu(ctx))]
+    # What boots and the activation time are not in the menu: the plan's tree serves it.
+    return [Step("boot", boot, unboot), Step("stamp", stamp), Step("menu", _menu(ctx, tree))]
 
 
-def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
     a = st.args
 
     def once() -> None:
-        a.setdefault("boot_before", ctx.boot.save(ctx.system.pool, ctx.system.container))
+        if "boot_before" not in a:
+            a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, a.get("bootfs_seen"))
         save()
         a["messages"] = [ctx.boot.boot_once(a["dataset"])]
 
@@ -246,7 +254,7 @@ def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[St
     return [Step("once", once, unonce), Step("arm", arm)]
 
 
-def _rollback_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list[Step]:
+def _rollback_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
     created = _created(st)
 
     def rollback() -> None:
@@ -258,7 +266,7 @@ def _rollback_steps(ctx: Context, st: OpState, save: Callable[[], None]) -> list
     return [Step("rollback", rollback), Step("destroy", destroy), Step("menu", _menu(ctx))]
 
 
-BUILDERS: dict[str, Callable[[Context, OpState, Callable[[], None]], list[Step]]] = {
+BUILDERS: dict[str, Callable[[Context, OpState, Callable[[], None], Tree], list[Step]]] = {
     "create": _create_steps,
     "destroy": _destroy_steps,
     "rename": _rename_steps,
@@ -268,9 +276,9 @@ BUILDERS: dict[str, Callable[[Context, OpState, Callable[[], None]], list[Step]]
 }
 
 
-def _menu(ctx: Context) -> Callable[[], None]:
+def _menu(ctx: Context, tree: Tree = None) -> Callable[[], None]:
     def menu() -> None:
-        checkpoints.refresh_menu(ctx)
+        checkpoints.refresh_menu(ctx, tree)
 
     return menu
 
@@ -288,14 +296,17 @@ def _new_state(ctx: Context, op: str, command: str, args: dict[str, Any]) -> OpS
     )
 
 
-def execute(ctx: Context, st: OpState) -> OpState:
-    """Run the command's steps (skipping those done); undo them on a failure before the commit step."""
+def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
+    """Run the command's steps (skipping those done); undo them on a failure before the commit step.
+
+    ``tree``: the container's tree as the command's plan read it under the lock (not journalled:
+    None when recovering); the steps that can use it read nothing again."""
     journal = Journal(ctx.system.container)
 
     def save() -> None:
         journal.save(st)
 
-    steps = BUILDERS[st.op](ctx, st, save)
+    steps = BUILDERS[st.op](ctx, st, save, tree)
     st.state, st.pid, st.error = "running", os.getpid(), None
     save()
     current = ""
@@ -361,7 +372,7 @@ def recover(ctx: Context, st: OpState) -> str:
         execute(ctx, st)
         journal.finish(st, "recovered")
         return f"completed '{st.command}' (it had passed its point of no return)"
-    steps = BUILDERS[st.op](ctx, st, lambda: journal.save(st))
+    steps = BUILDERS[st.op](ctx, st, lambda: journal.save(st), None)
     _undo(ctx, st, steps, journal)
     checkpoints.refresh_menu(ctx)
     journal.finish(st, "recovered")
@@ -370,8 +381,9 @@ def recover(ctx: Context, st: OpState) -> str:
 
 # --- the commands ----------------------------------------------------------------------------
 def create(ctx: Context, *, title: str | None = None, kind: str = "manual") -> checkpoints.Created:
-    created = checkpoints.prepare_create(ctx, title=title, kind=kind)
-    execute(ctx, _new_state(ctx, "create", "apt-clone create", {"created": asdict(created)}))
+    tree = checkpoints.read_tree(ctx)
+    created = checkpoints.prepare_create(ctx, title=title, kind=kind, tree=tree)
+    execute(ctx, _new_state(ctx, "create", "apt-clone create", {"created": asdict(created)}), tree)
     return created
 
 
@@ -383,6 +395,7 @@ def destroy(ctx: Context, plan: checkpoints.DestroyPlan) -> checkpoints.Destroye
         "boot_dataset": plan.boot_dataset,
         "activate_first": plan.activate_first,
         "promote": list(plan.promote),
+        "bootfs_seen": plan.bootfs,
     }
     st = execute(ctx, _new_state(ctx, "destroy", f"apt-clone destroy {cp.name}", args))
     return checkpoints.Destroyed(cp.dataset, list(plan.promote), st.args.get("snapshot_destroyed"), plan.activate_first)
@@ -396,16 +409,16 @@ def rename(ctx: Context, old: str, new: str) -> checkpoints.Renamed:
 
 
 def activate(ctx: Context, name: str) -> checkpoints.Activated:
-    cp = checkpoints.find(ctx, name)
-    args = {"name": cp.name, "dataset": cp.dataset}
-    st = execute(ctx, _new_state(ctx, "activate", f"apt-clone activate {cp.name}", args))
+    cp, listing, tree = checkpoints.lookup(ctx, name)
+    args = {"name": cp.name, "dataset": cp.dataset, "bootfs_seen": listing.next_boot}
+    st = execute(ctx, _new_state(ctx, "activate", f"apt-clone activate {cp.name}", args), tree)
     return checkpoints.Activated(cp.dataset, list(st.args.get("messages", [])))
 
 
 def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
     """``activate --once``: boot NAME one time; a healthy boot makes it the default (trial.py)."""
-    cp = checkpoints.find(ctx, name)
-    args = {"name": cp.name, "dataset": cp.dataset}
+    cp, listing, _ = checkpoints.lookup(ctx, name)
+    args = {"name": cp.name, "dataset": cp.dataset, "bootfs_seen": listing.next_boot}
     st = execute(ctx, _new_state(ctx, "trial", f"apt-clone activate --once {cp.name}", args))
     return checkpoints.Activated(cp.dataset, [*st.args["messages"], trial.TRIAL_NOTE.format(name=cp.name)])
 

@@ -106,11 +106,13 @@ class Bootloader:
         self.clear_once(container)
         return messages
 
-    def save(self, pool: str, container: str) -> dict[str, str | None]:
-        """Everything :meth:`activate` changes, for :meth:`restore`."""
+    def save(self, pool: str, container: str, bootfs: str | None = None) -> dict[str, str | None]:
+        """Everything :meth:`activate` changes, for :meth:`restore`.
+
+        ``bootfs``: the pool's bootfs as the caller has just read it under the lock (None: read it)."""
         env = self.grubenv.read() if self.has_grub else {}
         return {
-            "bootfs": self.zfs.pool(pool).bootfs,
+            "bootfs": bootfs or self.zfs.pool(pool).bootfs,
             "saved_entry": env.get("saved_entry"),
             "next_entry": env.get("next_entry"),
             "once": self._read_once(container),
