@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from .errors import OperationFailed
 
-TRACE = os.environ.get("APT_CLONE_TRACE") == "1"
-"""Print every command run, with its time and status, to stderr (for profiling)."""
+TRACE_ENV = "APT_CLONE_TRACE"
+"""Set to 1: print every command run, with its time and status, to stderr (for profiling)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Runner:
             except FileNotFoundError as exc:
                 raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
         out = proc.stdout.decode("utf-8", "replace") if isinstance(proc.stdout, bytes) else ""
-        if TRACE:
+        if os.environ.get(TRACE_ENV) == "1":
             print(f"[{time.perf_counter() - started:7.3f}s rc={proc.returncode}] {' '.join(argv)}", file=sys.stderr)
         return Completed(tuple(argv), proc.returncode, out, proc.stderr.decode("utf-8", "replace"))
 

@@ -50,10 +50,24 @@ def test_create_continues_numbering_and_records_metadata(pristine: SandboxInfo):
     assert text[2].startswith("    rootfs-nmu-001 before experiments [nmu-001 : ")
 
 
+def reads(result: subprocess.CompletedProcess[str]) -> tuple[int, int]:
+    """(checkpoint tree reads, pool reads) in a command's trace (APT_CLONE_TRACE=1)."""
+    trace = [line.split("] ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[")]
+    trees = [c for c in trace if c.startswith("zfs get ") and " -r " in c]
+    pools = [c for c in trace if c.startswith(("zpool get ", "zpool list ")) and "bootfs" in c]
+    return len(trees), len(pools)
+
+
+TRACE = {"APT_CLONE_TRACE": "1"}
+
+
 def test_activate_sets_bootfs_and_says_so(pristine: SandboxInfo):
     apt_clone(pristine, "create")
-    result = apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")
+    result = apt_clone(pristine, "-y", "-a", "rootfs-nmu-001", env=TRACE)
     assert result.returncode == 0, result.stderr
+    # The plan reads the checkpoints and the pool once; the steps (saving bootfs for the undo,
+    # the GRUB menu) use what it read.
+    assert reads(result) == (1, 1), result.stderr
     assert f"'{pristine.ds('rootfs-nmu-001')}' has been activated" in result.stdout
     assert bootfs(pristine) == pristine.ds("rootfs-nmu-001")
     assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:activated") != "-"
@@ -75,8 +89,9 @@ def test_destroy_refuses_current_and_active(pristine: SandboxInfo):
     apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")  # 001 active, 000 current
     result = apt_clone(pristine, "-y", "-r", "rootfs-nmu-001")
     assert result.returncode == 3 and "boots next" in result.stderr
-    result = apt_clone(pristine, "-y", "destroy", "rootfs-nmu-001", "--force", "rootfs-nmu-000")
+    result = apt_clone(pristine, "-y", "destroy", "rootfs-nmu-001", "--force", "rootfs-nmu-000", env=TRACE)
     assert result.returncode == 0, result.stderr
+    assert reads(result)[1] == 1, result.stderr  # one pool read: activating OTHER first saves what the plan read
     assert bootfs(pristine) == pristine.first
     assert zfs_state(pristine) == before
 
