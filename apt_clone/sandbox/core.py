@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ from ..zfs import CliZfs, ZfsBackend, ZfsNotFound
 from . import daemon, rootfs
 
 STATE_FILE = "sandbox.json"
+PRISTINE = "org.aptclone-sandbox:pristine"
+"""On the first root's @initial: a token the fast reset knows the pristine snapshot by (it moves
+with the snapshot when a clone is promoted; zfs-fuse's ``zfs get all`` has no guid)."""
 FIRST_NAME = "rootfs-nmu-000"
 DEFAULT_SIZE = "3G"
 BOOT_POOL_SIZE = "256M"
@@ -224,12 +228,13 @@ def create(
     zfs.set_props(
         sb.first, model.metadata(rootfs.os_title(sb.root), "initial", "debootstrap --variant=minbase " + suite)
     )
-    zfs.snapshot(f"{sb.first}@initial", recursive=True)
+    token = {PRISTINE: uuid.uuid4().hex}
+    zfs.snapshot(f"{sb.first}@initial", recursive=True, props=token)
     zfs.set_bootfs(sb.pool, sb.first)
     _run_ok(runner, ["zfs", "send", "-R", f"{sb.first}@initial"], "zfs send failed", stdout_path=sb.pristine_stream)
     twin = sb.twin(sb.first)
     if twin:
-        zfs.snapshot(f"{twin}@initial")
+        zfs.snapshot(f"{twin}@initial", props=token)
         _run_ok(
             runner, ["zfs", "send", "-R", f"{twin}@initial"], "zfs send failed", stdout_path=sb.pristine_boot_stream
         )
@@ -313,33 +318,64 @@ def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None,
     return current, target
 
 
-def _local_props(runner: Runner, dataset: str) -> dict[str, dict[str, str]]:
-    """Every property set on ``dataset``'s tree (native and user; locally or by a receive), snapshots included."""
-    argv = ["zfs", "get", "-H", "-r", "-s", "local,received", "-o", "name,property,value", "all", dataset]
+Props = dict[str, dict[str, tuple[str, str]]]
+"""A container's tree as ``zfs get all`` shows it: dataset -> property -> (value, source)."""
+
+
+def _read_all(runner: Runner, container: str) -> Props:
+    """Every property of every dataset and snapshot of ``container``'s tree, in one zfs read
+    (parents before their children, as ``zfs get -r`` lists them)."""
+    argv = ["zfs", "get", "-Hp", "-r", "-o", "name,property,value,source", "all", container]
     result = runner.run(argv)
     if not result.ok:
-        raise OperationFailed(f"cannot read the properties of {dataset}: {result.error_line()}")
-    props: dict[str, dict[str, str]] = {}
+        raise OperationFailed(f"cannot read the properties of {container}: {result.error_line()}")
+    found: Props = {}
     for line in result.stdout.splitlines():
-        name, prop, value = line.split("\t", 2)
-        props.setdefault(name, {})[prop] = value
-    return props
+        name, prop, value, source = line.split("\t", 3)
+        found.setdefault(name, {})[prop] = (value, source)
+    return found
 
 
-def _guid(runner: Runner, snapshot: str) -> str | None:
-    result = runner.run(["zfs", "get", "-Hp", "-o", "value", "guid", snapshot])
-    return result.stdout.strip() if result.ok else None
+def _local(found: Props) -> dict[str, dict[str, str]]:
+    """The properties set on each dataset (locally or by a receive)."""
+    return {
+        name: {p: v for p, (v, src) in props.items() if src in ("local", "received")} for name, props in found.items()
+    }
+
+
+def _value(found: Props, name: str, prop: str) -> str | None:
+    value = found.get(name, {}).get(prop, ("-", ""))[0]
+    return None if value in ("-", "") else value
+
+
+def _clones_of(found: Props, snapshots: list[str], candidates: list[str]) -> set[str]:
+    """The candidates that ``zfs destroy -R`` of the snapshots takes along: clones of them, and
+    clones of snapshots of those clones (so destroying them again is not tried)."""
+    gone = set(snapshots)
+    grew = True
+    while grew:
+        grew = False
+        for name in candidates:
+            origin = _value(found, name, "origin")
+            if name not in gone and origin and (origin in gone or origin.split("@", 1)[0] in gone):
+                gone.add(name)
+                grew = True
+    return gone
 
 
 def _pristine_record(sb: Sandbox, runner: Runner) -> dict[str, Any]:
-    """What a fast reset restores: each container's first root (@initial's guid) and local properties."""
+    """What a fast reset restores: each container's first root (and @initial's token) and local properties."""
     record: dict[str, Any] = {}
     for container, first in ((sb.container, sb.first), (sb.boot_container, sb.twin(sb.first))):
         if container and first:
+            found = _read_all(runner, container)
+            if not _value(found, f"{first}@initial", PRISTINE):  # received from a stream made before tokens
+                _run_ok(runner, ["zfs", "set", f"{PRISTINE}={uuid.uuid4().hex}", f"{first}@initial"], "zfs set failed")
+                found = _read_all(runner, container)
             record[container] = {
                 "first": first,
-                "guid": _guid(runner, f"{first}@initial"),
-                "props": _local_props(runner, container),
+                "token": _value(found, f"{first}@initial", PRISTINE),
+                "props": _local(found),
             }
     return record
 
@@ -350,30 +386,30 @@ def _fast_reset(
     """Back to the pristine state without receiving the root again: destroy every other dataset
     and snapshot, roll the first root back to @initial and restore the local properties.
 
-    The pristine @initial (known by its guid) may have moved to another checkpoint, which a
-    promotion does: that one is renamed back to the first root's name. Returns the first root's
-    child filesystems (left unmounted); None (and nothing changed) when no filesystem that is not
-    a clone holds the pristine @initial."""
+    One zfs read serves it all (rolling back and destroying other datasets change no property
+    of what stays). The pristine @initial (known by its token) may have moved to another
+    checkpoint, which a promotion does: that one is renamed back to the first root's name.
+    Returns the first root's child filesystems (left unmounted); None (and nothing changed) when
+    no filesystem that is not a clone holds the pristine @initial."""
     first = record["first"]
-    if not record.get("guid"):
+    if not record.get("token"):
         return None
-    tree = zfs.list_tree(container)
-    holders = [
-        ds.parent
-        for ds in tree
-        if ds.is_snapshot and ds.name.endswith("@initial") and ds.parent and ds.parent.rsplit("/", 1)[0] == container
-    ]
+    found = _read_all(runner, container)
+    names = list(found)
+    holders = [n[: -len("@initial")] for n in names if n.endswith("@initial") and n.rsplit("/", 1)[0] == container]
     holder = first if first in holders else holders[0] if len(holders) == 1 else None
-    if holder is None or _guid(runner, f"{holder}@initial") != record["guid"]:
+    if holder is None or _value(found, f"{holder}@initial", PRISTINE) != record["token"]:
         return None
-    if any(ds.origin for ds in tree if ds.name == holder or ds.name.startswith(holder + "/")):
+    ours = [n for n in names if n == holder or n.startswith((holder + "/", holder + "@"))]
+    if any(_value(found, n, "origin") for n in ours if "@" not in n):
         return None  # the pristine root is a clone now: receive it again
-    for ds in reversed(tree):
-        if ds.mounted and not ds.is_snapshot:
-            zfs.unmount(ds.name)
-    ours = {ds.name for ds in tree if ds.name == holder or ds.name.startswith((holder + "/", holder + "@"))}
-    doomed = [ds.name for ds in tree if ds.is_snapshot and ds.parent == holder and not ds.name.endswith("@initial")]
-    doomed += [ds.name for ds in tree if not ds.is_snapshot and ds.parent == container and ds.name not in ours]
+    for name in reversed(names):  # children before their parents
+        if "@" not in name and _value(found, name, "mounted") == "yes":
+            zfs.unmount(name)
+    doomed = [n for n in names if n.startswith(holder + "@") and not n.endswith("@initial")]
+    others = [n for n in names if "@" not in n and n.rsplit("/", 1)[0] == container and n not in ours]
+    gone = _clones_of(found, doomed, others)
+    doomed += [n for n in others if n not in gone]
     for name in doomed:  # later snapshots of the first root with their clones, then every other checkpoint
         try:
             zfs.destroy(name, recursive=True, dependents=True)
@@ -385,7 +421,9 @@ def _fast_reset(
     filesystems = sorted(first + name[len(holder) :] for name in ours if "@" not in name)
     for name in filesystems:
         zfs.rollback(f"{name}@initial", destroy_newer=True)
-    now = _local_props(runner, container)
+    local = _local(found)
+    now = {first + n[len(holder) :]: local[n] for n in ours if n.endswith("@initial") or "@" not in n}
+    now[container] = local.get(container, {})
     for name, props in now.items():
         want = record["props"].get(name, {})
         for prop in props.keys() - want.keys():
