@@ -22,6 +22,16 @@ exit status); only the interpreter start and the imports are saved. Under softwa
 VM lane) those cost seconds per command; on real hardware, tests exec a fresh interpreter."""
 
 
+def _preload_pyzfs() -> None:
+    """Where libzfs_core can work, import it once here: every forked command that changes ZFS
+    would import it again (about a second under emulation), like the rest of the interpreter start."""
+    if os.path.exists("/dev/zfs") and "libzfs_core" not in sys.modules:
+        try:
+            importlib.import_module("libzfs_core")
+        except ImportError:
+            pass
+
+
 def run_module(
     module: str, argv: list[str], input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -37,6 +47,7 @@ def run_module(
             env=full_env,
         )
     main = importlib.import_module(_MAINS[module]).main
+    _preload_pyzfs()
     with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
         fin.write((input or "").encode())
         fin.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 
 from ..runner import DEFAULT_RUNNER, Runner
@@ -32,15 +33,12 @@ def open_backend(runner: Runner = DEFAULT_RUNNER) -> ZfsBackend:
     if choice == "cli":
         return CliZfs(runner)
     if os.path.exists("/dev/zfs") or choice == "lzc":
-        try:
-            lzc = importlib.import_module("libzfs_core")
-        except ImportError:
-            if choice == "lzc":
-                raise ZfsUnavailable("libzfs_core (python3-pyzfs) is not installed") from None
-        else:
-            from .lzc import LzcZfs
+        if importlib.util.find_spec("libzfs_core") is not None:
+            from .lzc import LazyModule, LzcZfs
 
-            return LzcZfs(lzc, runner)
+            return LzcZfs(LazyModule("libzfs_core"), runner)
+        if choice == "lzc":
+            raise ZfsUnavailable("libzfs_core (python3-pyzfs) is not installed")
     return CliZfs(runner)
 
 

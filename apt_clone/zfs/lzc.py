@@ -8,6 +8,7 @@ libzfs_core are ``bytes``.
 from __future__ import annotations
 
 import errno
+import importlib
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -25,6 +26,7 @@ from .errors import (
     ZfsNotFound,
     ZfsOutOfSpace,
     ZfsPermission,
+    ZfsUnavailable,
 )
 
 # pyzfs exception class names -> our typed errors.
@@ -85,6 +87,23 @@ def _user_props(props: Mapping[str, str] | None) -> tuple[dict[bytes, bytes], di
         else:
             native[prop] = value
     return user, native
+
+
+class LazyModule:
+    """A module imported when first used: pyzfs builds its cffi bindings as it loads (seconds
+    under emulation), and the commands that only read (the listing, the boot-time ones) never need it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            try:
+                self._module = importlib.import_module(self._name)
+            except ImportError as exc:
+                raise ZfsUnavailable(f"{self._name} (python3-pyzfs) cannot be loaded: {exc}") from exc
+        return getattr(self._module, attr)
 
 
 class LzcZfs(CliZfs):

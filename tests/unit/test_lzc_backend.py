@@ -1,5 +1,6 @@
 """Argument handling of the libzfs_core backend with a stand-in for the pyzfs module."""
 
+import sys
 import types
 
 import pytest
@@ -12,8 +13,9 @@ from apt_clone.zfs import (
     ZfsHasDependentClones,
     ZfsInvalid,
     ZfsNotFound,
+    ZfsUnavailable,
 )
-from apt_clone.zfs.lzc import LzcZfs, map_lzc_error
+from apt_clone.zfs.lzc import LazyModule, LzcZfs, map_lzc_error
 
 from .fakes import FakeRunner
 
@@ -120,3 +122,21 @@ def test_not_implemented_falls_back_to_the_cli():
     runner.queue = [(0, "p/a\ttype\tfilesystem\t-\np/a\tmounted\tno\t-\n", "")] * 2
     make(lzc, runner).rename("p/a", "p/b")
     assert ("zfs", "rename", "p/a", "p/b") in runner.calls
+
+
+def test_pyzfs_is_loaded_at_the_first_mutation_only(monkeypatch):
+    module = types.ModuleType("ac_fake_lzc")
+    module.lzc_promote = lambda name: None  # type: ignore[attr-defined]
+    lazy = LazyModule("ac_fake_lzc")
+    z = LzcZfs(lazy, FakeRunner())
+    z.pools()  # a read: the CLI, pyzfs not loaded
+    assert lazy._module is None
+    monkeypatch.setitem(sys.modules, "ac_fake_lzc", module)
+    z.promote("p/b")
+    assert lazy._module is module
+
+
+def test_pyzfs_that_cannot_load_is_a_typed_error():
+    z = LzcZfs(LazyModule("ac_no_such_module_here"), FakeRunner())
+    with pytest.raises(ZfsUnavailable, match="cannot be loaded"):
+        z.promote("p/b")
