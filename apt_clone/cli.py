@@ -6,9 +6,7 @@ The seed's short forms work as in the seed, with global options before them:
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,15 +28,16 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
-from . import checkpoints, render, trial
+from . import checkpoints, render
 from .context import Context, open_context
-from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, NotRoot, UsageError
+from .entry import run_boot_command
+from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, report, require_root
 from .lock import exclusive
 from .prompts import choose, confirm
 
 # The journalled operations, apt operations (transaction, upgrade: python-apt planning) and inspect
-# are imported where they are used: the listing and the boot-time commands (apt-clone-boot,
-# apt-clone-trial) start without them (under emulation each module costs a noticeable fraction).
+# are imported where they are used: the listing starts without them (under emulation each module
+# costs a noticeable fraction). The boot-time commands do not load this module at all (entry.py).
 
 app = typer.Typer(
     add_completion=False,
@@ -70,8 +69,7 @@ def _context(opts: Options) -> Context:
 
 
 def _need_root() -> None:
-    if os.geteuid() != 0:
-        raise NotRoot("this command needs root privileges (run it with sudo)")
+    require_root()
 
 
 def _guard(cx: Context) -> None:
@@ -406,21 +404,15 @@ def recover_cmd(ctx: typer.Context) -> None:
 def boot_started_cmd(ctx: typer.Context) -> None:
     """Early boot (apt-clone-boot.service): spend a one-time boot request."""
     opts = _opts(ctx)
-    _need_root()
-    cx = _context(opts)
-    with exclusive():
-        print(trial.boot_started(cx))
+    print(run_boot_command(opts.root, "boot-started")[0])
 
 
 @app.command("trial-commit", hidden=True)
 def trial_commit_cmd(ctx: typer.Context) -> None:
     """After boot (apt-clone-trial.service): make a healthy trial checkpoint the default."""
     opts = _opts(ctx)
-    _need_root()
-    cx = _context(opts)
-    with exclusive():
-        result = trial.commit(cx)
-    _out(opts, result.message, result)
+    message, result = run_boot_command(opts.root, "trial-commit")
+    _out(opts, message, result)
 
 
 @app.command("show")
@@ -472,11 +464,6 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         app(args=args, prog_name="apt-clone", standalone_mode=False)
-    except AptCloneError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"apt-clone: {exc.message}", file=sys.stderr)
-        return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
@@ -485,14 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     except _BadUsage as exc:
         print(f"apt-clone: {exc.format_message()}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("apt-clone: interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"apt-clone: {exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}", file=sys.stderr)
-        return EXIT_FAILED
+    except (AptCloneError, KeyboardInterrupt, OSError) as exc:
+        return report(exc, debug)
     return 0
 
 

@@ -5,6 +5,10 @@ Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input, 3 refused by a s
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -54,3 +58,25 @@ class LockHeld(Refused):
 
 class NotZfsRoot(UsageError):
     """The managed root directory is not a mounted ZFS dataset."""
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRoot("this command needs root privileges (run it with sudo)")
+
+
+def report(exc: BaseException, debug: bool = False) -> int:
+    """Print the one line an error gets (with the traceback when debugging); its exit status."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("apt-clone: interrupted", file=sys.stderr)
+        return 130
+    if debug:
+        traceback.print_exc()
+    if isinstance(exc, AptCloneError):
+        print(f"apt-clone: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, OSError):
+        print(f"apt-clone: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"apt-clone: {exc}", file=sys.stderr)
+    return EXIT_FAILED

@@ -25,6 +25,7 @@ Usage: python3 vm/lane.py
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import re
 import shutil
@@ -60,6 +61,8 @@ TESTS_NICE = int(os.environ.get("APT_CLONE_VM_TESTS_NICE", "5"))
 """Scheduling priority (nice) of the test VM beside the boot VM; 0: equal shares. Measured on a warm
 cache: 0 -> tests 301 s, boot 406 s; 3 -> tests 369 s, boot 398 s; 5 -> tests 363 s, boot 340 s;
 10 -> tests 412 s, boot 323-360 s (runs vary by about 10%)."""
+GUEST_RECIPE = 2
+"""Bumped when :func:`guest_rootfs` changes what it adds to the debootstrapped guest (its cache key)."""
 BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service", "grub/42_apt-clone", "grub/apt-clone.cfg",
                    "systemd/apt-clone-boot.service", "systemd/apt-clone-trial.service")
 """What the installed disk holds of the project (it is cached by them); the Python code is on its own disk."""
@@ -122,7 +125,7 @@ def _debootstrap_guest(guest: Path) -> None:
 @stage("guest-rootfs")
 def guest_rootfs(version: str, kernel: Path) -> Path:
     guest = _guest_dir()
-    done = guest / f".done-{version}"
+    done = guest / f".done-{version}-r{GUEST_RECIPE}"
     if done.exists():
         return guest
     _debootstrap_guest(guest)
@@ -134,6 +137,11 @@ def guest_rootfs(version: str, kernel: Path) -> Path:
             shutil.copytree(src / rel, dst / rel, dirs_exist_ok=True)
     for f in src.glob("modules.*"):
         shutil.copy2(f, dst / f.name)
+    # zfs.ko and spl.ko as DKMS left them are xz-compressed: under TCG the kernel's xz makes
+    # `modprobe zfs` seconds slower. Stored plain (as on the boot disk, vm/target-setup.sh).
+    for ko in (dst / "updates").rglob("*.ko.xz"):
+        ko.with_suffix("").write_bytes(lzma.decompress(ko.read_bytes()))
+        ko.unlink()
     run(["chroot", str(guest), "depmod", version])
     run(["chroot", str(guest), "apt-get", "clean"])
     done.touch()
@@ -182,7 +190,7 @@ def pack(guest: Path, version: str, sandbox_tar: Path) -> Path:
 
 def _guest_archive(guest: Path, version: str) -> Path:
     """The guest tree (with the modules of kernel ``version``) as a cpio archive, made once."""
-    out = guest.parent / f"{guest.name}-{version}.cpio"
+    out = guest.parent / f"{guest.name}-{version}-r{GUEST_RECIPE}.cpio"
     if not out.exists():
         for old in guest.parent.glob("guest-*.cpio*"):  # older guests, and the zstd archives of before
             old.unlink()

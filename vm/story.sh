@@ -1,6 +1,8 @@
 #!/bin/sh
 # The seed's story on a real ZFS root booted by GRUB, one stage per boot. The stage number is a
 # property of the pool, which every checkpoint sees. Results go to the serial console.
+# A unit without a terminal: debconf would try dialog, readline and teletype before giving up.
+export DEBIAN_FRONTEND=noninteractive
 say() { echo "APT-CLONE-VM-STORY $* (up $(cut -d' ' -f1 /proc/uptime)s)" > /dev/ttyS0; }
 run() { echo "# $*" > /dev/ttyS0; "$@" > /dev/ttyS0 2>&1; }
 stage=$(zfs get -H -o value org.aptclone-vm:stage rpool)

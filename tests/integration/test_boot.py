@@ -91,6 +91,19 @@ def test_failed_trial_boot_falls_back_by_itself(with_kernel: SandboxInfo):
     assert apt_clone(sb, "-y", "trial-commit").stdout.strip() == "no trial boot armed"
 
 
+def test_boot_time_commands_do_not_load_the_command_line_parser(pristine: SandboxInfo):
+    """apt-clone-boot and apt-clone-trial run at every boot: typer, click and the CLI stay unloaded."""
+    code = (
+        "import sys; from apt_clone.entry import main;"
+        f"codes = [main(['--root', {pristine.root!r}, '-y', c]) for c in ('boot-started', 'trial-commit')];"
+        "heavy = ('typer', 'click', 'apt_clone.cli', 'apt_clone.operations');"
+        "print(codes, sorted(m for m in heavy if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    lines = result.stdout.strip().splitlines()
+    assert lines == ["no one-time boot request", "no trial boot armed", "[0, 0] []"], result.stderr
+
+
 def test_unhealthy_trial_is_not_committed(with_kernel: SandboxInfo, tmp_path):
     sb = with_kernel
     apt_clone(sb, "create")

@@ -1,0 +1,61 @@
+"""The ``apt-clone`` program.
+
+systemd runs two commands at every boot (``apt-clone -y boot-started`` early, ``apt-clone -y
+trial-commit`` once the system is up). They take no options beyond ``--root`` and ``-y``, so they
+go straight to their service function without loading the command-line parser (typer and click
+cost a noticeable part of a second where boots are slow); everything else goes to the CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+
+BOOT_COMMANDS = ("boot-started", "trial-commit")
+
+
+def boot_command(args: list[str]) -> tuple[str, str] | None:
+    """(root, command) when ``args`` is ``[--root ROOT] [-y] boot-started|trial-commit``."""
+    if not args or args[-1] not in BOOT_COMMANDS:
+        return None
+    root, rest = "/", args[:-1]
+    if rest[:1] == ["--root"] and len(rest) >= 2:
+        root, rest = rest[1], rest[2:]
+    elif rest[:1] and rest[0].startswith("--root="):
+        root, rest = rest[0].split("=", 1)[1], rest[1:]
+    if rest not in ([], ["-y"], ["--yes"]):
+        return None
+    return root, args[-1]
+
+
+def run_boot_command(root: str, command: str) -> tuple[str, object]:
+    """Spend a one-time boot request (``boot-started``) or commit a healthy trial boot
+    (``trial-commit``): the message, and the result for ``--json``."""
+    from . import trial
+    from .context import open_context
+    from .errors import require_root
+    from .lock import exclusive
+
+    require_root()
+    cx = open_context(root)
+    with exclusive():
+        if command == "boot-started":
+            message = trial.boot_started(cx)
+            return message, {"message": message}
+        result = trial.commit(cx)
+        return result.message, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    found = boot_command(args)
+    if found is None:
+        from .cli import main as cli_main
+
+        return cli_main(args)
+    from .errors import AptCloneError, report
+
+    try:
+        print(run_boot_command(*found)[0])
+    except (AptCloneError, KeyboardInterrupt, OSError) as exc:
+        return report(exc)  # --debug takes the CLI path
+    return 0
