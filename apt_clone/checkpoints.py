@@ -350,8 +350,7 @@ class Activated:
 
 
 def activate(ctx: Context, name: str) -> Activated:
-    tree = read_tree(ctx)
-    cp = find(ctx, name, tree)
+    cp, _, tree = lookup(ctx, name)
     messages = ctx.boot.activate(cp.dataset)
     ctx.zfs.set_props(cp.dataset, {model.ACTIVATED: model.utc_now()})
     refresh_menu(ctx, tree)  # what boots and the activation time are not in the menu: no new read

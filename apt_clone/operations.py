@@ -95,6 +95,14 @@ def _committed(st: OpState) -> bool:
 
 
 # --- the steps of each command ----------------------------------------------------------------
+def _save_boot(ctx: Context, a: dict[str, Any], bootfs: str | None = None) -> None:
+    """Record what boots before a step changes it, once (the journal keeps it for the undo).
+
+    ``bootfs``: the pool's bootfs as the command's plan read it under the lock (None: read it)."""
+    if "boot_before" not in a:
+        a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, bootfs)
+
+
 def _created(st: OpState) -> checkpoints.Created:
     return checkpoints.Created(**st.args["created"])
 
@@ -126,8 +134,7 @@ def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tr
 
     def activate() -> None:
         if a.get("activate_first"):
-            if "boot_before" not in a:
-                a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, a.get("bootfs_seen"))
+            _save_boot(ctx, a, a.get("bootfs_seen"))
             save()
             other = f"{ctx.system.container}/{a['activate_first']}"
             ctx.boot.activate(other)
@@ -203,8 +210,7 @@ def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tre
 
     def bootfs() -> None:
         if a.get("active"):
-            if "boot_before" not in a:  # read now: the rename moved bootfs with the dataset
-                a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container)
+            _save_boot(ctx, a)  # read now: the rename moved bootfs with the dataset
             save()
             ctx.boot.activate(a["new"])
 
@@ -219,8 +225,7 @@ def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: T
     a = st.args
 
     def boot() -> None:
-        if "boot_before" not in a:
-            a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, a.get("bootfs_seen"))
+        _save_boot(ctx, a, a.get("bootfs_seen"))
         save()
         a["messages"] = ctx.boot.activate(a["dataset"])
 
@@ -239,8 +244,7 @@ def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree
     a = st.args
 
     def once() -> None:
-        if "boot_before" not in a:
-            a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, a.get("bootfs_seen"))
+        _save_boot(ctx, a, a.get("bootfs_seen"))
         save()
         a["messages"] = [ctx.boot.boot_once(a["dataset"])]
 

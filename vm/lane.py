@@ -59,8 +59,8 @@ QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "4096", "-node
 CD-ROM, parallel port): each is a driver the guest would load and probe at every boot."""
 TESTS_NICE = int(os.environ.get("APT_CLONE_VM_TESTS_NICE", "5"))
 """Scheduling priority (nice) of the test VM beside the boot VM; 0: equal shares. Measured on a warm
-cache: 0 -> tests 301 s, boot 406 s; 3 -> tests 369 s, boot 398 s; 5 -> tests 363 s, boot 340 s;
-10 -> tests 412 s, boot 323-360 s (runs vary by about 10%)."""
+cache with the code of 2026-11-23: 0 -> tests 265 s, boot 333 s; 4 -> tests 309 s, boot 290 s;
+5 -> tests 277-323 s, boot 253-288 s (runs of the same code vary by about 10%)."""
 GUEST_RECIPE = 2
 """Bumped when :func:`guest_rootfs` changes what it adds to the debootstrapped guest (its cache key)."""
 BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service", "grub/42_apt-clone", "grub/apt-clone.cfg",
