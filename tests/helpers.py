@@ -14,6 +14,7 @@ from dataclasses import dataclass
 SANDBOX_DIR = os.environ.get("APT_CLONE_TEST_SANDBOX", "/var/tmp/apt-clone-test-sandbox")
 
 _MAINS = {"apt_clone": "apt_clone.entry", "apt_clone.sandbox": "apt_clone.sandbox.__main__"}
+_PRELOAD = {"apt_clone": ("apt_clone.cli",)}
 FORK = os.environ.get("APT_CLONE_TEST_FORK") == "1"
 """Run the command lines in a forked child of the test process instead of a new interpreter.
 
@@ -47,6 +48,8 @@ def run_module(
             env=full_env,
         )
     main = importlib.import_module(_MAINS[module]).main
+    for name in _PRELOAD.get(module, ()):
+        importlib.import_module(name)  # what the child would import anyway (entry -> the CLI)
     _preload_pyzfs()
     with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
         fin.write((input or "").encode())
