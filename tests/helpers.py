@@ -129,7 +129,8 @@ def zfs_names(sb: SandboxInfo) -> list[str]:
 
 
 def zfs_get(name: str, prop: str) -> str:
-    out = subprocess.run(["zfs", "get", "-H", "-o", "value", prop, name], capture_output=True, text=True, check=True)
+    """One property's exact value (``-p``: zfs-fuse prints a guid as ``10.2E`` without it)."""
+    out = subprocess.run(["zfs", "get", "-Hp", "-o", "value", prop, name], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
