@@ -5,10 +5,10 @@ Stages (each printed with pass/fail and its time):
   modules        a Debian 13 kernel and zfs.ko built by zfs-dkms in a trixie chroot (cached)
   guest-rootfs   a debootstrapped trixie userland with zfsutils, pyzfs, python3-apt, typer,
                  questionary, pytest and the kernel's modules (cached)
-  pack           the project (compiled by the guest's python3) and the sandbox's root tarball as a
-                 cpio archive in front of the guest's (cached): the test VM's initramfs;
-                 the project also as a small ext4 disk for the boot half
-  vm-tests       boot under TCG; the ZFS-layer and checkpoint integration tests with the CLI
+  pack           the project (compiled by the guest's python3) as a cpio archive in front of the
+                 guest's (cached): the test VM's initramfs; the project also as a small ext4 disk
+                 for the boot half
+  vm-tests       boot under TCG with a scratch disk holding the sandbox's root tarball; the ZFS-layer and checkpoint integration tests with the CLI
                  backend and with libzfs_core (side by side); serial console kept in the log directory,
                  each line stamped with the host's seconds since the VM started
   target-tree    the guest plus kernel, zfs-initramfs (a small initramfs), GRUB, systemd (cached)
@@ -53,16 +53,24 @@ MODULE_DIRS = ("kernel/drivers/virtio", "kernel/drivers/block", "kernel/drivers/
 HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "cpio", "debootstrap", "e2fsprogs"]
 KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
 """Spectre mitigations (retpolines, RSB filling) only slow an emulated guest down."""
-QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "4096", "-nodefaults", "-nographic",
-        "-serial", "stdio"]
+QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-m", "4096", "-nodefaults", "-nographic", "-serial", "stdio"]
 """Software emulation (KVM here cannot boot stock kernels); no default devices (NIC, VGA, floppy,
 CD-ROM, parallel port): each is a driver the guest would load and probe at every boot."""
 TESTS_NICE = int(os.environ.get("APT_CLONE_VM_TESTS_NICE", "5"))
 """Scheduling priority (nice) of the test VM beside the boot VM; 0: equal shares. Measured on a warm
 cache with the code of 2026-11-23: 0 -> tests 265 s, boot 333 s; 4 -> tests 309 s, boot 290 s;
 5 -> tests 277-323 s, boot 253-288 s (runs of the same code vary by about 10%)."""
-GUEST_RECIPE = 2
-"""Bumped when :func:`guest_rootfs` changes what it adds to the debootstrapped guest (its cache key)."""
+BOOT_CPUS = int(os.environ.get("APT_CLONE_VM_BOOT_CPUS", "2"))
+"""vCPUs of the boot VM. One (with the test VM at nice 0) avoids MTTCG but made the lane slower:
+tests 227 s, boot 412 s; the boot story is one chain of boots and needs the larger share."""
+GUEST_RECIPE = 3
+"""Bumped when :func:`guest_rootfs` changes what it adds to the debootstrapped guest, or
+:data:`ARCHIVE_LEAVES_OUT` what the archive leaves out (their cache keys)."""
+ARCHIVE_LEAVES_OUT = ("./usr/share/locale/", "./usr/share/doc/", "./usr/share/man/", "./usr/share/info/",
+                      "./var/lib/apt/lists/", "./var/cache/apt/", "./usr/lib/udev/hwdb.bin")
+"""What the test and installer VMs never read (translations, documentation, the guest's own package
+lists, udev's hardware database: 130 of 388 MB): the guest kernel unpacks every byte of the archive
+at each boot."""
 BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service", "grub/42_apt-clone", "grub/apt-clone.cfg",
                    "systemd/apt-clone-boot.service", "systemd/apt-clone-trial.service")
 """What the installed disk holds of the project (it is cached by them); the Python code is on its own disk."""
@@ -149,11 +157,11 @@ def guest_rootfs(version: str, kernel: Path) -> Path:
 
 
 @stage("pack")
-def pack(guest: Path, version: str, sandbox_tar: Path) -> Path:
-    """The test VM's initramfs: the project (with the sandbox's root tarball and the two rdinit
-    scripts) as a cpio archive, followed by the guest's, which is cached: the kernel unpacks both,
-    one after the other. Neither is compressed: under TCG the guest kernel decompresses slowly
-    (zstd: 1-4 s more of a boot), and the host copies the 365 MB from its page cache in well under one."""
+def pack(guest: Path, version: str) -> Path:
+    """The test VM's initramfs: the project (with the two rdinit scripts) as a cpio archive,
+    followed by the guest's, which is cached: the kernel unpacks both, one after the other. Neither
+    is compressed: under TCG the guest kernel decompresses slowly (zstd: 1-4 s more of a boot), and
+    the host copies the 240 MB from its page cache in well under one."""
     base = _guest_archive(guest, version)
     staging = guest / "tmp/apt-clone-pack"  # inside the guest, so that its python3 compiles the project
     if staging.exists():
@@ -166,12 +174,6 @@ def pack(guest: Path, version: str, sandbox_tar: Path) -> Path:
             shutil.copytree(src, project / item, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, project / item)
-    cache = staging / "var/cache/apt-clone-sandbox"  # the sandbox's root tarball, of this recipe only
-    cache.mkdir(parents=True)
-    if sandbox_tar.stat().st_dev == cache.stat().st_dev:
-        os.link(sandbox_tar, cache / sandbox_tar.name)
-    else:
-        shutil.copy2(sandbox_tar, cache / sandbox_tar.name)
     shutil.copy2(REPO / "vm/init-tests", staging / "init-tests")
     shutil.copy2(REPO / "vm/install-disk", staging / "install-disk")
     # Byte-code by the guest's own python3 (run here, natively, in a chroot): under TCG compiling
@@ -196,7 +198,7 @@ def _guest_archive(guest: Path, version: str) -> Path:
             old.unlink()
         part = out.with_name(out.name + ".part")
         with open(part, "wb") as f:
-            _cpio(guest, f, exclude=("./.debootstrapped", "./.done-", "./tmp/apt-clone-pack"))
+            _cpio(guest, f, exclude=("./.debootstrapped", "./.done-", "./tmp/apt-clone-pack", *ARCHIVE_LEAVES_OUT))
         part.rename(out)
     return out
 
@@ -221,14 +223,28 @@ def _project_disk(project: Path) -> Path:
     return disk
 
 
+def _scratch_disk(sandbox_tar: Path) -> Path:
+    """The test VM's scratch disk (its /var/tmp, where the file-backed pools live): an ext4 image
+    made here, natively, holding the sandbox's root tarball (``/var/tmp/sandbox-cache``). mkfs in
+    the guest took 5 s of its boot under TCG, and the tarball in the initramfs 108 MB to unpack."""
+    scratch = CACHE / SUITE / "scratch.img"  # mkfs -F replaces the last run's
+    with tempfile.TemporaryDirectory(dir=scratch.parent) as tmp:
+        cache = Path(tmp) / "sandbox-cache"
+        cache.mkdir()
+        if sandbox_tar.stat().st_dev == cache.stat().st_dev:
+            os.link(sandbox_tar, cache / sandbox_tar.name)
+        else:
+            shutil.copy2(sandbox_tar, cache / sandbox_tar.name)
+        run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-E", "nodiscard", "-L", "SCRATCH", "-d", tmp,
+             str(scratch), "8G"], stdout=subprocess.DEVNULL)
+    return scratch
+
+
 @stage("vm-tests")
-def vm_tests(kernel: Path, image: Path) -> None:
+def vm_tests(kernel: Path, image: Path, sandbox_tar: Path) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / "vm-tests.serial.log"
-    scratch = CACHE / SUITE / "scratch.img"
-    if scratch.exists():
-        scratch.unlink()
-    run(["truncate", "-s", "8G", str(scratch)])
+    scratch = _scratch_disk(sandbox_tar)
     # Beside the boot half, the longer one, this VM runs at a lower priority (both halves are
     # CPU-bound: two TCG VMs share two cores, and the boot half gets the larger share).
     text = _qemu_booted(kernel, image, f"{KERNEL_ARGS} quiet rdinit=/init-tests",
@@ -273,9 +289,10 @@ def _qemu_booted(kernel: Path, image: Path, append: str, drives: list[str], log:
 
 
 def _qemu(kernel: Path | None, image: Path | None, append: str | None, drives: list[str], log: Path,
-          timeout: int, reboot: bool = False, nice: int = 0) -> str:
+          timeout: int, reboot: bool = False, nice: int = 0, cpus: int = 2) -> str:
     LOGS.mkdir(parents=True, exist_ok=True)
     argv = ["nice", "-n", str(nice), *QEMU] if nice else list(QEMU)
+    argv += ["-smp", str(cpus)]
     if not reboot:
         argv.append("-no-reboot")
     if kernel and image and append:
@@ -350,7 +367,8 @@ def boot_story(disk: Path) -> None:
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)])
     project = CACHE / SUITE / "project.img"
     text = _qemu(None, None, None, [f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
-                                    f"file={project},if=virtio,format=raw,readonly=on"], log, 45 * 60, reboot=True)
+                                    f"file={project},if=virtio,format=raw,readonly=on"], log, 45 * 60, reboot=True,
+                 cpus=BOOT_CPUS)
     overlay.unlink()
     for stamp, line in _stamped(text):
         if "APT-CLONE-VM-STORY" in line:
@@ -376,7 +394,7 @@ def main() -> int:
             early.result()
         sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
         guest = guest_rootfs(version, kernel)
-        image = pack(guest, version, sandbox_tar)
+        image = pack(guest, version)
         which = os.environ.get("APT_CLONE_VM_STAGES", "all")
 
         def boot_half() -> None:
@@ -385,7 +403,7 @@ def main() -> int:
 
         # The two halves are two VMs: run them side by side (TCG uses both host cores either way,
         # and this is how they were measured: ~27 min for both on 2 cores).
-        halves = [f for f, name in ((lambda: vm_tests(kernel, image), "tests"), (boot_half, "boot"))
+        halves = [f for f, name in ((lambda: vm_tests(kernel, image, sandbox_tar), "tests"), (boot_half, "boot"))
                   if which in ("all", name)]
         with ThreadPoolExecutor(max_workers=2) as pool:
             for future in [pool.submit(h) for h in halves]:

@@ -50,7 +50,31 @@ chroot "$T" systemctl mask systemd-timesyncd.service apt-daily.timer apt-daily-u
     dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
     sys-fs-fuse-connections.mount modprobe@configfs.service modprobe@fuse.service \
     modprobe@efi_pstore.service >/dev/null 2>&1 || true
+# Generators run at every boot before any unit starts (a process each, seconds in all under TCG):
+# no GPT auto-mounts, SSH over vsock, TPM, hibernation, gettys or SysV scripts here.
+mkdir -p "$T/etc/systemd/system-generators"
+for g in systemd-gpt-auto-generator systemd-ssh-generator systemd-tpm2-generator systemd-hibernate-resume-generator \
+    systemd-getty-generator systemd-sysv-generator systemd-rc-local-generator; do
+    ln -sf /dev/null "$T/etc/systemd/system-generators/$g"
+done
 chroot "$T" passwd -d root >/dev/null
+# Nor the drivers udev would load for the emulated PC's own hardware (floppy and IDE controllers,
+# PC speaker, SMBus, KVM and CPU frequency drivers): a second or more of each boot under TCG.
+cat > "$T/etc/modprobe.d/apt-clone-vm.conf" <<'MODPROBE'
+blacklist floppy
+blacklist ata_piix
+blacklist pata_acpi
+blacklist ata_generic
+blacklist pcspkr
+blacklist i2c_piix4
+blacklist kvm_amd
+blacklist kvm_intel
+blacklist kvm
+blacklist powernow_k8
+blacklist acpi_cpufreq
+blacklist psmouse
+blacklist serio_raw
+MODPROBE
 # A small initramfs (virtio and zfs only, not every driver): under TCG each megabyte costs boot time.
 printf 'MODULES=list\n' > "$T/etc/initramfs-tools/conf.d/apt-clone-vm.conf"
 printf 'virtio_pci\nvirtio_blk\n' >> "$T/etc/initramfs-tools/modules"
@@ -77,6 +101,9 @@ for m in dev/pts dev sys proc; do umount -l "$T/$m"; done
 # The sandbox's local repository (ac-hello, ac-kernel that asks for a reboot, ...), sources pointing at it only.
 PYTHONPATH="$REPO" python3 -c "import sys; from apt_clone.sandbox import rootfs; rootfs.customise(sys.argv[1], __import__('apt_clone.runner', fromlist=['DEFAULT_RUNNER']).DEFAULT_RUNNER)" "$T"
 rm -f "$T/usr/sbin/policy-rc.d"
+# The tree is as updated as its /usr: the first boot need not rebuild the linker cache and the
+# journal catalog (ldconfig.service and friends run when /usr is newer than /etc/.updated).
+chroot "$T" /usr/lib/systemd/systemd-update-done
 echo "nameserver 10.0.2.3" > "$T/etc/resolv.conf"
 tar --numeric-owner -C "$T" -cf "$OUT.part" .
 mv "$OUT.part" "$OUT"
