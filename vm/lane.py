@@ -53,9 +53,16 @@ MODULE_DIRS = ("kernel/drivers/virtio", "kernel/drivers/block", "kernel/drivers/
 HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "cpio", "debootstrap", "e2fsprogs"]
 KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
 """Spectre mitigations (retpolines, RSB filling) only slow an emulated guest down."""
-QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-m", "4096", "-nodefaults", "-nographic", "-serial", "stdio"]
+QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64,+rdrand", "-m", "4096", "-nodefaults", "-nographic",
+        "-serial", "stdio"]
 """Software emulation (KVM here cannot boot stock kernels); no default devices (NIC, VGA, floppy,
-CD-ROM, parallel port): each is a driver the guest would load and probe at every boot."""
+CD-ROM, parallel port): each is a driver the guest would load and probe at every boot. RDRAND lets
+the kernel's random generator be ready before the other vCPUs start: without it "crng init done"
+came late and flipped a static key (live code patching), and under MTTCG another vCPU running that
+code at the moment died on the half-patched int3 (:data:`EMULATOR_FAULT`)."""
+EMULATOR_FAULT = "Oops: int3"
+"""The guest kernel's oops on a half-patched instruction (cross-vCPU code patching under MTTCG): an
+emulator fault that says nothing about apt-clone; a VM that shows it is run once more."""
 TESTS_NICE = int(os.environ.get("APT_CLONE_VM_TESTS_NICE", "5"))
 """Scheduling priority (nice) of the test VM beside the boot VM; 0: equal shares. Measured on a warm
 cache with the code of 2026-11-23: 0 -> tests 265 s, boot 333 s; 4 -> tests 309 s, boot 290 s;
@@ -281,8 +288,8 @@ def _qemu_booted(kernel: Path, image: Path, append: str, drives: list[str], log:
     Under TCG on a loaded host the guest kernel has been seen to oops in early init
     (sched_clock_cpu, "Fatal exception in interrupt"): that says nothing about apt-clone."""
     text = _qemu(kernel, image, append, drives, log, timeout, nice=nice)
-    if started not in text and "Kernel panic" in text:
-        print(f"    the guest kernel panicked before its init ran; booting again (log: {log}.first)", flush=True)
+    if (started not in text and "Kernel panic" in text) or EMULATOR_FAULT in text:
+        print(f"    the guest kernel died (emulator fault); booting again (log: {log}.first)", flush=True)
         log.rename(log.with_name(log.name + ".first"))
         text = _qemu(kernel, image, append, drives, log, timeout, nice=nice)
     return text
@@ -363,6 +370,18 @@ def install_disk(kernel: Path, image: Path, target: Path) -> Path:
 def boot_story(disk: Path) -> None:
     """The story writes to a copy-on-write overlay: the installed disk stays as installed, for the next run."""
     log = LOGS / "boot-story.serial.log"
+    text = _play_story(disk, log)
+    if "APT-CLONE-VM-STORY RESULT=PASS" not in text and EMULATOR_FAULT in text:
+        # A trial boot that dies of it falls back, as it should, and the story cannot go on.
+        print(f"    a guest kernel died of an emulator fault; the story again (log: {log}.first)", flush=True)
+        log.rename(log.with_name(log.name + ".first"))
+        text = _play_story(disk, log)
+    if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
+        raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
+
+
+def _play_story(disk: Path, log: Path) -> str:
+    """One play of the story from the installed disk, on a fresh overlay; its serial console."""
     overlay = CACHE / SUITE / "boot-story.qcow2"  # qemu-img create replaces a leftover one
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)])
     project = CACHE / SUITE / "project.img"
@@ -373,8 +392,7 @@ def boot_story(disk: Path) -> None:
     for stamp, line in _stamped(text):
         if "APT-CLONE-VM-STORY" in line:
             print(f"    {stamp} {line[line.index('APT-CLONE-VM-STORY'):].strip()}")
-    if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
-        raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
+    return text
 
 
 def main() -> int:
