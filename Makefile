@@ -34,8 +34,8 @@ test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 lint: setup
-	$(VENV)/bin/ruff check apt_clone tests bench
-	$(VENV)/bin/ruff format --check apt_clone tests bench
+	$(VENV)/bin/ruff check apt_clone tests bench vm
+	$(VENV)/bin/ruff format --check apt_clone tests bench vm
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -8,9 +8,10 @@ Stages (each printed with pass/fail and its time):
   pack           the project (compiled by the guest's python3) as a cpio archive in front of the
                  guest's (cached): the test VM's initramfs; the project also as a small ext4 disk
                  for the boot half
-  vm-tests       boot under TCG with a scratch disk holding the sandbox's root tarball; the ZFS-layer and checkpoint integration tests with the CLI
-                 backend and with libzfs_core (side by side); serial console kept in the log directory,
-                 each line stamped with the host's seconds since the VM started
+  vm-tests       boot under TCG with a scratch disk holding the sandbox's root tarball; the ZFS-layer
+                 and checkpoint integration tests with the CLI backend and with libzfs_core (side by
+                 side); serial console kept in the log directory, each line stamped with the host's
+                 seconds since the VM started
   target-tree    the guest plus kernel, zfs-initramfs (a small initramfs), GRUB, systemd (cached)
   install-disk   an installer VM makes the ZFS-root disk: BIOS boot, ext2 /boot/grub, rpool (cached,
                  keyed by the target tree, the installer and the project's GRUB and systemd files)
@@ -24,6 +25,7 @@ Usage: python3 vm/lane.py
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import lzma
 import os
@@ -34,9 +36,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("APT_CLONE_VM_CACHE", "/var/cache/apt-clone-vm"))
@@ -44,54 +47,109 @@ SUITE = "trixie"
 MIRROR = os.environ.get("APT_CLONE_MIRROR", "http://deb.debian.org/debian")
 LOGS = CACHE / "logs"
 GUEST_PACKAGES = [
-    "kmod", "zfsutils-linux", "python3-pyzfs", "python3-ply", "python3-apt", "python3", "python3-typer",
-    "python3-questionary", "python3-pytest", "udev", "util-linux", "procps", "apt-utils", "grub-common",
-    "debootstrap", "mount", "zstd", "e2fsprogs", "fdisk",
+    "kmod",
+    "zfsutils-linux",
+    "python3-pyzfs",
+    "python3-ply",
+    "python3-apt",
+    "python3",
+    "python3-typer",
+    "python3-questionary",
+    "python3-pytest",
+    "udev",
+    "util-linux",
+    "procps",
+    "apt-utils",
+    "grub-common",
+    "debootstrap",
+    "mount",
+    "zstd",
+    "e2fsprogs",
+    "fdisk",
 ]
-MODULE_DIRS = ("kernel/drivers/virtio", "kernel/drivers/block", "kernel/drivers/char", "kernel/lib",
-               "kernel/crypto", "kernel/arch", "kernel/fs", "updates")
+MODULE_DIRS = (
+    "kernel/drivers/virtio",
+    "kernel/drivers/block",
+    "kernel/drivers/char",
+    "kernel/lib",
+    "kernel/crypto",
+    "kernel/arch",
+    "kernel/fs",
+    "updates",
+)
 HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "cpio", "debootstrap", "e2fsprogs"]
 KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
 """Spectre mitigations (retpolines, RSB filling) only slow an emulated guest down."""
-QEMU = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64,+rdrand", "-m", "4096", "-nodefaults", "-nographic",
-        "-serial", "stdio"]
-"""Software emulation (KVM here cannot boot stock kernels); no default devices (NIC, VGA, floppy,
-CD-ROM, parallel port): each is a driver the guest would load and probe at every boot. RDRAND lets
-the kernel's random generator be ready before the other vCPUs start: without it "crng init done"
-came late and flipped a static key (live code patching), and under MTTCG another vCPU running that
-code at the moment died on the half-patched int3 (:data:`EMULATOR_FAULT`)."""
+QEMU = ["qemu-system-x86_64", "-cpu", "qemu64,+rdrand", "-m", "4096", "-nodefaults", "-nographic", "-serial", "stdio"]
+"""Software emulation (KVM here cannot boot stock kernels; see :data:`TCG_BESIDE`); no default
+devices (NIC, VGA, floppy, CD-ROM, parallel port): each is a driver the guest would load and probe
+at every boot. RDRAND lets the kernel's random generator be ready before the other vCPUs start:
+without it "crng init done" came late and flipped a static key (live code patching) while the
+other vCPU ran that code."""
+TCG_BESIDE = os.environ.get("APT_CLONE_VM_TCG_BESIDE", "tcg,thread=single")
+"""TCG of the two VMs that run side by side (tests, boot story): one host thread each. Multi-threaded
+TCG gave each VM two threads on two cores, and under it the guest kernel now and then died on a
+half-patched int3 when a static key flipped with both vCPUs running (:data:`EMULATOR_FAULT`; the
+sched_clock keys flip 3.3 s into every boot). Back to back on a warm cache, 2026-11-23: single
+263 s, multi 326 s; the boot half alone, single 283 s, multi 197 s."""
+TCG_ALONE = os.environ.get("APT_CLONE_VM_TCG_ALONE", "tcg,thread=multi")
+"""TCG of the installer VM, which runs alone (two vCPUs on two cores; a fault reruns it)."""
 EMULATOR_FAULT = "Oops: int3"
-"""The guest kernel's oops on a half-patched instruction (cross-vCPU code patching under MTTCG): an
-emulator fault that says nothing about apt-clone; a VM that shows it is run once more."""
+"""The guest kernel's oops on a half-patched instruction (cross-vCPU code patching under
+multi-threaded TCG): an emulator fault that says nothing about apt-clone; a VM that shows it is run
+once more."""
 TESTS_NICE = int(os.environ.get("APT_CLONE_VM_TESTS_NICE", "5"))
-"""Scheduling priority (nice) of the test VM beside the boot VM; 0: equal shares. Measured on a warm
-cache with the code of 2026-11-23: 0 -> tests 265 s, boot 333 s; 4 -> tests 309 s, boot 290 s;
-5 -> tests 277-323 s, boot 253-288 s (runs of the same code vary by about 10%)."""
+"""Scheduling priority (nice) of the test VM beside the boot VM; 0: equal shares. It mattered under
+multi-threaded TCG (four busy threads on two cores: 0 -> tests 265 s, boot 333 s; 5 -> tests
+277-323 s, boot 253-288 s); with one thread per VM, 0 -> 257/269 s, 5 -> 261/262 s."""
+TEST_CPUS = int(os.environ.get("APT_CLONE_VM_TEST_CPUS", "2"))
+"""vCPUs of the test VM (two pytest runs, one per backend, in parallel)."""
 BOOT_CPUS = int(os.environ.get("APT_CLONE_VM_BOOT_CPUS", "2"))
-"""vCPUs of the boot VM. One (with the test VM at nice 0) avoids MTTCG but made the lane slower:
-tests 227 s, boot 412 s; the boot story is one chain of boots and needs the larger share."""
+"""vCPUs of the boot VM. With one TCG thread per VM, one vCPU in each VM made the lane slower
+(284 s vs 262-263 s)."""
 GUEST_RECIPE = 3
 """Bumped when :func:`guest_rootfs` changes what it adds to the debootstrapped guest, or
 :data:`ARCHIVE_LEAVES_OUT` what the archive leaves out (their cache keys)."""
-ARCHIVE_LEAVES_OUT = ("./usr/share/locale/", "./usr/share/doc/", "./usr/share/man/", "./usr/share/info/",
-                      "./var/lib/apt/lists/", "./var/cache/apt/", "./usr/lib/udev/hwdb.bin")
+ARCHIVE_LEAVES_OUT = (
+    "./usr/share/locale/",
+    "./usr/share/doc/",
+    "./usr/share/man/",
+    "./usr/share/info/",
+    "./var/lib/apt/lists/",
+    "./var/cache/apt/",
+    "./usr/lib/udev/hwdb.bin",
+)
 """What the test and installer VMs never read (translations, documentation, the guest's own package
 lists, udev's hardware database: 130 of 388 MB): the guest kernel unpacks every byte of the archive
 at each boot."""
-BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service", "grub/42_apt-clone", "grub/apt-clone.cfg",
-                   "systemd/apt-clone-boot.service", "systemd/apt-clone-trial.service")
+BOOT_HALF_FILES = (
+    "vm/install-disk",
+    "vm/apt-clone-vm-story.service",
+    "grub/42_apt-clone",
+    "grub/apt-clone.cfg",
+    "systemd/apt-clone-boot.service",
+    "systemd/apt-clone-trial.service",
+)
 """What the installed disk holds of the project (it is cached by them); the Python code is on its own disk."""
 
 results: list[tuple[str, bool, float]] = []
 
 
-def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=True, text=True, **kw)  # type: ignore[call-overload]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def stage(name: str):  # type: ignore[no-untyped-def]
-    def wrap(fn):  # type: ignore[no-untyped-def]
-        def inner(*args, **kw):  # type: ignore[no-untyped-def]
+def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    done: subprocess.CompletedProcess[str] = subprocess.run(argv, check=True, text=True, **kw)
+    return done
+
+
+def stage(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A lane stage: its pass/fail and time are printed and recorded in :data:`results`."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def inner(*args: P.args, **kw: P.kwargs) -> R:
             t0 = time.monotonic()
             ok = False
             try:
@@ -102,7 +160,9 @@ def stage(name: str):  # type: ignore[no-untyped-def]
                 took = time.monotonic() - t0
                 results.append((name, ok, took))
                 print(f"[{'PASS' if ok else 'FAIL'}] {name:<17} {took:7.1f}s", flush=True)
+
         return inner
+
     return wrap
 
 
@@ -132,8 +192,18 @@ def _debootstrap_guest(guest: Path) -> None:
         return
     for old in guest.parent.glob("guest-*"):  # one cached guest (older package lists, a broken try) go
         shutil.rmtree(old)
-    run(["debootstrap", "--variant=minbase", "--components=main,contrib", f"--include={','.join(GUEST_PACKAGES)}",
-         SUITE, str(guest), MIRROR], stdout=subprocess.DEVNULL)
+    run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            "--components=main,contrib",
+            f"--include={','.join(GUEST_PACKAGES)}",
+            SUITE,
+            str(guest),
+            MIRROR,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     (guest / ".debootstrapped").touch()
 
 
@@ -185,8 +255,22 @@ def pack(guest: Path, version: str) -> Path:
     shutil.copy2(REPO / "vm/install-disk", staging / "install-disk")
     # Byte-code by the guest's own python3 (run here, natively, in a chroot): under TCG compiling
     # apt_clone at every command start costs seconds, and the boot half mounts it read-only.
-    run(["chroot", str(guest), "python3", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-         "-s", "/tmp/apt-clone-pack", "/tmp/apt-clone-pack/opt/apt-clone/apt_clone"], stdout=subprocess.DEVNULL)
+    run(
+        [
+            "chroot",
+            str(guest),
+            "python3",
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            "/tmp/apt-clone-pack",
+            "/tmp/apt-clone-pack/opt/apt-clone/apt_clone",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     _project_disk(project)
     image = CACHE / SUITE / "tests.img"
     with open(image, "wb") as out:
@@ -225,8 +309,10 @@ def _project_disk(project: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=disk.parent) as tmp:
         tree = Path(tmp) / "apt-clone"
         shutil.copytree(project, tree, ignore=shutil.ignore_patterns("tests"))
-        run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"],
-            stdout=subprocess.DEVNULL)
+        run(
+            ["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"],
+            stdout=subprocess.DEVNULL,
+        )
     return disk
 
 
@@ -242,8 +328,24 @@ def _scratch_disk(sandbox_tar: Path) -> Path:
             os.link(sandbox_tar, cache / sandbox_tar.name)
         else:
             shutil.copy2(sandbox_tar, cache / sandbox_tar.name)
-        run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-E", "nodiscard", "-L", "SCRATCH", "-d", tmp,
-             str(scratch), "8G"], stdout=subprocess.DEVNULL)
+        run(
+            [
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-O",
+                "^has_journal",
+                "-E",
+                "nodiscard",
+                "-L",
+                "SCRATCH",
+                "-d",
+                tmp,
+                str(scratch),
+                "8G",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
     return scratch
 
 
@@ -254,14 +356,23 @@ def vm_tests(kernel: Path, image: Path, sandbox_tar: Path) -> None:
     scratch = _scratch_disk(sandbox_tar)
     # Beside the boot half, the longer one, this VM runs at a lower priority (both halves are
     # CPU-bound: two TCG VMs share two cores, and the boot half gets the larger share).
-    text = _qemu_booted(kernel, image, f"{KERNEL_ARGS} quiet rdinit=/init-tests",
-                        [f"file={scratch},if=virtio,format=raw,cache=unsafe"], log, 50 * 60, "APT-CLONE-VM: kernel",
-                        nice=TESTS_NICE)
+    text = _qemu_booted(
+        kernel,
+        image,
+        f"{KERNEL_ARGS} quiet rdinit=/init-tests",
+        [f"file={scratch},if=virtio,format=raw,cache=unsafe"],
+        log,
+        50 * 60,
+        "APT-CLONE-VM: kernel",
+        nice=TESTS_NICE,
+        cpus=TEST_CPUS,
+    )
     scratch.unlink()
     found = dict(re.findall(r"APT-CLONE-VM-RESULT stage=(\S+) rc=(\d+)", text))
     for stamp, line in _stamped(text):
-        if line.startswith(("APT-CLONE-VM", "[cli] ", "[lzc] ")) and ("passed" in line or "failed" in line
-                                                                        or line.startswith("APT-CLONE-VM")):
+        if line.startswith(("APT-CLONE-VM", "[cli] ", "[lzc] ")) and (
+            "passed" in line or "failed" in line or line.startswith("APT-CLONE-VM")
+        ):
             print(f"    {stamp} {line.strip()}")
     bad = [s for s in ("tests-cli", "tests-lzc") if found.get(s) != "0"]
     if bad:
@@ -281,25 +392,46 @@ def target_tree(guest: Path, kernel: Path) -> Path:
     return out
 
 
-def _qemu_booted(kernel: Path, image: Path, append: str, drives: list[str], log: Path, timeout: int,
-                 started: str, nice: int = 0) -> str:
+def _qemu_booted(
+    kernel: Path,
+    image: Path,
+    append: str,
+    drives: list[str],
+    log: Path,
+    timeout: int,
+    started: str,
+    nice: int = 0,
+    cpus: int = 2,
+    accel: str = TCG_BESIDE,
+) -> str:
     """Boot a VM whose init prints ``started`` first; once more if the kernel died before that.
 
-    Under TCG on a loaded host the guest kernel has been seen to oops in early init
-    (sched_clock_cpu, "Fatal exception in interrupt"): that says nothing about apt-clone."""
-    text = _qemu(kernel, image, append, drives, log, timeout, nice=nice)
+    The guest kernel has been seen to oops in early init (sched_clock_cpu, "Fatal exception in
+    interrupt": the sched_clock static keys flip at late_initcall, with both vCPUs running, in every
+    boot): an emulator fault that says nothing about apt-clone."""
+    text = _qemu(kernel, image, append, drives, log, timeout, nice=nice, cpus=cpus, accel=accel)
     if (started not in text and "Kernel panic" in text) or EMULATOR_FAULT in text:
         print(f"    the guest kernel died (emulator fault); booting again (log: {log}.first)", flush=True)
         log.rename(log.with_name(log.name + ".first"))
-        text = _qemu(kernel, image, append, drives, log, timeout, nice=nice)
+        text = _qemu(kernel, image, append, drives, log, timeout, nice=nice, cpus=cpus, accel=accel)
     return text
 
 
-def _qemu(kernel: Path | None, image: Path | None, append: str | None, drives: list[str], log: Path,
-          timeout: int, reboot: bool = False, nice: int = 0, cpus: int = 2) -> str:
+def _qemu(
+    kernel: Path | None,
+    image: Path | None,
+    append: str | None,
+    drives: list[str],
+    log: Path,
+    timeout: int,
+    reboot: bool = False,
+    nice: int = 0,
+    cpus: int = 2,
+    accel: str = TCG_BESIDE,
+) -> str:
     LOGS.mkdir(parents=True, exist_ok=True)
     argv = ["nice", "-n", str(nice), *QEMU] if nice else list(QEMU)
-    argv += ["-smp", str(cpus)]
+    argv += ["-accel", accel, "-smp", str(cpus)]
     if not reboot:
         argv.append("-no-reboot")
     if kernel and image and append:
@@ -355,10 +487,16 @@ def install_disk(kernel: Path, image: Path, target: Path) -> Path:
     part = disk.with_name(disk.name + ".part")
     log = LOGS / "install-disk.serial.log"
     run(["truncate", "-s", "6G", str(part)])
-    text = _qemu_booted(kernel, image, f"{KERNEL_ARGS} quiet rdinit=/install-disk",
-                        [f"file={part},if=virtio,format=raw,cache=unsafe",
-                         f"file={target},if=virtio,format=raw,readonly=on"],
-                        log, 20 * 60, "APT-CLONE-VM: installer")
+    text = _qemu_booted(
+        kernel,
+        image,
+        f"{KERNEL_ARGS} quiet rdinit=/install-disk",
+        [f"file={part},if=virtio,format=raw,cache=unsafe", f"file={target},if=virtio,format=raw,readonly=on"],
+        log,
+        20 * 60,
+        "APT-CLONE-VM: installer",
+        accel=TCG_ALONE,
+    )
     if "APT-CLONE-VM-RESULT stage=install rc=0" not in text:
         part.unlink()
         raise RuntimeError(f"installing the ZFS-root disk failed; serial console log: {log}")
@@ -378,6 +516,13 @@ def boot_story(disk: Path) -> None:
         text = _play_story(disk, log)
     if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
         raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
+    if EMULATOR_FAULT in text:
+        # panic=5 on the boot disk: the guest rebooted into the same default entry and went on.
+        print(
+            f"    a guest kernel died of an emulator fault {text.count('Kernel panic')} time(s) and rebooted"
+            f" itself; the story carried on (log: {log})",
+            flush=True,
+        )
 
 
 def _play_story(disk: Path, log: Path) -> str:
@@ -385,13 +530,20 @@ def _play_story(disk: Path, log: Path) -> str:
     overlay = CACHE / SUITE / "boot-story.qcow2"  # qemu-img create replaces a leftover one
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)])
     project = CACHE / SUITE / "project.img"
-    text = _qemu(None, None, None, [f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
-                                    f"file={project},if=virtio,format=raw,readonly=on"], log, 45 * 60, reboot=True,
-                 cpus=BOOT_CPUS)
+    text = _qemu(
+        None,
+        None,
+        None,
+        [f"file={overlay},if=virtio,format=qcow2,cache=unsafe", f"file={project},if=virtio,format=raw,readonly=on"],
+        log,
+        45 * 60,
+        reboot=True,
+        cpus=BOOT_CPUS,
+    )
     overlay.unlink()
     for stamp, line in _stamped(text):
         if "APT-CLONE-VM-STORY" in line:
-            print(f"    {stamp} {line[line.index('APT-CLONE-VM-STORY'):].strip()}")
+            print(f"    {stamp} {line[line.index('APT-CLONE-VM-STORY') :].strip()}")
     return text
 
 
@@ -421,8 +573,11 @@ def main() -> int:
 
         # The two halves are two VMs: run them side by side (TCG uses both host cores either way,
         # and this is how they were measured: ~27 min for both on 2 cores).
-        halves = [f for f, name in ((lambda: vm_tests(kernel, image, sandbox_tar), "tests"), (boot_half, "boot"))
-                  if which in ("all", name)]
+        halves = [
+            f
+            for f, name in ((lambda: vm_tests(kernel, image, sandbox_tar), "tests"), (boot_half, "boot"))
+            if which in ("all", name)
+        ]
         with ThreadPoolExecutor(max_workers=2) as pool:
             for future in [pool.submit(h) for h in halves]:
                 future.result()
