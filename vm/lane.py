@@ -90,8 +90,9 @@ TCG_BESIDE = os.environ.get("APT_CLONE_VM_TCG_BESIDE", "tcg,thread=single")
 """TCG of the two VMs that run side by side (tests, boot story): one host thread each. Multi-threaded
 TCG gave each VM two threads on two cores, and under it the guest kernel now and then died on a
 half-patched int3 when a static key flipped with both vCPUs running (:data:`EMULATOR_FAULT`; the
-sched_clock keys flip 3.3 s into every boot). Back to back on a warm cache, 2026-11-23: single
-263 s, multi 326 s; the boot half alone, single 283 s, multi 197 s."""
+sched_clock keys flip 3.3 s into every boot). Warm lane, three pairs back to back on 2026-11-23,
+single/multi: 263/326, 351/356, 305/298 s (the host's own speed drifts that much); the boot half
+alone, single 283 s, multi 197 s: multi only helps a VM that has the two cores to itself."""
 TCG_ALONE = os.environ.get("APT_CLONE_VM_TCG_ALONE", "tcg,thread=multi")
 """TCG of the installer VM, which runs alone (two vCPUs on two cores; a fault reruns it)."""
 EMULATOR_FAULT = "Oops: int3"
@@ -106,7 +107,7 @@ TEST_CPUS = int(os.environ.get("APT_CLONE_VM_TEST_CPUS", "2"))
 """vCPUs of the test VM (two pytest runs, one per backend, in parallel)."""
 BOOT_CPUS = int(os.environ.get("APT_CLONE_VM_BOOT_CPUS", "2"))
 """vCPUs of the boot VM. With one TCG thread per VM, one vCPU in each VM made the lane slower
-(284 s vs 262-263 s)."""
+(284 s vs 262-263 s run beside it)."""
 GUEST_RECIPE = 3
 """Bumped when :func:`guest_rootfs` changes what it adds to the debootstrapped guest, or
 :data:`ARCHIVE_LEAVES_OUT` what the archive leaves out (their cache keys)."""
