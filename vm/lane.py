@@ -107,7 +107,7 @@ TEST_CPUS = int(os.environ.get("APT_CLONE_VM_TEST_CPUS", "2"))
 """vCPUs of the test VM (two pytest runs, one per backend, in parallel)."""
 BOOT_CPUS = int(os.environ.get("APT_CLONE_VM_BOOT_CPUS", "2"))
 """vCPUs of the boot VM. With one TCG thread per VM, one vCPU in each VM made the lane slower
-(284 s vs 262-263 s run beside it)."""
+(one run: 284 s, between runs of 262-263 s)."""
 GUEST_RECIPE = 3
 """Bumped when :func:`guest_rootfs` changes what it adds to the debootstrapped guest, or
 :data:`ARCHIVE_LEAVES_OUT` what the archive leaves out (their cache keys)."""
