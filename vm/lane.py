@@ -407,14 +407,24 @@ def _qemu_booted(
 ) -> str:
     """Boot a VM whose init prints ``started`` first; once more if the kernel died before that.
 
-    The guest kernel has been seen to oops in early init (sched_clock_cpu, "Fatal exception in
-    interrupt": the sched_clock static keys flip at late_initcall, with both vCPUs running, in every
-    boot): an emulator fault that says nothing about apt-clone."""
-    text = _qemu(kernel, image, append, drives, log, timeout, nice=nice, cpus=cpus, accel=accel)
-    if (started not in text and "Kernel panic" in text) or EMULATOR_FAULT in text:
-        print(f"    the guest kernel died (emulator fault); booting again (log: {log}.first)", flush=True)
+    Under multi-threaded TCG the guest kernel has been seen to oops in early init (sched_clock_cpu,
+    "Fatal exception in interrupt"; :data:`EMULATOR_FAULT`)."""
+    return _once_more(
+        lambda: _qemu(kernel, image, append, drives, log, timeout, nice=nice, cpus=cpus, accel=accel),
+        lambda text: (started not in text and "Kernel panic" in text) or EMULATOR_FAULT in text,
+        log,
+        "the guest kernel died (emulator fault); booting again",
+    )
+
+
+def _once_more(play: Callable[[], str], died: Callable[[str], bool], log: Path, what: str) -> str:
+    """``play`` (a VM writing ``log``), and once more if its serial console shows it ``died`` of an
+    emulator fault, which says nothing about apt-clone; the first log is kept as ``*.first``."""
+    text = play()
+    if died(text):
+        print(f"    {what} (log: {log}.first)", flush=True)
         log.rename(log.with_name(log.name + ".first"))
-        text = _qemu(kernel, image, append, drives, log, timeout, nice=nice, cpus=cpus, accel=accel)
+        text = play()
     return text
 
 
@@ -509,12 +519,13 @@ def install_disk(kernel: Path, image: Path, target: Path) -> Path:
 def boot_story(disk: Path) -> None:
     """The story writes to a copy-on-write overlay: the installed disk stays as installed, for the next run."""
     log = LOGS / "boot-story.serial.log"
-    text = _play_story(disk, log)
-    if "APT-CLONE-VM-STORY RESULT=PASS" not in text and EMULATOR_FAULT in text:
-        # A trial boot that dies of it falls back, as it should, and the story cannot go on.
-        print(f"    a guest kernel died of an emulator fault; the story again (log: {log}.first)", flush=True)
-        log.rename(log.with_name(log.name + ".first"))
-        text = _play_story(disk, log)
+    # A trial boot that dies of an emulator fault falls back, as it should, and the story cannot go on.
+    text = _once_more(
+        lambda: _play_story(disk, log),
+        lambda text: "APT-CLONE-VM-STORY RESULT=PASS" not in text and EMULATOR_FAULT in text,
+        log,
+        "a guest kernel died of an emulator fault; the story again",
+    )
     if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
         raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
     if EMULATOR_FAULT in text:
@@ -572,8 +583,7 @@ def main() -> int:
             target = target_tree(guest, kernel)
             boot_story(install_disk(kernel, image, target))
 
-        # The two halves are two VMs: run them side by side (TCG uses both host cores either way,
-        # and this is how they were measured: ~27 min for both on 2 cores).
+        # The two halves are two VMs, one TCG thread each: side by side they use both host cores.
         halves = [
             f
             for f, name in ((lambda: vm_tests(kernel, image, sandbox_tar), "tests"), (boot_half, "boot"))
