@@ -18,6 +18,7 @@ from .boot import WITH_LISTING, grub
 from .context import Context
 from .errors import NotFound, Refused
 from .names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from .signals import shielded
 from .zfs import Dataset, ZfsError, ZfsNotFound
 from .zfs.cli import SAVED_MOUNTPOINT
 
@@ -65,18 +66,46 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
 def read_tree(ctx: Context) -> list[Dataset]:
     """The container with its checkpoints and snapshots, in one zfs read (the bootloader takes
     the container's one-time boot property from it)."""
-    tree = ctx.zfs.list_tree(ctx.system.container, (*model.USER_PROPS, model.SNAPSHOT_MARK, *WITH_LISTING))
+    tree = ctx.zfs.list_tree(
+        ctx.system.container, (*model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING)
+    )
     if tree:  # the container itself comes first
         ctx.boot.seen_container(tree[0])
     return tree
 
 
-def _is_checkpoint(ds: Dataset, container: str) -> bool:
+def _is_child(ds: Dataset, container: str) -> bool:
+    """A filesystem directly under the container: its name is taken, whatever it holds."""
     return not ds.is_snapshot and ds.parent == container
 
 
+def root_mountpoint(ds: Dataset) -> str | None:
+    """The mountpoint a dataset has as a system's root: its property, or the value kept while
+    apt-clone has it mounted elsewhere (zfs-fuse's mount_at)."""
+    saved = ds.user.get(SAVED_MOUNTPOINT)
+    if saved and saved != "-inherit-":
+        return saved
+    return ds.mountpoint if "mountpoint" in ds.local or saved == "-inherit-" else None
+
+
+def boot_environments(tree: list[Dataset], container: str, current: str) -> list[Dataset]:
+    """The container's boot environments: the running root, and every filesystem beside it
+    that mounts where the running root does (``/`` on a host). A sibling mounted anywhere else
+    (a ``home`` next to the root) is data, never a checkpoint."""
+    root = next((ds for ds in tree if ds.name == current), None)
+    where = root_mountpoint(root) if root is not None else None
+    return [
+        ds
+        for ds in tree
+        if _is_child(ds, container) and (ds.name == current or (where is not None and root_mountpoint(ds) == where))
+    ]
+
+
 def _checkpoints(ctx: Context, tree: list[Dataset], next_boot: str | None) -> list[model.Checkpoint]:
-    return [_checkpoint(ds, ctx.system.dataset, next_boot) for ds in tree if _is_checkpoint(ds, ctx.system.container)]
+    return [
+        _checkpoint(ds, ctx.system.dataset, next_boot)
+        for ds in boot_environments(tree, ctx.system.container, ctx.system.dataset)
+    ]
 
 
 def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing:
@@ -174,15 +203,17 @@ def prepare_create(
 ) -> Created:
     """Names and checks for a new checkpoint of the current root; changes nothing."""
     tree = tree if tree is not None else read_tree(ctx)
-    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_checkpoint(ds, ctx.system.container)}
-    new = validate_name(name) if name else next_name(ctx.system.current_name, existing)
+    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_child(ds, ctx.system.container)}
+    prefix = ctx.system.dataset + "@"
+    tags = frozenset(ds.name[len(prefix) :] for ds in tree if ds.name.startswith(prefix))
+    title = validate_title(title) if title is not None else model.KIND_TITLES[kind]
+    new = validate_name(name) if name is not None else next_name(ctx.system.current_name, existing, tags)
     if new in existing:
-        raise Refused(f"checkpoint '{new}' already exists")
-    title = validate_title(title) if title else model.KIND_TITLES[kind]
+        raise Refused(f"'{ctx.system.container}/{new}' already exists")
     tag = snapshot_tag(new)
-    snapshot = f"{ctx.system.dataset}@{tag}"
-    if any(ds.name == snapshot for ds in tree):
-        raise Refused(f"snapshot '{snapshot}' already exists: destroy it or name the checkpoint (--name)")
+    snapshot = f"{prefix}{tag}"
+    if tag in tags:
+        raise Refused(f"snapshot '{snapshot}' already exists: destroy it or choose another name")
     boot_ds = ctx.system.boot_dataset
     boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
     target = f"{ctx.system.container}/{new}"
@@ -291,12 +322,16 @@ def _dependants_to_promote(tree: list[Dataset], dataset: str) -> list[str]:
 
 def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None) -> DestroyPlan:
     """Check the safety rules and work out promotions; changes nothing."""
+    if activate_instead is not None:
+        activate_instead = resolve_name(activate_instead, ctx.system.container)
     cp, listing, tree = lookup(ctx, name)
+    if activate_instead is not None:
+        find_in(listing, activate_instead)  # a --force that names nothing is an error, used or not
     if cp.current:
         raise Refused(f"Can not destroy currently active system folder: '{cp.name}' is the running system")
     activate_first = None
     if cp.active:
-        if not activate_instead:
+        if activate_instead is None:
             raise Refused(
                 f"'{cp.name}' boots next: activate another checkpoint first, or pass --force OTHER to activate OTHER"
             )
@@ -321,6 +356,7 @@ class Destroyed:
     promoted: list[str]
     snapshot_destroyed: str | None
     activated: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 def destroy_origin_if_ours(ctx: Context, origin: str, container: str) -> str | None:
@@ -380,8 +416,8 @@ def plan_rename(ctx: Context, old: str, new: str) -> RenamePlan:
     new = resolve_name(new, ctx.system.container)
     if cp.current:
         raise Refused(f"cannot rename '{cp.name}': it is the running system")
-    if any(_is_checkpoint(ds, ctx.system.container) and ds.name.endswith("/" + new) for ds in tree):
-        raise Refused(f"checkpoint '{new}' already exists")
+    if any(_is_child(ds, ctx.system.container) and ds.name.endswith("/" + new) for ds in tree):
+        raise Refused(f"'{ctx.system.container}/{new}' already exists")
     old_twin, new_twin = _twin(ctx, cp.name), _twin(ctx, new)
     if not (old_twin and ctx.zfs.exists(old_twin)):
         old_twin = new_twin = None
@@ -453,18 +489,21 @@ def mount_family(ctx: Context, created: Created, directory: str) -> None:
             ctx.zfs.mount_at(dataset, where)
             done.append((dataset, where))
     except BaseException:
-        for dataset, where in reversed(done):
-            ctx.zfs.unmount_at(dataset, where)
+        with shielded():
+            for dataset, where in reversed(done):
+                ctx.zfs.unmount_at(dataset, where)
         raise
 
 
-def unmount_family(ctx: Context, created: Created, directory: str) -> None:
-    """Undo :func:`mount_family` (also after a crash: whatever is still mounted there)."""
+def unmount_family(ctx: Context, created: Created, directory: str, *, restore: bool = True) -> None:
+    """Undo :func:`mount_family` (also after a crash: whatever is still mounted there); a
+    signal waits until it is done. ``restore=False``: the checkpoint is to be destroyed."""
     from .system import dataset_mounted_at
 
-    for dataset, where in reversed(_family_mounts(ctx, created, directory)):
-        if dataset_mounted_at(where) == dataset or ctx.zfs.get(dataset, (SAVED_MOUNTPOINT,)).user:
-            ctx.zfs.unmount_at(dataset, where)
+    with shielded():
+        for dataset, where in reversed(_family_mounts(ctx, created, directory)):
+            if dataset_mounted_at(where) == dataset or ctx.zfs.get(dataset, (SAVED_MOUNTPOINT,)).user:
+                ctx.zfs.unmount_at(dataset, where, restore=restore)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 
 from .errors import OperationFailed
 from .runner import DEFAULT_RUNNER, Runner
+from .signals import shielded
 
 POLICY_RC_D = "#!/bin/sh\n# Written by apt-clone: no service starts inside a checkpoint being upgraded.\nexit 101\n"
 
@@ -36,12 +37,19 @@ def unmount(runner: Runner, path: str) -> None:
 
 @contextmanager
 def _mounted(runner: Runner, argv: list[str], path: str) -> Iterator[None]:
+    """A mount for the duration; a signal can come neither between the mount and its undo
+    being due nor during the undo (both are shielded)."""
     os.makedirs(path, exist_ok=True)
-    _mount(runner, [*argv, path])
+    done = False
     try:
+        with shielded():
+            _mount(runner, [*argv, path])
+            done = True
         yield
     finally:
-        unmount(runner, path)
+        if done:
+            with shielded():
+                unmount(runner, path)
 
 
 SAVED_SUFFIX = ".apt-clone-saved"
@@ -70,27 +78,31 @@ def _file_replaced(path: str, content: bytes | None, source: str | None = None) 
     The original is moved aside on disk (``.apt-clone-saved``, or an ``.apt-clone-absent``
     marker), so that :func:`restore_after_crash` can put it back if the process dies.
     """
-    _restore(path)  # a previous run that crashed
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.lexists(path):
-        os.rename(path, path + SAVED_SUFFIX)
-    else:
-        with open(path + ABSENT_SUFFIX, "wb"):
-            pass
     try:
-        if source is not None:
-            shutil.copyfile(source, path)
-        else:
-            with open(path, "wb") as f:
-                f.write(content or b"")
-            os.chmod(path, 0o755)
+        with shielded():
+            _restore(path)  # a previous run that crashed
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if os.path.lexists(path):
+                os.rename(path, path + SAVED_SUFFIX)
+            else:
+                with open(path + ABSENT_SUFFIX, "wb"):
+                    pass
+            if source is not None:
+                shutil.copyfile(source, path, follow_symlinks=True)
+            else:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(content or b"")
         yield
     finally:
-        _restore(path)
+        with shielded():
+            _restore(path)
 
 
-def restore_after_crash(target: str, runner: Runner = DEFAULT_RUNNER) -> list[str]:
-    """Undo what a killed :func:`chroot_environment` left in ``target``: mounts and replaced files."""
+def restore_after_crash(target: str, runner: Runner = DEFAULT_RUNNER, *, files: bool = True) -> list[str]:
+    """Undo what a killed :func:`chroot_environment` left in ``target``: mounts and replaced
+    files (``files=False``: mounts only, for a root about to be destroyed: on a full pool even
+    a rename back can fail)."""
     from .system import read_mounts
 
     target = os.path.realpath(target)
@@ -102,7 +114,7 @@ def restore_after_crash(target: str, runner: Runner = DEFAULT_RUNNER) -> list[st
             if path in mounted:
                 unmount(runner, path)
                 done.append(f"unmounted {path}")
-    for rel in REPLACED:
+    for rel in REPLACED if files else ():
         path = os.path.join(target, rel)
         if os.path.lexists(path + SAVED_SUFFIX) or os.path.lexists(path + ABSENT_SUFFIX):
             _restore(path)

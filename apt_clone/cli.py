@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 if "rich" not in sys.modules:
     # typer < 0.16 imports rich (with markdown-it and pygments) as it loads, only to decorate
@@ -28,12 +28,17 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
-from . import checkpoints, render
+from . import checkpoints, render, testhooks
 from .context import Context, open_context
 from .entry import run_boot_command
-from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, report, require_root
+from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, report, require_root, safe_output
 from .lock import exclusive
+from .names import resolve_name, validate_name, validate_title
 from .prompts import choose, confirm
+from .signals import Interrupted, interrupts
+
+if TYPE_CHECKING:
+    from .journal import OpState
 
 # The journalled operations, apt operations (transaction, upgrade: python-apt planning) and inspect
 # are imported where they are used: the listing starts without them (under emulation each module
@@ -46,6 +51,12 @@ app = typer.Typer(
     help="Transactional apt operations checkpointed with ZFS boot environments.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+READER_WAIT = 60.0
+"""Seconds a reader that mounts checkpoints (diff) waits for another command to finish."""
+PAUSABLE = ("dist-upgrade", "upgrade", "install", "remove", "resume")
+"""The commands whose steps --pause-at can stop after."""
 
 
 @dataclass
@@ -72,12 +83,15 @@ def _need_root() -> None:
     require_root()
 
 
-def _guard(cx: Context) -> None:
-    """Under the lock, before a mutating command: recover an interrupted checkpoint command, or refuse."""
+def _guard(cx: Context, *, freeing: bool = False) -> OpState | None:
+    """Under the lock, before a mutating command: recover an interrupted checkpoint command, or
+    refuse; ``freeing`` (destroy): the pending operation that has to wait, if any."""
     from .transaction import check_unfinished
 
-    for note in check_unfinished(cx):
+    notes, deferred = check_unfinished(cx, freeing=freeing)
+    for note in notes:
         print(f"apt-clone: {note}", file=sys.stderr)
+    return deferred
 
 
 def _ask(opts: Options, question: Callable[[], str]) -> None:
@@ -107,6 +121,9 @@ def _global(
     ] = None,
 ) -> None:
     ctx.obj = Options(root, yes, json_out, debug, in_clone, pause_at)
+    if pause_at is not None and ctx.invoked_subcommand not in PAUSABLE:
+        what = f"'{ctx.invoked_subcommand}'" if ctx.invoked_subcommand else "listing"
+        raise UsageError(f"--pause-at: {what} has no steps to pause at (only {', '.join(PAUSABLE)})")
     if steps:
         from . import operations
         from .transaction import STEPS
@@ -128,12 +145,13 @@ def list_cmd(ctx: typer.Context) -> None:
     """List checkpoints: A = active (boots next), C = current (running)."""
     opts = _opts(ctx)
     listing = checkpoints.list_checkpoints(_context(opts))
+    testhooks.point("list.read")
     print(render.listing_json(listing) if opts.json else render.listing_text(listing))
 
 
 def _pick(cx: Context, name: str | None, message: str, *, exclude_current: bool = False) -> str:
-    if name:
-        return name
+    if name is not None:
+        return resolve_name(name, cx.system.container)  # '' is a bad name, not a missing one
     names = [cp.name for cp in checkpoints.list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
     return choose(message, names)
 
@@ -187,14 +205,15 @@ def destroy_cmd(
 
     _ask(opts, question)
     with exclusive():
-        _guard(cx)
+        deferred = _guard(cx, freeing=True)
         plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
-        result = operations.destroy(cx, plan)
+        result = operations.destroy(cx, plan, deferred=deferred)
     lines = []
     if result.activated:
         lines.append(f"Activated '{result.activated}' first.")
     lines += [f"Promoted '{p}' (it now owns the older snapshots)." for p in result.promoted]
     lines.append(f"Upgrade changes for clone '{result.dataset}' now rolled back/destroyed.")
+    lines += result.notes
     _out(opts, "\n".join(lines), result)
 
 
@@ -202,16 +221,23 @@ def destroy_cmd(
 def create_cmd(
     ctx: typer.Context,
     title: Annotated[str | None, typer.Option("--title", "-t", help="Title of the new checkpoint.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Name of the new checkpoint (default: the next number).")
+    ] = None,
 ) -> None:
     """Make a checkpoint of the current system by hand (Rollback Checkpoint)."""
     from . import operations
 
     opts = _opts(ctx)
+    if title is not None:
+        validate_title(title)  # bad input is refused before anything runs
+    if name is not None:
+        validate_name(name)
     _need_root()
     cx = _context(opts)
     with exclusive():
         _guard(cx)
-        result = operations.create(cx, title=title, kind="manual")
+        result = operations.create(cx, title=title, kind="manual", name=name)
     _out(opts, f"Rollback Checkpoint has been created: {result.checkpoint}", result)
 
 
@@ -223,6 +249,8 @@ def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
+    resolve_name(old, cx.system.container)
+    resolve_name(new, cx.system.container)
     with exclusive():
         _guard(cx)
         result = operations.rename(cx, old, new)
@@ -233,8 +261,10 @@ def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
 def title_cmd(ctx: typer.Context, name: str, text: str) -> None:
     """Set the title of checkpoint NAME."""
     opts = _opts(ctx)
+    validate_title(text)
     _need_root()
     cx = _context(opts)
+    resolve_name(name, cx.system.container)
     with exclusive():
         _guard(cx)
         cp = checkpoints.retitle(cx, name, text)
@@ -431,7 +461,10 @@ def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
     from . import inspect
 
     opts = _opts(ctx)
-    result = inspect.diff(_context(opts), a, b)
+    _need_root()
+    cx = _context(opts)
+    with exclusive(wait=READER_WAIT):  # checkpoints are mounted for the read: one at a time
+        result = inspect.diff(cx, a, b)
     _out(opts, render.diff_text(result), result)
 
 
@@ -460,10 +493,13 @@ def translate_short_forms(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line; its exit status (0 ok, 1 failed, 2 bad input, 3 refused, 130 interrupted)."""
     args = translate_short_forms(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    safe_output()
     try:
-        app(args=args, prog_name="apt-clone", standalone_mode=False)
+        with interrupts():  # Ctrl-C and SIGTERM raise Interrupted, which typer does not swallow
+            rc = app(args=args, prog_name="apt-clone", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
@@ -472,9 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     except _BadUsage as exc:
         print(f"apt-clone: {exc.format_message()}", file=sys.stderr)
         return EXIT_USAGE
-    except (AptCloneError, KeyboardInterrupt, OSError) as exc:
+    except (AptCloneError, Interrupted, KeyboardInterrupt, OSError) as exc:
         return report(exc, debug)
-    return 0
+    return rc if isinstance(rc, int) else 0  # typer returns an Exit's code instead of raising it
 
 
 if __name__ == "__main__":

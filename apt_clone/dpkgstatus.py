@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .errors import OperationFailed
+
 STATUS_PATH = "var/lib/dpkg/status"
 
 
@@ -55,12 +57,20 @@ def parse(text: str) -> dict[str, str]:
     return out
 
 
-def read(root: str) -> dict[str, str]:
+def read(root: str, *, required: bool = False) -> dict[str, str]:
+    """The packages installed in ``root`` (none when it has no status file, unless ``required``:
+    then a root without one is an error, never "every package removed")."""
+    path = os.path.join(root, STATUS_PATH)
     try:
-        with open(os.path.join(root, STATUS_PATH), encoding="utf-8", errors="replace") as f:
-            return parse(f.read())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
+        if required:
+            raise OperationFailed(f"{root} has no dpkg status file (/{STATUS_PATH}): not a Debian root") from None
         return {}
+    except OSError as exc:
+        raise OperationFailed(f"cannot read {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        return parse(f.read())
 
 
 def diff(before: dict[str, str], after: dict[str, str]) -> list[PackageChange]:

@@ -52,10 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as cli_main
 
         return cli_main(args)
-    from .errors import AptCloneError, report
+    from .errors import AptCloneError, report, safe_output
+    from .signals import Interrupted, interrupts
 
+    safe_output()
     try:
-        print(run_boot_command(*found)[0])
-    except (AptCloneError, KeyboardInterrupt, OSError) as exc:
+        with interrupts():
+            print(run_boot_command(*found)[0])
+    except (AptCloneError, Interrupted, KeyboardInterrupt, OSError) as exc:
         return report(exc)  # --debug takes the CLI path
     return 0

@@ -65,11 +65,35 @@ def require_root() -> None:
         raise NotRoot("this command needs root privileges (run it with sudo)")
 
 
+EXIT_INTERRUPTED = 130
+
+
+def safe_output() -> None:
+    """Text that is not UTF-8 (a name or title given as raw bytes) is printed escaped, never
+    as a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _left_behind() -> str:
+    """What an interrupted command left for ``recover``, as the end of its message."""
+    from .journal import pending_anywhere
+
+    command = pending_anywhere()
+    return f": '{command}' did not finish; run 'apt-clone recover'" if command else ""
+
+
 def report(exc: BaseException, debug: bool = False) -> int:
     """Print the one line an error gets (with the traceback when debugging); its exit status."""
-    if isinstance(exc, KeyboardInterrupt):
-        print("apt-clone: interrupted", file=sys.stderr)
-        return 130
+    from .signals import Interrupted
+
+    if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+        if debug:
+            traceback.print_exc()
+        print(f"apt-clone: interrupted{_left_behind()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if debug:
         traceback.print_exc()
     if isinstance(exc, AptCloneError):

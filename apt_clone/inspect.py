@@ -7,10 +7,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-from . import checkpoints, dpkgstatus, model
+from . import checkpoints, dpkgstatus, model, testhooks
 from .context import Context
-from .errors import NotRoot
-from .upgrade import MOUNT_BASE
+from .paths import mount_base, secure_dir
+from .signals import shielded
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,24 @@ class Diff:
 
 
 def _status_of(ctx: Context, cp: model.Checkpoint) -> dict[str, str]:
+    """A checkpoint's installed packages. One that is not running is mounted for the read: the
+    caller holds the lock (on zfs-fuse a mount changes the mountpoint property, which the
+    saved-mountpoint marker lets ``recover`` put back after a crash)."""
     if cp.current:
-        return dpkgstatus.read(ctx.system.root)
-    if os.geteuid() != 0:
-        raise NotRoot("reading a checkpoint that is not running needs root (it is mounted for the read)")
-    os.makedirs(MOUNT_BASE, mode=0o700, exist_ok=True)
-    where = tempfile.mkdtemp(prefix=f"{cp.name}.", dir=MOUNT_BASE)
+        return dpkgstatus.read(ctx.system.root, required=True)
+    where = tempfile.mkdtemp(prefix=f"{cp.name}.", dir=secure_dir(mount_base()))
     try:
         with checkpoints.mounted(ctx, checkpoints.parts_of(ctx, cp), where):
-            return dpkgstatus.read(where)
+            testhooks.point("diff.mounted")
+            return dpkgstatus.read(where, required=True)
     finally:
-        os.rmdir(where)
+        with shielded():
+            os.rmdir(where)
 
 
 def diff(ctx: Context, a: str, b: str) -> Diff:
+    """Package differences between checkpoints A and B. Needs root and, for a checkpoint that is
+    not running, the apt-clone lock (see :func:`_status_of`)."""
     listing = checkpoints.list_checkpoints(ctx)
     cpa = checkpoints.find_in(listing, a)
     cpb = checkpoints.find_in(listing, b)

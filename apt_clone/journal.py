@@ -10,24 +10,15 @@ touches, carries a higher sequence number then, and :meth:`Journal.load` takes t
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import OperationFailed
-
-STATE_DIR_ENV = "APT_CLONE_STATE_DIR"
-RUN_DIR_ENV = "APT_CLONE_RUN_DIR"
-
-
-def state_dir() -> str:
-    return os.environ.get(STATE_DIR_ENV, "/var/lib/apt-clone")
-
-
-def run_dir() -> str:
-    return os.environ.get(RUN_DIR_ENV, "/run/apt-clone")
+from .errors import OperationFailed, Refused
+from .paths import open_private, run_dir, secure_dir, state_dir
 
 
 def _now() -> str:
@@ -113,11 +104,12 @@ class Journal:
 
     def _read(self, path: str, quiet: bool = False) -> OpState | None:
         try:
-            with open(path, encoding="utf-8") as f:
+            secure_dir(os.path.dirname(path), create=False)
+            with os.fdopen(open_private(path, os.O_RDONLY), encoding="utf-8") as f:
                 return OpState.from_json(json.load(f))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, Refused) as exc:
             if quiet:
                 return None
             raise OperationFailed(f"cannot read the journal {path}: {exc}") from exc
@@ -127,9 +119,16 @@ class Journal:
         data = json.dumps(asdict(st), indent=1, sort_keys=True)
         try:
             _write(self.run_copy, data, durable=False)
-        except OSError:
-            pass  # no /run: the durable copy alone
-        _write(self.path, data, durable=True)
+            run_ok = True
+        except (OSError, Refused):
+            run_ok = False  # no /run: the durable copy alone
+        try:
+            _write(self.path, data, durable=True)
+        except OSError as exc:
+            # A full pool under the state directory must not stop the command that frees space:
+            # the /run copy (newer, so load() takes it) carries the operation until a reboot.
+            if not (run_ok and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+                raise
 
     def remove(self) -> None:
         for path in (self.path, self.run_copy):
@@ -145,19 +144,49 @@ class Journal:
 def _write(path: str, data: str, *, durable: bool) -> None:
     """Replace ``path`` atomically (write, fsync, rename, fsync the directory when durable)."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    os.chmod(directory, 0o700)
+    secure_dir(directory)
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if os.path.lexists(tmp):
+        os.unlink(tmp)  # a crashed write's
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
     if durable:
         dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def pending_anywhere() -> str | None:
+    """The command of an unfinished operation of this process, or of one that died, in any
+    journal (for the one line an interrupted command prints)."""
+    found: dict[str, OpState] = {}
+    for directory in (state_dir(), run_dir()):
+        try:
+            secure_dir(directory, create=False)
+            names = sorted(n for n in os.listdir(directory) if n.startswith("journal-") and n.endswith(".json"))
+        except (OSError, Refused):
+            continue
+        for name in names:
+            try:
+                with os.fdopen(open_private(os.path.join(directory, name), os.O_RDONLY), encoding="utf-8") as f:
+                    st = OpState.from_json(json.load(f))
+            except (OSError, ValueError, TypeError, Refused):
+                continue
+            if name not in found or st.seq > found[name].seq:  # the newer of the two copies
+                found[name] = st
+    for st in found.values():
+        if st.unfinished and (st.pid == os.getpid() or not st.alive):
+            return st.command
+    return None

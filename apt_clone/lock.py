@@ -1,4 +1,8 @@
-"""One lock for every mutating apt-clone command, naming its holder when it is taken."""
+"""One lock for every mutating apt-clone command, naming its holder when it is taken.
+
+It lives in apt-clone's run directory (``/run/apt-clone/lock``), which only root can write: no
+other user can create it first, hold it, link it elsewhere or choose the holder text root reads.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +11,63 @@ import fcntl
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .errors import LockHeld
+from .paths import open_private, run_dir, secure_dir
 
-LOCK_DIR_ENV = "APT_CLONE_LOCK_DIR"
+MAX_HOLDER = 300
 
 
 def lock_path() -> str:
-    return os.path.join(os.environ.get(LOCK_DIR_ENV, "/run/lock"), "apt-clone.lock")
+    return os.path.join(run_dir(), "lock")
 
 
-def describe_holder(path: str) -> str:
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:MAX_HOLDER]
+
+
+def describe_holder(fd: int) -> str:
+    """The holder's record, checked field by field and printable (never raw bytes to a terminal)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-        return f"pid {info['pid']}, '{info['command']}', since {info['since']}"
-    except (OSError, ValueError, KeyError):
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        pid, command, since = info["pid"], info["command"], info["since"]
+        if not isinstance(pid, int) or not isinstance(command, str) or not isinstance(since, str):
+            raise ValueError("bad holder record")
+        dt.datetime.fromisoformat(since)
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return "unknown holder"
+    return f"pid {pid}, '{_printable(command)}', since {_printable(since)}"
 
 
 @contextmanager
-def exclusive(command: str | None = None) -> Iterator[None]:
-    """Hold the apt-clone lock or fail at once with a message naming the holder."""
+def exclusive(command: str | None = None, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the apt-clone lock, or fail with a message naming the holder.
+
+    ``wait``: seconds to wait for a holder to finish (readers that mount a checkpoint wait
+    briefly); 0 fails at once."""
     path = lock_path()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    secure_dir(os.path.dirname(path))
+    fd = open_private(path, os.O_RDWR | os.O_CREAT)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockHeld(f"another apt-clone is running ({describe_holder(path)})") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockHeld(f"another apt-clone is running ({describe_holder(fd)})") from None
+                time.sleep(0.1)
         info = {
             "pid": os.getpid(),
             "command": command or " ".join(["apt-clone", *sys.argv[1:]]),
             "since": dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
         }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.pwrite(fd, json.dumps(info).encode("utf-8", "backslashreplace"), 0)
         os.fsync(fd)
         try:
             yield

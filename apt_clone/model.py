@@ -22,6 +22,9 @@ KERNELS = props.key("kernels")
 """Space-separated kernel versions in the checkpoint's /boot, newest first (for the GRUB menu)."""
 SNAPSHOT_MARK = props.key("checkpoint-of")
 """Set on the snapshots apt-clone takes: destroying the checkpoint may destroy them too."""
+STEP_MARK = props.key("step-of")
+"""Set (to the checkpoint's name) on the ``@acstep-*`` snapshots of an operation in the clone:
+only those are apt-clone's to destroy, whatever a user's own snapshot is called."""
 CHANGES_PREFIX = "changes."
 MAX_CHANGE_CHUNKS = 64
 CHANGE_KEYS = tuple(props.key(f"{CHANGES_PREFIX}{i}") for i in range(MAX_CHANGE_CHUNKS))

@@ -46,26 +46,48 @@ def resolve_name(name: str, container: str) -> str:
 def validate_title(title: str) -> str:
     if not title or not title.strip():
         raise UsageError("title is empty")
+    try:
+        title.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+        raise UsageError("bad title: it is not valid UTF-8") from None
     for c in title:
-        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
             raise UsageError(f"bad title: control character {c!r} is not allowed")
     if len(title) > MAX_TITLE:
         raise UsageError(f"bad title: longer than {MAX_TITLE} characters")
     return title
 
 
-def next_name(current: str, existing: set[str]) -> str:
-    """The next free name continuing ``current``'s numbering: rootfs-nmu-000 -> rootfs-nmu-001."""
+def _valid(name: str) -> bool:
+    try:
+        validate_name(name)
+    except UsageError:
+        return False
+    return True
+
+
+def next_name(current: str, existing: set[str], taken_tags: frozenset[str] = frozenset()) -> str:
+    """The next free name continuing ``current``'s numbering: rootfs-nmu-000 -> rootfs-nmu-001.
+
+    Always a name :func:`validate_name` accepts (the prefix is cut to fit MAX_NAME, a current
+    name that is no valid checkpoint name restarts at ``rootfs-nmu-``), never one in
+    ``existing``, and never one whose snapshot tag (:func:`snapshot_tag`) is in ``taken_tags``
+    (the running root already has a snapshot of that name, a user's own)."""
     match = _NUMBERED.match(current)
     if match:
         prefix, width = match["prefix"], len(match["num"])
     else:
         prefix, width = f"{current}-nmu-", 3
+    if not _valid(f"{prefix}{0:0{width}d}"[:MAX_NAME] or "x"):
+        prefix, width = "rootfs-nmu-", 3
     used = [int(m["num"]) for n in existing if (m := _NUMBERED.match(n)) and m["prefix"] == prefix]
     number = max(used, default=0) + 1
-    while f"{prefix}{number:0{width}d}" in existing:
+    while True:
+        digits = f"{number:0{width}d}"
+        name = prefix[: MAX_NAME - len(digits)] + digits
+        if name not in existing and snapshot_tag(name) not in taken_tags and _valid(name):
+            return name
         number += 1
-    return f"{prefix}{number:0{width}d}"
 
 
 def snapshot_tag(name: str) -> str:

@@ -11,18 +11,18 @@ does the same from the journal, and the next mutating command runs it by itself.
 
 from __future__ import annotations
 
+import json
 import os
-import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import checkpoints, model, trial
+from . import checkpoints, model, testhooks, trial
 from .context import Context
-from .errors import OperationFailed
+from .errors import AptCloneError, OperationFailed, Refused
 from .journal import Journal, OpState
-from .upgrade import Interrupted, signals_as_interrupts
-from .zfs import Dataset, ZfsNotFound
+from .signals import Interrupted, interrupts, shielded
+from .zfs import Dataset, ZfsError, ZfsNotFound
 
 Tree = list[Dataset] | None
 """The container's tree as a command's plan read it (see :func:`execute`)."""
@@ -70,10 +70,6 @@ COMMIT = {
 }
 """The step from which a command is completed rather than undone."""
 
-KILL_ENV = "APT_CLONE_TEST_KILL_AT"
-FAIL_ENV = "APT_CLONE_TEST_FAIL_AT"
-"""Test hooks: ``OP.STEP:before|ran|after`` SIGKILLs there, or (FAIL) raises an error."""
-
 
 @dataclass(frozen=True)
 class Step:
@@ -83,11 +79,7 @@ class Step:
 
 
 def _hook(st: OpState, step: str, when: str) -> None:
-    where = f"{st.op}.{step}:{when}"
-    if os.environ.get(KILL_ENV) == where:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get(FAIL_ENV) == where:
-        raise OperationFailed(f"failure injected at {where}")
+    testhooks.point(f"{st.op}.{step}:{when}")
 
 
 def _committed(st: OpState) -> bool:
@@ -315,7 +307,7 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
     save()
     current = ""
     try:
-        with signals_as_interrupts():
+        with interrupts():
             for step in steps:
                 if st.steps.get(step.name) == "done":
                     continue
@@ -339,7 +331,8 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
             raise OperationFailed(
                 f"'{st.command}' failed after its point of no return ({why}): 'apt-clone recover' completes it"
             ) from exc
-        _undo(ctx, st, steps, journal)
+        with shielded(then_raise=False):
+            _undo(ctx, st, steps, journal)
         journal.finish(st, "rolled-back")
         if isinstance(exc, (Interrupted, KeyboardInterrupt)):
             raise OperationFailed(f"'{st.command}' interrupted; nothing was changed") from exc
@@ -384,16 +377,22 @@ def recover(ctx: Context, st: OpState) -> str:
 
 
 # --- the commands ----------------------------------------------------------------------------
-def create(ctx: Context, *, title: str | None = None, kind: str = "manual") -> checkpoints.Created:
+def create(
+    ctx: Context, *, title: str | None = None, kind: str = "manual", name: str | None = None
+) -> checkpoints.Created:
     tree = checkpoints.read_tree(ctx)
-    created = checkpoints.prepare_create(ctx, title=title, kind=kind, tree=tree)
+    created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, tree=tree)
     execute(ctx, _new_state(ctx, "create", "apt-clone create", {"created": asdict(created)}), tree)
     return created
 
 
-def destroy(ctx: Context, plan: checkpoints.DestroyPlan) -> checkpoints.Destroyed:
+def destroy(ctx: Context, plan: checkpoints.DestroyPlan, deferred: OpState | None = None) -> checkpoints.Destroyed:
+    """Destroy a checkpoint. ``deferred``: an operation that could not be finished before it (a
+    full pool): it is kept in this one's journal, handed back after, and retried once."""
     cp = plan.checkpoint
-    args = {
+    if deferred is not None and cp.dataset in json.dumps(asdict(deferred)):
+        raise Refused(f"'{cp.name}' is part of the unfinished '{deferred.command}': run 'apt-clone recover' first")
+    args: dict[str, Any] = {
         "name": cp.name,
         "dataset": cp.dataset,
         "boot_dataset": plan.boot_dataset,
@@ -401,8 +400,24 @@ def destroy(ctx: Context, plan: checkpoints.DestroyPlan) -> checkpoints.Destroye
         "promote": list(plan.promote),
         "bootfs_seen": plan.bootfs,
     }
+    if deferred is not None:
+        args["deferred"] = asdict(deferred)
     st = execute(ctx, _new_state(ctx, "destroy", f"apt-clone destroy {cp.name}", args))
-    return checkpoints.Destroyed(cp.dataset, list(plan.promote), st.args.get("snapshot_destroyed"), plan.activate_first)
+    notes = [] if deferred is None else _hand_back(ctx, deferred)
+    return checkpoints.Destroyed(
+        cp.dataset, list(plan.promote), st.args.get("snapshot_destroyed"), plan.activate_first, notes
+    )
+
+
+def _hand_back(ctx: Context, deferred: OpState) -> list[str]:
+    """Make the operation a destroy kept the journal again; a checkpoint command is retried now."""
+    Journal(ctx.system.container).save(deferred)
+    if deferred.op in OPS:
+        try:
+            return [f"then finished the interrupted '{deferred.command}': {recover(ctx, deferred)}"]
+        except (AptCloneError, ZfsError) as exc:
+            return [f"'{deferred.command}' still cannot be finished ({exc}): run 'apt-clone recover'"]
+    return [f"'{deferred.command}' did not finish: run 'apt-clone recover' (or 'apt-clone resume')"]
 
 
 def rename(ctx: Context, old: str, new: str) -> checkpoints.Renamed:

@@ -19,7 +19,8 @@ def confirm(message: str, *, yes: bool) -> bool:
         raise Refused(f"{message} -- no terminal to ask on: re-run with -y to confirm")
     import questionary
 
-    answer = questionary.confirm(message, default=False).ask()
+    # The question carries the seed's own "(y/n)": no second hint of questionary's beside it.
+    answer = questionary.confirm(message, default=False, instruction=" ").ask()
     if answer is None:
         raise OperationFailed("cancelled")
     return bool(answer)

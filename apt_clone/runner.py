@@ -59,6 +59,9 @@ class Runner:
     ) -> Completed:
         """Run to completion capturing output; never raises on a non-zero status.
 
+        The child has its own session: a Ctrl-C on the terminal reaches apt-clone alone, which
+        decides (an undo in progress finishes its commands; otherwise the child is killed).
+
         ``stdin_path`` / ``stdout_path`` connect a file instead (for ``zfs send``/``recv`` streams).
         """
         _check_argv(argv)
@@ -77,6 +80,7 @@ class Runner:
                     timeout=timeout,
                     cwd=cwd,
                     check=False,
+                    start_new_session=True,
                 )
             except FileNotFoundError as exc:
                 raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import NotZfsRoot
+from .errors import NotZfsRoot, Refused
 
 ZFS_FSTYPES = ("zfs", "fuse.zfs")
 
@@ -117,6 +117,12 @@ def managed_system(root: str = "/", mounts: list[Mount] | None = None) -> Manage
     if "/" not in dataset:
         raise NotZfsRoot(
             f"{root} is the pool's top dataset {dataset}: boot environments live in a container such as {dataset}/ROOT"
+        )
+    if "/" not in dataset.rsplit("/", 1)[0]:
+        pool = dataset.split("/", 1)[0]
+        raise Refused(
+            f"{root} is {dataset}, directly under the pool's top dataset: apt-clone keeps boot environments "
+            f"in a container of their own (such as {pool}/ROOT/<name>), never beside the pool's other datasets"
         )
     boot = dataset_mounted_at(os.path.join(real, "boot"), mounts)
     if boot is not None and (boot == dataset or boot.startswith(dataset + "/") or "/" not in boot):

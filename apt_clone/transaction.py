@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from . import checkpoints, dpkgstatus, model, operations, trial
+from . import checkpoints, dpkgstatus, model, operations, testhooks, trial
 from .apt import bootfiles
 from .apt.execute import AptTarget, check_apt_locks
 from .apt.plan import (
@@ -31,22 +31,21 @@ from .apt.plan import (
 from .boot import grub
 from .chroot import restore_after_crash
 from .context import Context
-from .errors import OperationFailed, Refused, UsageError
+from .errors import AptCloneError, OperationFailed, Refused, UsageError
 from .journal import Journal, OpState
 from .lock import exclusive
+from .paths import mount_base, secure_dir
+from .signals import Interrupted, interrupts, shielded
 from .system import dataset_mounted_at
 from .upgrade import (
-    MOUNT_BASE,
     AptFailed,
     AptRequest,
     Interaction,
-    Interrupted,
     Outcome,
     describe_plan,
     record_changes,
-    signals_as_interrupts,
 )
-from .zfs import ZfsError, ZfsNotFound
+from .zfs import Dataset, ZfsError, ZfsNotFound
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("plan", "update the APT sources, plan with python-apt, check free space on every pool"),
@@ -64,8 +63,6 @@ CLONE_ONLY = ("mount", "unmount")
 BOUNDARY = ("clone", "mount", "apt", "metadata")
 """Steps after which the clone is snapshotted (upgrade in the clone)."""
 STEP_SNAPSHOT = "acstep-"
-KILL_ENV = "APT_CLONE_TEST_KILL_AT"
-"""Test hook: ``STEP:before`` or ``STEP:after`` SIGKILLs apt-clone there (fault injection)."""
 
 
 class NothingToDo(Exception):
@@ -105,8 +102,7 @@ def _applies(st: OpState, step: str) -> bool:
 
 
 def _kill_hook(step: str, when: str) -> None:
-    if os.environ.get(KILL_ENV) == f"{step}:{when}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    testhooks.point(f"{step}:{when}")
 
 
 # --- steps ----------------------------------------------------------------------------------
@@ -181,8 +177,7 @@ def _step_mount(ctx: Context, st: OpState, ui: Interaction) -> None:
     created = _need_created(st)
     if st.mount_dir and dataset_mounted_at(st.mount_dir) == created.dataset:
         return
-    os.makedirs(MOUNT_BASE, mode=0o700, exist_ok=True)
-    st.mount_dir = st.mount_dir or tempfile.mkdtemp(prefix=f"{created.checkpoint}.", dir=MOUNT_BASE)
+    st.mount_dir = st.mount_dir or tempfile.mkdtemp(prefix=f"{created.checkpoint}.", dir=secure_dir(mount_base()))
     Journal(ctx.system.container).save(st)
     checkpoints.mount_family(ctx, created, st.mount_dir)
 
@@ -284,9 +279,15 @@ STEP_FUNCS: dict[str, Callable[[Context, OpState, Interaction], None]] = {
 
 # --- step snapshots -------------------------------------------------------------------------
 def _boundary(ctx: Context, created: checkpoints.Created, step: str) -> None:
-    ctx.zfs.snapshot(f"{created.dataset}@{STEP_SNAPSHOT}{step}", recursive=True)
+    mark = {model.STEP_MARK: created.checkpoint}
+    ctx.zfs.snapshot(f"{created.dataset}@{STEP_SNAPSHOT}{step}", recursive=True, props=mark)
     if created.boot_dataset:
-        ctx.zfs.snapshot(f"{created.boot_dataset}@{STEP_SNAPSHOT}{step}")
+        ctx.zfs.snapshot(f"{created.boot_dataset}@{STEP_SNAPSHOT}{step}", props=mark)
+
+
+def _is_step_snapshot(ds: Dataset) -> bool:
+    """One of ours: named ``@acstep-*`` and marked when taken (a user's namesake is not)."""
+    return ds.is_snapshot and f"@{STEP_SNAPSHOT}" in ds.name and model.STEP_MARK in ds.user
 
 
 def destroy_step_snapshots(ctx: Context, created: checkpoints.Created) -> None:
@@ -294,10 +295,10 @@ def destroy_step_snapshots(ctx: Context, created: checkpoints.Created) -> None:
         if not dataset:
             continue
         try:
-            tree = ctx.zfs.list_tree(dataset)
+            tree = ctx.zfs.list_tree(dataset, (model.STEP_MARK,))
         except ZfsNotFound:
             continue
-        tops = {ds.name for ds in tree if ds.is_snapshot and ds.parent == dataset and STEP_SNAPSHOT in ds.name}
+        tops = {ds.name for ds in tree if _is_step_snapshot(ds) and ds.parent == dataset}
         for name in sorted(tops, key=lambda n: -next(d.createtxg for d in tree if d.name == n)):
             ctx.zfs.destroy(name, recursive=True)
 
@@ -316,30 +317,49 @@ def _rollback_clone_to(ctx: Context, created: checkpoints.Created, step: str) ->
 # --- the engine -----------------------------------------------------------------------------
 def load_journal(ctx: Context) -> tuple[Journal, OpState | None]:
     """The journal of the running system. A journal written on another checkpoint (a copy that
-    came along when that checkpoint was cloned or rolled back) is history, not pending work."""
+    came along when that checkpoint was cloned or rolled back) is history, not pending work.
+    A finished destroy that ran while another operation was pending hands that one back."""
     journal = Journal(ctx.system.container)
     st = journal.load()
+    if st is not None and not st.unfinished and st.args.get("deferred"):
+        st = OpState.from_json(st.args["deferred"])
+        journal.save(st)
     if st is not None and st.dataset != ctx.system.dataset:
         return journal, None
     return journal, st
 
 
-def check_unfinished(ctx: Context) -> list[str]:
+def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str], OpState | None]:
     """Before a mutating command: an interrupted checkpoint command is recovered at once (that is
     always safe); an unfinished apt operation is refused (resume or recover it); one that changed
-    nothing is dropped. Returns what was recovered."""
+    nothing is dropped, saying so. Returns what was done, and (``freeing``: for a destroy, which
+    must stay possible on a full pool) the operation that could not be finished now: the destroy
+    keeps it and hands it back when it is done."""
     journal, st = load_journal(ctx)
     if st is None or not st.unfinished:
-        return []
+        return [], None
     if st.alive:
         from .errors import LockHeld
 
         raise LockHeld(f"apt-clone pid {st.pid} is running '{st.command}' (since {st.started})")
     if st.op in operations.OPS:
-        return [f"recovered the interrupted '{st.command}' first: {operations.recover(ctx, st)}"]
-    if "snapshot" not in st.steps:  # nothing on ZFS yet: safe to forget
+        try:
+            return [f"recovered the interrupted '{st.command}' first: {operations.recover(ctx, st)}"], None
+        except (AptCloneError, ZfsError) as exc:
+            if not freeing:
+                raise OperationFailed(
+                    f"the interrupted '{st.command}' cannot be finished now ({exc}): "
+                    "if the pool is full, free space with 'apt-clone -r NAME', then run 'apt-clone recover'"
+                ) from exc
+            return [f"'{st.command}' cannot be finished now ({exc}): it waits for 'apt-clone recover'"], st
+    if "snapshot" not in st.steps:  # nothing on ZFS yet: safe to drop, saying so
+        what = "paused" if st.state == "paused" else "unfinished"
+        cleaned = _sweep_chroots(ctx)
         journal.finish(st, "abandoned")
-        return []
+        note = f"dropped the {what} '{st.command}' (since {st.started}): it had changed nothing on ZFS"
+        return [note + "".join(f"; {line}" for line in cleaned)], None
+    if freeing:
+        return [f"'{st.command}' did not finish: it stays for 'apt-clone recover' or 'apt-clone resume'"], st
     if st.state == "paused":
         step = _last_done(st)
         raise Refused(f"'{st.command}' is paused after step {step}: run 'apt-clone resume' or 'apt-clone recover'")
@@ -360,22 +380,22 @@ def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outc
     journal.save(st)
     current = start
     try:
-        with signals_as_interrupts():
+        with interrupts():
             for step in STEP_NAMES[STEP_NAMES.index(start) :]:
                 current = step
                 if not _applies(st, step):
-                    st.steps[step] = "skipped"
-                    continue
-                _kill_hook(step, "before")
-                st.steps[step] = "started"
-                journal.save(st)
-                STEP_FUNCS[step](ctx, st, ui)
-                st.steps[step] = "done"
-                created = created_of(st)
-                if st.in_clone and step in BOUNDARY and created is not None:
-                    _boundary(ctx, created, step)
-                journal.save(st)
-                _kill_hook(step, "after")
+                    st.steps[step] = "skipped"  # a pause there still stops here
+                else:
+                    _kill_hook(step, "before")
+                    st.steps[step] = "started"
+                    journal.save(st)
+                    STEP_FUNCS[step](ctx, st, ui)
+                    st.steps[step] = "done"
+                    created = created_of(st)
+                    if st.in_clone and step in BOUNDARY and created is not None:
+                        _boundary(ctx, created, step)
+                    journal.save(st)
+                    _kill_hook(step, "after")
                 if st.pause_at == step and step != STEP_NAMES[-1]:
                     st.state = "paused"
                     journal.save(st)
@@ -435,14 +455,25 @@ def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseExcep
     except Refused:
         yes = False
     if yes:
-        rollback(ctx, st)
+        ui.say("Rolling back ...")
+        try:
+            with shielded(then_raise=False):
+                rollback(ctx, st)
+        except (Exception, Interrupted) as undo_exc:
+            st.state, st.error = "failed", f"{why}; the rollback failed too: {undo_exc}"
+            journal.save(st)
+            raise OperationFailed(
+                f"upgrade failed ({why}) and rolling it back failed too ({undo_exc}): "
+                "free space if the pool is full (apt-clone -r OLD), then run 'apt-clone recover'"
+            ) from undo_exc
         journal.finish(st, "rolled-back")
         ui.say("All upgrade changes now rolled back.")
         raise AptFailed(f"upgrade failed ({why}); all changes were rolled back", rolled_back=True)
     created = _need_created(st)
     if st.in_clone:
         if st.mount_dir:
-            _teardown(ctx, st)
+            with shielded(then_raise=False):
+                _teardown(ctx, st)
         ui.say(f"The failed upgrade is kept in checkpoint '{created.checkpoint}'; the running system was not changed.")
     else:
         ui.say(f"The running system holds the failed change; '{created.checkpoint}' holds the state before it.")
@@ -451,8 +482,9 @@ def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseExcep
     raise AptFailed(f"upgrade failed ({why}); changes kept as they are", rolled_back=False)
 
 
-def _teardown(ctx: Context, st: OpState) -> None:
-    """Kill what apt left running, undo chroot mounts and replaced files, unmount the clone."""
+def _teardown(ctx: Context, st: OpState, *, discard: bool = False) -> None:
+    """Kill what apt left running, undo chroot mounts and replaced files, unmount the clone
+    (``discard``: it is destroyed next, its mountpoint property is not put back)."""
     if st.apt_pgid:
         try:
             os.killpg(st.apt_pgid, signal.SIGKILL)
@@ -463,11 +495,11 @@ def _teardown(ctx: Context, st: OpState) -> None:
 
     for target in filter(None, (st.mount_dir, None if ctx.system.is_host_root else ctx.system.root)):
         kill_processes_in(target)
-        restore_after_crash(target, ctx.runner)
+        restore_after_crash(target, ctx.runner, files=not (discard and target == st.mount_dir))
     created = created_of(st)
     if st.mount_dir and created is not None:
         try:
-            checkpoints.unmount_family(ctx, created, st.mount_dir)
+            checkpoints.unmount_family(ctx, created, st.mount_dir, restore=not discard)
         except ZfsNotFound:
             pass
         if os.path.isdir(st.mount_dir) and not os.listdir(st.mount_dir):
@@ -477,7 +509,7 @@ def _teardown(ctx: Context, st: OpState) -> None:
 
 def rollback(ctx: Context, st: OpState) -> None:
     """Exactly the state before the operation: no clone, snapshot, mount or step snapshot left."""
-    _teardown(ctx, st)
+    _teardown(ctx, st, discard=True)
     created = created_of(st)
     if created is None:
         return
@@ -499,6 +531,9 @@ def _first_pending(st: OpState) -> str:
 
 def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str | None = None) -> Outcome:
     """Continue the last paused or failed operation from its step, or an earlier one."""
+    for given in (step, pause_at):
+        if given is not None and given not in STEP_NAMES:
+            raise UsageError(f"unknown step {given!r} (steps: {', '.join(STEP_NAMES)})")
     journal, st = load_journal(ctx)
     if st is not None and st.op in operations.OPS and st.unfinished and not st.alive:
         ui.say(operations.recover(ctx, st))  # a checkpoint command continues where it can only go on
@@ -508,9 +543,7 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
             raise Refused("the last operation was interrupted: run 'apt-clone recover'")
         raise Refused("there is no paused or failed operation to resume")
     pending = _first_pending(st)
-    start = step or pending
-    if start not in STEP_NAMES:
-        raise Refused(f"unknown step '{start}' (steps: {', '.join(STEP_NAMES)})")
+    start = step if step is not None else pending
     if STEP_NAMES.index(start) > STEP_NAMES.index(pending):
         raise Refused(f"cannot resume from '{start}': step '{pending}' has not run yet (never a later step)")
     created = created_of(st)
@@ -533,38 +566,88 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
 
 
 def recover(ctx: Context) -> list[str]:
-    """After a crash: the completed checkpoint, or exactly the state before. Returns what was done."""
-    journal, st = load_journal(ctx)
+    """After a crash: the completed checkpoint, or exactly the state before; then the leftovers.
+    Returns what was done. An operation a destroy kept (see :func:`check_unfinished`) is
+    recovered after it."""
     done: list[str] = []
-    if st is not None and st.unfinished:
+    for _ in range(3):  # a destroy, the operation it kept (and, at most, one it kept in turn)
+        journal, st = load_journal(ctx)
+        if st is None or not st.unfinished:
+            break
         if st.alive:
             from .errors import LockHeld
 
             raise LockHeld(f"apt-clone pid {st.pid} is still running '{st.command}'")
-        if st.op in operations.OPS:
-            return [operations.recover(ctx, st), *_sweep(ctx)]
-        created = created_of(st)
-        if st.steps.get("apt") == "done" and created is not None and ctx.zfs.exists(created.dataset):
-            _teardown(ctx, st)
-            if st.steps.get("metadata") != "done":
-                _step_metadata(ctx, st, _Quiet())
-            destroy_step_snapshots(ctx, created)
-            checkpoints.refresh_menu(ctx)
-            done.append(f"completed checkpoint '{created.checkpoint}' ('{st.command}' had finished apt)")
-        else:
-            rollback(ctx, st)
-            done.append(f"rolled back '{st.command}': the system is as it was before it")
-        journal.finish(st, "recovered")
+        done.append(_recover_one(ctx, journal, st))
     done += _sweep(ctx)
     return done or ["nothing to recover: no unfinished operation, no leftovers"]
 
 
-def _sweep(ctx: Context) -> list[str]:
-    """Leftovers of any interrupted command: changed mountpoints, orphan snapshots of ours."""
+def _recover_one(ctx: Context, journal: Journal, st: OpState) -> str:
+    if st.op in operations.OPS:
+        return operations.recover(ctx, st)
+    created = created_of(st)
+    if st.steps.get("apt") == "done" and created is not None and ctx.zfs.exists(created.dataset):
+        _teardown(ctx, st)
+        if st.steps.get("metadata") != "done":
+            _step_metadata(ctx, st, _Quiet())
+        destroy_step_snapshots(ctx, created)
+        checkpoints.refresh_menu(ctx)
+        message = f"completed checkpoint '{created.checkpoint}' ('{st.command}' had finished apt)"
+    else:
+        rollback(ctx, st)
+        message = f"rolled back '{st.command}': the system is as it was before it"
+    journal.finish(st, "recovered")
+    return message
+
+
+def _sweep_chroots(ctx: Context) -> list[str]:
+    """Chroot binds, replaced files and processes left in the managed root (when it is not
+    ``/``) or in a checkpoint mounted under the run directory."""
+    from .apt.execute import kill_processes_in
+
+    base = mount_base()
+    targets = [] if ctx.system.is_host_root else [ctx.system.root]
+    if os.path.isdir(base):
+        targets += [os.path.join(base, d) for d in sorted(os.listdir(base))]
     done = []
+    for target in targets:
+        if kill_processes_in(target):
+            done.append(f"stopped processes left in {target}")
+        done += restore_after_crash(target, ctx.runner)
+    return done
+
+
+def _sweep_mount_dirs(ctx: Context) -> list[str]:
+    """Whatever is still mounted under the run directory's mount points (no operation is
+    running: the caller holds the lock), and the empty directories."""
+    from .chroot import unmount
+    from .system import mounts_under
+
+    base = mount_base()
+    done: list[str] = []
+    if not os.path.isdir(base):
+        return done
+    for m in mounts_under(base):
+        unmount(ctx.runner, m.mountpoint)
+        done.append(f"unmounted {m.mountpoint}")
+    for d in sorted(os.listdir(base)):
+        path = os.path.join(base, d)
+        if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+            os.rmdir(path)
+    return done
+
+
+def _sweep(ctx: Context) -> list[str]:
+    """Leftovers of any interrupted command: chroot binds, mounts, changed mountpoints, orphan
+    snapshots of ours (only those apt-clone marked as it took them)."""
     from .zfs.cli import SAVED_MOUNTPOINT, CliZfs
 
-    tree = ctx.zfs.list_tree(ctx.system.container, (model.SNAPSHOT_MARK, SAVED_MOUNTPOINT))
+    done = _sweep_chroots(ctx)
+    props = (model.SNAPSHOT_MARK, model.STEP_MARK, SAVED_MOUNTPOINT)
+    tree = ctx.zfs.list_tree(ctx.system.container, props)
+    if ctx.system.boot_container:
+        tree += ctx.zfs.list_tree(ctx.system.boot_container, props)
     for ds in tree:
         if SAVED_MOUNTPOINT in ds.user and isinstance(ctx.zfs, CliZfs):
             if ds.mounted and ds.name != ctx.system.dataset:
@@ -578,13 +661,13 @@ def _sweep(ctx: Context) -> list[str]:
             continue
         mark = ds.user.get(model.SNAPSHOT_MARK)
         orphan_mark = mark and f"{ctx.system.container}/{mark}" not in names and ds.name not in origins
-        if orphan_mark or f"@{STEP_SNAPSHOT}" in ds.name:
+        if orphan_mark or _is_step_snapshot(ds):
             try:
                 ctx.zfs.destroy(ds.name, recursive=True)
                 done.append(f"destroyed leftover snapshot {ds.name}")
             except ZfsNotFound:
                 pass
-    return done
+    return done + _sweep_mount_dirs(ctx)
 
 
 class _Quiet:
@@ -615,11 +698,11 @@ def new_state(ctx: Context, op: str, packages: tuple[str, ...], **kw: Any) -> Op
 def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction, pause_at: str | None = None) -> Outcome:
     """Plan, checkpoint, run apt, and roll back on failure. Refusals change nothing."""
     validate_request(req.op, req.packages)
-    if pause_at is not None and pause_at not in STEP_NAMES:
-        raise UsageError(f"unknown step '{pause_at}' (steps: {', '.join(STEP_NAMES)})")
+    if pause_at is not None and pause_at not in STEP_NAMES[:-1]:
+        raise UsageError(f"--pause-at: unknown step {pause_at!r} (steps to pause after: {', '.join(STEP_NAMES[:-1])})")
     check_apt_locks(ctx.system.root)
     with exclusive():
-        for note in check_unfinished(ctx):
+        for note in check_unfinished(ctx)[0]:
             ui.say(note)
         st = new_state(
             ctx,

@@ -13,11 +13,7 @@ Two modes:
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from . import dpkgstatus, model
@@ -28,11 +24,6 @@ if TYPE_CHECKING:  # python-apt planning loads only for apt operations
     from .apt.plan import Plan
 
 THEN_CHOICES = ("reboot", "activate", "nothing")
-MOUNT_BASE = "/run/apt-clone"
-
-
-class Interrupted(BaseException):
-    """SIGTERM (or SIGINT) arrived during an operation."""
 
 
 class Interaction(Protocol):
@@ -77,21 +68,6 @@ class AptFailed(OperationFailed):
     def __init__(self, message: str, rolled_back: bool) -> None:
         super().__init__(message)
         self.rolled_back = rolled_back
-
-
-@contextmanager
-def signals_as_interrupts() -> Iterator[None]:
-    """SIGTERM and SIGINT raise :class:`Interrupted` while the operation runs."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def describe_plan(plan: Plan) -> list[str]:

@@ -119,11 +119,16 @@ class Bootloader:
         }
 
     def restore(self, pool: str, container: str, saved: dict[str, str | None]) -> None:
-        """Put back what :meth:`save` read."""
-        self.zfs.set_bootfs(pool, saved.get("bootfs"))
+        """Put back what :meth:`save` read, writing only what differs now (an undo of a step that
+        failed before changing anything writes nothing, so it works on a full pool too)."""
+        if self.zfs.pool(pool).bootfs != saved.get("bootfs"):
+            self.zfs.set_bootfs(pool, saved.get("bootfs"))
         if self.has_grub:
+            env = self.grubenv.read()
             for key in ("saved_entry", "next_entry"):
                 value = saved.get(key)
+                if env.get(key) == value:
+                    continue
                 if value:
                     self.grubenv.set(**{key: value})
                 else:

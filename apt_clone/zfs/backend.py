@@ -97,8 +97,10 @@ class ZfsBackend(abc.ABC):
         """Mount a filesystem at ``directory`` whatever its mountpoint property says."""
 
     @abc.abstractmethod
-    def unmount_at(self, name: str, directory: str) -> None:
-        """Undo :meth:`mount_at`."""
+    def unmount_at(self, name: str, directory: str, *, restore: bool = True) -> None:
+        """Undo :meth:`mount_at`; ``restore=False`` leaves a changed mountpoint property (and
+        its marker) as it is, for a dataset about to be destroyed (on a full pool no property
+        can be set)."""
 
     @contextmanager
     def mounted_at(self, name: str, directory: str) -> Iterator[str]:

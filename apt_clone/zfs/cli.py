@@ -253,21 +253,26 @@ class CliZfs(ZfsBackend):
         if self.dialect == OPENZFS:
             self._run(["mount", "-t", "zfs", "-o", "zfsutil", name, directory])
             return
-        # zfs-fuse has no `mount -t zfs`: point the mountpoint there, keeping the old one.
-        current = self._run(["zfs", "get", "-H", "-o", "value,source", "mountpoint", name]).stdout
-        value, _, source = current.rstrip("\n").partition("\t")
-        saved = value if source == "local" else "-inherit-"
-        self.set_props(name, {SAVED_MOUNTPOINT: saved, "mountpoint": directory})
-        self.mount(name)
+        # zfs-fuse has no `mount -t zfs`: point the mountpoint there, keeping the old one (a
+        # value kept already, by a run that died, is the real one and stays).
+        ds = self.get(name, [SAVED_MOUNTPOINT])
+        if SAVED_MOUNTPOINT not in ds.user:
+            current = self._run(["zfs", "get", "-H", "-o", "value,source", "mountpoint", name]).stdout
+            value, _, source = current.rstrip("\n").partition("\t")
+            self.set_props(name, {SAVED_MOUNTPOINT: value if source == "local" else "-inherit-"})
+        self.set_props(name, {"mountpoint": directory})
+        if not ds.mounted:  # a mounted one moves with its new mountpoint by itself
+            self.mount(name)
 
-    def unmount_at(self, name: str, directory: str) -> None:
+    def unmount_at(self, name: str, directory: str, *, restore: bool = True) -> None:
         if self.dialect == OPENZFS:
             self._run_retrying_busy(["umount", directory])
             return
         ds = self.get(name, [SAVED_MOUNTPOINT])
         if ds.mounted:
             self.unmount(name)
-        self.restore_mountpoint(name)
+        if restore:
+            self.restore_mountpoint(name)
 
     def restore_mountpoint(self, name: str) -> None:
         """Put back a mountpoint that :meth:`mount_at` changed (also used by recovery)."""
