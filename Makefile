@@ -42,7 +42,7 @@ bench: setup
 	$(VENV)/bin/python -m bench.run
 
 demo-clean: setup
-	$(VENV)/bin/python -m apt_clone.sandbox destroy --dir $(SANDBOX) || true
+	$(VENV)/bin/python -m tests.sandbox destroy --dir $(SANDBOX) || true
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -385,12 +385,14 @@ class Activated:
     messages: list[str]
 
 
-def activate(ctx: Context, name: str) -> Activated:
-    cp, _, tree = lookup(ctx, name)
-    messages = ctx.boot.activate(cp.dataset)
-    ctx.zfs.set_props(cp.dataset, {model.ACTIVATED: model.utc_now()})
-    refresh_menu(ctx, tree)  # what boots and the activation time are not in the menu: no new read
-    return Activated(cp.dataset, messages)
+def set_default(ctx: Context, dataset: str) -> list[str]:
+    """Activate: ``dataset`` boots from now on (pool bootfs, GRUB's default entry, any one-time
+    request cleared) and carries the time it was activated. The one definition of the action:
+    ``-a``, ``destroy --force``, ``trial-commit`` and ``--then activate`` all come here (the
+    journalled ones through :func:`apt_clone.operations.activate`'s step)."""
+    messages = ctx.boot.activate(dataset)
+    ctx.zfs.set_props(dataset, {model.ACTIVATED: model.utc_now()})
+    return messages
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ The seed's short forms work as in the seed, with global options before them:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from . import checkpoints, render, testhooks
 from .context import Context, open_context
 from .entry import run_boot_command
-from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, report, require_root, safe_output
+from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, last_report, report, require_root, safe_output
 from .lock import exclusive
 from .names import resolve_name, validate_name, validate_title
 from .prompts import choose, confirm
@@ -101,8 +102,20 @@ def _ask(opts: Options, question: Callable[[], str]) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
+_JSON = {"emitted": False}
+"""Whether this command has printed its JSON document (one per command, errors included)."""
+
+
+def _emit(document: str) -> None:
+    print(document, flush=True)
+    _JSON["emitted"] = True
+
+
 def _out(opts: Options, text: str, data: Any) -> None:
-    print(render.to_json(data) if opts.json else text)
+    if opts.json:
+        _emit(render.to_json(data))
+    else:
+        print(text)
 
 
 @app.callback(invoke_without_command=True)
@@ -130,7 +143,7 @@ def _global(
 
         table = {"dist-upgrade, upgrade, install, remove": STEPS, **operations.OPS}
         if json_out:
-            print(render.to_json({op: [{"step": n, "does": d} for n, d in st] for op, st in table.items()}))
+            _emit(render.to_json({op: [{"step": n, "does": d} for n, d in st] for op, st in table.items()}))
         else:
             for op, st in table.items():
                 print(f"{op}:")
@@ -146,7 +159,10 @@ def list_cmd(ctx: typer.Context) -> None:
     opts = _opts(ctx)
     listing = checkpoints.list_checkpoints(_context(opts))
     testhooks.point("list.read")
-    print(render.listing_json(listing) if opts.json else render.listing_text(listing))
+    if opts.json:
+        _emit(render.listing_json(listing))
+    else:
+        print(render.listing_text(listing))
 
 
 def _pick(cx: Context, name: str | None, message: str, *, exclude_current: bool = False) -> str:
@@ -334,7 +350,7 @@ def _apt(
     )
     outcome = run_apt_operation(cx, req, CliInteraction(opts, then), opts.pause_at)
     if opts.json:
-        print(render.to_json(outcome))
+        _emit(render.to_json(outcome))
     if outcome.status == "cancelled":
         raise typer.Exit(EXIT_FAILED)
 
@@ -414,7 +430,7 @@ def resume_cmd(
     with exclusive():
         outcome = resume(cx, CliInteraction(opts, None), step, pause_at or opts.pause_at)
     if opts.json:
-        print(render.to_json(outcome))
+        _emit(render.to_json(outcome))
 
 
 @app.command("recover")
@@ -434,7 +450,8 @@ def recover_cmd(ctx: typer.Context) -> None:
 def boot_started_cmd(ctx: typer.Context) -> None:
     """Early boot (apt-clone-boot.service): spend a one-time boot request."""
     opts = _opts(ctx)
-    print(run_boot_command(opts.root, "boot-started")[0])
+    message = run_boot_command(opts.root, "boot-started")[0]
+    _out(opts, message, {"message": message})
 
 
 @app.command("trial-commit", hidden=True)
@@ -492,25 +509,51 @@ def translate_short_forms(argv: list[str]) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command line; its exit status (0 ok, 1 failed, 2 bad input, 3 refused, 130 interrupted)."""
-    args = translate_short_forms(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    safe_output()
+def _run(args: list[str], debug: bool) -> tuple[int, str | None]:
+    """The exit status and, for a failure, its one line (printed here, on stderr)."""
     try:
         with interrupts():  # Ctrl-C and SIGTERM raise Interrupted, which typer does not swallow
             rc = app(args=args, prog_name="apt-clone", standalone_mode=False)
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        return int(exc.exit_code), None
     except typer.Abort:
         print("apt-clone: aborted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, "aborted"
     except _BadUsage as exc:
         print(f"apt-clone: {exc.format_message()}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, exc.format_message()
     except (AptCloneError, Interrupted, KeyboardInterrupt, OSError) as exc:
-        return report(exc, debug)
-    return rc if isinstance(rc, int) else 0  # typer returns an Exit's code instead of raising it
+        code = report(exc, debug)
+        return code, last_report()
+    return (rc if isinstance(rc, int) else 0), None  # typer returns an Exit's code instead of raising it
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command line; its exit status (0 ok, 1 failed, 2 bad input, 3 refused, 130 interrupted).
+
+    With ``--json`` stdout carries exactly one JSON document, an error's too
+    (``{"error": ..., "exit_code": N}``); everything else, apt's own output included, goes to stderr."""
+    args = translate_short_forms(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    safe_output()
+    if "--json" not in args:
+        return _run(args, debug)[0]
+    _JSON["emitted"] = False
+    sys.stdout.flush()
+    document_fd = os.dup(1)
+    os.dup2(2, 1)  # what children (apt-get, dpkg) print goes to stderr
+    saved_stdout = sys.stdout
+    sys.stdout = open(document_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    try:
+        rc, error = _run(args, debug)
+        if not _JSON["emitted"] and (rc != 0 or error):
+            _emit(render.to_json({"error": error or "cancelled", "exit_code": rc}))
+        sys.stdout.flush()
+    finally:
+        sys.stdout = saved_stdout
+        os.dup2(document_fd, 1)
+        os.close(document_fd)
+    return rc
 
 
 if __name__ == "__main__":

@@ -85,22 +85,33 @@ def _left_behind() -> str:
     return f": '{command}' did not finish; run 'apt-clone recover'" if command else ""
 
 
+_LAST: list[str] = []
+
+
+def last_report() -> str | None:
+    """The line :func:`report` printed last (for a JSON error document)."""
+    return _LAST[-1] if _LAST else None
+
+
+def _line(text: str) -> None:
+    _LAST.append(text)
+    print(f"apt-clone: {text}", file=sys.stderr)
+
+
 def report(exc: BaseException, debug: bool = False) -> int:
     """Print the one line an error gets (with the traceback when debugging); its exit status."""
     from .signals import Interrupted
 
-    if isinstance(exc, (KeyboardInterrupt, Interrupted)):
-        if debug:
-            traceback.print_exc()
-        print(f"apt-clone: interrupted{_left_behind()}", file=sys.stderr)
-        return EXIT_INTERRUPTED
     if debug:
         traceback.print_exc()
+    if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+        _line(f"interrupted{_left_behind()}")
+        return EXIT_INTERRUPTED
     if isinstance(exc, AptCloneError):
-        print(f"apt-clone: {exc.message}", file=sys.stderr)
+        _line(exc.message)
         return exc.exit_code
     if isinstance(exc, OSError):
-        print(f"apt-clone: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", file=sys.stderr)
+        _line(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
         return EXIT_FAILED
-    print(f"apt-clone: {exc}", file=sys.stderr)
+    _line(str(exc))
     return EXIT_FAILED

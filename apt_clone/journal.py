@@ -57,6 +57,8 @@ class OpState:
     boot_snapshot: str | None = None
     mount_dir: str | None = None
     apt_pgid: int | None = None
+    boot_id: str | None = None
+    """The boot the operation ran in: its apt_pgid means nothing in another one."""
     changes: list[list[str | None]] = field(default_factory=list)
     reboot_asked: bool = False
     reboot_now: bool = False
@@ -72,18 +74,14 @@ class OpState:
     def unfinished(self) -> bool:
         return self.state in ("running", "paused", "failed")
 
-    @property
-    def alive(self) -> bool:
-        """Is the process that runs it still there?"""
-        if self.state != "running" or not self.pid:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+
+def boot_id() -> str | None:
+    """This boot's id (the kernel's random boot_id), None where there is no /proc."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 class Journal:
@@ -187,6 +185,6 @@ def pending_anywhere() -> str | None:
             if name not in found or st.seq > found[name].seq:  # the newer of the two copies
                 found[name] = st
     for st in found.values():
-        if st.unfinished and (st.pid == os.getpid() or not st.alive):
+        if st.unfinished and (st.pid == os.getpid() or st.state != "running"):
             return st.command
     return None

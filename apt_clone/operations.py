@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import checkpoints, model, testhooks, trial
+from . import checkpoints, testhooks, trial
 from .context import Context
 from .errors import AptCloneError, OperationFailed, Refused
-from .journal import Journal, OpState
+from .journal import Journal, OpState, boot_id
 from .signals import Interrupted, interrupts, shielded
 from .zfs import Dataset, ZfsError, ZfsNotFound
 
@@ -46,13 +46,12 @@ OPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("menu", "refresh the GRUB menu (commit)"),
     ),
     "activate": (
-        ("boot", "set the pool's bootfs and GRUB's default entry"),
-        ("stamp", "record the activation time on the checkpoint (commit)"),
-        ("menu", "refresh the GRUB menu"),
+        ("boot", "set the pool's bootfs and GRUB's default entry; record the activation time"),
+        ("menu", "refresh the GRUB menu (commit)"),
     ),
     "trial": (
-        ("once", "set GRUB's next_entry (without GRUB: a property) to boot it one time"),
-        ("arm", "arm the trial: after a healthy boot it becomes the default (commit)"),
+        ("once", "record what boots now (the undo puts it back)"),
+        ("arm", "boot it one time (GRUB's next_entry; without GRUB a property) and arm the trial (commit)"),
     ),
     "rollback": (
         ("rollback", "roll the running root, its children and boot twin back to the snapshot (commit)"),
@@ -64,7 +63,7 @@ COMMIT = {
     "create": "menu",
     "destroy": "destroy",
     "rename": "menu",
-    "activate": "stamp",
+    "activate": "menu",
     "trial": "arm",
     "rollback": "rollback",
 }
@@ -128,9 +127,7 @@ def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tr
         if a.get("activate_first"):
             _save_boot(ctx, a, a.get("bootfs_seen"))
             save()
-            other = f"{ctx.system.container}/{a['activate_first']}"
-            ctx.boot.activate(other)
-            ctx.zfs.set_props(other, {model.ACTIVATED: model.utc_now()})
+            checkpoints.set_default(ctx, f"{ctx.system.container}/{a['activate_first']}")
 
     def unactivate() -> None:
         if a.get("boot_before"):
@@ -219,17 +216,14 @@ def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: T
     def boot() -> None:
         _save_boot(ctx, a, a.get("bootfs_seen"))
         save()
-        a["messages"] = ctx.boot.activate(a["dataset"])
+        a["messages"] = checkpoints.set_default(ctx, a["dataset"])
 
     def unboot() -> None:
         if a.get("boot_before"):
             ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
 
-    def stamp() -> None:
-        ctx.zfs.set_props(a["dataset"], {model.ACTIVATED: model.utc_now()})
-
     # What boots and the activation time are not in the menu: the plan's tree serves it.
-    return [Step("boot", boot, unboot), Step("stamp", stamp), Step("menu", _menu(ctx, tree))]
+    return [Step("boot", boot, unboot), Step("menu", _menu(ctx, tree))]
 
 
 def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
@@ -237,15 +231,13 @@ def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree
 
     def once() -> None:
         _save_boot(ctx, a, a.get("bootfs_seen"))
-        save()
-        a["messages"] = [ctx.boot.boot_once(a["dataset"])]
 
-    def unonce() -> None:
+    def unonce() -> None:  # also what a journal of the previous version, whose "once" booted once, needs
         if a.get("boot_before"):
             ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
 
     def arm() -> None:
-        ctx.zfs.set_props(ctx.system.container, {trial.TRIAL: a["dataset"]})
+        a["messages"] = trial.arm(ctx, a["dataset"])
 
     return [Step("once", once, unonce), Step("arm", arm)]
 
@@ -303,7 +295,7 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
         journal.save(st)
 
     steps = BUILDERS[st.op](ctx, st, save, tree)
-    st.state, st.pid, st.error = "running", os.getpid(), None
+    st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
     save()
     current = ""
     try:
@@ -439,7 +431,7 @@ def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
     cp, listing, _ = checkpoints.lookup(ctx, name)
     args = {"name": cp.name, "dataset": cp.dataset, "bootfs_seen": listing.next_boot}
     st = execute(ctx, _new_state(ctx, "trial", f"apt-clone activate --once {cp.name}", args))
-    return checkpoints.Activated(cp.dataset, [*st.args["messages"], trial.TRIAL_NOTE.format(name=cp.name)])
+    return checkpoints.Activated(cp.dataset, list(st.args["messages"]))
 
 
 def rollback_to(ctx: Context, name: str) -> checkpoints.RolledBack:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import checkpoints, dpkgstatus, model, operations, testhooks, trial
 from .apt import bootfiles
-from .apt.execute import AptTarget, check_apt_locks
+from .apt.execute import AptTarget, apt_lock_holder, check_apt_locks, command_of
 from .apt.plan import (
     Change,
     Plan,
@@ -32,7 +32,7 @@ from .boot import grub
 from .chroot import restore_after_crash
 from .context import Context
 from .errors import AptCloneError, OperationFailed, Refused, UsageError
-from .journal import Journal, OpState
+from .journal import Journal, OpState, boot_id
 from .lock import exclusive
 from .paths import mount_base, secure_dir
 from .signals import Interrupted, interrupts, shielded
@@ -251,12 +251,12 @@ def _step_boot(ctx: Context, st: OpState, ui: Interaction) -> None:
     ui.say(f"Activate upgrade command: 'apt-clone -a {name}'")
     ui.say(f"Rollback changes command: 'apt-clone -r {name}'")
     if choice == "activate":
-        result = checkpoints.activate(ctx, name)
-        ui.say(f"Upgrade changes for clone '{result.dataset}' has been activated.")
-        for line in result.messages:
+        messages = checkpoints.set_default(ctx, created.dataset)  # the menu does not say what boots
+        ui.say(f"Upgrade changes for clone '{created.dataset}' has been activated.")
+        for line in messages:
             ui.say(line)
     elif choice == "reboot":
-        for line in trial.arm(ctx, name):
+        for line in trial.arm(ctx, created.dataset):
             ui.say(line)
         if ctx.system.is_host_root:
             st.reboot_now = True  # once the journal says the operation is done
@@ -329,6 +329,48 @@ def load_journal(ctx: Context) -> tuple[Journal, OpState | None]:
     return journal, st
 
 
+def _group_member(pgid: int) -> str | None:
+    """A live (not zombie) process of process group ``pgid``, as "pid N (command)"."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return f"pid {entry} ({command_of(int(entry))})"
+    return None
+
+
+def still_working(st: OpState) -> str | None:
+    """What still works for an interrupted operation: its apt-get's process group (in the same
+    boot) or whoever holds apt's and dpkg's locks in its target. Callers hold the apt-clone lock,
+    so apt-clone itself is not running: a recorded pid alone proves nothing (it may be reused)."""
+    if st.apt_pgid and (st.boot_id is None or st.boot_id == boot_id()):
+        member = _group_member(st.apt_pgid)
+        if member:
+            return f"apt-get ({member})"
+    for root in filter(None, (st.mount_dir, st.root)):
+        holder = apt_lock_holder(root)
+        if holder:
+            return holder
+    return None
+
+
+def refuse_while_working(st: OpState) -> None:
+    """Change nothing while apt or dpkg of an interrupted operation still runs."""
+    busy = still_working(st)
+    if busy:
+        from .errors import LockHeld
+
+        raise LockHeld(
+            f"'{st.command}' was interrupted but {busy} still runs in its root: "
+            "let it finish, then run 'apt-clone recover'"
+        )
+
+
 def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str], OpState | None]:
     """Before a mutating command: an interrupted checkpoint command is recovered at once (that is
     always safe); an unfinished apt operation is refused (resume or recover it); one that changed
@@ -338,10 +380,7 @@ def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str],
     journal, st = load_journal(ctx)
     if st is None or not st.unfinished:
         return [], None
-    if st.alive:
-        from .errors import LockHeld
-
-        raise LockHeld(f"apt-clone pid {st.pid} is running '{st.command}' (since {st.started})")
+    refuse_while_working(st)
     if st.op in operations.OPS:
         try:
             return [f"recovered the interrupted '{st.command}' first: {operations.recover(ctx, st)}"], None
@@ -376,7 +415,7 @@ def _last_done(st: OpState) -> str | None:
 def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outcome:
     """Run the steps from ``start``; a failure asks to roll back (or keeps everything)."""
     journal = Journal(ctx.system.container)
-    st.state, st.pid, st.error = "running", os.getpid(), None
+    st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
     journal.save(st)
     current = start
     try:
@@ -485,7 +524,7 @@ def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseExcep
 def _teardown(ctx: Context, st: OpState, *, discard: bool = False) -> None:
     """Kill what apt left running, undo chroot mounts and replaced files, unmount the clone
     (``discard``: it is destroyed next, its mountpoint property is not put back)."""
-    if st.apt_pgid:
+    if st.apt_pgid and st.pid == os.getpid():  # our own child's group (never a recorded, maybe reused, one)
         try:
             os.killpg(st.apt_pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -535,11 +574,13 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
         if given is not None and given not in STEP_NAMES:
             raise UsageError(f"unknown step {given!r} (steps: {', '.join(STEP_NAMES)})")
     journal, st = load_journal(ctx)
-    if st is not None and st.op in operations.OPS and st.unfinished and not st.alive:
+    if st is not None and st.unfinished:
+        refuse_while_working(st)
+    if st is not None and st.op in operations.OPS and st.unfinished:
         ui.say(operations.recover(ctx, st))  # a checkpoint command continues where it can only go on
         return _outcome(st, "done")
     if st is None or st.state not in ("paused", "failed"):
-        if st is not None and st.state == "running" and not st.alive:
+        if st is not None and st.state == "running":
             raise Refused("the last operation was interrupted: run 'apt-clone recover'")
         raise Refused("there is no paused or failed operation to resume")
     pending = _first_pending(st)
@@ -574,10 +615,7 @@ def recover(ctx: Context) -> list[str]:
         journal, st = load_journal(ctx)
         if st is None or not st.unfinished:
             break
-        if st.alive:
-            from .errors import LockHeld
-
-            raise LockHeld(f"apt-clone pid {st.pid} is still running '{st.command}'")
+        refuse_while_working(st)
         done.append(_recover_one(ctx, journal, st))
     done += _sweep(ctx)
     return done or ["nothing to recover: no unfinished operation, no leftovers"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import checkpoints
 from .context import Context
 from .zfs import props
 
@@ -31,12 +30,13 @@ class TrialResult:
 TRIAL_NOTE = "After a healthy boot of '{name}' it becomes the default; a failed boot falls back."
 
 
-def arm(ctx: Context, name: str) -> list[str]:
-    """Within an apt operation's journalled boot step (``apt-clone activate --once`` journals its own)."""
-    cp = checkpoints.find(ctx, name)
-    message = ctx.boot.boot_once(cp.dataset)
-    ctx.zfs.set_props(ctx.system.container, {TRIAL: cp.dataset})
-    return [message, TRIAL_NOTE.format(name=cp.name)]
+def arm(ctx: Context, dataset: str) -> list[str]:
+    """Arm a trial: boot ``dataset`` once; a healthy boot then makes it the default. The one
+    definition of the action (``-a --once`` runs it as its journalled commit step, "reboot now"
+    after an upgrade within the upgrade's boot step)."""
+    message = ctx.boot.boot_once(dataset)
+    ctx.zfs.set_props(ctx.system.container, {TRIAL: dataset})
+    return [message, TRIAL_NOTE.format(name=dataset.rsplit("/", 1)[1])]
 
 
 def boot_started(ctx: Context) -> str:
@@ -68,5 +68,7 @@ def commit(ctx: Context) -> TrialResult:
     ok, why = healthy(ctx)
     if not ok:
         return TrialResult(trial, False, f"'{trial}' booted but is not healthy ({why}): the default is unchanged")
-    checkpoints.activate(ctx, trial.rsplit("/", 1)[1])  # stamps it activated, too
+    from . import operations  # the journalled activation (operations imports this module)
+
+    operations.activate(ctx, trial.rsplit("/", 1)[1])
     return TrialResult(trial, True, f"'{trial}' booted healthy ({why}) and is now the default")

@@ -42,9 +42,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     py = sys.executable
-    sh(py, "-m", "apt_clone.sandbox", "create", "--dir", SANDBOX)
-    sh(py, "-m", "apt_clone.sandbox", "reset", "--dir", SANDBOX)
-    status = json.loads(sh(py, "-m", "apt_clone.sandbox", "status", "--dir", SANDBOX).stdout)
+    sh(py, "-m", "tests.sandbox", "create", "--dir", SANDBOX)
+    sh(py, "-m", "tests.sandbox", "reset", "--dir", SANDBOX)
+    status = json.loads(sh(py, "-m", "tests.sandbox", "status", "--dir", SANDBOX).stdout)
     root, container, first = status["root"], status["be_container"], f"{status['be_container']}/rootfs-nmu-000"
     ac = [py, "-m", "apt_clone", "--root", root]
     rows = []
@@ -88,7 +88,7 @@ def main() -> int:
     for name, ours, raw in rows:
         ratio = ours / raw if raw == raw and raw > 0 else float("nan")
         print(f"{name:<40} {ours:>12.3f} {raw:>10.3f} {ratio:>7.1f}")
-    sh(py, "-m", "apt_clone.sandbox", "destroy", "--dir", SANDBOX)
+    sh(py, "-m", "tests.sandbox", "destroy", "--dir", SANDBOX)
     return 0
 
 

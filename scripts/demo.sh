@@ -11,9 +11,9 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '\033[2m# %s\033[0m\n' "$*"; "$@"; }
 
 step "Sandbox: a real Debian root on a real ZFS pool"
-ROOT=$($PY -m apt_clone.sandbox create --dir "$SANDBOX" | tail -n 1)
-$PY -m apt_clone.sandbox reset --dir "$SANDBOX" >/dev/null
-POOL=$($PY -m apt_clone.sandbox status --dir "$SANDBOX" | $PY -c 'import json,sys; print(json.load(sys.stdin)["pool"])')
+ROOT=$($PY -m tests.sandbox create --dir "$SANDBOX" | tail -n 1)
+$PY -m tests.sandbox reset --dir "$SANDBOX" >/dev/null
+POOL=$($PY -m tests.sandbox status --dir "$SANDBOX" | $PY -c 'import json,sys; print(json.load(sys.stdin)["pool"])')
 AC+=(--root "$ROOT")
 run zfs list -t all -r -o name,used,avail,refer,origin "$POOL"
 run "${AC[@]}" -l
@@ -24,19 +24,19 @@ run "${AC[@]}" -l
 run "${AC[@]}" show rootfs-nmu-001
 
 step "Example #1: an upgrade from 'unstable' whose postinst fails is rolled back"
-$PY -m apt_clone.sandbox suite --enable unstable --dir "$SANDBOX" >/dev/null
+$PY -m tests.sandbox suite --enable unstable --dir "$SANDBOX" >/dev/null
 zfs list -H -t all -r -o name,origin "$POOL" > /tmp/apt-clone-demo.before
 run "${AC[@]}" -y dist-upgrade || echo "(apt-clone exited with status $?, as it should)"
 zfs list -H -t all -r -o name,origin "$POOL" > /tmp/apt-clone-demo.after
 if diff -u /tmp/apt-clone-demo.before /tmp/apt-clone-demo.after; then
     echo "zfs list is exactly as before the failed upgrade."
 fi
-$PY -m apt_clone.sandbox suite --disable unstable --dir "$SANDBOX"
+$PY -m tests.sandbox suite --disable unstable --dir "$SANDBOX"
 
 step "Activate the upgraded checkpoint and reboot into it"
 run "${AC[@]}" -y -a rootfs-nmu-001
 run "${AC[@]}" -l
-run $PY -m apt_clone.sandbox reboot --dir "$SANDBOX"
+run $PY -m tests.sandbox reboot --dir "$SANDBOX"
 run "${AC[@]}" -l
 run "${AC[@]}" diff rootfs-nmu-000 rootfs-nmu-001
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 SANDBOX_DIR = os.environ.get("APT_CLONE_TEST_SANDBOX", "/var/tmp/apt-clone-test-sandbox")
 
-_MAINS = {"apt_clone": "apt_clone.entry", "apt_clone.sandbox": "apt_clone.sandbox.__main__"}
+_MAINS = {"apt_clone": "apt_clone.entry", "tests.sandbox": "tests.sandbox.__main__"}
 _PRELOAD = {"apt_clone": ("apt_clone.cli",)}
 FORK = os.environ.get("APT_CLONE_TEST_FORK") == "1"
 """Run the command lines in a forked child of the test process instead of a new interpreter.
@@ -104,7 +104,7 @@ class SandboxInfo:
 
 
 def sandbox_cli(*args: str, directory: str = SANDBOX_DIR) -> subprocess.CompletedProcess[str]:
-    return run_module("apt_clone.sandbox", [*args, "--dir", directory])
+    return run_module("tests.sandbox", [*args, "--dir", directory])
 
 
 def apt_clone(

@@ -564,7 +564,7 @@ def main() -> int:
         print("vm lane: needs root", file=sys.stderr)
         return 2
     sys.path.insert(0, str(REPO))
-    from apt_clone.sandbox import rootfs
+    from tests.sandbox import rootfs
 
     t0 = time.monotonic()
     try:

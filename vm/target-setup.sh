@@ -99,7 +99,7 @@ chroot "$T" update-initramfs -u -k "$K" >/dev/null 2>&1
 ls -l "$T/boot/initrd.img-$K"
 for m in dev/pts dev sys proc; do umount -l "$T/$m"; done
 # The sandbox's local repository (ac-hello, ac-kernel that asks for a reboot, ...), sources pointing at it only.
-PYTHONPATH="$REPO" python3 -c "import sys; from apt_clone.sandbox import rootfs; rootfs.customise(sys.argv[1], __import__('apt_clone.runner', fromlist=['DEFAULT_RUNNER']).DEFAULT_RUNNER)" "$T"
+PYTHONPATH="$REPO" python3 -c "import sys; from tests.sandbox import rootfs; rootfs.customise(sys.argv[1], __import__('apt_clone.runner', fromlist=['DEFAULT_RUNNER']).DEFAULT_RUNNER)" "$T"
 rm -f "$T/usr/sbin/policy-rc.d"
 # The tree is as updated as its /usr: the first boot need not rebuild the linker cache and the
 # journal catalog (ldconfig.service and friends run when /usr is newer than /etc/.updated).

@@ -33,7 +33,7 @@ def lock_holder(path: str) -> int | None:
         os.close(fd)
 
 
-def _command_of(pid: int) -> str:
+def command_of(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace").strip() or "?"
@@ -41,12 +41,20 @@ def _command_of(pid: int) -> str:
         return "?"
 
 
-def check_apt_locks(root: str) -> None:
-    """Refuse at once when apt or dpkg is running on the managed system."""
+def apt_lock_holder(root: str) -> str | None:
+    """Who holds one of apt's or dpkg's locks in ``root``: "/LOCK, held by pid N (command)"."""
     for rel in APT_LOCKS:
         pid = lock_holder(os.path.join(root, rel))
         if pid is not None:
-            raise LockHeld(f"apt/dpkg is busy: /{rel} is held by pid {pid} ({_command_of(pid)})")
+            return f"/{rel}, held by pid {pid} ({command_of(pid)})"
+    return None
+
+
+def check_apt_locks(root: str) -> None:
+    """Refuse at once when apt or dpkg is running on the managed system."""
+    holder = apt_lock_holder(root)
+    if holder is not None:
+        raise LockHeld(f"apt/dpkg is busy: {holder}")
 
 
 def apt_get_argv(op: str, packages: tuple[str, ...], *, download_only: bool = False, tty: bool = False) -> list[str]:

@@ -166,11 +166,6 @@ class Bootloader:
         if self._read_once(container):
             self._write_once(container, None)
 
-    def default_boot(self, pool: str, container: str) -> str | None:
-        """What boots when there is no one-time request: GRUB's default if set, else bootfs."""
-        state = self.state(pool, container)
-        return state.grub_default or state.bootfs
-
     def refresh_menu(self, entries: Sequence[grub.MenuEntry], cmdline: str = "ro") -> str | None:
         """Rewrite boot/grub/apt-clone.cfg when the root has GRUB; returns its path."""
         if not self.has_grub or self.grub_dir is None:

@@ -34,23 +34,6 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def unquote(word: str) -> str:
-    """The inverse of :func:`quote` for the words it produces (used by the tests)."""
-    out, i = [], 0
-    while i < len(word):
-        if word[i] == "'":
-            j = word.index("'", i + 1)
-            out.append(word[i + 1 : j])
-            i = j + 1
-        elif word[i] == "\\":
-            out.append(word[i + 1])
-            i += 2
-        else:
-            out.append(word[i])
-            i += 1
-    return "".join(out)
-
-
 def entry_id(name: str) -> str:
     return f"apt-clone-{name}"
 

@@ -62,11 +62,9 @@ class ZfsBackend(abc.ABC):
     def promote(self, name: str) -> None: ...
 
     @abc.abstractmethod
-    def destroy(self, name: str, *, recursive: bool = False, dependents: bool = False) -> None:
-        """Destroy a dataset or snapshot; "busy" is retried with a bounded backoff.
-
-        ``dependents`` also destroys clones of its snapshots (``-R``): only the sandbox's reset uses it.
-        """
+    def destroy(self, name: str, *, recursive: bool = False) -> None:
+        """Destroy a dataset or snapshot (never the clones of its snapshots); "busy" is retried
+        with a bounded backoff."""
 
     @abc.abstractmethod
     def rename(self, old: str, new: str) -> None:

@@ -194,13 +194,8 @@ class CliZfs(ZfsBackend):
     def promote(self, name: str) -> None:
         self._run(["zfs", "promote", name])
 
-    def destroy(self, name: str, *, recursive: bool = False, dependents: bool = False) -> None:
-        argv = ["zfs", "destroy"]
-        if recursive:
-            argv.append("-r")
-        if dependents:
-            argv.append("-R")
-        self._run_retrying_busy([*argv, name])
+    def destroy(self, name: str, *, recursive: bool = False) -> None:
+        self._run_retrying_busy(["zfs", "destroy", *(["-r"] if recursive else []), name])
 
     def rename(self, old: str, new: str) -> None:
         if "@" in old:
@@ -240,10 +235,6 @@ class CliZfs(ZfsBackend):
 
     def unmount(self, name: str) -> None:
         self._run_retrying_busy(["zfs", "unmount", name])
-
-    def destroy_pool(self, pool: str) -> None:
-        """``zpool destroy -f`` with the busy retry (used by the sandbox only)."""
-        self._run_retrying_busy(["zpool", "destroy", "-f", pool])
 
     def set_bootfs(self, pool: str, dataset: str | None) -> None:
         self._run(["zpool", "set", f"bootfs={dataset or ''}", pool])

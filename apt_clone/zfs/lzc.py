@@ -160,9 +160,9 @@ class LzcZfs(CliZfs):
         if not self._call(f"cannot promote '{name}'", "lzc_promote", _b(name)):
             super().promote(name)
 
-    def destroy(self, name: str, *, recursive: bool = False, dependents: bool = False) -> None:
-        if recursive or dependents:
-            super().destroy(name, recursive=recursive, dependents=dependents)
+    def destroy(self, name: str, *, recursive: bool = False) -> None:
+        if recursive:
+            super().destroy(name, recursive=recursive)
             return
         try:
             if "@" in name:

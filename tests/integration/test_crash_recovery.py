@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from tests.helpers import (
+    SLOW_GO,
     SandboxInfo,
     SlowPostinst,
     apt_clone,
@@ -115,14 +116,51 @@ def test_sigkill_in_the_middle_of_apt_then_recover(pristine: SandboxInfo, mode):
         proc = apt_clone_popen(pristine, *args)
         slow.wait_until_running(proc)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)  # apt-get, in its own session, still holds the pipes: recover kills it
+        proc.wait(timeout=60)
+        # apt-get (its own session) still runs dpkg in the root: nothing may touch it meanwhile
+        for argv in (("recover",), ("-y", "create")):
+            refused = apt_clone(pristine, *argv)
+            assert refused.returncode == 3, refused
+            assert "still runs in its root" in refused.stderr and "pid" in refused.stderr, refused.stderr
+        assert zfs_state(pristine) != before  # the interrupted checkpoint is still there, untouched
+        with open(SLOW_GO, "w") as go:  # let the postinst, and with it apt-get, finish
+            go.write("go\n")
+        proc.communicate(timeout=120)  # apt-get held the pipes: its end is the event
+        for _ in range(100000):  # bounded: dpkg's lock goes with the last process
+            if still_working_in(pristine) is None:
+                break
         result = ok(apt_clone(pristine, "recover"))
-        proc.communicate(timeout=60)
     assert "rolled back" in result.stdout
     assert leftovers(pristine) == []
     assert zfs_state(pristine) == before
     assert dpkg_status_bytes(pristine.root) == status
     assert subprocess.run(["chroot", pristine.root, "dpkg", "--audit"], capture_output=True, text=True).stdout == ""
+
+
+def still_working_in(sb: SandboxInfo) -> str | None:
+    from apt_clone.journal import Journal
+    from apt_clone.transaction import still_working
+
+    st = Journal(sb.container).load()
+    return still_working(st) if st is not None else None
+
+
+def test_a_reused_pid_in_the_journal_never_blocks_recovery(pristine: SandboxInfo):
+    """The journal's pid belongs to another process now (after a reboot, or reused): under the
+    lock no other apt-clone runs, so the interrupted command is recovered all the same."""
+    from apt_clone.journal import Journal
+
+    before = zfs_state(pristine)
+    killed = apt_clone(pristine, "-y", "create", env={"APT_CLONE_TEST_KILL_AT": "create.clone:ran"})
+    assert killed.returncode == -signal.SIGKILL
+    journal = Journal(pristine.container)
+    st = journal.load()
+    assert st is not None and st.state == "running"
+    st.pid = 1  # alive, and not apt-clone
+    journal.save(st)
+    result = ok(apt_clone(pristine, "recover"))
+    assert "undid 'apt-clone create'" in result.stdout
+    assert zfs_state(pristine) == before
 
 
 def test_pause_at_mount_change_a_file_resume(pristine: SandboxInfo):

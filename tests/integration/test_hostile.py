@@ -78,9 +78,9 @@ def toy(sandbox: SandboxInfo, tmp_path) -> Iterator[Toy]:
     subprocess.run(["grub-editenv", str(tmp_path / "root/boot/grub/grubenv"), "create"], check=True)
     env = {"APT_CLONE_STATE_DIR": str(tmp_path / "state"), "APT_CLONE_RUN_DIR": str(tmp_path / "run")}
     yield Toy(pool, str(tmp_path), env)
-    from apt_clone.zfs import CliZfs
+    from tests.sandbox.core import SandboxZfs
 
-    CliZfs().destroy_pool(pool)  # zfs-fuse is often "busy" right after a test: retried
+    SandboxZfs().destroy_pool(pool)  # zfs-fuse is often "busy" right after a test: retried
 
 
 # --- 1. a pool's top dataset is never a container; data beside the root is no checkpoint ---------
@@ -446,7 +446,7 @@ def test_on_a_full_pool_destroy_still_frees_space_and_then_finishes_what_waited(
     killed = run_module(
         "apt_clone",
         ["--root", toy.root, "-y", "-a", "be2"],
-        env={**toy.env, "APT_CLONE_TEST_KILL_AT": "activate.stamp:before"},
+        env={**toy.env, "APT_CLONE_TEST_KILL_AT": "activate.menu:before"},
     )
     assert killed.returncode == -signal.SIGKILL
     _fill(os.path.join(toy.root, "filler2"))  # now nothing can be written: the undo cannot run

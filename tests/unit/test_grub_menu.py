@@ -13,6 +13,23 @@ from apt_clone.runner import Runner
 HOSTILE = ["it's", '"$(reboot)"', "`id`", "a; b", "new\nline", "ü日本", "$HOME ${x}", "back\\slash", "}{ ]["]
 
 
+def unquote(word: str) -> str:
+    """The inverse of :func:`quote` for the words it produces (what GRUB reads back)."""
+    out, i = [], 0
+    while i < len(word):
+        if word[i] == "'":
+            j = word.index("'", i + 1)
+            out.append(word[i + 1 : j])
+            i = j + 1
+        elif word[i] == "\\":
+            out.append(word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return "".join(out)
+
+
 def entries(n: int, title: str = "Upgrade Checkpoint") -> list[grub.MenuEntry]:
     return [
         grub.MenuEntry(f"rootfs-nmu-{i:03d}", f"rpool/ROOT/rootfs-nmu-{i:03d}", f"{title} [{i}]", ("6.1.0-13-amd64",))
@@ -23,7 +40,7 @@ def entries(n: int, title: str = "Upgrade Checkpoint") -> list[grub.MenuEntry]:
 @pytest.mark.parametrize("text", HOSTILE)
 def test_quote_roundtrips(text):
     expected = text.replace("\n", " ")
-    assert grub.unquote(grub.quote(text)) == expected
+    assert unquote(grub.quote(text)) == expected
     assert "\n" not in grub.quote(text)
 
 
@@ -47,7 +64,7 @@ def test_hostile_titles_come_out_literal(tmp_path):
     path.write_text(text)
     subprocess.run(["grub-script-check", str(path)], check=True)
     titles = re.findall(r"^  menuentry ('(?:[^']|'\\'')*') --id", text, flags=re.M)
-    assert [grub.unquote(t) for t in titles] == [t.replace("\n", " ") for t in HOSTILE]
+    assert [unquote(t) for t in titles] == [t.replace("\n", " ") for t in HOSTILE]
     # nothing outside quotes on a menuentry line but the words we wrote
     for line in text.splitlines():
         if line.strip().startswith("menuentry"):

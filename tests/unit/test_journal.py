@@ -3,7 +3,7 @@
 import os
 import stat
 
-from apt_clone.journal import Journal, OpState
+from apt_clone.journal import Journal, OpState, boot_id
 
 
 def test_roundtrip_and_permissions(tmp_path, monkeypatch):
@@ -28,12 +28,17 @@ def test_roundtrip_and_permissions(tmp_path, monkeypatch):
     assert journal.load().state == "done" and not journal.load().unfinished
 
 
-def test_a_dead_runner_is_not_alive(tmp_path, monkeypatch):
+def test_only_a_live_apt_of_the_same_boot_keeps_an_operation_working(tmp_path, monkeypatch):
+    from apt_clone.transaction import still_working
+
     monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path))
-    st = OpState(op="upgrade", packages=[], command="c", root="/", container="c", dataset="c/x", pid=os.getpid())
-    assert st.alive
-    st.pid = 2**22 + 12345  # beyond pid_max on these machines
-    assert not st.alive and st.unfinished
+    root = str(tmp_path / "root")
+    st = OpState(op="upgrade", packages=[], command="c", root=root, container="c", dataset="c/x", pid=1)
+    assert st.unfinished and still_working(st) is None  # a pid proves nothing: pid 1 lives
+    st.apt_pgid, st.boot_id = os.getpgid(0), boot_id()
+    assert "apt-get (pid" in (still_working(st) or "")  # this test's own process group stands in
+    st.boot_id = "another-boot"
+    assert still_working(st) is None
 
 
 def test_unknown_fields_from_a_newer_version_are_ignored(tmp_path, monkeypatch):

@@ -25,8 +25,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from ..errors import OperationFailed
-from ..runner import DEFAULT_RUNNER, Runner
+from apt_clone.errors import OperationFailed
+from apt_clone.runner import DEFAULT_RUNNER, Runner
 
 REPO_DIR = "srv/apt-clone-repo"
 SOURCES_DIR = "etc/apt/sources.list.d"
@@ -120,7 +120,7 @@ def _build_deb(pkg: Package, outdir: str, runner: Runner) -> str:
         if pkg.installed_size_kb is not None:
             control.append(f"Installed-Size: {pkg.installed_size_kb}")
         control.append(f"Description: apt-clone sandbox package {pkg.name}")
-        control.append(" Built by apt_clone.sandbox to exercise apt-clone.")
+        control.append(" Built by tests.sandbox to exercise apt-clone.")
         with open(os.path.join(tree, "DEBIAN", "control"), "w", encoding="utf-8") as f:
             f.write("\n".join(control) + "\n")
         if pkg.postinst:

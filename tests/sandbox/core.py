@@ -28,15 +28,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import model
-from ..apt.execute import kill_processes_in
-from ..boot import Bootloader
-from ..errors import OperationFailed, UsageError
-from ..journal import Journal
-from ..runner import DEFAULT_RUNNER, Runner
-from ..system import ZFS_FSTYPES, dataset_mounted_at, mounts_under, read_mounts
-from ..zfs import CliZfs, ZfsBackend, ZfsNotFound
+from apt_clone import model
+from apt_clone.apt.execute import kill_processes_in
+from apt_clone.boot import Bootloader
+from apt_clone.errors import OperationFailed, UsageError
+from apt_clone.journal import Journal
+from apt_clone.runner import DEFAULT_RUNNER, Runner
+from apt_clone.system import ZFS_FSTYPES, dataset_mounted_at, mounts_under, read_mounts
+from apt_clone.zfs import CliZfs, ZfsBackend, ZfsNotFound
+
 from . import daemon, rootfs
+
+
+class SandboxZfs(CliZfs):
+    """The product's CLI backend plus what only the sandbox does: tear down whole trees and pools
+    (with the same retry of zfs-fuse's "busy")."""
+
+    def destroy_with_dependents(self, name: str) -> None:
+        """``zfs destroy -r -R``: the dataset, its descendants and every clone of their snapshots."""
+        self._run_retrying_busy(["zfs", "destroy", "-r", "-R", name])
+
+    def destroy_pool(self, pool: str) -> None:
+        """``zpool destroy -f``."""
+        self._run_retrying_busy(["zpool", "destroy", "-f", pool])
+
 
 STATE_FILE = "sandbox.json"
 PRISTINE = "org.aptclone-sandbox:pristine"
@@ -181,7 +196,7 @@ def create(
     if daemon.ensure_running(runner):
         state["daemon_started"] = True
         state["daemon_pid"] = daemon.daemon_pid()
-    zfs = CliZfs(runner)
+    zfs = SandboxZfs(runner)
     suite = suite or state.get("suite") or rootfs.host_codename()
     pools = [(sb.pool, sb.image)] + ([(sb.bpool, sb.bpool_image)] if sb.bpool else [])
     for pool, image in pools:
@@ -295,21 +310,27 @@ def _shut_down(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> str | None:
 def _mount_next_boot(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> None:
     """After a daemon restart nothing is mounted: boot what boots by default."""
     current = dataset_mounted_at(sb.root)
-    target = current or Bootloader(zfs, sb.grub_dir, runner).default_boot(sb.pool, sb.container)
+    target = current or _default_boot(Bootloader(zfs, sb.grub_dir, runner), sb)
     if target:
         _boot_up(sb, zfs, runner, target)
+
+
+def _default_boot(boot: Bootloader, sb: Sandbox) -> str | None:
+    """What boots when there is no one-time request: GRUB's default if set, else bootfs."""
+    state = boot.state(sb.pool, sb.container)
+    return state.grub_default or state.bootfs
 
 
 def next_boot(sb: Sandbox, zfs: ZfsBackend, runner: Runner = DEFAULT_RUNNER) -> str | None:
     """What boots next: GRUB's one-time entry (consumed, as GRUB does), else its default, else bootfs."""
     boot = Bootloader(zfs, sb.grub_dir, runner)
-    return boot.take_once(sb.container) or boot.default_boot(sb.pool, sb.container)
+    return boot.take_once(sb.container) or _default_boot(boot, sb)
 
 
 def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None, str]:
     """The sandbox's stand-in for a reboot: mount the next-boot checkpoint at the root."""
     sb = _existing(directory)
-    zfs = CliZfs(runner)
+    zfs = SandboxZfs(runner)
     target = next_boot(sb, zfs, runner)
     if target is None:
         raise OperationFailed(f"pool {sb.pool} has no bootfs: nothing to boot")
@@ -381,7 +402,7 @@ def _pristine_record(sb: Sandbox, runner: Runner) -> dict[str, Any]:
 
 
 def _fast_reset(
-    sb: Sandbox, zfs: ZfsBackend, runner: Runner, container: str, record: dict[str, Any]
+    sb: Sandbox, zfs: SandboxZfs, runner: Runner, container: str, record: dict[str, Any]
 ) -> list[str] | None:
     """Back to the pristine state without receiving the root again: destroy every other dataset
     and snapshot, roll the first root back to @initial and restore the local properties.
@@ -412,7 +433,7 @@ def _fast_reset(
     doomed += [n for n in others if n not in gone]
     for name in doomed:  # later snapshots of the first root with their clones, then every other checkpoint
         try:
-            zfs.destroy(name, recursive=True, dependents=True)
+            zfs.destroy_with_dependents(name)
         except ZfsNotFound:
             pass  # went with an earlier one's dependents
     if holder != first:
@@ -443,7 +464,7 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
     a clone), it is received again from the pristine stream (about a second on real hardware).
     """
     sb = _existing(directory)
-    zfs = CliZfs(runner)
+    zfs = SandboxZfs(runner)
     state = _load_state(sb)
     record = state.get("pristine") or {}
     _shut_down(sb, zfs, runner)
@@ -467,7 +488,7 @@ def reset(directory: str, runner: Runner = DEFAULT_RUNNER) -> Sandbox:
         for ds in reversed(zfs.list_tree(container)):
             if ds.mounted and not ds.is_snapshot:
                 zfs.unmount(ds.name)
-        zfs.destroy(container, recursive=True, dependents=True)
+        zfs.destroy_with_dependents(container)
         zfs.create(container, {"mountpoint": "none", "canmount": "off"})
         recv = runner.run(["zfs", "recv", first], stdin_path=stream)
         if not zfs.exists(f"{first}@initial"):
@@ -500,7 +521,7 @@ def _unmount_all_under(path: str, zfs: ZfsBackend, runner: Runner, keep_root: bo
 def status(directory: str, runner: Runner = DEFAULT_RUNNER) -> dict[str, Any]:
     sb = _existing(directory)
     state = _load_state(sb)
-    zfs = CliZfs(runner)
+    zfs = SandboxZfs(runner)
     out: dict[str, Any] = {
         "directory": sb.directory,
         "pool": sb.pool,
@@ -536,7 +557,7 @@ def destroy(directory: str, runner: Runner = DEFAULT_RUNNER) -> bool:
     state = _load_state(sb)
     if not state and not os.path.exists(sb.image):
         raise UsageError(f"{directory}: no sandbox here")
-    zfs = CliZfs(runner)
+    zfs = SandboxZfs(runner)
     if daemon.kernel_zfs() or daemon.responding(runner):
         for pool in (sb.pool, sb.bpool):
             if pool and _pool_imported(zfs, pool):
@@ -586,7 +607,7 @@ def _release_mounts(zfs: ZfsBackend, runner: Runner, pool: str, keep: str | None
             pass
 
 
-def _destroy_pool(sb: Sandbox, zfs: CliZfs, runner: Runner, pool: str) -> None:
+def _destroy_pool(sb: Sandbox, zfs: SandboxZfs, runner: Runner, pool: str) -> None:
     _release_mounts(zfs, runner, pool)
     zfs.destroy_pool(pool)
 
@@ -594,5 +615,5 @@ def _destroy_pool(sb: Sandbox, zfs: CliZfs, runner: Runner, pool: str) -> None:
 def _existing(directory: str) -> Sandbox:
     sb = sandbox_for(directory)
     if not os.path.exists(sb.state_file):
-        raise UsageError(f"{directory}: no sandbox here (run: python -m apt_clone.sandbox create --dir {directory})")
+        raise UsageError(f"{directory}: no sandbox here (run: python -m tests.sandbox create --dir {directory})")
     return sb

@@ -1,4 +1,4 @@
-"""``python -m apt_clone.sandbox create|status|reboot|destroy|suite --dir DIR``."""
+"""``python -m tests.sandbox create|status|reboot|destroy|suite --dir DIR``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
-from ..errors import AptCloneError
+from apt_clone.errors import AptCloneError
+
 from . import core, repo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m apt_clone.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
     parser.add_argument("command", choices=["create", "status", "reboot", "reset", "destroy", "suite"])
     parser.add_argument("--dir", required=True, help="sandbox directory")
     parser.add_argument("--suite", help="Debian suite to debootstrap (default: the host's)")

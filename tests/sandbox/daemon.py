@@ -10,9 +10,9 @@ import os
 import signal
 import time
 
-from ..errors import OperationFailed
-from ..runner import DEFAULT_RUNNER, CommandNotFound, Runner
-from ..system import read_mounts
+from apt_clone.errors import OperationFailed
+from apt_clone.runner import DEFAULT_RUNNER, CommandNotFound, Runner
+from apt_clone.system import read_mounts
 
 PIDFILE = "/var/run/zfs-fuse.pid"
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from ..chroot import chroot_environment
-from ..errors import OperationFailed
-from ..runner import DEFAULT_RUNNER, Runner
+from apt_clone.chroot import chroot_environment
+from apt_clone.errors import OperationFailed
+from apt_clone.runner import DEFAULT_RUNNER, Runner
+
 from . import repo
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
