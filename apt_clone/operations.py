@@ -314,7 +314,7 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
                 _hook(st, step.name, "after")
     except (Exception, Interrupted, KeyboardInterrupt) as exc:
         why = str(exc) or type(exc).__name__
-        if current:
+        if current and st.steps.get(current) == "started":  # a step that never began did not fail
             st.steps[current] = "failed"
         st.error = why
         if _committed(st):

@@ -1,0 +1,30 @@
+"""What ships: the wheel holds apt-clone's own code and nothing of the test sandbox."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_holds_no_sandbox_and_no_tests(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for item in ("apt_clone", "pyproject.toml", "README.md"):
+        copy = shutil.copytree if (REPO / item).is_dir() else shutil.copy
+        copy(REPO / item, source / item)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "apt_clone/cli.py" in names
+    assert not [n for n in names if "sandbox" in n or n.startswith("tests/")], names

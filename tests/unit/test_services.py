@@ -1,0 +1,189 @@
+"""The checkpoint services on the in-memory ZFS (no root, no pool) and, from the same test bodies,
+on a real zfs-fuse pool when the tests run as root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from apt_clone import checkpoints, operations
+from apt_clone.boot import Bootloader
+from apt_clone.context import Context
+from apt_clone.errors import NotFound, OperationFailed, Refused
+from apt_clone.runner import DEFAULT_RUNNER
+from apt_clone.system import ManagedSystem, managed_system
+from tests.fakezfs import FakeZfs
+
+
+@dataclass
+class World:
+    """A managed system with one root ``<pool>/ROOT/be1``, on either backend."""
+
+    kind: str
+    pool: str
+    root: str
+    make_ctx: Callable[[], Context]
+    state: Callable[[], list[tuple[str, str | None]]]
+    boot_into: Callable[[str], None]
+
+    def ds(self, name: str) -> str:
+        return f"{self.pool}/ROOT/{name}"
+
+
+def _fake(tmp_path) -> Iterator[World]:
+    zfs = FakeZfs()
+    zfs.add_pool("p")
+    zfs.create("p/ROOT", {"mountpoint": "none"})
+    root = str(tmp_path / "root")
+    os.makedirs(root)
+    zfs.create("p/ROOT/be1", {"mountpoint": root, "canmount": "noauto"})
+    current = {"dataset": "p/ROOT/be1"}
+
+    def make_ctx() -> Context:
+        return Context(ManagedSystem(root, current["dataset"]), zfs, Bootloader(zfs, None), DEFAULT_RUNNER)
+
+    def boot_into(name: str) -> None:
+        current["dataset"] = f"p/ROOT/{name}"
+
+    yield World("fake", "p", root, make_ctx, zfs.state, boot_into)
+
+
+def _real(tmp_path) -> Iterator[World]:
+    if os.geteuid() != 0 or subprocess.run(["zpool", "list"], capture_output=True).returncode != 0:
+        pytest.skip("the real variant needs root and a running ZFS (the integration sandbox starts zfs-fuse)")
+    from apt_clone.zfs import open_backend
+    from tests.sandbox.core import SandboxZfs
+
+    pool = f"acsb-svc-{os.getpid()}-{abs(hash(str(tmp_path))) % 10**6}"
+    image = tmp_path / "pool.img"
+    subprocess.run(["truncate", "-s", "100M", str(image)], check=True)
+    subprocess.run(["zpool", "create", "-m", "none", pool, str(image)], check=True)
+    root = str(tmp_path / "root")
+    zfs = open_backend()
+    zfs.create(f"{pool}/ROOT", {"mountpoint": "none"})
+    zfs.create(f"{pool}/ROOT/be1", {"mountpoint": root})
+
+    def state() -> list[tuple[str, str | None]]:
+        out = subprocess.run(
+            ["zfs", "list", "-H", "-t", "all", "-r", "-o", "name,origin", pool], capture_output=True, text=True
+        ).stdout
+        rows = [line.split("\t") for line in out.splitlines()]
+        return sorted((name, None if origin == "-" else origin) for name, origin in rows)
+
+    def boot_into(name: str) -> None:
+        mounted = managed_system(root).dataset
+        zfs.unmount(mounted)
+        zfs.mount(f"{pool}/ROOT/{name}")
+
+    def make_ctx() -> Context:
+        system = managed_system(root)
+        return Context(system, zfs, Bootloader(zfs, None), DEFAULT_RUNNER)
+
+    try:
+        yield World("real", pool, root, make_ctx, state, boot_into)
+    finally:
+        SandboxZfs().destroy_pool(pool)
+
+
+@pytest.fixture(params=["fake", "real"])
+def world(request, tmp_path, monkeypatch) -> Iterator[World]:
+    monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("APT_CLONE_RUN_DIR", str(tmp_path / "run"))
+    yield from (_fake if request.param == "fake" else _real)(tmp_path)
+
+
+def test_create_then_destroy_leaves_the_tree_as_it_was(world):
+    before = world.state()
+    ctx = world.make_ctx()
+    created = operations.create(ctx, title="by hand")
+    assert created.checkpoint == "be2" and created.snapshot == world.ds("be1") + "@be2"
+    assert (world.ds("be2"), world.ds("be1") + "@be2") in world.state()
+    operations.destroy(ctx, checkpoints.plan_destroy(ctx, "be2"))
+    assert world.state() == before
+
+
+def test_a_failure_before_the_commit_step_is_undone(world, monkeypatch):
+    before = world.state()
+    monkeypatch.setenv("APT_CLONE_TEST_FAIL_AT", "create.menu:before")
+    with pytest.raises(OperationFailed, match="failure injected"):
+        operations.create(world.make_ctx())
+    assert world.state() == before
+
+
+def test_destroying_an_origin_promotes_its_clone_and_drops_the_snapshot(world):
+    operations.create(world.make_ctx())
+    world.boot_into("be2")
+    ctx = world.make_ctx()
+    plan = checkpoints.plan_destroy(ctx, "be1")
+    assert plan.promote == [world.ds("be2")]
+    result = operations.destroy(ctx, plan)
+    assert result.promoted == [world.ds("be2")]
+    assert world.state() == sorted([(world.pool, None), (f"{world.pool}/ROOT", None), (world.ds("be2"), None)])
+
+
+def test_a_failed_destroy_is_undone_promotions_included(world, monkeypatch):
+    operations.create(world.make_ctx())
+    world.boot_into("be2")
+    ctx = world.make_ctx()
+    before = world.state()
+    monkeypatch.setenv("APT_CLONE_TEST_FAIL_AT", "destroy.destroy:before")
+    with pytest.raises(OperationFailed):
+        operations.destroy(ctx, checkpoints.plan_destroy(ctx, "be1"))
+    assert world.state() == before  # promoted back: be2 is a clone of be1@be2 again
+
+
+def test_refusals_change_nothing(world):
+    ctx = world.make_ctx()
+    operations.create(ctx)
+    operations.activate(ctx, "be1")
+    before = world.state()
+    with pytest.raises(Refused, match="running system"):
+        checkpoints.plan_destroy(ctx, "be1")
+    with pytest.raises(NotFound):
+        checkpoints.plan_destroy(ctx, "be2", activate_instead="nosuch")
+    with pytest.raises(Refused, match="already exists"):
+        checkpoints.prepare_create(ctx, name="be2")
+    with pytest.raises(Refused, match="running system"):
+        checkpoints.plan_rename(ctx, "be1", "other")
+    operations.activate(ctx, "be2")
+    with pytest.raises(Refused, match="boots next"):
+        checkpoints.plan_destroy(ctx, "be2")
+    assert world.state() == before
+
+
+def test_activate_rename_and_trial(world):
+    ctx = world.make_ctx()
+    operations.create(ctx)
+    operations.activate(ctx, "be2")
+    listing = checkpoints.list_checkpoints(ctx)
+    assert listing.next_boot == world.ds("be2")
+    operations.rename(ctx, "be2", "renamed")
+    assert checkpoints.list_checkpoints(ctx).next_boot == world.ds("renamed")  # bootfs followed it
+    operations.activate(ctx, "be1")
+    armed = operations.arm_trial(ctx, "renamed")
+    assert any("healthy boot" in line for line in armed.messages)
+    assert ctx.boot.take_once(f"{world.pool}/ROOT") == world.ds("renamed")
+
+
+def test_the_fake_backed_tests_need_no_root():
+    """Run this module's fake variants as the unprivileged user 'nobody' (when root can)."""
+    if os.geteuid() != 0:
+        pytest.skip("already unprivileged: the fake variants above ran as this user")
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp(prefix="apt-clone-nobody."))  # pytest's own tmp is root's alone
+    os.chown(base, 65534, 65534)
+    run = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "env", "PYTHONDONTWRITEBYTECODE=1", sys.executable, "-m", "pytest", "-q",
+         "-p", "no:cacheprovider", f"--basetemp={base / 'bt'}", "-k", "fake", __file__],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )  # fmt: skip
+    shutil.rmtree(base, ignore_errors=True)
+    assert run.returncode == 0 and "6 passed" in run.stdout, run.stdout + run.stderr
