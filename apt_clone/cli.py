@@ -138,10 +138,10 @@ def _global(
         what = f"'{ctx.invoked_subcommand}'" if ctx.invoked_subcommand else "listing"
         raise UsageError(f"--pause-at: {what} has no steps to pause at (only {', '.join(PAUSABLE)})")
     if steps:
-        from . import operations
-        from .transaction import STEPS
+        from .engine import REGISTRY
+        from .transaction import APT_OPS  # importing it registers every operation's steps
 
-        table = {"dist-upgrade, upgrade, install, remove": STEPS, **operations.OPS}
+        table = {APT_OPS: REGISTRY[APT_OPS], **REGISTRY}
         if json_out:
             _emit(render.to_json({op: [{"step": n, "does": d} for n, d in st] for op, st in table.items()}))
         else:

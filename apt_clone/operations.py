@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from . import checkpoints, testhooks, trial
+from . import checkpoints, trial
 from .context import Context
+from .engine import Engine, Step, register
 from .errors import AptCloneError, OperationFailed, Refused
 from .journal import Journal, OpState, boot_id
-from .signals import Interrupted, interrupts, shielded
+from .signals import Interrupted, shielded
 from .zfs import Dataset, ZfsError, ZfsNotFound
 
 Tree = list[Dataset] | None
@@ -59,6 +60,8 @@ OPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("menu", "refresh the GRUB menu"),
     ),
 }
+for _op, _steps in OPS.items():
+    register(_op, _steps)
 COMMIT = {
     "create": "menu",
     "destroy": "destroy",
@@ -68,17 +71,6 @@ COMMIT = {
     "rollback": "rollback",
 }
 """The step from which a command is completed rather than undone."""
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    run: Callable[[], None]
-    undo: Callable[[], None] | None = None
-
-
-def _hook(st: OpState, step: str, when: str) -> None:
-    testhooks.point(f"{st.op}.{step}:{when}")
 
 
 def _committed(st: OpState) -> bool:
@@ -285,7 +277,8 @@ def _new_state(ctx: Context, op: str, command: str, args: dict[str, Any]) -> OpS
 
 
 def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
-    """Run the command's steps (skipping those done); undo them on a failure before the commit step.
+    """Run the command's steps on the engine (skipping those done); undo them on a failure before
+    the commit step, leave them for ``recover`` to complete after it.
 
     ``tree``: the container's tree as the command's plan read it under the lock (not journalled:
     None when recovering); the steps that can use it read nothing again."""
@@ -297,25 +290,11 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
     steps = BUILDERS[st.op](ctx, st, save, tree)
     st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
     save()
-    current = ""
+    engine = Engine(st, save)
     try:
-        with interrupts():
-            for step in steps:
-                if st.steps.get(step.name) == "done":
-                    continue
-                current = step.name
-                _hook(st, step.name, "before")
-                st.steps[step.name] = "started"
-                save()
-                step.run()
-                _hook(st, step.name, "ran")  # the step's work is done, its record not yet
-                st.steps[step.name] = "done"
-                save()
-                _hook(st, step.name, "after")
+        engine.run(steps)
     except (Exception, Interrupted, KeyboardInterrupt) as exc:
         why = str(exc) or type(exc).__name__
-        if current and st.steps.get(current) == "started":  # a step that never began did not fail
-            st.steps[current] = "failed"
         st.error = why
         if _committed(st):
             st.state = "failed"
@@ -324,7 +303,7 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
                 f"'{st.command}' failed after its point of no return ({why}): 'apt-clone recover' completes it"
             ) from exc
         with shielded(then_raise=False):
-            _undo(ctx, st, steps, journal)
+            engine.undo(steps, _undo_failed(st))
         journal.finish(st, "rolled-back")
         if isinstance(exc, (Interrupted, KeyboardInterrupt)):
             raise OperationFailed(f"'{st.command}' interrupted; nothing was changed") from exc
@@ -333,22 +312,13 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
     return st
 
 
-def _undo(ctx: Context, st: OpState, steps: list[Step], journal: Journal) -> None:
-    """Undo the steps that started, newest first; a failing undo leaves the journal for recover."""
-    for step in reversed(steps):
-        if st.steps.get(step.name) not in ("started", "done", "failed"):
-            continue
-        try:
-            if step.undo is not None:
-                step.undo()
-        except Exception as exc:
-            st.state = "failed"
-            journal.save(st)
-            raise OperationFailed(
-                f"'{st.command}' failed and undoing step '{step.name}' failed too ({exc}): run 'apt-clone recover'"
-            ) from exc
-        st.steps[step.name] = "undone"
-        journal.save(st)
+def _undo_failed(st: OpState) -> Callable[[str, Exception], BaseException]:
+    def error(step: str, exc: Exception) -> BaseException:
+        return OperationFailed(
+            f"'{st.command}' failed and undoing step '{step}' failed too ({exc}): run 'apt-clone recover'"
+        )
+
+    return error
 
 
 def recover(ctx: Context, st: OpState) -> str:
@@ -362,7 +332,7 @@ def recover(ctx: Context, st: OpState) -> str:
         journal.finish(st, "recovered")
         return f"completed '{st.command}' (it had passed its point of no return)"
     steps = BUILDERS[st.op](ctx, st, lambda: journal.save(st), None)
-    _undo(ctx, st, steps, journal)
+    Engine(st, lambda: journal.save(st)).undo(steps, _undo_failed(st))
     checkpoints.refresh_menu(ctx)
     journal.finish(st, "recovered")
     return f"undid '{st.command}': the checkpoints are as they were before it"

@@ -8,6 +8,7 @@ earlier step starts from that step's state; those snapshots go when the operatio
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import tempfile
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from . import checkpoints, dpkgstatus, model, operations, testhooks, trial
+from . import checkpoints, dpkgstatus, model, operations, trial
 from .apt import bootfiles
 from .apt.execute import AptTarget, apt_lock_holder, check_apt_locks, command_of
 from .apt.plan import (
@@ -31,11 +32,12 @@ from .apt.plan import (
 from .boot import grub
 from .chroot import restore_after_crash
 from .context import Context
+from .engine import Engine, Step, register
 from .errors import AptCloneError, OperationFailed, Refused, UsageError
 from .journal import Journal, OpState, boot_id
 from .lock import exclusive
 from .paths import mount_base, secure_dir
-from .signals import Interrupted, interrupts, shielded
+from .signals import Interrupted, shielded
 from .system import dataset_mounted_at
 from .upgrade import (
     AptFailed,
@@ -58,6 +60,8 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("unmount", "unmount the clone (upgrade in the clone only)"),
     ("boot", "refresh the GRUB menu; activate or arm a trial boot when asked"),
 )
+APT_OPS = "dist-upgrade, upgrade, install, remove"
+register(APT_OPS, STEPS)
 STEP_NAMES = tuple(name for name, _ in STEPS)
 CLONE_ONLY = ("mount", "unmount")
 BOUNDARY = ("clone", "mount", "apt", "metadata")
@@ -99,10 +103,6 @@ def _need_created(st: OpState) -> checkpoints.Created:
 
 def _applies(st: OpState, step: str) -> bool:
     return bool(st.in_clone) or step not in CLONE_ONLY
-
-
-def _kill_hook(step: str, when: str) -> None:
-    testhooks.point(f"{step}:{when}")
 
 
 # --- steps ----------------------------------------------------------------------------------
@@ -264,6 +264,12 @@ def _step_boot(ctx: Context, st: OpState, ui: Interaction) -> None:
             ui.say(f"Not rebooting: {ctx.system.root} is not this machine's root; its next boot starts '{name}' once.")
 
 
+def _steps(ctx: Context, st: OpState, ui: Interaction) -> list[Step]:
+    """The operation's steps for the engine (their undo is the whole-operation rollback, which
+    asks the user first: see :func:`_failed`)."""
+    return [Step(name, functools.partial(STEP_FUNCS[name], ctx, st, ui)) for name in STEP_NAMES]
+
+
 STEP_FUNCS: dict[str, Callable[[Context, OpState, Interaction], None]] = {
     "plan": _step_plan,
     "fetch": _step_fetch,
@@ -417,44 +423,35 @@ def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outc
     journal = Journal(ctx.system.container)
     st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
     journal.save(st)
-    current = start
+    engine = Engine(st, lambda: journal.save(st), bare_points=True)
+
+    def after(step: str) -> None:
+        created = created_of(st)
+        if st.in_clone and step in BOUNDARY and created is not None:
+            _boundary(ctx, created, step)
+
     try:
-        with interrupts():
-            for step in STEP_NAMES[STEP_NAMES.index(start) :]:
-                current = step
-                if not _applies(st, step):
-                    st.steps[step] = "skipped"  # a pause there still stops here
-                else:
-                    _kill_hook(step, "before")
-                    st.steps[step] = "started"
-                    journal.save(st)
-                    STEP_FUNCS[step](ctx, st, ui)
-                    st.steps[step] = "done"
-                    created = created_of(st)
-                    if st.in_clone and step in BOUNDARY and created is not None:
-                        _boundary(ctx, created, step)
-                    journal.save(st)
-                    _kill_hook(step, "after")
-                if st.pause_at == step and step != STEP_NAMES[-1]:
-                    st.state = "paused"
-                    journal.save(st)
-                    where = f"; the clone is mounted at {st.mount_dir}" if st.mount_dir else ""
-                    ui.say(f"Paused after step '{step}'{where}. Continue with 'apt-clone resume'.")
-                    return _outcome(st, "paused")
+        paused = engine.run(
+            _steps(ctx, st, ui), start=start, applies=lambda step: _applies(st, step), after=after, pause_at=st.pause_at
+        )
+        if paused:
+            st.state = "paused"
+            journal.save(st)
+            where = f"; the clone is mounted at {st.mount_dir}" if st.mount_dir else ""
+            ui.say(f"Paused after step '{paused}'{where}. Continue with 'apt-clone resume'.")
+            return _outcome(st, "paused")
     except NothingToDo:
         ui.say("Nothing to do: the system is up to date with that request; no checkpoint was made.")
-        st.steps[current] = "done"
+        st.steps[engine.current] = "done"
         journal.finish(st, "done")
         return _outcome(st, "nothing")
     except Cancelled:
-        st.steps[current] = "failed"
         journal.finish(st, "rolled-back")
         return _outcome(st, "cancelled")
     except (Exception, Interrupted, KeyboardInterrupt) as exc:
         why = str(exc) or type(exc).__name__
         if isinstance(exc, (Interrupted, KeyboardInterrupt)):
             why = f"interrupted ({exc or 'SIGINT'})"
-        st.steps[current] = "failed"
         st.state, st.error = "failed", why
         journal.save(st)
         _failed(ctx, st, ui, why, exc)

@@ -1,0 +1,112 @@
+"""The one step engine: every journalled operation, checkpoint command or apt operation, runs its
+named steps here.
+
+An operation is an ordered list of :class:`Step` (its work and its undo). The engine journals the
+state before and after every step (``save`` writes and fsyncs it), offers the test hooks
+``OP.STEP:before|ran|after`` (apt operations also answer to the older ``STEP:before|after``),
+skips steps already done (recovery, resume) or that do not apply, pauses after a named step, and
+undoes the steps that ran, newest first. What a failure means (undo at once, complete after the
+commit step, or ask the user) is the operation's policy: :mod:`apt_clone.operations` and
+:mod:`apt_clone.transaction`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import testhooks
+from .journal import OpState
+from .signals import interrupts
+
+RAN = ("started", "done", "failed")
+"""Step states whose work may have changed something (what an undo looks at)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[], None]
+    undo: Callable[[], None] | None = None
+
+
+class Engine:
+    """Runs one operation's steps against its journal state; ``current`` is the step in hand."""
+
+    def __init__(self, st: OpState, save: Callable[[], None], *, bare_points: bool = False) -> None:
+        self.st = st
+        self.save = save
+        self.current = ""
+        self.bare_points = bare_points
+
+    def _point(self, step: str, when: str) -> None:
+        testhooks.point(f"{self.st.op}.{step}:{when}")
+        if self.bare_points:
+            testhooks.point(f"{step}:{when}")
+
+    def run(
+        self,
+        steps: Sequence[Step],
+        *,
+        start: str | None = None,
+        applies: Callable[[str], bool] = lambda name: True,
+        after: Callable[[str], None] = lambda name: None,
+        pause_at: str | None = None,
+    ) -> str | None:
+        """Run ``steps`` (from ``start``, else every one not done); returns the step it paused
+        after, or None when all ran. SIGINT and SIGTERM raise Interrupted meanwhile. A step that
+        raises is recorded as failed (one whose work never began is not) and the error goes on."""
+        st = self.st
+        names = [s.name for s in steps]
+        if start is not None:
+            todo = list(steps[names.index(start) :])
+        else:
+            todo = [s for s in steps if st.steps.get(s.name) != "done"]
+        with interrupts():
+            try:
+                for step in todo:
+                    self.current = step.name
+                    if not applies(step.name):
+                        st.steps[step.name] = "skipped"  # a pause there still stops here
+                    else:
+                        self._point(step.name, "before")
+                        st.steps[step.name] = "started"
+                        self.save()
+                        step.run()
+                        self._point(step.name, "ran")  # the work is done, its record not yet
+                        st.steps[step.name] = "done"
+                        after(step.name)
+                        self.save()
+                        self._point(step.name, "after")
+                    if pause_at == step.name and step is not steps[-1]:
+                        return step.name
+            except BaseException:
+                if st.steps.get(self.current) == "started":
+                    st.steps[self.current] = "failed"
+                raise
+        return None
+
+    def undo(self, steps: Sequence[Step], on_error: Callable[[str, Exception], BaseException]) -> None:
+        """Undo the steps that ran, newest first; a failing undo is recorded (the journal stays
+        for ``recover``) and ``on_error(step, exc)`` is raised."""
+        for step in reversed(steps):
+            if self.st.steps.get(step.name) not in RAN:
+                continue
+            try:
+                if step.undo is not None:
+                    step.undo()
+            except Exception as exc:
+                self.st.state = "failed"
+                self.save()
+                raise on_error(step.name, exc) from exc
+            self.st.steps[step.name] = "undone"
+            self.save()
+
+
+REGISTRY: dict[str, tuple[tuple[str, str], ...]] = {}
+"""Every journalled operation's steps and what each does (``apt-clone --steps`` prints this)."""
+
+
+def register(op: str, steps: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    REGISTRY[op] = steps
+    return steps
