@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 if "rich" not in sys.modules:
@@ -39,6 +39,7 @@ from .prompts import choose, confirm
 from .signals import Interrupted, interrupts
 
 if TYPE_CHECKING:
+    from .events import Event
     from .journal import OpState
 
 # The journalled operations, apt operations (transaction, upgrade: python-apt planning) and inspect
@@ -293,9 +294,15 @@ class CliInteraction:
     def __init__(self, opts: Options, then: str | None) -> None:
         self.opts = opts
         self.then = then
+        self.events: list[dict[str, Any]] = []
+        """What the operation told, for the JSON document."""
 
-    def say(self, text: str) -> None:
-        print(text, file=sys.stderr if self.opts.json else sys.stdout, flush=True)
+    def emit(self, event: Event) -> None:
+        from .render_events import as_json, lines
+
+        self.events.append(as_json(event))
+        for line in lines(event):
+            print(line, file=sys.stderr if self.opts.json else sys.stdout, flush=True)
 
     def confirm(self, text: str) -> bool:
         return confirm(text, yes=self.opts.yes)
@@ -348,9 +355,10 @@ def _apt(
         command=" ".join(["apt-clone", op, *packages]),
         then=then,
     )
-    outcome = run_apt_operation(cx, req, CliInteraction(opts, then), opts.pause_at)
+    ui = CliInteraction(opts, then)
+    outcome = run_apt_operation(cx, req, ui, opts.pause_at)
     if opts.json:
-        _emit(render.to_json(outcome))
+        _emit(render.to_json({**asdict(outcome), "events": ui.events}))
     if outcome.status == "cancelled":
         raise typer.Exit(EXIT_FAILED)
 
@@ -428,9 +436,10 @@ def resume_cmd(
     _need_root()
     cx = _context(opts)
     with exclusive():
-        outcome = resume(cx, CliInteraction(opts, None), step, pause_at or opts.pause_at)
+        ui = CliInteraction(opts, None)
+        outcome = resume(cx, ui, step, pause_at or opts.pause_at)
     if opts.json:
-        _emit(render.to_json(outcome))
+        _emit(render.to_json({**asdict(outcome), "events": ui.events}))
 
 
 @app.command("recover")

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import checkpoints, dpkgstatus, model, operations, trial
+from . import events as ev
 from .apt import bootfiles
 from .apt.execute import AptTarget, apt_lock_holder, check_apt_locks, command_of
 from .apt.plan import (
@@ -44,7 +45,6 @@ from .upgrade import (
     AptRequest,
     Interaction,
     Outcome,
-    describe_plan,
     record_changes,
 )
 from .zfs import Dataset, ZfsError, ZfsNotFound
@@ -109,7 +109,7 @@ def _applies(st: OpState, step: str) -> bool:
 def _step_plan(ctx: Context, st: OpState, ui: Interaction) -> None:
     host = AptTarget(ctx.runner, ctx.system.root)
     if st.update:
-        ui.say("Updating APT sources ...")
+        ui.emit(ev.Updating())
         with host.session():
             if host.update() != 0:
                 raise OperationFailed("apt-get update failed: see the messages above")
@@ -117,13 +117,12 @@ def _step_plan(ctx: Context, st: OpState, ui: Interaction) -> None:
     st.plan = asdict(plan)
     if plan.empty:
         raise NothingToDo()
-    for line in describe_plan(plan):
-        ui.say(line)
-    ui.say("Verifying free space...")
-    ui.say(check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool))
+    ui.emit(ev.Planned(plan))
+    results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
     if ctx.system.boot_container:
         boot = ctx.zfs.get(ctx.system.boot_container)
-        ui.say(check_boot_space(plan, boot.available, boot.pool))
+        results.append(check_boot_space(plan, boot.available, boot.pool))
+    ui.emit(ev.SpaceChecked(tuple(results)))
     if not ui.confirm("This operation will upgrade your system using ZFS capabilities. Proceed ? (y/n)"):
         raise Cancelled()
 
@@ -132,8 +131,7 @@ def _step_fetch(ctx: Context, st: OpState, ui: Interaction) -> None:
     plan = plan_of(st)
     reboot = list(plan.reboot_packages)
     if st.op != "remove":
-        ui.say("Downloading upgrades and checking if reboot will be required.")
-        ui.say("This may take a few minutes. Please wait...")
+        ui.emit(ev.Downloading())
         host = AptTarget(ctx.runner, ctx.system.root)
         with host.session():
             if host.apt_get(st.op, tuple(st.packages), download_only=True) != 0:
@@ -144,7 +142,7 @@ def _step_fetch(ctx: Context, st: OpState, ui: Interaction) -> None:
     st.reboot = bool(reboot)
     st.in_clone = st.request_in_clone or st.reboot
     if st.reboot:
-        ui.say(f"This upgrade will require REBOOT ({', '.join(st.reboot_packages)}): it runs in a new checkpoint.")
+        ui.emit(ev.RebootNeeded(tuple(st.reboot_packages)))
         if not st.request_in_clone and not ui.confirm("This upgrade will require REBOOT. Proceed? (y/n)"):
             raise Cancelled()
 
@@ -156,8 +154,7 @@ def _step_snapshot(ctx: Context, st: OpState, ui: Interaction) -> None:
         st.checkpoint, st.target, st.snapshot = created.checkpoint, created.dataset, created.snapshot
         st.kind, st.title = created.kind, created.title
         st.boot_target, st.boot_snapshot = created.boot_dataset, created.boot_snapshot
-        ui.say("Upgrade is in progress. Please DO NOT interrupt...")
-        ui.say(f"Creating {model.KIND_TITLES[created.kind]}...")
+        ui.emit(ev.CreatingCheckpoint(model.KIND_TITLES[created.kind]))
         Journal(ctx.system.container).save(st)  # the names are known before anything exists
     created = _need_created(st)
     if not ctx.zfs.exists(created.snapshot):
@@ -168,9 +165,7 @@ def _step_clone(ctx: Context, st: OpState, ui: Interaction) -> None:
     created = _need_created(st)
     if not ctx.zfs.exists(created.dataset):
         checkpoints.make_clones(ctx, created, st.command)
-    ui.say(f"{model.KIND_TITLES[created.kind]} has been created: {created.checkpoint}")
-    ui.say(f"Use 'zfs list -r {ctx.system.container}' command to list all available")
-    ui.say("upgrade/rollback checkpoints")
+    ui.emit(ev.CheckpointMade(model.KIND_TITLES[created.kind], created.checkpoint, ctx.system.container))
 
 
 def _step_mount(ctx: Context, st: OpState, ui: Interaction) -> None:
@@ -206,7 +201,7 @@ def _step_apt(ctx: Context, st: OpState, ui: Interaction) -> None:
             if st.in_clone:  # the initramfs and GRUB files the change needs, made in the clone
                 todo = bootfiles.plan(target.root, [str(c[0]) for c in st.changes], since, kernels_before)
                 for line in bootfiles.apply(ctx.runner, target.root, todo):
-                    ui.say(line)
+                    ui.emit(ev.Note(line))
     st.reboot_asked = asked and not host_flag
     if rc != 0:
         raise OperationFailed(f"apt-get exited with status {rc}")
@@ -239,29 +234,22 @@ def _step_boot(ctx: Context, st: OpState, ui: Interaction) -> None:
     destroy_step_snapshots(ctx, created)
     checkpoints.refresh_menu(ctx)
     if not st.in_clone:
-        ui.say(f"Done. To go back to the state before this change: 'apt-clone -a {created.checkpoint}' and reboot.")
+        ui.emit(ev.InPlaceDone(created.checkpoint))
         return
     name = created.checkpoint
-    ui.say("SYSTEM NOTICE")
-    ui.say("The first phase of upgrade has completed successfully:")
-    ui.say(f"- created Upgrade Checkpoint '{name}'")
-    ui.say("- the system is ready to reboot into the new checkpoint")
+    ui.emit(ev.UpgradeReady(name))
     choice = st.then or ui.after_upgrade(name)
     st.then = choice
-    ui.say(f"Activate upgrade command: 'apt-clone -a {name}'")
-    ui.say(f"Rollback changes command: 'apt-clone -r {name}'")
+    ui.emit(ev.NextSteps(name))
     if choice == "activate":
         messages = checkpoints.set_default(ctx, created.dataset)  # the menu does not say what boots
-        ui.say(f"Upgrade changes for clone '{created.dataset}' has been activated.")
-        for line in messages:
-            ui.say(line)
+        ui.emit(ev.Activated(created.dataset, tuple(messages)))
     elif choice == "reboot":
-        for line in trial.arm(ctx, created.dataset):
-            ui.say(line)
+        ui.emit(ev.TrialArmed(tuple(trial.arm(ctx, created.dataset))))
         if ctx.system.is_host_root:
             st.reboot_now = True  # once the journal says the operation is done
         else:
-            ui.say(f"Not rebooting: {ctx.system.root} is not this machine's root; its next boot starts '{name}' once.")
+            ui.emit(ev.NotRebooting(ctx.system.root, name))
 
 
 def _steps(ctx: Context, st: OpState, ui: Interaction) -> list[Step]:
@@ -437,11 +425,10 @@ def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outc
         if paused:
             st.state = "paused"
             journal.save(st)
-            where = f"; the clone is mounted at {st.mount_dir}" if st.mount_dir else ""
-            ui.say(f"Paused after step '{paused}'{where}. Continue with 'apt-clone resume'.")
+            ui.emit(ev.Paused(paused, st.mount_dir))
             return _outcome(st, "paused")
     except NothingToDo:
-        ui.say("Nothing to do: the system is up to date with that request; no checkpoint was made.")
+        ui.emit(ev.NothingToDo())
         st.steps[engine.current] = "done"
         journal.finish(st, "done")
         return _outcome(st, "nothing")
@@ -457,7 +444,7 @@ def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outc
         _failed(ctx, st, ui, why, exc)
     journal.finish(st, "done")
     if st.reboot_now:
-        ui.say("Operation in progress. Please wait...")
+        ui.emit(ev.Rebooting())
         ctx.runner.stream(["systemctl", "reboot"])
     return _outcome(st, "done")
 
@@ -485,13 +472,13 @@ def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseExcep
         if isinstance(exc, (Interrupted, KeyboardInterrupt)):
             raise OperationFailed(why) from exc
         raise exc
-    ui.say(f"Upgrade failed: {why}.")
+    ui.emit(ev.Failed(why))
     try:
         yes = ui.confirm_rollback("Upgrade failed. Would you like to rollback changes now? (y/n)")
     except Refused:
         yes = False
     if yes:
-        ui.say("Rolling back ...")
+        ui.emit(ev.RollingBack())
         try:
             with shielded(then_raise=False):
                 rollback(ctx, st)
@@ -503,18 +490,13 @@ def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseExcep
                 "free space if the pool is full (apt-clone -r OLD), then run 'apt-clone recover'"
             ) from undo_exc
         journal.finish(st, "rolled-back")
-        ui.say("All upgrade changes now rolled back.")
+        ui.emit(ev.RolledBack())
         raise AptFailed(f"upgrade failed ({why}); all changes were rolled back", rolled_back=True)
     created = _need_created(st)
-    if st.in_clone:
-        if st.mount_dir:
-            with shielded(then_raise=False):
-                _teardown(ctx, st)
-        ui.say(f"The failed upgrade is kept in checkpoint '{created.checkpoint}'; the running system was not changed.")
-    else:
-        ui.say(f"The running system holds the failed change; '{created.checkpoint}' holds the state before it.")
-    ui.say("Rollback changes command: 'apt-clone recover'")
-    ui.say("Or fix the cause and continue: 'apt-clone resume'.")
+    if st.in_clone and st.mount_dir:
+        with shielded(then_raise=False):
+            _teardown(ctx, st)
+    ui.emit(ev.Kept(created.checkpoint, bool(st.in_clone)))
     raise AptFailed(f"upgrade failed ({why}); changes kept as they are", rolled_back=False)
 
 
@@ -574,7 +556,7 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
     if st is not None and st.unfinished:
         refuse_while_working(st)
     if st is not None and st.op in operations.OPS and st.unfinished:
-        ui.say(operations.recover(ctx, st))  # a checkpoint command continues where it can only go on
+        ui.emit(ev.Note(operations.recover(ctx, st)))  # a checkpoint command continues where it can only go on
         return _outcome(st, "done")
     if st is None or st.state not in ("paused", "failed"):
         if st is not None and st.state == "running":
@@ -599,7 +581,7 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
     st.pause_at = pause_at
     if st.in_clone and created is not None and STEP_NAMES.index(start) > STEP_NAMES.index("mount"):
         _step_mount(ctx, st, ui)  # remount if a failure unmounted it
-    ui.say(f"Resuming '{st.command}' from step '{start}'.")
+    ui.emit(ev.Resuming(st.command, start))
     return run(ctx, st, ui, start)
 
 
@@ -706,7 +688,7 @@ def _sweep(ctx: Context) -> list[str]:
 
 
 class _Quiet:
-    def say(self, text: str) -> None:
+    def emit(self, event: ev.Event) -> None:
         pass
 
     def confirm(self, text: str) -> bool:
@@ -738,7 +720,7 @@ def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction, pause_at: 
     check_apt_locks(ctx.system.root)
     with exclusive():
         for note in check_unfinished(ctx)[0]:
-            ui.say(note)
+            ui.emit(ev.Note(note))
         st = new_state(
             ctx,
             req.op,

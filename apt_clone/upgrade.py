@@ -22,6 +22,7 @@ from .errors import OperationFailed
 
 if TYPE_CHECKING:  # python-apt planning loads only for apt operations
     from .apt.plan import Plan
+    from .events import Event
 
 THEN_CHOICES = ("reboot", "activate", "nothing")
 
@@ -29,7 +30,8 @@ THEN_CHOICES = ("reboot", "activate", "nothing")
 class Interaction(Protocol):
     """What the service needs from its user interface (prompts live in the CLI)."""
 
-    def say(self, text: str) -> None: ...
+    def emit(self, event: Event) -> None:
+        """Tell the user what happens (see :mod:`apt_clone.events`)."""
 
     def confirm(self, text: str) -> bool: ...
 

@@ -61,3 +61,4 @@ def test_apts_own_output_goes_to_stderr(pristine: SandboxInfo):
     doc = _document(result)
     assert isinstance(doc, dict) and doc["status"] == "done" and doc["checkpoint"] == "rootfs-nmu-001"
     assert "Setting up ac-extra" in result.stderr
+    assert "CheckpointMade" in [e["event"] for e in doc["events"]]  # what it told, as typed events
