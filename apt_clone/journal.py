@@ -20,6 +20,9 @@ from typing import Any
 from .errors import OperationFailed, Refused
 from .paths import open_private, run_dir, secure_dir, state_dir
 
+SCHEMA = 2
+"""The journal format this apt-clone writes (see :attr:`OpState.schema`)."""
+
 
 def _now() -> str:
     return dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
@@ -64,9 +67,15 @@ class OpState:
     reboot_now: bool = False
     args: dict[str, Any] = field(default_factory=dict)  # a checkpoint command's (operations.py)
     seq: int = 0  # raised by every save (a clock reading): the newer of the two copies wins
+    schema: int = SCHEMA
+    """The journal format: 1 (no field) before boot ids and the engine's step names; a newer one
+    than this apt-clone knows is refused, never guessed at."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OpState:
+        schema = data.get("schema", 1)
+        if not isinstance(schema, int) or schema > SCHEMA:
+            raise ValueError(f"journal schema {schema!r} is newer than this apt-clone's ({SCHEMA}): upgrade apt-clone")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
