@@ -38,22 +38,19 @@ def _newer(a: str, b: str) -> bool:
         return a != b
 
 
-def parse(text: str) -> dict[str, str]:
-    """Installed packages (``name[:arch]`` when not native/all is not tracked: name only) and versions."""
+def parse(fd: int) -> dict[str, str]:
+    """Installed packages of a dpkg status file open on ``fd`` (read with python-apt's
+    ``apt_pkg.TagFile``) and their versions; ``name:arch`` for a second architecture's copy."""
+    import apt_pkg
+
     out: dict[str, str] = {}
-    for stanza in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            if line[:1] in (" ", "\t") or ":" not in line:
-                continue
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-        status = fields.get("Status", "").split()
-        if "Package" in fields and len(status) == 3 and status[2] not in ("not-installed", "config-files"):
-            name = fields["Package"]
-            arch = fields.get("Architecture", "")
+    for section in apt_pkg.TagFile(fd):
+        status = section.get("Status", "").split()
+        if "Package" in section and len(status) == 3 and status[2] not in ("not-installed", "config-files"):
+            name = section["Package"]
+            arch = section.get("Architecture", "")
             key = name if arch in ("", "all") or name not in out else f"{name}:{arch}"
-            out[key] = fields.get("Version", "?")
+            out[key] = section.get("Version", "?")
     return out
 
 
@@ -69,8 +66,10 @@ def read(root: str, *, required: bool = False) -> dict[str, str]:
         return {}
     except OSError as exc:
         raise OperationFailed(f"cannot read {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
-        return parse(f.read())
+    try:
+        return parse(fd)
+    finally:
+        os.close(fd)
 
 
 def diff(before: dict[str, str], after: dict[str, str]) -> list[PackageChange]:

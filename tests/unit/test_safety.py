@@ -151,3 +151,15 @@ def test_only_siblings_that_mount_where_the_root_does_are_boot_environments():
     ]
     found = [ds.name for ds in boot_environments(tree, "p/ROOT", "p/ROOT/a")]
     assert found == ["p/ROOT/a", "p/ROOT/b", "p/ROOT/c"]
+
+
+def test_dpkg_status_is_read_with_python_apt(tmp_path):
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text(
+        "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\nDescription: x\n continued\n\n"
+        "Package: gone\nStatus: deinstall ok config-files\nVersion: 2\n\n"
+        "Package: a\nStatus: install ok installed\nArchitecture: i386\nVersion: 1.0\n\n"
+        "Package: b\nStatus: install ok half-configured\nArchitecture: all\nVersion: 3:2.1-1\n"
+    )
+    assert dpkgstatus.read(str(tmp_path)) == {"a": "1.0", "a:i386": "1.0", "b": "3:2.1-1"}
