@@ -44,7 +44,9 @@ def parse(fd: int) -> dict[str, str]:
     import apt_pkg
 
     out: dict[str, str] = {}
-    for section in apt_pkg.TagFile(fd):
+    with apt_pkg.TagFile(fd) as tags:  # closed here: its file must not keep a checkpoint busy
+        sections = list(tags)
+    for section in sections:
         status = section.get("Status", "").split()
         if "Package" in section and len(status) == 3 and status[2] not in ("not-installed", "config-files"):
             name = section["Package"]
