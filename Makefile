@@ -4,7 +4,7 @@ VENV      ?= .venv
 SANDBOX   ?= /var/tmp/apt-clone-demo
 STAMP      = $(VENV)/.installed
 
-.PHONY: setup deps demo test test-unit test-vm lint bench clean demo-clean
+.PHONY: setup deps demo test test-unit test-vm test-deb deb lint bench clean demo-clean
 
 setup: deps $(STAMP)
 
@@ -21,8 +21,9 @@ demo: setup
 	./scripts/demo.sh $(SANDBOX)
 
 # SKIP_VM=1 skips the real OpenZFS lane (QEMU VMs; see README for its time, fresh and cached).
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest -q tests
+	$(MAKE) test-deb
 ifneq ($(SKIP_VM),1)
 	$(MAKE) test-vm
 endif
@@ -30,12 +31,20 @@ endif
 test-vm: setup
 	$(VENV)/bin/python vm/lane.py
 
+# The Debian package: built in a clean Debian 13 chroot and linted (deb), then also installed by
+# apt into another one and purged (test-deb). Results in dist/.
+deb: setup
+	$(PY) scripts/deb.py build
+
+test-deb: setup
+	$(PY) scripts/deb.py check
+
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 lint: setup
-	$(VENV)/bin/ruff check apt_clone tests bench vm
-	$(VENV)/bin/ruff format --check apt_clone tests bench vm
+	$(VENV)/bin/ruff check apt_clone tests bench vm scripts
+	$(VENV)/bin/ruff format --check apt_clone tests bench vm scripts
 	$(VENV)/bin/mypy
 
 bench: setup
@@ -45,4 +54,4 @@ demo-clean: setup
 	$(VENV)/bin/python -m tests.sandbox destroy --dir $(SANDBOX) || true
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

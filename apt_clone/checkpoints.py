@@ -17,6 +17,7 @@ from . import model
 from .boot import WITH_LISTING, grub
 from .context import Context
 from .errors import NotFound, Refused
+from .model import Created
 from .names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
 from .signals import shielded
 from .zfs import Dataset, ZfsError, ZfsNotFound
@@ -169,17 +170,6 @@ def clone_props(origin: Dataset) -> dict[str, str]:
         if prop in origin.local and value:
             props[prop] = value
     return props
-
-
-@dataclass(frozen=True)
-class Created:
-    checkpoint: str
-    dataset: str
-    snapshot: str
-    kind: str
-    title: str
-    boot_dataset: str | None = None
-    boot_snapshot: str | None = None
 
 
 def _twin(ctx: Context, name: str) -> str | None:

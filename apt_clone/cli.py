@@ -29,7 +29,7 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
 
-from . import checkpoints, render, testhooks
+from . import checkpoints, config, render, testhooks
 from .context import Context, open_context
 from .entry import run_boot_command
 from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, last_report, report, require_root, safe_output
@@ -119,9 +119,20 @@ def _out(opts: Options, text: str, data: Any) -> None:
         print(text)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"apt-clone {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback(invoke_without_command=True)
 def _global(
     ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit.")
+    ] = False,
     root: Annotated[str, typer.Option("--root", help="Root directory of the managed system.")] = "/",
     yes: Annotated[bool, typer.Option("-y", "--yes", help="Answer yes to every question.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
@@ -140,9 +151,10 @@ def _global(
         raise UsageError(f"--pause-at: {what} has no steps to pause at (only {', '.join(PAUSABLE)})")
     if steps:
         from .engine import REGISTRY
-        from .transaction import APT_OPS  # importing it registers every operation's steps
+        from .transaction import APT_SPEC  # importing it registers every operation's steps
 
-        table = {APT_OPS: REGISTRY[APT_OPS], **REGISTRY}
+        specs = [APT_SPEC] + [s for s in dict.fromkeys(REGISTRY.values()) if s is not APT_SPEC]
+        table = {spec.ops: spec.steps for spec in specs}
         if json_out:
             _emit(render.to_json({op: [{"step": n, "does": d} for n, d in st] for op, st in table.items()}))
         else:
@@ -155,12 +167,19 @@ def _global(
 
 
 @app.command("list")
-def list_cmd(ctx: typer.Context) -> None:
+def list_cmd(
+    ctx: typer.Context,
+    names: Annotated[
+        bool, typer.Option("--names", help="Print only the names, one per line (for scripts and completion).")
+    ] = False,
+) -> None:
     """List checkpoints: A = active (boots next), C = current (running)."""
     opts = _opts(ctx)
     listing = checkpoints.list_checkpoints(_context(opts))
     testhooks.point("list.read")
-    if opts.json:
+    if names and not opts.json:
+        print("\n".join(cp.name for cp in listing.checkpoints))
+    elif opts.json:
         _emit(render.listing_json(listing))
     else:
         print(render.listing_text(listing))
@@ -346,12 +365,14 @@ def _apt(
     if then is not None and then not in THEN_CHOICES:
         raise UsageError(f"--then must be one of {', '.join(THEN_CHOICES)}")
     _need_root()
+    settings = config.load()
+    then = then or (None if settings.then == "ask" else settings.then)
     cx = _context(opts)
     req = AptRequest(
         op,
         tuple(packages),
-        update=not no_update,
-        in_clone=opts.in_clone or in_clone,
+        update=settings.update and not no_update,
+        in_clone=opts.in_clone or in_clone or settings.mode == "clone",
         command=" ".join(["apt-clone", op, *packages]),
         then=then,
     )

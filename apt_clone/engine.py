@@ -1,13 +1,15 @@
 """The one step engine: every journalled operation, checkpoint command or apt operation, runs its
 named steps here.
 
-An operation is an ordered list of :class:`Step` (its work and its undo). The engine journals the
-state before and after every step (``save`` writes and fsyncs it), offers the test hooks
-``OP.STEP:before|ran|after`` (apt operations also answer to the older ``STEP:before|after``),
-skips steps already done (recovery, resume) or that do not apply, pauses after a named step, and
-undoes the steps that ran, newest first. What a failure means (undo at once, complete after the
-commit step, or ask the user) is the operation's policy: :mod:`apt_clone.operations` and
-:mod:`apt_clone.transaction`.
+An operation (:class:`OpSpec`) is an ordered list of named steps and a commit step; at run time
+each step is a :class:`Step` (its work and its undo). The engine journals the state before and
+after every step (``save`` writes and fsyncs it), offers the test hooks ``OP.STEP:before|ran|after``
+(apt operations also answer to the older ``STEP:before|after``), skips steps already done
+(recovery, resume) or that do not apply, pauses after a named step, and undoes the steps that
+ran, newest first. Recovery is the same for every operation (:meth:`Engine.recover`): before the
+commit step it undoes what ran, from it on it completes the rest. Whether a failure while the
+command runs is undone at once or asks the user first is the caller's: :mod:`apt_clone.operations`
+and :mod:`apt_clone.transaction`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,28 @@ RAN = ("started", "done", "failed")
 
 
 @dataclass(frozen=True)
+class OpSpec:
+    """A journalled operation: its steps (name, what it does) and its point of no return.
+
+    ``commit``: the step from which the operation is completed, not undone; ``commit_when``:
+    "started" (once that step began: its work cannot be taken back, as a destroy) or "done" (once
+    it finished: an apt run that went through is kept)."""
+
+    ops: str
+    steps: tuple[tuple[str, str], ...]
+    commit: str
+    commit_when: str = "started"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.steps)
+
+    def committed(self, st: OpState) -> bool:
+        state = st.steps.get(self.commit)
+        return state == "done" if self.commit_when == "done" else state in RAN
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     run: Callable[[], None]
@@ -33,7 +57,8 @@ class Step:
 class Engine:
     """Runs one operation's steps against its journal state; ``current`` is the step in hand."""
 
-    def __init__(self, st: OpState, save: Callable[[], None], *, bare_points: bool = False) -> None:
+    def __init__(self, spec: OpSpec, st: OpState, save: Callable[[], None], *, bare_points: bool = False) -> None:
+        self.spec = spec
         self.st = st
         self.save = save
         self.current = ""
@@ -102,11 +127,29 @@ class Engine:
             self.st.steps[step.name] = "undone"
             self.save()
 
+    def recover(
+        self,
+        steps: Sequence[Step],
+        on_error: Callable[[str, Exception], BaseException],
+        applies: Callable[[str], bool] = lambda name: True,
+    ) -> bool:
+        """After a crash or a failure: complete the operation when it passed its commit step
+        (steps that were cut short run again), else undo what ran. True when completed."""
+        if self.spec.committed(self.st):
+            for name, state in list(self.st.steps.items()):
+                if state in ("started", "failed"):
+                    self.st.steps[name] = "pending"
+            self.run(steps, applies=applies)
+            return True
+        self.undo(steps, on_error)
+        return False
 
-REGISTRY: dict[str, tuple[tuple[str, str], ...]] = {}
-"""Every journalled operation's steps and what each does (``apt-clone --steps`` prints this)."""
+
+REGISTRY: dict[str, OpSpec] = {}
+"""Every journalled operation (``apt-clone --steps`` prints this), by the ``op`` its journal records."""
 
 
-def register(op: str, steps: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-    REGISTRY[op] = steps
-    return steps
+def register(spec: OpSpec, *ops: str) -> OpSpec:
+    for op in ops or (spec.ops,):
+        REGISTRY[op] = spec
+    return spec

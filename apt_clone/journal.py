@@ -9,79 +9,16 @@ touches, carries a higher sequence number then, and :meth:`Journal.load` takes t
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 
 from .errors import OperationFailed, Refused
+from .opstate import OpState, from_json
 from .paths import open_private, run_dir, secure_dir, state_dir
 
-SCHEMA = 2
-"""The journal format this apt-clone writes (see :attr:`OpState.schema`)."""
-
-
-def _now() -> str:
-    return dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
-
-
-@dataclass
-class OpState:
-    """Everything needed to continue, resume, roll back or recover an operation."""
-
-    op: str
-    packages: list[str]
-    command: str
-    root: str
-    container: str
-    dataset: str
-    update: bool = True
-    request_in_clone: bool = False
-    pause_at: str | None = None
-    then: str | None = None
-    state: str = "running"  # running | paused | failed | done | rolled-back | recovered
-    pid: int = 0
-    started: str = field(default_factory=_now)
-    steps: dict[str, str] = field(default_factory=dict)  # step -> started | done | failed | skipped
-    error: str | None = None
-    plan: dict[str, Any] | None = None
-    in_clone: bool | None = None
-    reboot: bool = False
-    reboot_packages: list[str] = field(default_factory=list)
-    checkpoint: str | None = None
-    target: str | None = None
-    snapshot: str | None = None
-    kind: str | None = None
-    title: str | None = None
-    boot_target: str | None = None
-    boot_snapshot: str | None = None
-    mount_dir: str | None = None
-    apt_pgid: int | None = None
-    boot_id: str | None = None
-    """The boot the operation ran in: its apt_pgid means nothing in another one."""
-    changes: list[list[str | None]] = field(default_factory=list)
-    reboot_asked: bool = False
-    reboot_now: bool = False
-    args: dict[str, Any] = field(default_factory=dict)  # a checkpoint command's (operations.py)
-    seq: int = 0  # raised by every save (a clock reading): the newer of the two copies wins
-    schema: int = SCHEMA
-    """The journal format: 1 (no field) before boot ids and the engine's step names; a newer one
-    than this apt-clone knows is refused, never guessed at."""
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OpState:
-        schema = data.get("schema", 1)
-        if not isinstance(schema, int) or schema > SCHEMA:
-            raise ValueError(f"journal schema {schema!r} is newer than this apt-clone's ({SCHEMA}): upgrade apt-clone")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    @property
-    def unfinished(self) -> bool:
-        return self.state in ("running", "paused", "failed")
+__all__ = ["Journal", "OpState", "boot_id", "pending_anywhere"]
 
 
 def boot_id() -> str | None:
@@ -113,7 +50,7 @@ class Journal:
         try:
             secure_dir(os.path.dirname(path), create=False)
             with os.fdopen(open_private(path, os.O_RDONLY), encoding="utf-8") as f:
-                return OpState.from_json(json.load(f))
+                return from_json(json.load(f))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError, Refused) as exc:
@@ -123,7 +60,7 @@ class Journal:
 
     def save(self, st: OpState) -> None:
         st.seq = max(st.seq + 1, time.time_ns())  # monotonic across operations too
-        data = json.dumps(asdict(st), indent=1, sort_keys=True)
+        data = json.dumps(st.to_json(), indent=1, sort_keys=True)
         try:
             _write(self.run_copy, data, durable=False)
             run_ok = True
@@ -188,7 +125,7 @@ def pending_anywhere() -> str | None:
         for name in names:
             try:
                 with os.fdopen(open_private(os.path.join(directory, name), os.O_RDONLY), encoding="utf-8") as f:
-                    st = OpState.from_json(json.load(f))
+                    st = from_json(json.load(f))
             except (OSError, ValueError, TypeError, Refused):
                 continue
             if name not in found or st.seq > found[name].seq:  # the newer of the two copies

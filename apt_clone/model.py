@@ -65,6 +65,19 @@ def metadata(title: str, kind: str, command: str, created: str | None = None) ->
 
 
 @dataclass(frozen=True)
+class Created:
+    """A checkpoint being made: its datasets and the snapshots it is cloned from."""
+
+    checkpoint: str
+    dataset: str
+    snapshot: str
+    kind: str
+    title: str
+    boot_dataset: str | None = None
+    boot_snapshot: str | None = None
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """A boot environment: a filesystem directly under the container, with its metadata."""
 

@@ -15,83 +15,77 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
-from . import checkpoints, trial
+from . import checkpoints, model, trial
 from .context import Context
-from .engine import Engine, Step, register
+from .engine import Engine, OpSpec, Step, register
 from .errors import AptCloneError, OperationFailed, Refused
-from .journal import Journal, OpState, boot_id
+from .journal import Journal, boot_id
+from .opstate import ActivateOp, CreateOp, DestroyOp, OpState, RenameOp, RollbackOp, TrialOp, from_json
 from .signals import Interrupted, shielded
 from .zfs import Dataset, ZfsError, ZfsNotFound
 
 Tree = list[Dataset] | None
 """The container's tree as a command's plan read it (see :func:`execute`)."""
 
-OPS: dict[str, tuple[tuple[str, str], ...]] = {
-    "create": (
-        ("snapshot", "snapshot the root with its children (one instant) and its boot-pool twin"),
-        ("clone", "clone them into the new checkpoint, with its metadata"),
-        ("menu", "refresh the GRUB menu (commit)"),
-    ),
-    "destroy": (
-        ("activate", "with --force OTHER: make OTHER boot next"),
-        ("promote", "promote the clones made from the checkpoint's snapshots"),
-        ("destroy", "unmount and destroy the checkpoint, its children and boot twin (commit)"),
-        ("origin", "destroy the snapshot it was cloned from, if apt-clone took it and no clone needs it"),
-        ("menu", "refresh the GRUB menu"),
-    ),
-    "rename": (
-        ("rename", "rename the checkpoint and its boot-pool twin"),
-        ("bootfs", "when it boots next: point bootfs and GRUB's default at the new name"),
-        ("menu", "refresh the GRUB menu (commit)"),
-    ),
-    "activate": (
-        ("boot", "set the pool's bootfs and GRUB's default entry; record the activation time"),
-        ("menu", "refresh the GRUB menu (commit)"),
-    ),
-    "trial": (
-        ("once", "record what boots now (the undo puts it back)"),
-        ("arm", "boot it one time (GRUB's next_entry; without GRUB a property) and arm the trial (commit)"),
-    ),
-    "rollback": (
-        ("rollback", "roll the running root, its children and boot twin back to the snapshot (commit)"),
-        ("destroy", "destroy the checkpoint and the snapshot"),
-        ("menu", "refresh the GRUB menu"),
-    ),
-}
-for _op, _steps in OPS.items():
-    register(_op, _steps)
-COMMIT = {
-    "create": "menu",
-    "destroy": "destroy",
-    "rename": "menu",
-    "activate": "menu",
-    "trial": "arm",
-    "rollback": "rollback",
-}
-"""The step from which a command is completed rather than undone."""
-
-
-def _committed(st: OpState) -> bool:
-    return st.steps.get(COMMIT[st.op]) in ("started", "done", "failed")
+SPECS = {
+    spec.ops: register(spec)
+    for spec in (
+        OpSpec("create", (
+            ("snapshot", "snapshot the root with its children (one instant) and its boot-pool twin"),
+            ("clone", "clone them into the new checkpoint, with its metadata"),
+            ("menu", "refresh the GRUB menu (commit)"),
+        ), commit="menu"),
+        OpSpec("destroy", (
+            ("activate", "with --force OTHER: make OTHER boot next"),
+            ("promote", "promote the clones made from the checkpoint's snapshots"),
+            ("destroy", "unmount and destroy the checkpoint, its children and boot twin (commit)"),
+            ("origin", "destroy the snapshot it was cloned from, if apt-clone took it and no clone needs it"),
+            ("menu", "refresh the GRUB menu"),
+        ), commit="destroy"),
+        OpSpec("rename", (
+            ("rename", "rename the checkpoint and its boot-pool twin"),
+            ("bootfs", "when it boots next: point bootfs and GRUB's default at the new name"),
+            ("menu", "refresh the GRUB menu (commit)"),
+        ), commit="menu"),
+        OpSpec("activate", (
+            ("boot", "set the pool's bootfs and GRUB's default entry; record the activation time"),
+            ("menu", "refresh the GRUB menu (commit)"),
+        ), commit="menu"),
+        OpSpec("trial", (
+            ("once", "record what boots now (the undo puts it back)"),
+            ("arm", "boot it one time (GRUB's next_entry; without GRUB a property) and arm the trial (commit)"),
+        ), commit="arm"),
+        OpSpec("rollback", (
+            ("rollback", "roll the running root, its children and boot twin back to the snapshot (commit)"),
+            ("destroy", "destroy the checkpoint and the snapshot"),
+            ("menu", "refresh the GRUB menu"),
+        ), commit="rollback"),
+    )
+}  # fmt: skip
+"""The checkpoint commands, by the ``op`` their journal records."""
 
 
 # --- the steps of each command ----------------------------------------------------------------
-def _save_boot(ctx: Context, a: dict[str, Any], bootfs: str | None = None) -> None:
+Save = Callable[[], None]
+
+
+def _save_boot(ctx: Context, st: DestroyOp | RenameOp | ActivateOp, bootfs: str | None = None) -> None:
     """Record what boots before a step changes it, once (the journal keeps it for the undo).
 
     ``bootfs``: the pool's bootfs as the command's plan read it under the lock (None: read it)."""
-    if "boot_before" not in a:
-        a["boot_before"] = ctx.boot.save(ctx.system.pool, ctx.system.container, bootfs)
+    if st.boot_before is None:
+        st.boot_before = ctx.boot.save(ctx.system.pool, ctx.system.container, bootfs)
 
 
-def _created(st: OpState) -> checkpoints.Created:
-    return checkpoints.Created(**st.args["created"])
+def _restore_boot(ctx: Context, st: DestroyOp | RenameOp | ActivateOp) -> None:
+    if st.boot_before:
+        ctx.boot.restore(ctx.system.pool, ctx.system.container, st.boot_before)
 
 
-def _create_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
-    created = _created(st)
+def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[Step]:
+    created = st.created
 
     # Both run only once: a create interrupted before its commit step is undone, never resumed.
     def snapshot() -> None:
@@ -112,33 +106,26 @@ def _create_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tre
     return [Step("snapshot", snapshot, unsnapshot), Step("clone", clone, unclone), Step("menu", _menu(ctx))]
 
 
-def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
-    a = st.args
-
+def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[Step]:
     def activate() -> None:
-        if a.get("activate_first"):
-            _save_boot(ctx, a, a.get("bootfs_seen"))
+        if st.activate_first:
+            _save_boot(ctx, st, st.bootfs_seen)
             save()
-            checkpoints.set_default(ctx, f"{ctx.system.container}/{a['activate_first']}")
-
-    def unactivate() -> None:
-        if a.get("boot_before"):
-            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+            checkpoints.set_default(ctx, f"{ctx.system.container}/{st.activate_first}")
 
     def promote() -> None:
-        done = a.setdefault("promoted", [])
-        for name in a["promote"]:
-            if any(p[0] == name for p in done):
+        for name in st.promote:
+            if any(p[0] == name for p in st.promoted):
                 continue
             origin = ctx.zfs.get(name).origin
             if not origin:
                 continue
-            done.append([name, origin.split("@", 1)[0]])
+            st.promoted.append([name, origin.split("@", 1)[0]])
             save()
             ctx.zfs.promote(name)
 
     def unpromote() -> None:
-        for name, former in reversed(a.get("promoted", [])):
+        for name, former in reversed(st.promoted):
             try:
                 if (ctx.zfs.get(former).origin or "").startswith(name + "@"):
                     ctx.zfs.promote(former)
@@ -146,28 +133,27 @@ def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tr
                 pass
 
     def destroy() -> None:
-        origins = a.setdefault("origins", {})
-        for dataset in filter(None, (a["dataset"], a.get("boot_dataset"))):
+        for dataset in filter(None, (st.target, st.target_boot)):
             try:
                 tree = ctx.zfs.list_tree(dataset)
             except ZfsNotFound:
                 continue  # destroyed before a crash
-            origins.setdefault(dataset, tree[0].origin)  # after the promotions: read it now
+            st.origins.setdefault(dataset, tree[0].origin)  # after the promotions: read it now
             save()
             checkpoints.unmount_tree(ctx, dataset, tree)
             ctx.zfs.destroy(dataset, recursive=True)
 
     def origin() -> None:
         gone = []
-        for dataset, snap in a.get("origins", {}).items():
-            container = ctx.system.container if dataset == a["dataset"] else ctx.system.boot_container
+        for dataset, snap in st.origins.items():
+            container = ctx.system.container if dataset == st.target else ctx.system.boot_container
             if snap and container:
                 found = checkpoints.destroy_origin_if_ours(ctx, snap, container)
                 gone += [found] if found else []
-        a["snapshot_destroyed"] = a.get("snapshot_destroyed") or (gone[0] if gone else None)
+        st.snapshot_destroyed = st.snapshot_destroyed or (gone[0] if gone else None)
 
     return [
-        Step("activate", activate, unactivate),
+        Step("activate", activate, lambda: _restore_boot(ctx, st)),
         Step("promote", promote, unpromote),
         Step("destroy", destroy),
         Step("origin", origin),
@@ -175,9 +161,8 @@ def _destroy_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tr
     ]
 
 
-def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
-    a = st.args
-    pairs = [(a["old"], a["new"])] + ([(a["old_twin"], a["new_twin"])] if a.get("old_twin") else [])
+def _rename_steps(ctx: Context, st: RenameOp, save: Save, tree: Tree) -> list[Step]:
+    pairs = [(st.old, st.new)] + ([(st.old_twin, st.new_twin)] if st.old_twin and st.new_twin else [])
 
     def rename() -> None:
         for old, new in pairs:
@@ -190,69 +175,69 @@ def _rename_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tre
                 ctx.zfs.rename(new, old)
 
     def bootfs() -> None:
-        if a.get("active"):
-            _save_boot(ctx, a)  # read now: the rename moved bootfs with the dataset
+        if st.active:
+            _save_boot(ctx, st)  # read now: the rename moved bootfs with the dataset
             save()
-            ctx.boot.activate(a["new"])
+            ctx.boot.activate(st.new)
 
-    def unbootfs() -> None:
-        if a.get("boot_before"):
-            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+    return [
+        Step("rename", rename, unrename),
+        Step("bootfs", bootfs, lambda: _restore_boot(ctx, st)),
+        Step("menu", _menu(ctx)),
+    ]
 
-    return [Step("rename", rename, unrename), Step("bootfs", bootfs, unbootfs), Step("menu", _menu(ctx))]
 
-
-def _activate_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
-    a = st.args
-
+def _activate_steps(ctx: Context, st: ActivateOp, save: Save, tree: Tree) -> list[Step]:
     def boot() -> None:
-        _save_boot(ctx, a, a.get("bootfs_seen"))
+        _save_boot(ctx, st, st.bootfs_seen)
         save()
-        a["messages"] = checkpoints.set_default(ctx, a["dataset"])
-
-    def unboot() -> None:
-        if a.get("boot_before"):
-            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+        st.messages = checkpoints.set_default(ctx, st.target)
 
     # What boots and the activation time are not in the menu: the plan's tree serves it.
-    return [Step("boot", boot, unboot), Step("menu", _menu(ctx, tree))]
+    return [Step("boot", boot, lambda: _restore_boot(ctx, st)), Step("menu", _menu(ctx, tree))]
 
 
-def _trial_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
-    a = st.args
-
+def _trial_steps(ctx: Context, st: TrialOp, save: Save, tree: Tree) -> list[Step]:
     def once() -> None:
-        _save_boot(ctx, a, a.get("bootfs_seen"))
-
-    def unonce() -> None:  # also what a journal of the previous version, whose "once" booted once, needs
-        if a.get("boot_before"):
-            ctx.boot.restore(ctx.system.pool, ctx.system.container, a["boot_before"])
+        _save_boot(ctx, st, st.bootfs_seen)
 
     def arm() -> None:
-        a["messages"] = trial.arm(ctx, a["dataset"])
+        st.messages = trial.arm(ctx, st.target)
 
-    return [Step("once", once, unonce), Step("arm", arm)]
+    # The undo of "once" puts back what boots: also what a journal of schema 1, whose "once"
+    # booted once, needs.
+    return [Step("once", once, lambda: _restore_boot(ctx, st)), Step("arm", arm)]
 
 
-def _rollback_steps(ctx: Context, st: OpState, save: Callable[[], None], tree: Tree) -> list[Step]:
-    created = _created(st)
-
+def _rollback_steps(ctx: Context, st: RollbackOp, save: Save, tree: Tree) -> list[Step]:
     def rollback() -> None:
-        checkpoints.rollback_in_place(ctx, created)
+        checkpoints.rollback_in_place(ctx, st.created)
 
     def destroy() -> None:
-        checkpoints.undo_create(ctx, created, refresh=False)
+        checkpoints.undo_create(ctx, st.created, refresh=False)
 
     return [Step("rollback", rollback), Step("destroy", destroy), Step("menu", _menu(ctx))]
 
 
-BUILDERS: dict[str, Callable[[Context, OpState, Callable[[], None], Tree], list[Step]]] = {
-    "create": _create_steps,
-    "destroy": _destroy_steps,
-    "rename": _rename_steps,
-    "activate": _activate_steps,
-    "trial": _trial_steps,
-    "rollback": _rollback_steps,
+S = TypeVar("S", bound=OpState)
+
+
+def _builder(kind: type[S], build: Callable[[Context, S, Save, Tree], list[Step]]) -> Callable[..., list[Step]]:
+    def steps(ctx: Context, st: OpState, save: Save, tree: Tree) -> list[Step]:
+        if not isinstance(st, kind):
+            raise OperationFailed(f"the journal of '{st.command}' is not a {st.op} record")
+        return build(ctx, st, save, tree)
+
+    return steps
+
+
+BUILDERS: dict[str, Callable[[Context, OpState, Save, Tree], list[Step]]] = {
+    "create": _builder(CreateOp, _create_steps),
+    "destroy": _builder(DestroyOp, _destroy_steps),
+    "rename": _builder(RenameOp, _rename_steps),
+    "activate": _builder(ActivateOp, _activate_steps),
+    "trial": _builder(TrialOp, _trial_steps),
+    "rollback": _builder(RollbackOp, _rollback_steps),
 }
 
 
@@ -264,25 +249,24 @@ def _menu(ctx: Context, tree: Tree = None) -> Callable[[], None]:
 
 
 # --- the engine ------------------------------------------------------------------------------
-def _new_state(ctx: Context, op: str, command: str, args: dict[str, Any]) -> OpState:
-    return OpState(
-        op=op,
-        packages=[],
-        command=command,
-        root=ctx.system.root,
-        container=ctx.system.container,
-        dataset=ctx.system.dataset,
-        args=args,
-    )
+def _envelope(ctx: Context, op: str, command: str) -> dict[str, Any]:
+    return {
+        "op": op,
+        "command": command,
+        "root": ctx.system.root,
+        "container": ctx.system.container,
+        "dataset": ctx.system.dataset,
+    }
 
 
-def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
+def execute(ctx: Context, st: OpState, tree: Tree = None) -> None:
     """Run the command's steps on the engine (skipping those done); undo them on a failure before
     the commit step, leave them for ``recover`` to complete after it.
 
     ``tree``: the container's tree as the command's plan read it under the lock (not journalled:
     None when recovering); the steps that can use it read nothing again."""
     journal = Journal(ctx.system.container)
+    spec = SPECS[st.op]
 
     def save() -> None:
         journal.save(st)
@@ -290,13 +274,13 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
     steps = BUILDERS[st.op](ctx, st, save, tree)
     st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
     save()
-    engine = Engine(st, save)
+    engine = Engine(spec, st, save)
     try:
         engine.run(steps)
     except (Exception, Interrupted, KeyboardInterrupt) as exc:
         why = str(exc) or type(exc).__name__
         st.error = why
-        if _committed(st):
+        if spec.committed(st):
             st.state = "failed"
             save()
             raise OperationFailed(
@@ -309,7 +293,6 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> OpState:
             raise OperationFailed(f"'{st.command}' interrupted; nothing was changed") from exc
         raise
     journal.finish(st, "done")
-    return st
 
 
 def _undo_failed(st: OpState) -> Callable[[str, Exception], BaseException]:
@@ -324,27 +307,30 @@ def _undo_failed(st: OpState) -> Callable[[str, Exception], BaseException]:
 def recover(ctx: Context, st: OpState) -> str:
     """After a crash: complete the command when it passed its commit step, else undo what ran."""
     journal = Journal(ctx.system.container)
-    if _committed(st):
-        for name, state in list(st.steps.items()):
-            if state in ("started", "failed"):
-                st.steps[name] = "pending"
-        execute(ctx, st)
-        journal.finish(st, "recovered")
-        return f"completed '{st.command}' (it had passed its point of no return)"
-    steps = BUILDERS[st.op](ctx, st, lambda: journal.save(st), None)
-    Engine(st, lambda: journal.save(st)).undo(steps, _undo_failed(st))
-    checkpoints.refresh_menu(ctx)
+
+    def save() -> None:
+        journal.save(st)
+
+    st.pid, st.boot_id = os.getpid(), boot_id()
+    try:
+        completed = Engine(SPECS[st.op], st, save).recover(BUILDERS[st.op](ctx, st, save, None), _undo_failed(st))
+        if not completed:
+            checkpoints.refresh_menu(ctx)
+    except BaseException:
+        st.state = "failed"
+        save()
+        raise
     journal.finish(st, "recovered")
+    if completed:
+        return f"completed '{st.command}' (it had passed its point of no return)"
     return f"undid '{st.command}': the checkpoints are as they were before it"
 
 
 # --- the commands ----------------------------------------------------------------------------
-def create(
-    ctx: Context, *, title: str | None = None, kind: str = "manual", name: str | None = None
-) -> checkpoints.Created:
+def create(ctx: Context, *, title: str | None = None, kind: str = "manual", name: str | None = None) -> model.Created:
     tree = checkpoints.read_tree(ctx)
     created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, tree=tree)
-    execute(ctx, _new_state(ctx, "create", "apt-clone create", {"created": asdict(created)}), tree)
+    execute(ctx, CreateOp(**_envelope(ctx, "create", "apt-clone create"), created=created), tree)
     return created
 
 
@@ -352,29 +338,34 @@ def destroy(ctx: Context, plan: checkpoints.DestroyPlan, deferred: OpState | Non
     """Destroy a checkpoint. ``deferred``: an operation that could not be finished before it (a
     full pool): it is kept in this one's journal, handed back after, and retried once."""
     cp = plan.checkpoint
-    if deferred is not None and cp.dataset in json.dumps(asdict(deferred)):
+    if deferred is not None and cp.dataset in json.dumps(deferred.to_json()):
         raise Refused(f"'{cp.name}' is part of the unfinished '{deferred.command}': run 'apt-clone recover' first")
-    args: dict[str, Any] = {
-        "name": cp.name,
-        "dataset": cp.dataset,
-        "boot_dataset": plan.boot_dataset,
-        "activate_first": plan.activate_first,
-        "promote": list(plan.promote),
-        "bootfs_seen": plan.bootfs,
-    }
-    if deferred is not None:
-        args["deferred"] = asdict(deferred)
-    st = execute(ctx, _new_state(ctx, "destroy", f"apt-clone destroy {cp.name}", args))
-    notes = [] if deferred is None else _hand_back(ctx, deferred)
-    return checkpoints.Destroyed(
-        cp.dataset, list(plan.promote), st.args.get("snapshot_destroyed"), plan.activate_first, notes
+    st = DestroyOp(
+        **_envelope(ctx, "destroy", f"apt-clone destroy {cp.name}"),
+        name=cp.name,
+        target=cp.dataset,
+        target_boot=plan.boot_dataset,
+        activate_first=plan.activate_first,
+        promote=list(plan.promote),
+        bootfs_seen=plan.bootfs,
+        deferred=None if deferred is None else deferred.to_json(),
     )
+    execute(ctx, st)
+    notes = [] if deferred is None else _hand_back(ctx, deferred)
+    return checkpoints.Destroyed(cp.dataset, list(plan.promote), st.snapshot_destroyed, plan.activate_first, notes)
+
+
+def deferred_of(st: OpState) -> OpState | None:
+    """The operation a finished destroy kept (see :func:`destroy`), to hand back."""
+    if isinstance(st, DestroyOp) and not st.unfinished and st.deferred:
+        return from_json(st.deferred)
+    return None
 
 
 def _hand_back(ctx: Context, deferred: OpState) -> list[str]:
     """Make the operation a destroy kept the journal again; a checkpoint command is retried now."""
     Journal(ctx.system.container).save(deferred)
-    if deferred.op in OPS:
+    if deferred.op in SPECS:
         try:
             return [f"then finished the interrupted '{deferred.command}': {recover(ctx, deferred)}"]
         except (AptCloneError, ZfsError) as exc:
@@ -385,27 +376,36 @@ def _hand_back(ctx: Context, deferred: OpState) -> list[str]:
 def rename(ctx: Context, old: str, new: str) -> checkpoints.Renamed:
     plan = checkpoints.plan_rename(ctx, old, new)
     command = f"apt-clone rename {plan.old.rsplit('/', 1)[1]} {plan.new.rsplit('/', 1)[1]}"
-    execute(ctx, _new_state(ctx, "rename", command, asdict(plan)))
+    execute(ctx, RenameOp(**_envelope(ctx, "rename", command), **asdict(plan)))
     return checkpoints.Renamed(plan.old, plan.new, plan.active)
 
 
 def activate(ctx: Context, name: str) -> checkpoints.Activated:
     cp, listing, tree = checkpoints.lookup(ctx, name)
-    args = {"name": cp.name, "dataset": cp.dataset, "bootfs_seen": listing.next_boot}
-    st = execute(ctx, _new_state(ctx, "activate", f"apt-clone activate {cp.name}", args), tree)
-    return checkpoints.Activated(cp.dataset, list(st.args.get("messages", [])))
+    st = ActivateOp(
+        **_envelope(ctx, "activate", f"apt-clone activate {cp.name}"),
+        name=cp.name,
+        target=cp.dataset,
+        bootfs_seen=listing.next_boot,
+    )
+    execute(ctx, st, tree)
+    return checkpoints.Activated(cp.dataset, list(st.messages))
 
 
 def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
     """``activate --once``: boot NAME one time; a healthy boot makes it the default (trial.py)."""
     cp, listing, _ = checkpoints.lookup(ctx, name)
-    args = {"name": cp.name, "dataset": cp.dataset, "bootfs_seen": listing.next_boot}
-    st = execute(ctx, _new_state(ctx, "trial", f"apt-clone activate --once {cp.name}", args))
-    return checkpoints.Activated(cp.dataset, list(st.args["messages"]))
+    st = TrialOp(
+        **_envelope(ctx, "trial", f"apt-clone activate --once {cp.name}"),
+        name=cp.name,
+        target=cp.dataset,
+        bootfs_seen=listing.next_boot,
+    )
+    execute(ctx, st)
+    return checkpoints.Activated(cp.dataset, list(st.messages))
 
 
 def rollback_to(ctx: Context, name: str) -> checkpoints.RolledBack:
     created = checkpoints.plan_rollback(ctx, name)
-    args = {"created": asdict(created)}
-    execute(ctx, _new_state(ctx, "rollback", f"apt-clone rollback {created.checkpoint}", args))
+    execute(ctx, RollbackOp(**_envelope(ctx, "rollback", f"apt-clone rollback {created.checkpoint}"), created=created))
     return checkpoints.RolledBack(ctx.system.dataset, created.snapshot, created.dataset)

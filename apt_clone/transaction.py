@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from . import checkpoints, dpkgstatus, model, operations, trial
+from . import checkpoints, dpkgstatus, model, operations, opstate, trial
 from . import events as ev
 from .apt import bootfiles
 from .apt.execute import AptTarget, apt_lock_holder, check_apt_locks, command_of
@@ -33,10 +33,11 @@ from .apt.plan import (
 from .boot import grub
 from .chroot import restore_after_crash
 from .context import Context
-from .engine import Engine, Step, register
+from .engine import Engine, OpSpec, Step, register
 from .errors import AptCloneError, OperationFailed, Refused, UsageError
-from .journal import Journal, OpState, boot_id
+from .journal import Journal, boot_id
 from .lock import exclusive
+from .opstate import AptOp, OpState
 from .paths import mount_base, secure_dir
 from .signals import Interrupted, shielded
 from .system import dataset_mounted_at
@@ -60,9 +61,9 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("unmount", "unmount the clone (upgrade in the clone only)"),
     ("boot", "refresh the GRUB menu; activate or arm a trial boot when asked"),
 )
-APT_OPS = "dist-upgrade, upgrade, install, remove"
-register(APT_OPS, STEPS)
-STEP_NAMES = tuple(name for name, _ in STEPS)
+APT_SPEC = register(OpSpec(", ".join(opstate.APT_OPS), STEPS, commit="apt", commit_when="done"), *opstate.APT_OPS)
+"""Once apt went through, a crash completes the checkpoint; before, it is undone."""
+STEP_NAMES = APT_SPEC.names
 CLONE_ONLY = ("mount", "unmount")
 BOUNDARY = ("clone", "mount", "apt", "metadata")
 """Steps after which the clone is snapshotted (upgrade in the clone)."""
@@ -78,7 +79,7 @@ class Cancelled(Exception):
 
 
 # --- state <-> objects ----------------------------------------------------------------------
-def plan_of(st: OpState) -> Plan:
+def plan_of(st: AptOp) -> Plan:
     data = dict(st.plan or {})
     changes = tuple(Change(**c) for c in data.pop("changes", []))
     data["packages"] = tuple(data.get("packages", ()))
@@ -86,27 +87,19 @@ def plan_of(st: OpState) -> Plan:
     return Plan(changes=changes, **data)
 
 
-def created_of(st: OpState) -> checkpoints.Created | None:
-    if not (st.checkpoint and st.target and st.snapshot):
-        return None
-    return checkpoints.Created(
-        st.checkpoint, st.target, st.snapshot, st.kind or "rollback", st.title or "", st.boot_target, st.boot_snapshot
-    )
-
-
-def _need_created(st: OpState) -> checkpoints.Created:
-    created = created_of(st)
+def _need_created(st: AptOp) -> model.Created:
+    created = st.created
     if created is None:
         raise OperationFailed("the journal has no checkpoint for this step")
     return created
 
 
-def _applies(st: OpState, step: str) -> bool:
+def _applies(st: AptOp, step: str) -> bool:
     return bool(st.in_clone) or step not in CLONE_ONLY
 
 
 # --- steps ----------------------------------------------------------------------------------
-def _step_plan(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
     host = AptTarget(ctx.runner, ctx.system.root)
     if st.update:
         ui.emit(ev.Updating())
@@ -127,7 +120,7 @@ def _step_plan(ctx: Context, st: OpState, ui: Interaction) -> None:
         raise Cancelled()
 
 
-def _step_fetch(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
     plan = plan_of(st)
     reboot = list(plan.reboot_packages)
     if st.op != "remove":
@@ -147,13 +140,10 @@ def _step_fetch(ctx: Context, st: OpState, ui: Interaction) -> None:
             raise Cancelled()
 
 
-def _step_snapshot(ctx: Context, st: OpState, ui: Interaction) -> None:
-    if created_of(st) is None:
-        kind = "upgrade" if st.in_clone else "rollback"
-        created = checkpoints.prepare_create(ctx, kind=kind)
-        st.checkpoint, st.target, st.snapshot = created.checkpoint, created.dataset, created.snapshot
-        st.kind, st.title = created.kind, created.title
-        st.boot_target, st.boot_snapshot = created.boot_dataset, created.boot_snapshot
+def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
+    if st.created is None:
+        created = checkpoints.prepare_create(ctx, kind="upgrade" if st.in_clone else "rollback")
+        st.created = created
         ui.emit(ev.CreatingCheckpoint(model.KIND_TITLES[created.kind]))
         Journal(ctx.system.container).save(st)  # the names are known before anything exists
     created = _need_created(st)
@@ -161,14 +151,14 @@ def _step_snapshot(ctx: Context, st: OpState, ui: Interaction) -> None:
         checkpoints.take_snapshots(ctx, created)
 
 
-def _step_clone(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
     if not ctx.zfs.exists(created.dataset):
         checkpoints.make_clones(ctx, created, st.command)
     ui.emit(ev.CheckpointMade(model.KIND_TITLES[created.kind], created.checkpoint, ctx.system.container))
 
 
-def _step_mount(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_mount(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
     if st.mount_dir and dataset_mounted_at(st.mount_dir) == created.dataset:
         return
@@ -177,11 +167,11 @@ def _step_mount(ctx: Context, st: OpState, ui: Interaction) -> None:
     checkpoints.mount_family(ctx, created, st.mount_dir)
 
 
-def _apt_target(ctx: Context, st: OpState) -> AptTarget:
+def _apt_target(ctx: Context, st: AptOp) -> AptTarget:
     return AptTarget(ctx.runner, st.mount_dir if st.in_clone and st.mount_dir else ctx.system.root)
 
 
-def _step_apt(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_apt(ctx: Context, st: AptOp, ui: Interaction) -> None:
     target = _apt_target(ctx, st)
     before = dpkgstatus.read(target.root)
     host_flag = target.is_host and os.path.exists("/run/reboot-required")
@@ -202,25 +192,26 @@ def _step_apt(ctx: Context, st: OpState, ui: Interaction) -> None:
                 todo = bootfiles.plan(target.root, [str(c[0]) for c in st.changes], since, kernels_before)
                 for line in bootfiles.apply(ctx.runner, target.root, todo):
                     ui.emit(ev.Note(line))
+            st.kernels = grub.kernels_in(target.path("boot"))
     st.reboot_asked = asked and not host_flag
     if rc != 0:
         raise OperationFailed(f"apt-get exited with status {rc}")
 
 
-def _step_metadata(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
     changes = [dpkgstatus.PackageChange(str(r[0]), r[1], r[2]) for r in st.changes]
     record_changes(ctx, created.dataset, changes, st.reboot or st.reboot_asked)
-    target = _apt_target(ctx, st)
     dataset = created.dataset if st.in_clone else ctx.system.dataset
-    kernels = " ".join(grub.kernels_in(target.path("boot")))
+    found = st.kernels if st.kernels is not None else grub.kernels_in(_apt_target(ctx, st).path("boot"))
+    kernels = " ".join(found)  # a journal of schema 2 did not record them: read them now
     if kernels:
         ctx.zfs.set_props(dataset, {model.KERNELS: kernels})
     elif model.KERNELS in ctx.zfs.get(dataset, (model.KERNELS,)).user:
         ctx.zfs.inherit(dataset, model.KERNELS)
 
 
-def _step_unmount(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_unmount(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
     if st.mount_dir:
         checkpoints.unmount_family(ctx, created, st.mount_dir)
@@ -229,10 +220,12 @@ def _step_unmount(ctx: Context, st: OpState, ui: Interaction) -> None:
         st.mount_dir = None
 
 
-def _step_boot(ctx: Context, st: OpState, ui: Interaction) -> None:
+def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = False) -> None:
     created = _need_created(st)
     destroy_step_snapshots(ctx, created)
     checkpoints.refresh_menu(ctx)
+    if recovering:
+        return
     if not st.in_clone:
         ui.emit(ev.InPlaceDone(created.checkpoint))
         return
@@ -252,13 +245,57 @@ def _step_boot(ctx: Context, st: OpState, ui: Interaction) -> None:
             ui.emit(ev.NotRebooting(ctx.system.root, name))
 
 
-def _steps(ctx: Context, st: OpState, ui: Interaction) -> list[Step]:
-    """The operation's steps for the engine (their undo is the whole-operation rollback, which
-    asks the user first: see :func:`_failed`)."""
-    return [Step(name, functools.partial(STEP_FUNCS[name], ctx, st, ui)) for name in STEP_NAMES]
+def _undo_snapshot(ctx: Context, st: AptOp) -> None:
+    if st.created is not None:
+        for snap in (st.created.snapshot, st.created.boot_snapshot):
+            checkpoints.destroy_quietly(ctx, snap)  # recursive: the children's of that instant too
 
 
-STEP_FUNCS: dict[str, Callable[[Context, OpState, Interaction], None]] = {
+def _undo_clone(ctx: Context, st: AptOp) -> None:
+    if st.created is not None:
+        for dataset in (st.created.dataset, st.created.boot_dataset):
+            checkpoints.unmount_tree(ctx, dataset)
+            checkpoints.destroy_quietly(ctx, dataset)
+
+
+def _undo_mount(ctx: Context, st: AptOp) -> None:
+    _teardown(ctx, st, discard=True)
+
+
+def _undo_apt(ctx: Context, st: AptOp) -> None:
+    """Stop what apt left, undo the chroot; in place, roll the root back to the snapshot."""
+    _teardown(ctx, st, discard=True)
+    created = st.created
+    if not st.in_clone and created is not None and ctx.zfs.exists(created.snapshot):
+        try:
+            checkpoints.rollback_in_place(ctx, created)
+        except ZfsError as exc:
+            raise OperationFailed(f"rollback of {ctx.system.dataset} to {created.snapshot} failed: {exc}") from exc
+
+
+UNDO: dict[str, Callable[[Context, AptOp], None]] = {
+    "snapshot": _undo_snapshot,
+    "clone": _undo_clone,
+    "mount": _undo_mount,
+    "apt": _undo_apt,
+}
+"""The undo of each step before the commit (from it on the operation is completed, not undone)."""
+
+
+def _steps(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = False) -> list[Step]:
+    """The operation's steps for the engine. ``recovering``: the boot step refreshes the menu
+    only (what the user chose after the upgrade is not done behind their back)."""
+    steps = []
+    for name in STEP_NAMES:
+        work = functools.partial(STEP_FUNCS[name], ctx, st, ui)
+        if name == "boot":
+            work = functools.partial(_step_boot, ctx, st, ui, recovering=recovering)
+        undo = UNDO.get(name)
+        steps.append(Step(name, work, None if undo is None else functools.partial(undo, ctx, st)))
+    return steps
+
+
+STEP_FUNCS: dict[str, Callable[[Context, AptOp, Interaction], None]] = {
     "plan": _step_plan,
     "fetch": _step_fetch,
     "snapshot": _step_snapshot,
@@ -272,7 +309,7 @@ STEP_FUNCS: dict[str, Callable[[Context, OpState, Interaction], None]] = {
 
 
 # --- step snapshots -------------------------------------------------------------------------
-def _boundary(ctx: Context, created: checkpoints.Created, step: str) -> None:
+def _boundary(ctx: Context, created: model.Created, step: str) -> None:
     mark = {model.STEP_MARK: created.checkpoint}
     ctx.zfs.snapshot(f"{created.dataset}@{STEP_SNAPSHOT}{step}", recursive=True, props=mark)
     if created.boot_dataset:
@@ -284,7 +321,7 @@ def _is_step_snapshot(ds: Dataset) -> bool:
     return ds.is_snapshot and f"@{STEP_SNAPSHOT}" in ds.name and model.STEP_MARK in ds.user
 
 
-def destroy_step_snapshots(ctx: Context, created: checkpoints.Created) -> None:
+def destroy_step_snapshots(ctx: Context, created: model.Created) -> None:
     for dataset in (created.dataset, created.boot_dataset):
         if not dataset:
             continue
@@ -297,7 +334,7 @@ def destroy_step_snapshots(ctx: Context, created: checkpoints.Created) -> None:
             ctx.zfs.destroy(name, recursive=True)
 
 
-def _rollback_clone_to(ctx: Context, created: checkpoints.Created, step: str) -> None:
+def _rollback_clone_to(ctx: Context, created: model.Created, step: str) -> None:
     """Bring the clone (family) back to its state right after ``step``."""
     tag = f"@{STEP_SNAPSHOT}{step}"
     for dataset in (created.dataset, created.boot_dataset):
@@ -315,8 +352,9 @@ def load_journal(ctx: Context) -> tuple[Journal, OpState | None]:
     A finished destroy that ran while another operation was pending hands that one back."""
     journal = Journal(ctx.system.container)
     st = journal.load()
-    if st is not None and not st.unfinished and st.args.get("deferred"):
-        st = OpState.from_json(st.args["deferred"])
+    deferred = None if st is None else operations.deferred_of(st)
+    if deferred is not None:
+        st = deferred
         journal.save(st)
     if st is not None and st.dataset != ctx.system.dataset:
         return journal, None
@@ -342,6 +380,8 @@ def still_working(st: OpState) -> str | None:
     """What still works for an interrupted operation: its apt-get's process group (in the same
     boot) or whoever holds apt's and dpkg's locks in its target. Callers hold the apt-clone lock,
     so apt-clone itself is not running: a recorded pid alone proves nothing (it may be reused)."""
+    if not isinstance(st, AptOp):
+        return None
     if st.apt_pgid and (st.boot_id is None or st.boot_id == boot_id()):
         member = _group_member(st.apt_pgid)
         if member:
@@ -375,7 +415,7 @@ def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str],
     if st is None or not st.unfinished:
         return [], None
     refuse_while_working(st)
-    if st.op in operations.OPS:
+    if not isinstance(st, AptOp):
         try:
             return [f"recovered the interrupted '{st.command}' first: {operations.recover(ctx, st)}"], None
         except (AptCloneError, ZfsError) as exc:
@@ -401,20 +441,20 @@ def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str],
     )
 
 
-def _last_done(st: OpState) -> str | None:
+def _last_done(st: AptOp) -> str | None:
     done = [s for s in STEP_NAMES if st.steps.get(s) == "done"]
     return done[-1] if done else None
 
 
-def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outcome:
+def run(ctx: Context, st: AptOp, ui: Interaction, start: str = "plan") -> Outcome:
     """Run the steps from ``start``; a failure asks to roll back (or keeps everything)."""
     journal = Journal(ctx.system.container)
     st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
     journal.save(st)
-    engine = Engine(st, lambda: journal.save(st), bare_points=True)
+    engine = Engine(APT_SPEC, st, lambda: journal.save(st), bare_points=True)
 
     def after(step: str) -> None:
-        created = created_of(st)
+        created = st.created
         if st.in_clone and step in BOUNDARY and created is not None:
             _boundary(ctx, created, step)
 
@@ -449,12 +489,12 @@ def run(ctx: Context, st: OpState, ui: Interaction, start: str = "plan") -> Outc
     return _outcome(st, "done")
 
 
-def _outcome(st: OpState, status: str) -> Outcome:
+def _outcome(st: AptOp, status: str) -> Outcome:
     return Outcome(
         status,
         ("clone" if st.in_clone else "in-place") if st.in_clone is not None else None,
-        st.checkpoint,
-        st.target,
+        st.created.checkpoint if st.created else None,
+        st.created.dataset if st.created else None,
         plan_of(st) if st.plan else None,
         st.changes,
         st.reboot or st.reboot_asked,
@@ -462,7 +502,7 @@ def _outcome(st: OpState, status: str) -> Outcome:
     )
 
 
-def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseException) -> None:
+def _failed(ctx: Context, st: AptOp, ui: Interaction, why: str, exc: BaseException) -> None:
     journal = Journal(ctx.system.container)
     if "snapshot" not in st.steps:
         # Nothing on ZFS yet: report the error as it is. A refusal or a failed plan is final;
@@ -472,6 +512,10 @@ def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseExcep
         if isinstance(exc, (Interrupted, KeyboardInterrupt)):
             raise OperationFailed(why) from exc
         raise exc
+    if APT_SPEC.committed(st):  # apt went through: the checkpoint is completed, never undone
+        raise OperationFailed(
+            f"'{st.command}' failed after apt had finished ({why}): 'apt-clone recover' completes the checkpoint"
+        ) from exc
     ui.emit(ev.Failed(why))
     try:
         yes = ui.confirm_rollback("Upgrade failed. Would you like to rollback changes now? (y/n)")
@@ -500,7 +544,7 @@ def _failed(ctx: Context, st: OpState, ui: Interaction, why: str, exc: BaseExcep
     raise AptFailed(f"upgrade failed ({why}); changes kept as they are", rolled_back=False)
 
 
-def _teardown(ctx: Context, st: OpState, *, discard: bool = False) -> None:
+def _teardown(ctx: Context, st: AptOp, *, discard: bool = False) -> None:
     """Kill what apt left running, undo chroot mounts and replaced files, unmount the clone
     (``discard``: it is destroyed next, its mountpoint property is not put back)."""
     if st.apt_pgid and st.pid == os.getpid():  # our own child's group (never a recorded, maybe reused, one)
@@ -514,7 +558,7 @@ def _teardown(ctx: Context, st: OpState, *, discard: bool = False) -> None:
     for target in filter(None, (st.mount_dir, None if ctx.system.is_host_root else ctx.system.root)):
         kill_processes_in(target)
         restore_after_crash(target, ctx.runner, files=not (discard and target == st.mount_dir))
-    created = created_of(st)
+    created = st.created
     if st.mount_dir and created is not None:
         try:
             checkpoints.unmount_family(ctx, created, st.mount_dir, restore=not discard)
@@ -525,22 +569,22 @@ def _teardown(ctx: Context, st: OpState, *, discard: bool = False) -> None:
         st.mount_dir = None
 
 
-def rollback(ctx: Context, st: OpState) -> None:
-    """Exactly the state before the operation: no clone, snapshot, mount or step snapshot left."""
+def rollback(ctx: Context, st: AptOp) -> None:
+    """Exactly the state before the operation: the steps that ran undone, newest first; no clone,
+    snapshot, mount or step snapshot left."""
     _teardown(ctx, st, discard=True)
-    created = created_of(st)
-    if created is None:
-        return
-    if not st.in_clone and st.steps.get("apt") in ("started", "failed", "done") and ctx.zfs.exists(created.snapshot):
-        try:
-            checkpoints.rollback_in_place(ctx, created)
-        except ZfsError as exc:
-            raise OperationFailed(f"rollback of {ctx.system.dataset} to {created.snapshot} failed: {exc}") from exc
-    checkpoints.undo_create(ctx, created)
+    journal = Journal(ctx.system.container)
+    Engine(APT_SPEC, st, lambda: journal.save(st)).undo(_steps(ctx, st, _Quiet()), _undo_error)
+    if st.created is not None:
+        checkpoints.refresh_menu(ctx)
+
+
+def _undo_error(step: str, exc: Exception) -> BaseException:
+    return OperationFailed(f"undoing step '{step}' failed: {exc}")
 
 
 # --- resume and recover ---------------------------------------------------------------------
-def _first_pending(st: OpState) -> str:
+def _first_pending(st: AptOp) -> str:
     for step in STEP_NAMES:
         if st.steps.get(step) not in ("done", "skipped"):
             return step
@@ -555,10 +599,10 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
     journal, st = load_journal(ctx)
     if st is not None and st.unfinished:
         refuse_while_working(st)
-    if st is not None and st.op in operations.OPS and st.unfinished:
+    if st is not None and not isinstance(st, AptOp) and st.unfinished:
         ui.emit(ev.Note(operations.recover(ctx, st)))  # a checkpoint command continues where it can only go on
-        return _outcome(st, "done")
-    if st is None or st.state not in ("paused", "failed"):
+        return Outcome("done", None, None, None, None, [], False, None)
+    if st is None or not isinstance(st, AptOp) or st.state not in ("paused", "failed"):
         if st is not None and st.state == "running":
             raise Refused("the last operation was interrupted: run 'apt-clone recover'")
         raise Refused("there is no paused or failed operation to resume")
@@ -566,7 +610,7 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
     start = step if step is not None else pending
     if STEP_NAMES.index(start) > STEP_NAMES.index(pending):
         raise Refused(f"cannot resume from '{start}': step '{pending}' has not run yet (never a later step)")
-    created = created_of(st)
+    created = st.created
     redo = STEP_NAMES.index(start) < STEP_NAMES.index(pending) or st.steps.get(start) in ("started", "failed")
     if created is not None and redo and STEP_NAMES.index(start) <= STEP_NAMES.index("apt"):
         if st.in_clone and ctx.zfs.exists(created.dataset):
@@ -601,15 +645,13 @@ def recover(ctx: Context) -> list[str]:
 
 
 def _recover_one(ctx: Context, journal: Journal, st: OpState) -> str:
-    if st.op in operations.OPS:
+    if not isinstance(st, AptOp):
         return operations.recover(ctx, st)
-    created = created_of(st)
-    if st.steps.get("apt") == "done" and created is not None and ctx.zfs.exists(created.dataset):
+    created = st.created
+    if APT_SPEC.committed(st) and created is not None and ctx.zfs.exists(created.dataset):
         _teardown(ctx, st)
-        if st.steps.get("metadata") != "done":
-            _step_metadata(ctx, st, _Quiet())
-        destroy_step_snapshots(ctx, created)
-        checkpoints.refresh_menu(ctx)
+        steps = _steps(ctx, st, _Quiet(), recovering=True)
+        Engine(APT_SPEC, st, lambda: journal.save(st)).recover(steps, _undo_error, lambda s: _applies(st, s))
         message = f"completed checkpoint '{created.checkpoint}' ('{st.command}' had finished apt)"
     else:
         rollback(ctx, st)
@@ -701,8 +743,8 @@ class _Quiet:
         return "nothing"
 
 
-def new_state(ctx: Context, op: str, packages: tuple[str, ...], **kw: Any) -> OpState:
-    return OpState(
+def new_state(ctx: Context, op: str, packages: tuple[str, ...], **kw: Any) -> AptOp:
+    return AptOp(
         op=op,
         packages=list(packages),
         root=ctx.system.root,

@@ -10,14 +10,13 @@ one running and the system is healthy, it becomes the default.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from . import config
 from .context import Context
 from .zfs import props
 
 TRIAL = props.key("trial")
-HEALTH_ENV = "APT_CLONE_HEALTH"
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,7 @@ def boot_started(ctx: Context) -> str:
 
 
 def healthy(ctx: Context) -> tuple[bool, str]:
-    mode = os.environ.get(HEALTH_ENV, "failed-units")
-    if mode == "none":
+    if config.load().health == "none":
         return True, "health check disabled"
     result = ctx.runner.run(["systemctl", "list-units", "--state=failed", "--no-legend", "--plain"])
     if not result.ok:

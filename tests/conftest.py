@@ -11,6 +11,9 @@ import pytest
 from tests.helpers import SANDBOX_DIR, SandboxInfo, sandbox_cli
 
 KEEP = os.environ.get("APT_CLONE_KEEP_SANDBOX") == "1"
+# The tests never read the machine's own /etc/apt-clone/apt-clone.conf: the defaults, unless a
+# test writes a file of its own (tests.helpers.config_env).
+os.environ.setdefault("APT_CLONE_CONFIG", "/nonexistent/apt-clone.conf")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 SANDBOX_DIR = os.environ.get("APT_CLONE_TEST_SANDBOX", "/var/tmp/apt-clone-test-sandbox")
 
@@ -105,6 +106,14 @@ class SandboxInfo:
 
 def sandbox_cli(*args: str, directory: str = SANDBOX_DIR) -> subprocess.CompletedProcess[str]:
     return run_module("tests.sandbox", [*args, "--dir", directory])
+
+
+def config_env(directory: Path, text: str) -> dict[str, str]:
+    """The environment that makes apt-clone read ``text`` as its configuration file."""
+    path = directory / "apt-clone.conf"
+    path.write_text(text)
+    path.chmod(0o644)
+    return {"APT_CLONE_CONFIG": str(path)}
 
 
 def apt_clone(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import lzma
 import os
 import re
@@ -123,15 +124,9 @@ ARCHIVE_LEAVES_OUT = (
 """What the test and installer VMs never read (translations, documentation, the guest's own package
 lists, udev's hardware database: 130 of 388 MB): the guest kernel unpacks every byte of the archive
 at each boot."""
-BOOT_HALF_FILES = (
-    "vm/install-disk",
-    "vm/apt-clone-vm-story.service",
-    "grub/42_apt-clone",
-    "grub/apt-clone.cfg",
-    "systemd/apt-clone-boot.service",
-    "systemd/apt-clone-trial.service",
-)
-"""What the installed disk holds of the project (it is cached by them); the Python code is on its own disk."""
+BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service")
+"""What the installed disk holds of the project (it is cached by them); apt-clone itself, as the
+project's .deb, is on its own disk and installed by apt in the story's first boot."""
 
 results: list[tuple[str, bool, float]] = []
 
@@ -234,8 +229,19 @@ def guest_rootfs(version: str, kernel: Path) -> Path:
     return guest
 
 
+@stage("deb")
+def package() -> Path:
+    """The project's .deb (scripts/deb.py: built in a clean trixie chroot when older than its sources)."""
+    spec = importlib.util.spec_from_file_location("apt_clone_deb", REPO / "scripts/deb.py")
+    assert spec is not None and spec.loader is not None
+    deb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deb)
+    built: Path = deb.current_deb()
+    return built
+
+
 @stage("pack")
-def pack(guest: Path, version: str) -> Path:
+def pack(guest: Path, version: str, deb: Path) -> Path:
     """The test VM's initramfs: the project (with the two rdinit scripts) as a cpio archive,
     followed by the guest's, which is cached: the kernel unpacks both, one after the other. Neither
     is compressed: under TCG the guest kernel decompresses slowly (zstd: 1-4 s more of a boot), and
@@ -272,7 +278,7 @@ def pack(guest: Path, version: str) -> Path:
         ],
         stdout=subprocess.DEVNULL,
     )
-    _project_disk(project)
+    _project_disk(project, deb)
     image = CACHE / SUITE / "tests.img"
     with open(image, "wb") as out:
         _cpio(staging, out)
@@ -304,12 +310,15 @@ def _cpio(tree: Path, out: BinaryIO, *, exclude: tuple[str, ...] = ()) -> None:
     subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, input=files, stdout=out, check=True)
 
 
-def _project_disk(project: Path) -> Path:
-    """apt-clone for the boot half: an ext4 image (LABEL=APTCLONE) of the project, made without mounting."""
+def _project_disk(project: Path, deb: Path) -> Path:
+    """apt-clone for the boot half: an ext4 image (LABEL=APTCLONE) holding the project's .deb (as
+    ``apt-clone-zfs.deb``) and the story, made without mounting."""
     disk = CACHE / SUITE / "project.img"  # mkfs -F replaces the last run's
     with tempfile.TemporaryDirectory(dir=disk.parent) as tmp:
         tree = Path(tmp) / "apt-clone"
-        shutil.copytree(project, tree, ignore=shutil.ignore_patterns("tests"))
+        tree.mkdir()
+        shutil.copytree(project / "vm", tree / "vm")
+        shutil.copy2(deb, tree / "apt-clone-zfs.deb")
         run(
             ["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "APTCLONE", "-d", str(tree), str(disk), "64M"],
             stdout=subprocess.DEVNULL,
@@ -576,7 +585,7 @@ def main() -> int:
             early.result()
         sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
         guest = guest_rootfs(version, kernel)
-        image = pack(guest, version)
+        image = pack(guest, version, package())
         which = os.environ.get("APT_CLONE_VM_STAGES", "all")
 
         def boot_half() -> None:

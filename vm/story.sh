@@ -16,6 +16,13 @@ say "stage=$stage booted=$root"
 case $stage in
 1)
     [ "$root" = rpool/ROOT/rootfs-nmu-000 ] || fail "first boot is $root"
+    # The package as an admin gets it: apt installs it (its Depends are on the disk already), its
+    # postinst runs update-grub, dh_installsystemd enabled the boot and trial units.
+    run apt-get install -y /opt/apt-clone/apt-clone-zfs.deb || fail "apt-get install apt-clone-zfs.deb"
+    grep -q 'source "${prefix}/apt-clone.cfg"' /boot/grub/grub.cfg || fail "grub.cfg does not read the checkpoint menu"
+    grep -q 'set default="${saved_entry}"' /boot/grub/grub.cfg || fail "grub.cfg does not boot saved_entry"
+    systemctl is-enabled apt-clone-boot.service apt-clone-trial.service > /dev/null || fail "units not enabled"
+    pass "apt installed $(apt-clone --version); grub.cfg sources the checkpoint menu; the units are enabled"
     run apt-clone -l || fail "apt-clone -l"
     echo 'deb [trusted=yes] copy:/srv/apt-clone-repo/reboot ./' > /etc/apt/sources.list.d/apt-clone-sandbox-reboot.list
     pass "booted rootfs-nmu-000; apt-clone -y -s dist-upgrade --then reboot (ac-kernel asks for a reboot)"

@@ -16,6 +16,7 @@ from apt_clone import lock as aclock
 from tests.helpers import (
     SandboxInfo,
     apt_clone,
+    config_env,
     dpkg_status_bytes,
     enable_suite,
     installed_version,
@@ -70,6 +71,21 @@ def test_dist_upgrade_in_the_clone_leaves_the_running_root_alone(pristine: Sandb
     assert zfs_get(pristine.ds("rootfs-nmu-001"), "mountpoint") == pristine.root
     with open("/proc/self/mountinfo") as f:
         assert "/run/apt-clone/" not in f.read()
+
+
+def test_the_config_file_sets_the_mode_and_what_follows_an_upgrade(pristine: SandboxInfo, tmp_path):
+    """[apt] mode = clone makes an Upgrade Checkpoint without -s; then = activate follows it."""
+    from tests.helpers import bootfs
+
+    status = dpkg_status_bytes(pristine.root)
+    env = config_env(tmp_path, "[apt]\nmode = clone\nthen = activate\nupdate = no\n")
+    out = ok(apt_clone(pristine, "-y", "dist-upgrade", env=env)).stdout
+    assert "Creating Upgrade Checkpoint..." in out and "Updating APT sources" not in out
+    assert dpkg_status_bytes(pristine.root) == status
+    assert bootfs(pristine) == pristine.ds("rootfs-nmu-001")
+    bad = apt_clone(pristine, "-y", "dist-upgrade", env=config_env(tmp_path, "[apt]\nmode = sometimes\n"))
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("apt.mode = 'sometimes': one of auto, clone")
+    assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_install_and_remove_in_the_clone(pristine: SandboxInfo):

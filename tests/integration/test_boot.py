@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SandboxInfo, apt_clone, bootfs, reboot
+from tests.helpers import SandboxInfo, apt_clone, bootfs, config_env, reboot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def test_activation_sets_grub_default_and_list_reads_it(with_kernel: SandboxInfo
     assert apt_clone(sb, "-l").stdout.splitlines()[2].startswith("  o rootfs-nmu-001")
 
 
-def test_trial_boot_commits_after_a_healthy_boot(with_kernel: SandboxInfo):
+def test_trial_boot_commits_after_a_healthy_boot(with_kernel: SandboxInfo, tmp_path):
     sb = with_kernel
     apt_clone(sb, "create")
     result = apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
@@ -71,7 +71,7 @@ def test_trial_boot_commits_after_a_healthy_boot(with_kernel: SandboxInfo):
     assert bootfs(sb) == sb.first
     reboot(sb)  # GRUB boots next_entry once
     assert "next_entry" not in grubenv(sb)
-    result = apt_clone(sb, "-y", "trial-commit", env={"APT_CLONE_HEALTH": "none"})
+    result = apt_clone(sb, "-y", "trial-commit", env=config_env(tmp_path, "[trial]\nhealth = none\n"))
     assert result.returncode == 0 and "is now the default" in result.stdout
     assert bootfs(sb) == sb.ds("rootfs-nmu-001")
     assert grubenv(sb)["saved_entry"] == "apt-clone>apt-clone-rootfs-nmu-001"
@@ -137,5 +137,14 @@ def test_systemd_units_verify(tmp_path):
     for unit in sorted((REPO / "systemd").glob("*.service")):
         (tmp_path / unit.name).write_text(unit.read_text().replace("/usr/bin/apt-clone", exe))
         names.append(str(tmp_path / unit.name))
-    result = subprocess.run(["systemd-analyze", "verify", *names], capture_output=True, text=True)
+    # Documentation=man:apt-clone(8): the page as the package builds it, where man finds it
+    man8 = tmp_path / "man" / "man8"
+    man8.mkdir(parents=True)
+    from docutils.core import publish_file
+    from docutils.writers import manpage
+
+    publish_file(source_path=str(REPO / "docs/man/apt-clone.8.rst"), destination_path=str(man8 / "apt-clone.8"),
+                 writer=manpage.Writer(), settings_overrides={"report_level": 5})  # fmt: skip
+    env = {**os.environ, "MANPATH": str(tmp_path / "man")}
+    result = subprocess.run(["systemd-analyze", "verify", *names], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from apt_clone.operations import COMMIT, OPS
+from apt_clone.operations import SPECS
 from tests.helpers import SandboxInfo, apt_clone, bootfs, leftovers, reboot, sandbox_cli, zfs_names, zfs_state
+
+OPS = {op: spec.steps for op, spec in SPECS.items()}
+COMMIT = {op: spec.commit for op, spec in SPECS.items()}
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -227,10 +227,11 @@ def test_resume_after_a_download_failure_does_not_download_again(pristine: Sandb
 
 def test_a_journal_written_on_another_checkpoint_is_history(pristine: SandboxInfo):
     """A clone carries a copy of the journal as it was when it was snapshotted: not pending work."""
-    from apt_clone.journal import Journal, OpState
+    from apt_clone.journal import Journal
+    from apt_clone.opstate import AptOp
 
     journal = Journal(pristine.container)
-    stale = OpState(
+    stale = AptOp(
         op="dist-upgrade",
         packages=[],
         command="apt-clone dist-upgrade",

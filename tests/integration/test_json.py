@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers import SandboxInfo, apt_clone
+from tests.helpers import SandboxInfo, apt_clone, config_env
 
 SUCCEEDING = [
     ("-l",),
@@ -43,9 +43,10 @@ def _document(result) -> dict | list:
         raise AssertionError(f"stdout is not one JSON document: {result.stdout[:2000]!r}") from exc
 
 
-def test_every_command_prints_one_json_document(pristine: SandboxInfo):
+def test_every_command_prints_one_json_document(pristine: SandboxInfo, tmp_path):
+    no_health_check = config_env(tmp_path, "[trial]\nhealth = none\n")
     for args in SUCCEEDING:
-        result = apt_clone(pristine, "--json", *args, env={"APT_CLONE_HEALTH": "none"})
+        result = apt_clone(pristine, "--json", *args, env=no_health_check)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         _document(result)
     for args, code in FAILING:

@@ -3,13 +3,14 @@
 import os
 import stat
 
-from apt_clone.journal import Journal, OpState, boot_id
+from apt_clone.journal import Journal, boot_id
+from apt_clone.opstate import AptOp
 
 
 def test_roundtrip_and_permissions(tmp_path, monkeypatch):
     monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path / "state"))
     journal = Journal("rpool/ROOT")
-    st = OpState(
+    st = AptOp(
         op="install",
         packages=["a"],
         command="apt-clone install a",
@@ -33,7 +34,7 @@ def test_only_a_live_apt_of_the_same_boot_keeps_an_operation_working(tmp_path, m
 
     monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path))
     root = str(tmp_path / "root")
-    st = OpState(op="upgrade", packages=[], command="c", root=root, container="c", dataset="c/x", pid=1)
+    st = AptOp(op="upgrade", packages=[], command="c", root=root, container="c", dataset="c/x", pid=1)
     assert st.unfinished and still_working(st) is None  # a pid proves nothing: pid 1 lives
     st.apt_pgid, st.boot_id = os.getpgid(0), boot_id()
     assert "apt-get (pid" in (still_working(st) or "")  # this test's own process group stands in
@@ -51,3 +52,32 @@ def test_unknown_fields_from_a_newer_version_are_ignored(tmp_path, monkeypatch):
             ' "dataset": "p/ROOT/a", "future_field": 1}'
         )
     assert journal.load().op == "upgrade"
+
+
+def test_a_schema_2_record_is_read_into_the_typed_one():
+    """Schema 2 kept a checkpoint command's state in ``args`` and an apt operation's checkpoint in
+    loose fields; both come back as this version's records."""
+    from apt_clone.model import Created
+    from apt_clone.opstate import SCHEMA, DestroyOp, from_json
+
+    env = {"packages": [], "command": "c", "root": "/", "container": "p/ROOT", "dataset": "p/ROOT/a", "schema": 2}
+    apt = from_json({**env, "op": "install", "packages": ["x"], "checkpoint": "b", "target": "p/ROOT/b",
+                     "snapshot": "p/ROOT/a@b", "kind": "upgrade", "title": "t", "boot_target": None,
+                     "boot_snapshot": None, "steps": {"apt": "done"}, "args": {}})  # fmt: skip
+    assert isinstance(apt, AptOp) and apt.packages == ["x"] and apt.schema == SCHEMA
+    assert apt.created == Created("b", "p/ROOT/b", "p/ROOT/a@b", "upgrade", "t")
+    gone = from_json({**env, "op": "destroy", "args": {"name": "b", "dataset": "p/ROOT/b", "boot_dataset": None,
+                      "promote": ["p/ROOT/c"], "promoted": [["p/ROOT/c", "p/ROOT/b"]], "deferred": None}})  # fmt: skip
+    assert isinstance(gone, DestroyOp) and (gone.target, gone.promote) == ("p/ROOT/b", ["p/ROOT/c"])
+    assert gone.promoted == [["p/ROOT/c", "p/ROOT/b"]]
+    no_checkpoint = from_json({**env, "op": "upgrade", "steps": {"plan": "done"}})
+    assert isinstance(no_checkpoint, AptOp) and no_checkpoint.created is None
+
+
+def test_a_record_of_an_unknown_operation_is_refused():
+    import pytest
+
+    from apt_clone.opstate import from_json
+
+    with pytest.raises(ValueError, match="unknown operation"):
+        from_json({"op": "frobnicate", "command": "c", "root": "/", "container": "p", "dataset": "p/a"})

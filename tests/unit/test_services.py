@@ -15,6 +15,7 @@ from apt_clone import checkpoints, operations
 from apt_clone.boot import Bootloader
 from apt_clone.context import Context
 from apt_clone.errors import NotFound, OperationFailed, Refused
+from apt_clone.opstate import SCHEMA
 from apt_clone.runner import DEFAULT_RUNNER
 from apt_clone.system import ManagedSystem, managed_system
 from tests.fakezfs import FakeZfs
@@ -219,7 +220,7 @@ def test_a_journal_of_the_previous_version_is_recovered(world):
     assert any("undid 'apt-clone activate be2'" in line for line in done), done
     assert ctx.boot.state(world.pool, f"{world.pool}/ROOT").bootfs == before["bootfs"]
     loaded = journal.load()
-    assert loaded is not None and loaded.state == "recovered" and loaded.schema == 2
+    assert loaded is not None and loaded.state == "recovered" and loaded.schema == SCHEMA
 
 
 def test_a_journal_from_a_newer_version_is_refused(tmp_path, monkeypatch):

@@ -1,0 +1,118 @@
+"""apt-clone's settings: ``/etc/apt-clone/apt-clone.conf`` (INI, a conffile of the package; its
+page is apt-clone.conf(5)), read here and nowhere else.
+
+Every setting has a default, so a missing file means the defaults. Root runs apt-clone, so the
+file is read only when root owns it and no other user can write it or the directories above
+it; an unknown section, key or value is refused with the line to fix, never guessed at.
+``$APT_CLONE_CONFIG`` points at another file (for the tests).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import stat
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+PATH = "/etc/apt-clone/apt-clone.conf"
+CONFIG_ENV = "APT_CLONE_CONFIG"
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    default: str
+    choices: tuple[str, ...]
+    doc: str
+
+
+SETTINGS = (
+    Setting("apt", "mode", "auto", ("auto", "clone"),
+            "where apt runs without -s: auto (in place, in the clone when a package asks for a reboot) or clone"),
+    Setting("apt", "update", "yes", ("yes", "no"), "update the APT sources before planning (--no-update: not once)"),
+    Setting("apt", "then", "ask", ("ask", "nothing", "activate", "reboot"),
+            "after an upgrade in the clone, without --then: ask (with -y: nothing), or do this"),
+    Setting("trial", "health", "failed-units", ("failed-units", "none"),
+            "before a trial boot becomes the default: no failed systemd unit, or no check"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings in effect (``apt-clone check`` and the man page list them)."""
+
+    mode: str = "auto"
+    update: bool = True
+    then: str = "ask"
+    health: str = "failed-units"
+    path: str | None = None
+    """The file they came from; None: none was there (the defaults)."""
+
+
+def path() -> str:
+    return os.environ.get(CONFIG_ENV, PATH)
+
+
+def _check_trusted(file: str, fd: int) -> None:
+    """Refuse a file (or a directory above it) that another user could change."""
+    st = os.fstat(fd)
+    euid = os.geteuid()
+    if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, euid) or st.st_mode & 0o022:
+        raise UsageError(f"{file}: not a regular file that only root can write: not read (chmod go-w, chown root)")
+    parent = os.path.dirname(os.path.abspath(file))
+    while True:
+        pst = os.stat(parent)
+        if pst.st_uid not in (0, euid) or (pst.st_mode & 0o022 and not pst.st_mode & stat.S_ISVTX):
+            raise UsageError(f"{file}: its directory {parent} is writable by other users: not read")
+        if parent == "/":
+            return
+        parent = os.path.dirname(parent)
+
+
+def parse(text: str, source: str) -> Config:
+    """The settings of a file's text; an unknown section, key or value is a UsageError."""
+    parser = configparser.ConfigParser(interpolation=None, empty_lines_in_values=False)
+    try:
+        parser.read_string(text, source)
+    except configparser.Error as exc:
+        raise UsageError(f"{source}: {' '.join(str(exc).split())}") from exc
+    known = {(s.section, s.key): s for s in SETTINGS}
+    values: dict[str, str] = {}
+    for section in parser.sections():
+        if not any(s.section == section for s in SETTINGS):
+            raise UsageError(f"{source}: unknown section [{section}] (sections: apt, trial)")
+        for key, value in parser.items(section):
+            setting = known.get((section, key))
+            if setting is None:
+                names = ", ".join(s.key for s in SETTINGS if s.section == section)
+                raise UsageError(f"{source}: unknown setting '{key}' in [{section}] (settings: {names})")
+            if value not in setting.choices:
+                raise UsageError(f"{source}: {section}.{key} = {value!r}: one of {', '.join(setting.choices)}")
+            values[key] = value
+    v = {s.key: values.get(s.key, s.default) for s in SETTINGS}
+    return Config(mode=v["mode"], update=v["update"] == "yes", then=v["then"], health=v["health"], path=source)
+
+
+_loaded: dict[str, Config] = {}
+
+
+def load() -> Config:
+    """The settings in effect (read once per process)."""
+    file = path()
+    if file in _loaded:
+        return _loaded[file]
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        config = Config()
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read it: {exc.strerror}") from exc
+    else:
+        with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+            _check_trusted(file, f.fileno())
+            config = parse(f.read(), file)
+    _loaded[file] = config
+    return config
