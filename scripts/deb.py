@@ -118,7 +118,7 @@ def apt(tree: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
 
 def _pack(tree: Path, out: Path) -> None:
     part = out.with_name(out.name + ".part")
-    run(["tar", "--numeric-owner", "-C", str(tree), "-cf", str(part), "."])
+    run(["tar", "--numeric-owner", "--one-file-system", "-C", str(tree), "-cf", str(part), "."])
     part.rename(out)
 
 
@@ -129,6 +129,7 @@ def chroot_from(tarball: Path) -> Iterator[Path]:
     mounted: list[Path] = []
     try:
         run(["tar", "--numeric-owner", "-C", str(tree), "-xf", str(tarball)])
+        tree.chmod(0o755)  # mkdtemp's 0700 would shut out every user but root (_apt, the builder)
         binds = (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"]), ("dev/pts", ["--bind", "/dev/pts"]))
         for what, args in binds:
             run(["mount", *args, str(tree / what)])
@@ -178,7 +179,7 @@ def build() -> Path:
         changes = tree / "build" / f"apt-clone-zfs_{v}_amd64.changes"
         if not changes.exists():
             (changes,) = (tree / "build").glob(f"apt-clone-zfs_{v}_*.changes")
-        linted = as_builder("/build", "lintian", "--pedantic", "--info", "--fail-on", "error,warning", changes.name)
+        linted = as_builder("/build", "lintian", "--pedantic", "--display-info", "--fail-on", "error,warning", changes.name)
         (DIST / "lintian.txt").write_text(linted.stdout + linted.stderr)
         for old in DIST.glob("apt-clone-zfs_*"):
             old.unlink()
@@ -256,10 +257,19 @@ def check(deb: Path) -> None:
         keep = tree / "var/lib/apt-clone-not-ours"
         keep.mkdir()
         before = _listing(tree)
+        own_dirs = [f for f in files if ("apt_clone" in f or "apt-clone" in f) and (tree / f.lstrip("/")).is_dir()]
         apt(tree, "purge", "-y", "apt-clone-zfs")
         after = _listing(tree)
-        allowed = files | {"/var/lib/apt-clone", "/var/lib/apt-clone/journal-x.json"}
-        gone_wrong = sorted(p for p in before - after if p not in allowed)
+        # Ours: the package's files, what grew in its own directories (byte code), the units'
+        # enable links and deb-systemd-helper's records of them (named for our units, and a
+        # .wants directory that held only those), and its state.
+        def ours(p: str) -> bool:
+            named = "apt-clone" in os.path.basename(p) and p.startswith(("/etc/systemd/", "/var/lib/systemd/"))
+            return p in files or named or any(p.startswith(d + "/") for d in [*own_dirs, "/var/lib/apt-clone"])
+
+        removed = before - after
+        wants = {p for p in removed if p.endswith(".wants") and all(ours(q) for q in before if q.startswith(p + "/"))}
+        gone_wrong = sorted(p for p in removed if not ours(p) and p not in wants and p != "/var/lib/apt-clone")
         assert not gone_wrong, f"purge removed what is not apt-clone's: {gone_wrong[:10]}"
         assert not (tree / "etc/apt-clone").exists() and not state.exists(), "purge left apt-clone's config or state"
         assert not sorted(after - before), f"purge added {sorted(after - before)[:10]}"

@@ -17,8 +17,15 @@ def test_the_wheel_holds_no_sandbox_and_no_tests(tmp_path):
     for item in ("apt_clone", "pyproject.toml", "README.md"):
         copy = shutil.copytree if (REPO / item).is_dir() else shutil.copy
         copy(REPO / item, source / item)
+    try:  # PyPA's build where it is (a Debian build has python3-build, no pip), else pip
+        import build  # noqa: F401
+
+        argv = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), "."]
+    except ImportError:
+        argv = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path)]
+        argv.append(".")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
+        argv,
         cwd=source,
         capture_output=True,
         text=True,
