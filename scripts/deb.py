@@ -179,7 +179,8 @@ def build() -> Path:
         changes = tree / "build" / f"apt-clone-zfs_{v}_amd64.changes"
         if not changes.exists():
             (changes,) = (tree / "build").glob(f"apt-clone-zfs_{v}_*.changes")
-        linted = as_builder("/build", "lintian", "--pedantic", "--display-info", "--fail-on", "error,warning", changes.name)
+        lint = ["lintian", "--pedantic", "--display-info", "--fail-on", "error,warning", changes.name]
+        linted = as_builder("/build", *lint)
         (DIST / "lintian.txt").write_text(linted.stdout + linted.stderr)
         for old in DIST.glob("apt-clone-zfs_*"):
             old.unlink()
@@ -260,6 +261,7 @@ def check(deb: Path) -> None:
         own_dirs = [f for f in files if ("apt_clone" in f or "apt-clone" in f) and (tree / f.lstrip("/")).is_dir()]
         apt(tree, "purge", "-y", "apt-clone-zfs")
         after = _listing(tree)
+
         # Ours: the package's files, what grew in its own directories (byte code), the units'
         # enable links and deb-systemd-helper's records of them (named for our units, and a
         # .wants directory that held only those), and its state.
