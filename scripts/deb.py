@@ -251,7 +251,11 @@ def check(deb: Path) -> None:
         script = "/usr/share/bash-completion/completions/apt-clone"
         complete = inside("bash", "-c", f"source {script}; complete -p apt-clone")
         assert "_apt_clone" in complete, complete
-        log(f"installed: apt-clone --version, --help, --steps work; dpkg -L holds the {len(INSTALLS)} files")
+        apt(tree, "install", "-y", "man-db")
+        page = inside("man", "-P", "cat", "apt-clone")
+        assert "transactional apt operations" in page and "EXIT STATUS" in page, page[:500]
+        assert "mode =" in inside("man", "-P", "cat", "5", "apt-clone.conf")
+        log(f"installed: --version, --help, --steps, man, completion work; dpkg -L holds {len(INSTALLS)} files")
         state = tree / "var/lib/apt-clone"
         state.mkdir(mode=0o700, exist_ok=True)
         (state / "journal-x.json").write_text("{}")
