@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import stat
 from dataclasses import dataclass
 
+from .apt.reboot import DEFAULT_PACKAGES
 from .errors import UsageError
 
 PATH = "/etc/apt-clone/apt-clone.conf"
@@ -25,9 +27,12 @@ class Setting:
     section: str
     key: str
     default: str
-    choices: tuple[str, ...]
+    choices: tuple[str, ...] | None
+    """The values it takes; None: a list of package-name patterns (shell globs)."""
     doc: str
 
+
+PATTERN = re.compile(r"^[a-z0-9*?\[][a-z0-9+.*?\[\]:-]*$")
 
 SETTINGS = (
     Setting("apt", "mode", "auto", ("auto", "clone"),
@@ -37,7 +42,12 @@ SETTINGS = (
             "after an upgrade in the clone, without --then: ask (with -y: nothing), or do this"),
     Setting("trial", "health", "failed-units", ("failed-units", "none"),
             "before a trial boot becomes the default: no failed systemd unit, or no check"),
+    Setting("reboot", "packages", " ".join(DEFAULT_PACKAGES), None,
+            "what only a reboot replaces: its upgrade or removal (or a new kernel) needs a reboot"),
+    Setting("reboot", "scripts", "yes", ("yes", "no"),
+            "a maintainer script that writes /run/reboot-required asks for a reboot"),
 )  # fmt: skip
+SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,8 @@ class Config:
     update: bool = True
     then: str = "ask"
     health: str = "failed-units"
+    reboot_packages: tuple[str, ...] = DEFAULT_PACKAGES
+    reboot_scripts: bool = True
     path: str | None = None
     """The file they came from; None: none was there (the defaults)."""
 
@@ -83,17 +95,29 @@ def parse(text: str, source: str) -> Config:
     values: dict[str, str] = {}
     for section in parser.sections():
         if not any(s.section == section for s in SETTINGS):
-            raise UsageError(f"{source}: unknown section [{section}] (sections: apt, trial)")
+            raise UsageError(f"{source}: unknown section [{section}] (sections: {', '.join(SECTIONS)})")
         for key, value in parser.items(section):
             setting = known.get((section, key))
             if setting is None:
                 names = ", ".join(s.key for s in SETTINGS if s.section == section)
                 raise UsageError(f"{source}: unknown setting '{key}' in [{section}] (settings: {names})")
-            if value not in setting.choices:
+            if setting.choices is None:
+                bad = [w for w in value.split() if not PATTERN.match(w)]
+                if bad:
+                    raise UsageError(f"{source}: {section}.{key}: {bad[0]!r} is not a package name or pattern")
+            elif value not in setting.choices:
                 raise UsageError(f"{source}: {section}.{key} = {value!r}: one of {', '.join(setting.choices)}")
-            values[key] = value
-    v = {s.key: values.get(s.key, s.default) for s in SETTINGS}
-    return Config(mode=v["mode"], update=v["update"] == "yes", then=v["then"], health=v["health"], path=source)
+            values[f"{section}.{key}"] = value
+    v = {(s.section, s.key): values.get(f"{s.section}.{s.key}", s.default) for s in SETTINGS}
+    return Config(
+        mode=v["apt", "mode"],
+        update=v["apt", "update"] == "yes",
+        then=v["apt", "then"],
+        health=v["trial", "health"],
+        reboot_packages=tuple(v["reboot", "packages"].split()),
+        reboot_scripts=v["reboot", "scripts"] == "yes",
+        path=source,
+    )
 
 
 _loaded: dict[str, Config] = {}

@@ -17,14 +17,16 @@ from .signals import shielded
 class Details:
     checkpoint: model.Checkpoint
     changes: list[list[str | None]]
+    reboot: str | None = None
+    """Why the change needed a reboot, when it did."""
 
 
 def show(ctx: Context, name: str) -> Details:
     cp = checkpoints.find(ctx, name)
-    ds = ctx.zfs.get(cp.dataset, model.CHANGE_KEYS)
+    ds = ctx.zfs.get(cp.dataset, (*model.CHANGE_KEYS, model.REBOOT))
     text = "".join(ds.user.get(key, "") for key in model.CHANGE_KEYS)
     changes = json.loads(text) if text else []
-    return Details(cp, changes)
+    return Details(cp, changes, ds.user.get(model.REBOOT))
 
 
 @dataclass(frozen=True)

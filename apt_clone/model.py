@@ -19,6 +19,8 @@ COMMAND = props.key("command")
 SUMMARY = props.key("summary")
 ACTIVATED = props.key("activated")
 KERNELS = props.key("kernels")
+REBOOT = props.key("reboot")
+"""Why the change that made a checkpoint needed a reboot (``show``)."""
 """Space-separated kernel versions in the checkpoint's /boot, newest first (for the GRUB menu)."""
 SNAPSHOT_MARK = props.key("checkpoint-of")
 """Set on the snapshots apt-clone takes: destroying the checkpoint may destroy them too."""

@@ -68,6 +68,8 @@ class AptOp(OpState):
     in_clone: bool | None = None
     reboot: bool = False
     reboot_packages: list[str] = field(default_factory=list)
+    reboot_why: str = ""
+    """Why it needs a reboot, one line (``show`` prints it)."""
     created: Created | None = None
     mount_dir: str | None = None
     apt_pgid: int | None = None

@@ -62,6 +62,7 @@ def show_text(details: Details) -> str:
         f"Origin:     {cp.origin or '-'}",
         f"Command:    {cp.command or '-'}",
         f"Summary:    {cp.summary or '-'}",
+        *([f"Reboot:     {details.reboot}"] if details.reboot else []),
         f"Active:     {'yes' if cp.active else 'no'}; current: {'yes' if cp.current else 'no'}",
     ]
     if details.changes:

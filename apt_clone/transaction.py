@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from . import checkpoints, dpkgstatus, model, operations, opstate, trial
+from . import checkpoints, config, dpkgstatus, model, operations, opstate, trial
 from . import events as ev
 from .apt import bootfiles
+from .apt import reboot as reboots
 from .apt.execute import AptTarget, apt_lock_holder, check_apt_locks, command_of
 from .apt.plan import (
     Change,
@@ -106,7 +107,8 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
         with host.session():
             if host.update() != 0:
                 raise OperationFailed("apt-get update failed: see the messages above")
-    plan = make_plan(ctx.runner, ctx.system.root, st.op, tuple(st.packages))
+    patterns = config.load().reboot_packages
+    plan = make_plan(ctx.runner, ctx.system.root, st.op, tuple(st.packages), patterns)
     st.plan = asdict(plan)
     if plan.empty:
         raise NothingToDo()
@@ -122,7 +124,8 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
 
 def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
     plan = plan_of(st)
-    reboot = list(plan.reboot_packages)
+    settings = config.load()
+    found = reboots.reasons(plan.changes, settings.reboot_packages)
     if st.op != "remove":
         ui.emit(ev.Downloading())
         host = AptTarget(ctx.runner, ctx.system.root)
@@ -130,9 +133,12 @@ def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
             if host.apt_get(st.op, tuple(st.packages), download_only=True) != 0:
                 raise OperationFailed("downloading the packages failed: nothing was changed (apt-clone resume retries)")
         debs = [host.path(f"var/cache/apt/archives/{c.deb_filename()}") for c in plan.changes if c.deb_filename()]
-        reboot += [os.path.basename(d).split("_", 1)[0] for d in debs_asking_for_reboot(ctx.runner, debs)]
-    st.reboot_packages = sorted(set(reboot))
-    st.reboot = bool(reboot)
+        if settings.reboot_scripts:
+            asking = [os.path.basename(d).split("_", 1)[0] for d in debs_asking_for_reboot(ctx.runner, debs)]
+            found += [reboots.script_reason(name) for name in asking]
+    st.reboot_packages = sorted({name for name, _ in found})
+    st.reboot_why = reboots.describe(found)
+    st.reboot = bool(found)
     st.in_clone = st.request_in_clone or st.reboot
     if st.reboot:
         ui.emit(ev.RebootNeeded(tuple(st.reboot_packages)))
@@ -201,7 +207,8 @@ def _step_apt(ctx: Context, st: AptOp, ui: Interaction) -> None:
 def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
     changes = [dpkgstatus.PackageChange(str(r[0]), r[1], r[2]) for r in st.changes]
-    record_changes(ctx, created.dataset, changes, st.reboot or st.reboot_asked)
+    why = st.reboot_why or ("a maintainer script asked for it during apt" if st.reboot_asked else "")
+    record_changes(ctx, created.dataset, changes, st.reboot or st.reboot_asked, why)
     dataset = created.dataset if st.in_clone else ctx.system.dataset
     found = st.kernels if st.kernels is not None else grub.kernels_in(_apt_target(ctx, st).path("boot"))
     kernels = " ".join(found)  # a journal of schema 2 did not record them: read them now

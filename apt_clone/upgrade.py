@@ -94,7 +94,9 @@ def describe_plan(plan: Plan) -> list[str]:
     return lines
 
 
-def record_changes(ctx: Context, dataset: str, changes: list[dpkgstatus.PackageChange], reboot: bool) -> None:
+def record_changes(
+    ctx: Context, dataset: str, changes: list[dpkgstatus.PackageChange], reboot: bool, why: str = ""
+) -> None:
     rows = [c.as_list() for c in changes]
     summary = (
         f"{len([c for c in changes if c.action == 'upgrade'])} upgraded, "
@@ -102,6 +104,8 @@ def record_changes(ctx: Context, dataset: str, changes: list[dpkgstatus.PackageC
         f"{len([c for c in changes if c.action == 'remove'])} removed" + (", reboot required" if reboot else "")
     )
     props = {model.SUMMARY: summary}
+    if reboot and why:
+        props[model.REBOOT] = why
     text = json.dumps(rows, separators=(",", ":"))
     chunk = 8000
     pieces = [text[i : i + chunk] for i in range(0, len(text), chunk)][: model.MAX_CHANGE_CHUNKS]

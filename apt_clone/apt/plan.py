@@ -11,17 +11,12 @@ from dataclasses import dataclass, field
 
 from ..errors import OperationFailed, Refused, UsageError
 from ..runner import Runner
+from . import reboot as reboots
 
 OPERATIONS = ("dist-upgrade", "upgrade", "install", "remove")
 MIN_MARGIN = 64 * 1024 * 1024
 """Free space kept on top of what apt says it needs: at least this, or 10 %."""
 
-# Packages whose change needs a reboot to take effect (a fallback to what maintainer scripts say).
-_REBOOT_NAMES = re.compile(
-    r"^(linux-image-.*|linux-modules-.*|linux-headers-.*-(amd64|arm64)|libc6|libc-bin|systemd|systemd-sysv|libsystemd0|"
-    r"dbus|dbus-daemon|dbus-broker|initramfs-tools|initramfs-tools-core|dracut|zfs-initramfs|zfsutils-linux|zfs-dkms|"
-    r"grub-.*|udev|libssl3|libssl3t64|openssl)$"
-)
 
 
 @dataclass(frozen=True)
@@ -105,8 +100,11 @@ def _child(runner: Runner, args: list[str]) -> dict[str, object]:
     return data
 
 
-def make_plan(runner: Runner, root: str, op: str, packages: tuple[str, ...]) -> Plan:
-    """Plan with python-apt in a child process; refuse what apt could not do."""
+def make_plan(
+    runner: Runner, root: str, op: str, packages: tuple[str, ...], reboot_patterns: tuple[str, ...] = ()
+) -> Plan:
+    """Plan with python-apt in a child process; refuse what apt could not do. ``reboot_patterns``:
+    what only a reboot replaces (:mod:`apt_clone.apt.reboot`)."""
     data = _child(runner, ["plan", "--root", root, "--op", op, *packages])
     if data.get("journal_dirty"):
         raise Refused("dpkg was interrupted: run 'dpkg --configure -a' on the system first")
@@ -115,7 +113,7 @@ def make_plan(runner: Runner, root: str, op: str, packages: tuple[str, ...]) -> 
     raw = data.get("changes") or []
     assert isinstance(raw, list)
     changes = tuple(Change(**c) for c in raw)
-    reboot = tuple(c.name for c in changes if _REBOOT_NAMES.match(c.name))
+    reboot = tuple(name for name, _ in reboots.reasons(changes, reboot_patterns))
     download = data.get("download", 0)
     space = data.get("space", 0)
     assert isinstance(download, int) and isinstance(space, int)

@@ -267,6 +267,37 @@ def test_reboot_needing_upgrade_goes_to_the_clone(pristine: SandboxInfo):
     assert dpkg_status_bytes(pristine.root) == status
     assert installed_version(pristine.root, "ac-kernel") == "1.0"
     assert "reboot required" in zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:summary")
+    show = ok(apt_clone(pristine, "show", "rootfs-nmu-001")).stdout
+    assert "Reboot:     ac-kernel (its maintainer script asks for a reboot)" in show
+
+
+def test_reboot_detection_follows_the_config(pristine: SandboxInfo, tmp_path):
+    """[reboot] scripts = no ignores maintainer scripts; a package named in [reboot] packages
+    needs a reboot when it is upgraded."""
+    enable_suite(pristine, "reboot")
+    env = config_env(tmp_path, "[reboot]\nscripts = no\npackages = ac-hello\n")
+    out = ok(apt_clone(pristine, "-y", "dist-upgrade", env=env)).stdout
+    assert "This upgrade will require REBOOT (ac-hello)" in out and "Creating Upgrade Checkpoint..." in out
+    show = ok(apt_clone(pristine, "show", "rootfs-nmu-001")).stdout
+    assert "Reboot:     ac-hello (upgrade: only a reboot replaces it)" in show
+
+
+def test_real_debian_packages_without_a_reboot_only_package_install_in_place(pristine: SandboxInfo):
+    """The seed's Example #3 on real packages from the Debian archive: openssl and libssl, new,
+    need no reboot, so the change is made in place under a Rollback Checkpoint."""
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    inside = os.path.join(pristine.root, keyring.lstrip("/"))
+    os.makedirs(os.path.dirname(inside), exist_ok=True)
+    if not os.path.exists(inside):
+        with open(keyring, "rb") as src, open(inside, "wb") as dst:
+            dst.write(src.read())
+    with open(os.path.join(pristine.root, "etc/apt/sources.list.d/debian.list"), "w") as f:
+        f.write(f"deb [signed-by={keyring}] http://deb.debian.org/debian bookworm main\n")
+    out = ok(apt_clone(pristine, "-y", "install", "openssl")).stdout
+    assert "REBOOT" not in out and "Creating Rollback Checkpoint..." in out
+    assert installed_version(pristine.root, "openssl") is not None
+    assert installed_version(pristine.root, "libssl3") is not None
+    assert "Reboot:" not in ok(apt_clone(pristine, "show", "rootfs-nmu-001")).stdout
 
 
 def test_a_kernel_installed_in_the_clone_gets_its_initramfs_and_menu_entry(pristine: SandboxInfo):
