@@ -13,6 +13,7 @@ import os
 import signal
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -132,7 +133,7 @@ def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
         with host.session():
             if host.apt_get(st.op, tuple(st.packages), download_only=True) != 0:
                 raise OperationFailed("downloading the packages failed: nothing was changed (apt-clone resume retries)")
-        debs = [host.path(f"var/cache/apt/archives/{c.deb_filename()}") for c in plan.changes if c.deb_filename()]
+        debs = [_downloaded(host, c) for c in plan.changes if c.deb_filename()]
         if settings.reboot_scripts:
             asking = [os.path.basename(d).split("_", 1)[0] for d in debs_asking_for_reboot(ctx.runner, debs)]
             found += [reboots.script_reason(name) for name in asking]
@@ -144,6 +145,14 @@ def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
         ui.emit(ev.RebootNeeded(tuple(st.reboot_packages)))
         if not st.request_in_clone and not ui.confirm("This upgrade will require REBOOT. Proceed? (y/n)"):
             raise Cancelled()
+
+
+def _downloaded(host: AptTarget, change: Change) -> str:
+    """Where apt keeps a change's .deb after --download-only: its archive cache, or, for a
+    ``file:`` source (used in place, never copied), the file itself inside the root."""
+    if change.uri and change.uri.startswith("file:"):
+        return host.path(urllib.parse.unquote(urllib.parse.urlsplit(change.uri).path))
+    return host.path(f"var/cache/apt/archives/{change.deb_filename()}")
 
 
 def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:

@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 REBOOT_MARKERS = (b"/run/reboot-required", b"/var/run/reboot-required")
 
 
+def _enter(root: str) -> None:
+    """Plan from inside an offline root: chroot into it (this child only), so that its apt
+    configuration, its dpkg status and its ``file:`` sources (a local repository of the image,
+    whose indexes apt reads in place) are read as its own apt would read them. What the planning
+    imports is imported before: the root need not have python."""
+    import apt.cache  # noqa: F401
+    import apt.package  # noqa: F401
+    import apt.progress.base  # noqa: F401
+    import apt_pkg  # noqa: F401
+
+    os.chroot(root)
+    os.chdir("/")
+
+
 def plan(root: str, op: str, packages: list[str]) -> dict[str, Any]:
     import apt  # python3-apt
 
-    cache = apt.Cache(rootdir=None if root == "/" else root)
+    if os.path.realpath(root) != "/":
+        _enter(root)
+    cache = apt.Cache()
     out: dict[str, Any] = {"changes": [], "download": 0, "space": 0, "error": None, "journal_dirty": False}
     if cache.dpkg_journal_dirty:
         out["journal_dirty"] = True

@@ -18,7 +18,6 @@ MIN_MARGIN = 64 * 1024 * 1024
 """Free space kept on top of what apt says it needs: at least this, or 10 %."""
 
 
-
 @dataclass(frozen=True)
 class Change:
     name: str

@@ -282,6 +282,18 @@ def test_reboot_detection_follows_the_config(pristine: SandboxInfo, tmp_path):
     assert "Reboot:     ac-hello (upgrade: only a reboot replaces it)" in show
 
 
+def test_a_file_source_inside_an_offline_root_is_read_from_inside_it(pristine: SandboxInfo):
+    """--root DIR with a file: apt source (a repository inside the image): the plan finds its
+    packages, as apt-get inside DIR does."""
+    listing = os.path.join(pristine.root, "etc/apt/sources.list.d/apt-clone-sandbox-reboot-file.list")
+    with open(listing, "w") as f:
+        f.write("deb [trusted=yes] file:/srv/apt-clone-repo/reboot ./\n")
+    assert not os.path.exists("/srv/apt-clone-repo/reboot")  # only inside the root
+    out = ok(apt_clone(pristine, "-y", "-s", "dist-upgrade")).stdout
+    assert "This upgrade will require REBOOT (ac-kernel)" in out
+    assert "ac-kernel" in ok(apt_clone(pristine, "diff", "rootfs-nmu-000", "rootfs-nmu-001")).stdout
+
+
 def test_real_debian_packages_without_a_reboot_only_package_install_in_place(pristine: SandboxInfo):
     """The seed's Example #3 on real packages from the Debian archive: openssl and libssl, new,
     need no reboot, so the change is made in place under a Rollback Checkpoint."""
