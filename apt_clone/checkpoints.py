@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from . import model
+from . import layout, model
 from .boot import WITH_LISTING, grub
 from .context import Context
 from .errors import NotFound, Refused
@@ -68,7 +68,8 @@ def read_tree(ctx: Context) -> list[Dataset]:
     """The container with its checkpoints and snapshots, in one zfs read (the bootloader takes
     the container's one-time boot property from it)."""
     tree = ctx.zfs.list_tree(
-        ctx.system.container, (*model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING)
+        ctx.system.container,
+        (*model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME),
     )
     if tree:  # the container itself comes first
         ctx.boot.seen_container(tree[0])
@@ -120,13 +121,42 @@ def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing
     return Listing(ctx.system.container, _checkpoints(ctx, tree, next_boot), ctx.system.dataset, next_boot, notes)
 
 
+def grub_home(ctx: Context, tree: list[Dataset] | None = None) -> layout.GrubHome:
+    """Where GRUB's directory is and whose copy GRUB reads (see :mod:`apt_clone.layout`)."""
+    tree = tree if tree is not None else read_tree(ctx)
+    recorded = tree[0].user.get(layout.HOME) if tree and tree[0].name == ctx.system.container else None
+    return layout.grub_home(ctx.system, recorded)
+
+
+def record_grub_home(ctx: Context, tree: list[Dataset]) -> None:
+    """Under the lock: when GRUB's directory lives inside checkpoints and no home is recorded,
+    the running checkpoint is the one GRUB was installed from: record it."""
+    home = grub_home(ctx, tree)
+    if home.where == "checkpoint" and tree and layout.HOME not in tree[0].user and home.checkpoint:
+        ctx.zfs.set_props(ctx.system.container, {layout.HOME: home.checkpoint})
+
+
+def refuse_cutting_grub(ctx: Context, cp: model.Checkpoint, verb: str, tree: list[Dataset]) -> None:
+    """Never destroy or rename the checkpoint whose copy of GRUB's directory GRUB reads."""
+    home = grub_home(ctx, tree)
+    if home.where == "checkpoint" and home.checkpoint == cp.name:
+        holder = layout.holder_of(home, ctx.system) or cp.dataset
+        raise Refused(
+            f"cannot {verb} '{cp.name}': GRUB reads its menu from this checkpoint's {holder} "
+            f"(/boot/grub); without it the machine stops at a GRUB rescue prompt. Move GRUB's directory "
+            "to a dataset every checkpoint shares first: 'apt-clone check' says how"
+        )
+
+
 def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
     """Rewrite the GRUB menu of checkpoints (when the system has GRUB) from one zfs read.
 
     The menu does not say what boots next (grubenv's saved_entry does): the pool is not read."""
     if not ctx.boot.has_grub:
         return None
-    cps = _checkpoints(ctx, tree if tree is not None else read_tree(ctx), None)
+    tree = tree if tree is not None else read_tree(ctx)
+    record_grub_home(ctx, tree)
+    cps = _checkpoints(ctx, tree, None)
     entries = [
         grub.MenuEntry(
             cp.name,
@@ -319,6 +349,7 @@ def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None
         find_in(listing, activate_instead)  # a --force that names nothing is an error, used or not
     if cp.current:
         raise Refused(f"Can not destroy currently active system folder: '{cp.name}' is the running system")
+    refuse_cutting_grub(ctx, cp, "destroy", tree)
     activate_first = None
     if cp.active:
         if activate_instead is None:
@@ -408,6 +439,7 @@ def plan_rename(ctx: Context, old: str, new: str) -> RenamePlan:
     new = resolve_name(new, ctx.system.container)
     if cp.current:
         raise Refused(f"cannot rename '{cp.name}': it is the running system")
+    refuse_cutting_grub(ctx, cp, "rename", tree)
     if any(_is_child(ds, ctx.system.container) and ds.name.endswith("/" + new) for ds in tree):
         raise Refused(f"'{ctx.system.container}/{new}' already exists")
     old_twin, new_twin = _twin(ctx, cp.name), _twin(ctx, new)

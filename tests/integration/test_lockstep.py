@@ -125,3 +125,27 @@ def test_boot_pool_space_is_checked(family):
         assert names(sb.pool, boot.split("/")[0]) == before
     finally:
         os.unlink(filler)
+
+
+def test_the_checkpoint_whose_grub_directory_grub_reads_is_never_cut(family):
+    """The Root-on-ZFS guide's layout: /boot/grub inside bpool/BOOT/<name>. GRUB reads the copy it
+    was installed from; destroying or renaming that checkpoint is refused (exit 3), naming the fix."""
+    sb, boot = family
+    assert sandbox_cli("grub", "--inside", directory=sb.directory).returncode == 0
+    try:
+        assert apt_clone(sb, "create").returncode == 0
+        assert zfs_get(sb.container, "org.aptclone:grub-home") == "rootfs-nmu-000"
+        assert apt_clone(sb, "-y", "-a", "rootfs-nmu-001").returncode == 0
+        assert sandbox_cli("reboot", directory=sb.directory).returncode == 0
+        assert apt_clone(sb, "create").returncode == 0  # rootfs-nmu-002, which holds no GRUB of GRUB's
+        before = names(sb.pool, boot.split("/")[0])
+        for argv in (["-r", "rootfs-nmu-000"], ["rename", "rootfs-nmu-000", "old"]):
+            refused = apt_clone(sb, "-y", *argv)
+            assert refused.returncode == 3, refused.stderr
+            assert "GRUB rescue prompt" in refused.stderr and "apt-clone check" in refused.stderr
+            assert f"{boot}/rootfs-nmu-000" in refused.stderr
+            assert names(sb.pool, boot.split("/")[0]) == before
+        assert apt_clone(sb, "-y", "-r", "rootfs-nmu-002").returncode == 0
+    finally:
+        assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
+        subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)

@@ -1,4 +1,4 @@
-"""``python -m tests.sandbox create|status|reboot|destroy|suite --dir DIR``."""
+"""``python -m tests.sandbox create|status|reboot|reset|destroy|suite|grub --dir DIR``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from . import core, repo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
-    parser.add_argument("command", choices=["create", "status", "reboot", "reset", "destroy", "suite"])
+    parser.add_argument("command", choices=["create", "status", "reboot", "reset", "destroy", "suite", "grub"])
     parser.add_argument("--dir", required=True, help="sandbox directory")
     parser.add_argument("--suite", help="Debian suite to debootstrap (default: the host's)")
     parser.add_argument("--size", default=core.DEFAULT_SIZE, help="pool image size (default %(default)s)")
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="append", default=[], help="create: a child dataset of the root (e.g. var)")
     parser.add_argument("--enable", choices=repo.SUITES, help="suite: enable a repository suite in the current root")
     parser.add_argument("--disable", choices=repo.SUITES, help="suite: disable a repository suite in the current root")
+    parser.add_argument("--inside", action="store_true", help="grub: GRUB's directory inside the checkpoints")
+    parser.add_argument("--shared", action="store_true", help="grub: GRUB's directory shared again (the default)")
     args = parser.parse_args(argv)
     try:
         if args.command == "create":
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "destroy":
             stopped = core.destroy(args.dir)
             print("sandbox destroyed" + (" (zfs-fuse stopped)" if stopped else ""))
+        elif args.command == "grub":
+            print(core.grub_inside(args.dir, not args.shared))
         elif args.command == "suite":
             sb = core.sandbox_for(args.dir)
             if args.enable:

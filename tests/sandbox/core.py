@@ -283,8 +283,28 @@ def _boot_up(sb: Sandbox, zfs: ZfsBackend, runner: Runner, dataset: str, childre
         zfs.mount(twin)
     target = os.path.join(sb.root, "boot/grub")
     os.makedirs(target, exist_ok=True)
+    if _load_state(sb).get("grub_inside"):
+        return  # the Root-on-ZFS guide's layout: GRUB's directory is the boot twin's own
     if not any(m.mountpoint == os.path.realpath(target) for m in read_mounts()):
         _run_ok(runner, ["mount", "--bind", sb.grub_dir, target], "cannot bind GRUB's directory")
+
+
+def grub_inside(directory: str, inside: bool, runner: Runner = DEFAULT_RUNNER) -> str:
+    """Move GRUB's directory inside the checkpoints (``inside``: the running one's boot twin, or
+    root, gets its own /boot/grub with a fresh grubenv, as grub-install there would leave it), or
+    back to the shared one; later reboots keep the choice."""
+    sb = sandbox_for(directory)
+    state = _load_state(sb)
+    state["grub_inside"] = inside
+    _save_state(sb, state)
+    target = os.path.join(sb.root, "boot/grub")
+    if inside:
+        if any(m.mountpoint == os.path.realpath(target) for m in read_mounts()):
+            _run_ok(runner, ["umount", target], "cannot unbind GRUB's directory")
+        _run_ok(runner, ["grub-editenv", os.path.join(target, "grubenv"), "create"], "grub-editenv create failed")
+        return f"GRUB's directory is now inside {dataset_mounted_at(os.path.join(sb.root, 'boot')) or 'the root'}"
+    _boot_up(sb, SandboxZfs(runner), runner, dataset_mounted_at(sb.root) or sb.first)
+    return "GRUB's directory is shared again"
 
 
 def _remove_empty_dirs(top: str) -> None:
