@@ -77,8 +77,14 @@ def _opts(ctx: typer.Context) -> Options:
     return obj
 
 
+_OPENED: list[Context] = []
+"""The contexts this command opened: closed (what they mounted, unmounted) when it ends."""
+
+
 def _context(opts: Options) -> Context:
-    return open_context(opts.root)
+    cx = open_context(opts.root)
+    _OPENED.append(cx)
+    return cx
 
 
 def _need_root() -> None:
@@ -543,7 +549,11 @@ def _run(args: list[str], debug: bool) -> tuple[int, str | None]:
     """The exit status and, for a failure, its one line (printed here, on stderr)."""
     try:
         with interrupts():  # Ctrl-C and SIGTERM raise Interrupted, which typer does not swallow
-            rc = app(args=args, prog_name="apt-clone", standalone_mode=False)
+            try:
+                rc = app(args=args, prog_name="apt-clone", standalone_mode=False)
+            finally:
+                while _OPENED:
+                    _OPENED.pop().close()
     except typer.Exit as exc:
         return int(exc.exit_code), None
     except typer.Abort:

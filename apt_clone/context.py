@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
+from . import layout, lock
 from .boot import Bootloader
-from .boot.grub import GRUB_DIR
+from .paths import mount_base, secure_dir
 from .runner import DEFAULT_RUNNER, Runner
+from .signals import shielded
 from .system import ManagedSystem, managed_system
 from .zfs import ZfsBackend, open_backend
 
@@ -18,10 +22,56 @@ class Context:
     zfs: ZfsBackend
     boot: Bootloader
     runner: Runner
+    cleanup: ExitStack = field(default_factory=ExitStack)
+    """What the command mounted for itself (another checkpoint's GRUB directory): undone by close()."""
+
+    def close(self) -> None:
+        with shielded():
+            self.cleanup.close()
 
 
 def open_context(root: str = "/", runner: Runner = DEFAULT_RUNNER, zfs: ZfsBackend | None = None) -> Context:
     system = managed_system(root)
     backend = zfs or open_backend(runner)
-    grub_dir = os.path.join(system.root, GRUB_DIR)
-    return Context(system, backend, Bootloader(backend, grub_dir, runner), runner)
+    home = layout.grub_home(system, None)
+    if home.where == "checkpoint":  # the one layout where GRUB may read another checkpoint's copy
+        recorded = backend.get(system.container, (layout.HOME,)).user.get(layout.HOME)
+        home = layout.grub_home(system, recorded)
+    holder = layout.holder_of(home, system)
+    cleanup = ExitStack()
+    if home.where != "checkpoint" or home.checkpoint == system.current_name or holder is None:
+        boot = Bootloader(backend, home.directory, runner)
+    elif not backend.exists(holder):
+        boot = Bootloader(backend, home.directory, runner)  # gone: `apt-clone check` says so
+    else:
+        boot = Bootloader(backend, None, runner, opener=lambda: _mount_home(backend, home, holder, cleanup))
+    return Context(system, backend, boot, runner, cleanup)
+
+
+def _mount_home(zfs: ZfsBackend, home: layout.GrubHome, holder: str, cleanup: ExitStack) -> str:
+    """Mount the GRUB home's dataset under the run directory for this command; its GRUB directory."""
+    assert home.place is not None and home.place.dataset is not None
+    mine = home.place.dataset
+    base = zfs.get(mine).mountpoint or "/"
+    rel = os.path.relpath(home.place.path, _mounted_at(mine) or base)
+    where = tempfile.mkdtemp(prefix="grub-home.", dir=secure_dir(mount_base()))
+    zfs.mount_at(holder, where)
+
+    done: list[bool] = []
+
+    def undo() -> None:
+        if not done:
+            done.append(True)
+            zfs.unmount_at(holder, where)
+            os.rmdir(where)
+
+    lock.on_release(undo)
+    cleanup.callback(undo)
+    return os.path.normpath(os.path.join(where, rel))
+
+
+def _mounted_at(dataset: str) -> str | None:
+    from .system import read_mounts
+
+    found = [m.mountpoint for m in read_mounts() if m.source == dataset]
+    return found[-1] if found else None

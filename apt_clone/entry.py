@@ -37,12 +37,15 @@ def run_boot_command(root: str, command: str) -> tuple[str, object]:
 
     require_root()
     cx = open_context(root)
-    with exclusive():
-        if command == "boot-started":
-            message = trial.boot_started(cx)
-            return message, {"message": message}
-        result = trial.commit(cx)
-        return result.message, result
+    try:
+        with exclusive():
+            if command == "boot-started":
+                message = trial.boot_started(cx)
+                return message, {"message": message}
+            result = trial.commit(cx)
+            return result.message, result
+    finally:
+        cx.close()
 
 
 def main(argv: list[str] | None = None) -> int:

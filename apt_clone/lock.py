@@ -12,11 +12,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .errors import LockHeld
 from .paths import open_private, run_dir, secure_dir
+from .signals import shielded
 
 MAX_HOLDER = 300
 
@@ -40,6 +41,21 @@ def describe_holder(fd: int) -> str:
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return "unknown holder"
     return f"pid {pid}, '{_printable(command)}', since {_printable(since)}"
+
+
+_held = [0]
+_on_release: list[Callable[[], None]] = []
+
+
+def held() -> bool:
+    """Whether this process holds the apt-clone lock (what may mount or write for a command)."""
+    return _held[0] > 0
+
+
+def on_release(callback: Callable[[], None]) -> None:
+    """Run ``callback`` before the lock is let go (what a command mounted for itself is undone
+    while no other apt-clone can see it)."""
+    _on_release.append(callback)
 
 
 @contextmanager
@@ -69,9 +85,15 @@ def exclusive(command: str | None = None, *, wait: float = 0.0) -> Iterator[None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode("utf-8", "backslashreplace"), 0)
         os.fsync(fd)
+        _held[0] += 1
         try:
             yield
         finally:
+            _held[0] -= 1
+            if not _held[0]:
+                with shielded():
+                    while _on_release:
+                        _on_release.pop()()
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)

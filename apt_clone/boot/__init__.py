@@ -8,7 +8,7 @@ A one-time boot is GRUB's ``next_entry``; without GRUB, a container property rec
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..runner import DEFAULT_RUNNER, Runner
@@ -43,15 +43,31 @@ class BootState:
         return None
 
 
+def _locked() -> bool:
+    from ..lock import held
+
+    return held()
+
+
 class Bootloader:
     """Reads and changes what boots next: bootfs, plus GRUB when the root has /boot/grub."""
 
-    def __init__(self, zfs: ZfsBackend, grub_dir: str | None = None, runner: Runner = DEFAULT_RUNNER) -> None:
-        """``grub_dir``: GRUB's directory (``<root>/boot/grub``), or None for bootfs only."""
+    def __init__(
+        self,
+        zfs: ZfsBackend,
+        grub_dir: str | None = None,
+        runner: Runner = DEFAULT_RUNNER,
+        *,
+        opener: Callable[[], str] | None = None,
+    ) -> None:
+        """``grub_dir``: GRUB's directory (``<root>/boot/grub``), or None for bootfs only.
+        ``opener``: GRUB reads another checkpoint's copy of its directory, which this mounts
+        (under the lock, on first use) and returns; ``grub_dir`` is then None."""
         self.zfs = zfs
-        self.grub_dir = grub_dir
+        self._grub_dir = grub_dir
+        self._opener = opener
         self.runner = runner
-        self.grubenv = grub.GrubEnv(os.path.join(grub_dir or "/nonexistent", "grubenv"), runner)
+        self._grubenv: grub.GrubEnv | None = None
         self._once: dict[str, str | None] = {}
         """The one-time boot property per container as last read or written here (its only writer)."""
 
@@ -74,8 +90,28 @@ class Bootloader:
         self._once[container] = dataset
 
     @property
+    def grub_dir(self) -> str | None:
+        """The GRUB directory GRUB reads, as this system sees it (mounted first if need be)."""
+        if self._grub_dir is None and self._opener is not None:
+            self._grub_dir = self._opener()
+        return self._grub_dir
+
+    @property
+    def grubenv(self) -> grub.GrubEnv:
+        if self._grubenv is None:
+            self._grubenv = grub.GrubEnv(os.path.join(self.grub_dir or "/nonexistent", "grubenv"), self.runner)
+        return self._grubenv
+
+    @property
     def has_grub(self) -> bool:
-        return self.grub_dir is not None and os.path.isdir(self.grub_dir)
+        if self._opener is not None:
+            return True
+        return self._grub_dir is not None and os.path.isdir(self._grub_dir)
+
+    @property
+    def readable(self) -> bool:
+        """Whether GRUB's state can be read without mounting anything (a reader holds no lock)."""
+        return self._grub_dir is not None or self._opener is None
 
     def _dataset(self, container: str, entry: str | None) -> str | None:
         name = grub.name_from_entry(entry)
@@ -83,7 +119,7 @@ class Bootloader:
 
     def state(self, pool: str, container: str | None = None) -> BootState:
         bootfs = self.zfs.pool(pool).bootfs
-        if not self.has_grub or container is None:
+        if not self.has_grub or container is None or not (self.readable or _locked()):
             return BootState(bootfs=bootfs)
         env = self.grubenv.read()
         return BootState(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import SandboxInfo, apt_clone, installed_version, sandbox_cli, zfs_get
+from tests.helpers import SandboxInfo, apt_clone, installed_version, leftovers, sandbox_cli, zfs_get
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +127,23 @@ def test_boot_pool_space_is_checked(family):
         os.unlink(filler)
 
 
+def _read_in(dataset: str, rel: str) -> dict[str, str]:
+    """The files of directory ``rel`` in an unmounted dataset (mounted aside for the read)."""
+    import tempfile
+
+    old = subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", dataset], capture_output=True, text=True)
+    where = tempfile.mkdtemp()
+    subprocess.run(["zfs", "set", f"mountpoint={where}", dataset], check=True)
+    try:
+        subprocess.run(["zfs", "mount", dataset], check=True)
+        d = os.path.join(where, rel)
+        return {n: open(os.path.join(d, n), errors="replace").read() for n in os.listdir(d)}
+    finally:
+        subprocess.run(["zfs", "unmount", dataset], check=False)
+        subprocess.run(["zfs", "set", f"mountpoint={old.stdout.strip()}", dataset], check=True)
+        os.rmdir(where)
+
+
 def test_the_checkpoint_whose_grub_directory_grub_reads_is_never_cut(family):
     """The Root-on-ZFS guide's layout: /boot/grub inside bpool/BOOT/<name>. GRUB reads the copy it
     was installed from; destroying or renaming that checkpoint is refused (exit 3), naming the fix."""
@@ -145,7 +162,18 @@ def test_the_checkpoint_whose_grub_directory_grub_reads_is_never_cut(family):
             assert "GRUB rescue prompt" in refused.stderr and "apt-clone check" in refused.stderr
             assert f"{boot}/rootfs-nmu-000" in refused.stderr
             assert names(sb.pool, boot.split("/")[0]) == before
+        # Running rootfs-nmu-001, GRUB reads rootfs-nmu-000's copy: the menu and the default go there.
+        assert apt_clone(sb, "-y", "-a", "rootfs-nmu-002").returncode == 0
+        home = _read_in(f"{boot}/rootfs-nmu-000", "grub")
+        assert "# rootfs-nmu-002" in home["apt-clone.cfg"]
+        assert "saved_entry=apt-clone>apt-clone-rootfs-nmu-002" in home["grubenv"]
+        with open(os.path.join(sb.root, "boot/grub/grubenv")) as f:
+            own = f.read()
+        assert "rootfs-nmu-002" not in own  # the running checkpoint's copy, which GRUB never reads
+        assert leftovers(sb) == []
+        assert apt_clone(sb, "-y", "-a", "rootfs-nmu-001").returncode == 0
         assert apt_clone(sb, "-y", "-r", "rootfs-nmu-002").returncode == 0
+        assert "rootfs-nmu-002" not in _read_in(f"{boot}/rootfs-nmu-000", "grub")["apt-clone.cfg"]
     finally:
         assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
         subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)
