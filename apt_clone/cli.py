@@ -508,6 +508,19 @@ def show_cmd(ctx: typer.Context, name: str) -> None:
     _out(opts, render.show_text(details), details)
 
 
+@app.command("check")
+def check_cmd(ctx: typer.Context) -> None:
+    """The layout of the managed system and its risks, each with its fix (changes nothing)."""
+    from . import check
+
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    with exclusive(wait=READER_WAIT):  # GRUB's directory may be another checkpoint's, mounted to be read
+        report = check.check(cx)
+    _out(opts, render.check_text(report), report.to_json())
+
+
 @app.command("diff")
 def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
     """Package differences between checkpoints A and B (from their dpkg status files)."""

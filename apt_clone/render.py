@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from .checkpoints import Listing
 from .model import label, seed_time
 
-if TYPE_CHECKING:  # inspect loads only for show/diff
+if TYPE_CHECKING:  # inspect and check load only for their commands
+    from .check import Report
     from .inspect import Details, Diff
 
 
@@ -70,6 +71,17 @@ def show_text(details: Details) -> str:
         lines += _rows(details.changes)
     else:
         lines.append("Package changes: none recorded")
+    return "\n".join(lines)
+
+
+def check_text(report: Report) -> str:
+    lines = ["Layout:"]
+    lines += [f"  {path:<11} {what or '-'}" for path, what in report.places.items()]
+    for f in report.findings:
+        lines.append(f"{f.level:<5} {f.topic:<10} {f.text}")
+        if f.fix:
+            lines.append(f"{'':<16} fix: {f.fix}")
+    lines.append(f"{report.risks} risk(s)" if report.risks else "no risks found")
     return "\n".join(lines)
 
 

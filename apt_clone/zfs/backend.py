@@ -39,6 +39,16 @@ class ZfsBackend(abc.ABC):
             return False
         return True
 
+    def native(self, name: str, props: Sequence[str]) -> dict[str, str | None]:
+        """Native properties of one dataset that the records do not carry (``apt-clone check``:
+        encryption); None for a value of "-" or a property this ZFS does not know."""
+        return dict.fromkeys(props)
+
+    def pool_features(self, pool: str) -> dict[str, str]:
+        """A pool's feature flags and their state (enabled, active, disabled); none on a pool
+        without feature flags."""
+        return {}
+
     @abc.abstractmethod
     def pool(self, name: str) -> Pool:
         """A pool's size, free space, bootfs and health."""

@@ -144,6 +144,22 @@ class CliZfs(ZfsBackend):
                 return ds
         raise ZfsNotFound(f"cannot open '{name}': dataset does not exist")
 
+    def native(self, name: str, props: Sequence[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = dict.fromkeys(props)
+        for prop in props:  # one at a time: zfs-fuse refuses the whole list for one unknown name
+            try:
+                line = self._run(["zfs", "get", "-Hp", "-o", "value", prop, name]).stdout.strip()
+            except ZfsNotFound:
+                raise
+            except ZfsError:
+                continue
+            out[prop] = None if line in ("", "-") else line
+        return out
+
+    def pool_features(self, pool: str) -> dict[str, str]:
+        out = self._run(["zpool", "get", "-H", "-o", "property,value", "all", pool]).stdout
+        return parse_features(out)
+
     def pools(self) -> list[str]:
         out = self._run(["zpool", "list", "-H", "-o", "name"]).stdout
         return [line.strip() for line in out.splitlines() if line.strip()]
@@ -288,6 +304,17 @@ def _opts(props: Mapping[str, str] | None) -> list[str]:
 
 
 # --- parsers (pure; unit-tested on recorded output of both dialects) ---------------------
+def parse_features(text: str) -> dict[str, str]:
+    """``feature@NAME -> state`` rows of ``zpool get -H -o property,value all`` (OpenZFS; zfs-fuse's
+    pools have none)."""
+    found = {}
+    for line in text.splitlines():
+        prop, _, value = line.partition("\t")
+        if prop.startswith("feature@"):
+            found[prop[len("feature@") :]] = value.strip()
+    return found
+
+
 def _int(value: str) -> int:
     try:
         return int(value)

@@ -10,6 +10,7 @@ from tests.helpers import SandboxInfo, apt_clone, config_env
 SUCCEEDING = [
     ("-l",),
     ("--steps",),
+    ("check",),
     ("-y", "create", "--title", "by hand"),
     ("show", "rootfs-nmu-001"),
     ("diff", "rootfs-nmu-000", "rootfs-nmu-001"),

@@ -177,3 +177,28 @@ def test_the_checkpoint_whose_grub_directory_grub_reads_is_never_cut(family):
     finally:
         assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
         subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)
+
+
+def test_check_reports_grub_inside_a_checkpoint_and_a_lost_home(family):
+    sb, boot = family
+    assert sandbox_cli("grub", "--inside", directory=sb.directory).returncode == 0
+    try:
+        import json
+
+        assert apt_clone(sb, "create").returncode == 0
+        report = json.loads(apt_clone(sb, "--json", "check").stdout)
+        assert report["grub"] == {
+            "where": "checkpoint",
+            "checkpoint": "rootfs-nmu-000",
+            "holder": f"{boot}/rootfs-nmu-000",
+        }
+        (risk,) = [f for f in report["findings"] if f["topic"] == "grub"]
+        assert risk["level"] == "risk" and "GRUB reads that copy only" in risk["text"]
+        assert f"-o mountpoint=/boot/grub {boot.split('/')[0]}/grub" in risk["fix"]
+        subprocess.run(["zfs", "set", "org.aptclone:grub-home=gone", sb.container], check=True)
+        report = json.loads(apt_clone(sb, "--json", "check").stdout)
+        (risk,) = [f for f in report["findings"] if f["topic"] == "grub"]
+        assert "'gone', which no longer exists" in risk["text"] and "GRUB rescue prompt" in risk["text"]
+    finally:
+        assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
+        subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)

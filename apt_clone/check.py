@@ -1,0 +1,201 @@
+"""``apt-clone check``: the managed system's layout and its risks, each with its fix.
+
+What holds /, /boot and /boot/grub; whose copy of GRUB's directory GRUB reads; the pool's bootfs
+against GRUB's default; data directories inside a checkpoint that a rollback would take back;
+encryption; the boot pool's free space and feature flags GRUB cannot read; ZFS support in the
+initramfs; the settings in force. It changes nothing (the lock is held only so that another
+checkpoint's GRUB directory can be read).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import checkpoints, config, dpkgstatus, layout
+from .context import Context
+from .system import read_mounts
+from .zfs import ZfsError
+
+DATA_DIRS = (
+    "home",
+    "root",
+    "srv",
+    "var/log",
+    "var/spool",
+    "var/mail",
+    "var/www",
+    "var/lib/postgresql",
+    "var/lib/mysql",
+    "var/lib/docker",
+    "var/lib/containers",
+    "var/lib/libvirt",
+    "var/lib/lxc",
+)
+"""Directories that hold data, not the system: a rollback should not take them back."""
+GRUB_FEATURES = "/usr/share/zfs/compatibility.d/grub2"
+"""OpenZFS's list of the pool features GRUB can read (zfsutils-linux)."""
+BOOT_FREE_MIN = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # ok | note | risk
+    topic: str
+    text: str
+    fix: str | None = None
+
+
+@dataclass
+class Report:
+    places: dict[str, str | None]
+    """/, /boot and /boot/grub: what holds each (a dataset, or a device and its type)."""
+    grub: dict[str, str | None]
+    findings: list[Finding] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def risks(self) -> int:
+        return sum(1 for f in self.findings if f.level == "risk")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "risks": self.risks}
+
+
+def _describe(place: layout.Place) -> str | None:
+    if place.dataset:
+        return place.dataset
+    return f"{place.source} ({place.fstype})" if place.source else None
+
+
+def check(ctx: Context) -> Report:
+    mounts = read_mounts()
+    system = ctx.system
+    root = system.root
+    places = {p: layout.place_of(os.path.join(root, p.lstrip("/")), mounts) for p in ("/", "/boot", "/boot/grub")}
+    tree = checkpoints.read_tree(ctx)
+    home = checkpoints.grub_home(ctx, tree)
+    report = Report(
+        {p: _describe(place) for p, place in places.items()},
+        {"where": home.where, "checkpoint": home.checkpoint, "holder": layout.holder_of(home, system)},
+    )
+    add = report.findings.append
+    names = {ds.name.rsplit("/", 1)[1] for ds in checkpoints.boot_environments(tree, system.container, system.dataset)}
+    _grub(ctx, home, names, add)
+    _boot_target(ctx, add)
+    _data(ctx, mounts, add)
+    _encryption(ctx, add)
+    _boot_pool(ctx, places, add)
+    installed = dpkgstatus.read(root)
+    if "zfs-initramfs" in installed or "zfs-dracut" in installed:
+        add(
+            Finding(
+                "ok", "initramfs", "zfs-initramfs is installed: the initramfs imports the pool and mounts a checkpoint"
+            )
+        )
+    else:
+        add(Finding("risk", "initramfs", "neither zfs-initramfs nor zfs-dracut is installed: the initramfs cannot "
+                    "mount a ZFS root, and no checkpoint boots", "apt install zfs-initramfs"))  # fmt: skip
+    settings = config.load()
+    report.settings = {k: v for k, v in asdict(settings).items()}
+    add(Finding("note", "config", f"settings from {settings.path or 'the defaults (no ' + config.path() + ')'}"))
+    return report
+
+
+def _grub(ctx: Context, home: layout.GrubHome, names: set[str], add: Any) -> None:
+    pool = ctx.system.boot_dataset.split("/", 1)[0] if ctx.system.boot_dataset else ctx.system.pool
+    share = (
+        f"make GRUB's directory a dataset every checkpoint shares: zfs create -o canmount=noauto "
+        f"-o mountpoint=/boot/grub {pool}/grub, mount it, copy the GRUB home's /boot/grub into it, "
+        f"run grub-install for each boot disk and update-grub, then zfs inherit {layout.HOME} {ctx.system.container}"
+    )
+    if home.where == "none":
+        add(Finding("note", "grub", "no /boot/grub: checkpoints boot through the pool's bootfs only (a boot "
+                    "loader that reads it, such as ZFSBootMenu)"))  # fmt: skip
+    elif home.shared:
+        what = home.place.dataset if home.place and home.place.dataset else "a partition"
+        add(Finding("ok", "grub", f"GRUB's directory is on {what}, shared by every checkpoint: the menu and grubenv "
+                    "reach GRUB from any of them"))  # fmt: skip
+    elif home.checkpoint not in names:
+        add(Finding("risk", "grub", f"GRUB was installed into checkpoint '{home.checkpoint}', which no longer exists: "
+                    "the next boot may stop at a GRUB rescue prompt", "run grub-install for each boot disk and "
+                    f"update-grub from the running checkpoint, then zfs inherit {layout.HOME} {ctx.system.container}; "
+                    "better: " + share))  # fmt: skip
+    else:
+        add(Finding("risk", "grub", f"GRUB's directory is inside checkpoint '{home.checkpoint}' "
+                    f"({layout.holder_of(home, ctx.system)}): GRUB reads that copy only. apt-clone writes its menu and "
+                    f"grubenv there and refuses to destroy or rename '{home.checkpoint}', but update-grub or "
+                    "grub-install run in another checkpoint write a copy GRUB never reads", share))  # fmt: skip
+
+
+def _boot_target(ctx: Context, add: Any) -> None:
+    state = ctx.boot.state(ctx.system.pool, ctx.system.container)
+    if not state.bootfs:
+        add(Finding("risk", "bootfs", f"pool '{ctx.system.pool}' has no bootfs: the initramfs does not know what to "
+                    "mount", f"apt-clone -a {ctx.system.current_name}"))  # fmt: skip
+    elif state.disagreement:
+        add(Finding("risk", "bootfs", state.disagreement, "apt-clone -a NAME (NAME: the checkpoint to boot)"))
+    else:
+        add(Finding("ok", "bootfs", f"next boot: {state.bootfs}" + (" (GRUB's default agrees)" if state.grub else "")))
+
+
+def _data(ctx: Context, mounts: list[Any], add: Any) -> None:
+    for rel in DATA_DIRS:
+        path = os.path.join(ctx.system.root, rel)
+        try:
+            if not os.path.isdir(path) or os.path.islink(path) or not os.listdir(path):
+                continue
+        except OSError:
+            continue
+        place = layout.place_of(path, mounts)
+        if place.dataset and layout.in_checkpoint(place.dataset, ctx.system):
+            add(Finding("risk", "data", f"/{rel} is inside the checkpoint ({place.dataset}): a rollback takes it "
+                        "back, and every checkpoint keeps its own copy", f"zfs create -o mountpoint=/{rel} "
+                        f"{ctx.system.pool}/{rel.replace('/', '-')} (outside {ctx.system.container}), then move "
+                        f"the files of /{rel} into it"))  # fmt: skip
+        elif place.dataset:
+            add(Finding("ok", "data", f"/{rel} is on {place.dataset}, outside the checkpoints: no rollback touches it"))
+
+
+def _encryption(ctx: Context, add: Any) -> None:
+    try:
+        props = ctx.zfs.native(ctx.system.dataset, ("encryptionroot", "keylocation"))
+    except ZfsError:
+        return
+    if props.get("encryptionroot"):
+        add(Finding("note", "encryption", f"the root is encrypted (encryption root {props['encryptionroot']}, key "
+                    f"{props.get('keylocation') or '?'}): a checkpoint is a clone and stays in that encryption root, "
+                    "unlocked by the same key"))  # fmt: skip
+
+
+def _boot_pool(ctx: Context, places: dict[str, layout.Place], add: Any) -> None:
+    pools = sorted({p.dataset.split("/", 1)[0] for p in places.values() if p.dataset and p.path != ctx.system.root})
+    grub_can = _grub_features()
+    for pool in pools:
+        try:
+            info = ctx.zfs.pool(pool)
+            features = ctx.zfs.pool_features(pool)
+        except ZfsError:
+            continue
+        if info.size and (info.free < BOOT_FREE_MIN or info.free * 5 < info.size):
+            add(Finding("risk", "space", f"pool '{pool}' (holding /boot) has {info.free // 1048576} MiB free of "
+                        f"{info.size // 1048576} MiB: a kernel upgrade may not fit", "apt-clone -r OLD (an old "
+                        "checkpoint) frees its kernels"))  # fmt: skip
+        if grub_can is not None:
+            active = sorted(f for f, state in features.items() if state == "active" and f not in grub_can)
+            enabled = sorted(f for f, state in features.items() if state == "enabled" and f not in grub_can)
+            if active:
+                add(Finding("risk", "features", f"pool '{pool}' uses features GRUB cannot read: {', '.join(active)}",
+                            f"keep /boot on a pool made with -o compatibility=grub2 ({GRUB_FEATURES})"))  # fmt: skip
+            elif enabled:
+                text = f"pool '{pool}' has features enabled that GRUB cannot read once used: {', '.join(enabled)}"
+                add(Finding("note", "features", text, f"zpool set compatibility=grub2 {pool}"))
+
+
+def _grub_features() -> set[str] | None:
+    try:
+        with open(GRUB_FEATURES, encoding="utf-8") as f:
+            return {w for line in f for w in line.split("#", 1)[0].split()}
+    except OSError:
+        return None
