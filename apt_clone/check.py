@@ -105,11 +105,7 @@ def check(ctx: Context) -> Report:
 
 def _grub(ctx: Context, home: layout.GrubHome, names: set[str], add: Any) -> None:
     pool = ctx.system.boot_dataset.split("/", 1)[0] if ctx.system.boot_dataset else ctx.system.pool
-    share = (
-        f"make GRUB's directory a dataset every checkpoint shares: zfs create -o canmount=noauto "
-        f"-o mountpoint=/boot/grub {pool}/grub, mount it, copy the GRUB home's /boot/grub into it, "
-        f"run grub-install for each boot disk and update-grub, then zfs inherit {layout.HOME} {ctx.system.container}"
-    )
+    share = f"apt-clone share-grub (moves it into {pool}/grub at /boot/grub, which every checkpoint shares)"
     if home.where == "none":
         add(Finding("note", "grub", "no /boot/grub: checkpoints boot through the pool's bootfs only (a boot "
                     "loader that reads it, such as ZFSBootMenu)"))  # fmt: skip

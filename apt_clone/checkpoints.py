@@ -144,7 +144,7 @@ def refuse_cutting_grub(ctx: Context, cp: model.Checkpoint, verb: str, tree: lis
         raise Refused(
             f"cannot {verb} '{cp.name}': GRUB reads its menu from this checkpoint's {holder} "
             f"(/boot/grub); without it the machine stops at a GRUB rescue prompt. Move GRUB's directory "
-            "to a dataset every checkpoint shares first: 'apt-clone check' says how"
+            "to a dataset every checkpoint shares first: 'apt-clone share-grub' ('apt-clone check' says more)"
         )
 
 
@@ -157,12 +157,15 @@ def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
     tree = tree if tree is not None else read_tree(ctx)
     record_grub_home(ctx, tree)
     cps = _checkpoints(ctx, tree, None)
+    boot = ctx.system.boot_container
+    twin_names = {ds.name for ds in ctx.zfs.list_tree(boot)} if boot else set()
     entries = [
         grub.MenuEntry(
             cp.name,
             cp.dataset,
             model.label(cp),
             cp.kernels or (tuple(grub.kernels_in(os.path.join(ctx.system.root, "boot"))) if cp.current else ()),
+            twin if (twin := _twin(ctx, cp.name)) in twin_names else None,
         )
         for cp in cps
     ]
@@ -266,7 +269,8 @@ def make_clones(ctx: Context, created: Created, command: str, tree: list[Dataset
         ctx.zfs.clone(f"{child.name}@{tag}", created.dataset + rel, clone_props(child))
     if created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset:
         boot = ctx.zfs.get(ctx.system.boot_dataset)
-        ctx.zfs.clone(created.boot_snapshot, created.boot_dataset, clone_props(boot))
+        # Never canmount=on: only the twin of what boots next mounts at /boot by itself (Bootloader.activate).
+        ctx.zfs.clone(created.boot_snapshot, created.boot_dataset, {**clone_props(boot), "canmount": "noauto"})
 
 
 def destroy_quietly(ctx: Context, name: str | None) -> None:

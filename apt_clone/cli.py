@@ -521,6 +521,21 @@ def check_cmd(ctx: typer.Context) -> None:
     _out(opts, render.check_text(report), report.to_json())
 
 
+@app.command("share-grub")
+def share_grub_cmd(ctx: typer.Context) -> None:
+    """Move GRUB's directory out of the checkpoints into a dataset they all share (grub-install)."""
+    from .operations import share_grub
+
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    _ask(opts, lambda: "This moves GRUB's directory to a shared dataset and runs grub-install. Proceed ? (y/n)")
+    with exclusive():
+        _guard(cx)
+        message = share_grub(cx)
+    _out(opts, message, {"message": message})
+
+
 @app.command("diff")
 def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
     """Package differences between checkpoints A and B (from their dpkg status files)."""

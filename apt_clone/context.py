@@ -39,12 +39,12 @@ def open_context(root: str = "/", runner: Runner = DEFAULT_RUNNER, zfs: ZfsBacke
         home = layout.grub_home(system, recorded)
     holder = layout.holder_of(home, system)
     cleanup = ExitStack()
-    if home.where != "checkpoint" or home.checkpoint == system.current_name or holder is None:
-        boot = Bootloader(backend, home.directory, runner)
-    elif not backend.exists(holder):
-        boot = Bootloader(backend, home.directory, runner)  # gone: `apt-clone check` says so
+    elsewhere = home.where == "checkpoint" and home.checkpoint != system.current_name and holder is not None
+    if not elsewhere or holder is None or not backend.exists(holder):  # a lost home: `apt-clone check` says so
+        boot = Bootloader(backend, home.directory, runner, boot_container=system.boot_container)
     else:
-        boot = Bootloader(backend, None, runner, opener=lambda: _mount_home(backend, home, holder, cleanup))
+        opener = lambda: _mount_home(backend, home, holder, cleanup)  # noqa: E731
+        boot = Bootloader(backend, None, runner, opener=opener, boot_container=system.boot_container)
     return Context(system, backend, boot, runner, cleanup)
 
 

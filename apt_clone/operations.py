@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from . import checkpoints, model, trial
+from . import checkpoints, grubshare, model, trial
 from .context import Context
 from .engine import Engine, OpSpec, Step, register
 from .errors import AptCloneError, OperationFailed, Refused
 from .journal import Journal, boot_id
-from .opstate import ActivateOp, CreateOp, DestroyOp, OpState, RenameOp, RollbackOp, TrialOp, from_json
+from .opstate import ActivateOp, CreateOp, DestroyOp, OpState, RenameOp, RollbackOp, ShareGrubOp, TrialOp, from_json
 from .signals import Interrupted, shielded
 from .zfs import Dataset, ZfsError, ZfsNotFound
 
@@ -65,6 +65,7 @@ SPECS = {
     )
 }  # fmt: skip
 """The checkpoint commands, by the ``op`` their journal records."""
+SPECS["share-grub"] = grubshare.SPEC
 
 
 # --- the steps of each command ----------------------------------------------------------------
@@ -232,6 +233,7 @@ def _builder(kind: type[S], build: Callable[[Context, S, Save, Tree], list[Step]
 
 
 BUILDERS: dict[str, Callable[[Context, OpState, Save, Tree], list[Step]]] = {
+    "share-grub": _builder(ShareGrubOp, grubshare.steps),
     "create": _builder(CreateOp, _create_steps),
     "destroy": _builder(DestroyOp, _destroy_steps),
     "rename": _builder(RenameOp, _rename_steps),
@@ -403,6 +405,13 @@ def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
     )
     execute(ctx, st)
     return checkpoints.Activated(cp.dataset, list(st.messages))
+
+
+def share_grub(ctx: Context) -> str:
+    """Move GRUB's directory into a dataset every checkpoint shares (see :mod:`apt_clone.grubshare`)."""
+    st = grubshare.plan(ctx)
+    execute(ctx, st)
+    return f"GRUB's directory is now {st.target} at {st.mountpoint}, shared by every checkpoint"
 
 
 def rollback_to(ctx: Context, name: str) -> checkpoints.RolledBack:

@@ -132,6 +132,18 @@ class TrialOp(ActivateOp):
     """``activate --once``: the same record, another commit step."""
 
 
+@dataclass(kw_only=True)
+class ShareGrubOp(OpState):
+    """``share-grub``: GRUB's directory moved into a dataset every checkpoint shares."""
+
+    target: str
+    mountpoint: str
+    disks: list[str] = field(default_factory=list)
+    efi: bool = False
+    home: str | None = None
+    """The checkpoint whose copy GRUB read before."""
+
+
 APT_OPS = ("dist-upgrade", "upgrade", "install", "remove")
 KINDS: dict[str, type[OpState]] = {
     **{op: AptOp for op in APT_OPS},
@@ -141,6 +153,7 @@ KINDS: dict[str, type[OpState]] = {
     "rename": RenameOp,
     "activate": ActivateOp,
     "trial": TrialOp,
+    "share-grub": ShareGrubOp,
 }
 
 

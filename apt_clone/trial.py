@@ -10,6 +10,7 @@ one running and the system is healthy, it becomes the default.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from . import config
@@ -39,9 +40,41 @@ def arm(ctx: Context, dataset: str) -> list[str]:
 
 
 def boot_started(ctx: Context) -> str:
-    """Early in boot: spend the one-time request, as GRUB would if it could write grubenv."""
+    """Early in boot: spend the one-time request, as GRUB would if it could write grubenv, and
+    mount the booted checkpoint's own boot twin at /boot when another one is there (a trial boot,
+    or one picked in GRUB's menu, finds the default's twin mounted by zfs-mount.service)."""
     spent = ctx.boot.take_once(ctx.system.container)
-    return f"one-time boot request for '{spent}' spent" if spent else "no one-time boot request"
+    said = f"one-time boot request for '{spent}' spent" if spent else "no one-time boot request"
+    return "; ".join([said, *filter(None, [_own_boot(ctx)])])
+
+
+def _own_boot(ctx: Context) -> str | None:
+    container, there = ctx.system.boot_container, ctx.system.boot_dataset
+    if not container or not there:
+        return None
+    mine = f"{container}/{ctx.system.current_name}"
+    if there == mine or not ctx.zfs.exists(mine):
+        return None
+    from .system import ZFS_FSTYPES, mounts_under
+
+    boot = os.path.join(ctx.system.root, "boot")
+    above = [m for m in mounts_under(boot) if m.mountpoint != os.path.realpath(boot)]  # /boot/grub, /boot/efi
+    odd = [m.mountpoint for m in above if m.fstype not in ZFS_FSTYPES and not m.source.startswith("/dev/")]
+    if odd:  # a bind mount cannot be made again from what mountinfo says
+        return f"{there} is mounted at /boot, not {mine}: left as it is ({', '.join(odd)} is mounted on it)"
+    for m in above:  # deepest first
+        if m.fstype in ZFS_FSTYPES:
+            ctx.zfs.unmount(m.source)
+        else:
+            ctx.runner.run(["umount", m.mountpoint])
+    ctx.zfs.unmount(there)
+    ctx.zfs.mount(mine)
+    for m in reversed(above):
+        if m.fstype in ZFS_FSTYPES:
+            ctx.zfs.mount(m.source)
+        else:
+            ctx.runner.run(["mount", "-t", m.fstype, m.source, m.mountpoint])
+    return f"mounted {mine} at /boot (in place of {there})"
 
 
 def healthy(ctx: Context) -> tuple[bool, str]:

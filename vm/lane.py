@@ -124,7 +124,7 @@ ARCHIVE_LEAVES_OUT = (
 """What the test and installer VMs never read (translations, documentation, the guest's own package
 lists, udev's hardware database: 130 of 388 MB): the guest kernel unpacks every byte of the archive
 at each boot."""
-BOOT_HALF_FILES = ("vm/install-disk", "vm/apt-clone-vm-story.service")
+BOOT_HALF_FILES = ("vm/apt-clone-vm-story.service",)
 """What the installed disk holds of the project (it is cached by them); apt-clone itself, as the
 project's .deb, is on its own disk and installed by apt in the story's first boot."""
 
@@ -259,7 +259,8 @@ def pack(guest: Path, version: str, deb: Path) -> Path:
         else:
             shutil.copy2(src, project / item)
     shutil.copy2(REPO / "vm/init-tests", staging / "init-tests")
-    shutil.copy2(REPO / "vm/install-disk", staging / "install-disk")
+    for installer in LAYOUTS.values():
+        shutil.copy2(REPO / "vm" / installer, staging / installer)
     # Byte-code by the guest's own python3 (run here, natively, in a chroot): under TCG compiling
     # apt_clone at every command start costs seconds, and the boot half mounts it read-only.
     run(
@@ -495,22 +496,35 @@ def _stamped(text: str) -> list[tuple[str, str]]:
     return out
 
 
-@stage("install-disk")
-def install_disk(kernel: Path, image: Path, target: Path) -> Path:
-    key = hashlib.sha1(target.name.encode() + b"".join((REPO / f).read_bytes() for f in BOOT_HALF_FILES))
-    disk = CACHE / SUITE / f"zfs-root-{key.hexdigest()[:10]}.img"
+LAYOUTS = {"grub-partition": "install-disk", "bpool": "install-disk-bpool"}
+"""The target disks the boot half installs and plays the story on, and their installers: GRUB's
+directory on an ext2 partition every checkpoint shares, and the OpenZFS Root-on-ZFS guide's
+bpool/BOOT/<name> holding /boot with GRUB's directory inside (rpool/home, rpool/var/log apart)."""
+
+
+def install_disk(kernel: Path, image: Path, target: Path, layout: str = "grub-partition") -> Path:
+    return stage(f"install-disk:{layout}")(_install_disk)(kernel, image, target, layout)
+
+
+def _install_disk(kernel: Path, image: Path, target: Path, layout: str) -> Path:
+    installer = LAYOUTS[layout]
+    files = (*BOOT_HALF_FILES, f"vm/{installer}")
+    key = hashlib.sha1(target.name.encode() + b"".join((REPO / f).read_bytes() for f in files))
+    disk = CACHE / SUITE / f"zfs-root-{layout}-{key.hexdigest()[:10]}.img"
     if disk.exists():
         print(f"    cached: {disk.name}", flush=True)
         return disk
-    for old in disk.parent.glob("zfs-root*.img*"):  # one cached disk: older ones go
+    for old in disk.parent.glob(f"zfs-root-{layout}-*.img*"):  # one cached disk a layout: older ones go
+        old.unlink()
+    for old in disk.parent.glob("zfs-root-????????" + "??.img*"):  # the one-layout lane's
         old.unlink()
     part = disk.with_name(disk.name + ".part")
-    log = LOGS / "install-disk.serial.log"
+    log = LOGS / f"install-disk-{layout}.serial.log"
     run(["truncate", "-s", "6G", str(part)])
     text = _qemu_booted(
         kernel,
         image,
-        f"{KERNEL_ARGS} quiet rdinit=/install-disk",
+        f"{KERNEL_ARGS} quiet rdinit=/{installer}",
         [f"file={part},if=virtio,format=raw,cache=unsafe", f"file={target},if=virtio,format=raw,readonly=on"],
         log,
         20 * 60,
@@ -524,10 +538,13 @@ def install_disk(kernel: Path, image: Path, target: Path) -> Path:
     return disk
 
 
-@stage("boot-story")
-def boot_story(disk: Path) -> None:
+def boot_story(disk: Path, layout: str = "grub-partition") -> None:
+    stage(f"boot-story:{layout}")(_boot_story)(disk, layout)
+
+
+def _boot_story(disk: Path, layout: str) -> None:
     """The story writes to a copy-on-write overlay: the installed disk stays as installed, for the next run."""
-    log = LOGS / "boot-story.serial.log"
+    log = LOGS / f"boot-story-{layout}.serial.log"
     # A trial boot that dies of an emulator fault falls back, as it should, and the story cannot go on.
     text = _once_more(
         lambda: _play_story(disk, log),
@@ -590,7 +607,8 @@ def main() -> int:
 
         def boot_half() -> None:
             target = target_tree(guest, kernel)
-            boot_story(install_disk(kernel, image, target))
+            for layout in LAYOUTS:
+                boot_story(install_disk(kernel, image, target, layout), layout)
 
         # The two halves are two VMs, one TCG thread each: side by side they use both host cores.
         halves = [

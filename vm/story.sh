@@ -13,6 +13,10 @@ pass() { say "stage=$stage PASS: $*"; }
 # apt-clone -l, shown on the console and kept in $listed (one run: each start costs seconds here).
 listing() { echo "# apt-clone -l" > /dev/ttyS0; listed=$(apt-clone -l 2>&1); rc=$?; echo "$listed" > /dev/ttyS0; return $rc; }
 say "stage=$stage booted=$root"
+if [ "$(zfs get -H -o value org.aptclone-vm:layout rpool)" = bpool ]; then
+    . /opt/apt-clone/vm/story-bpool.sh
+    exit 0
+fi
 case $stage in
 1)
     [ "$root" = rpool/ROOT/rootfs-nmu-000 ] || fail "first boot is $root"

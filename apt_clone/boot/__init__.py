@@ -59,11 +59,14 @@ class Bootloader:
         runner: Runner = DEFAULT_RUNNER,
         *,
         opener: Callable[[], str] | None = None,
+        boot_container: str | None = None,
     ) -> None:
         """``grub_dir``: GRUB's directory (``<root>/boot/grub``), or None for bootfs only.
         ``opener``: GRUB reads another checkpoint's copy of its directory, which this mounts
         (under the lock, on first use) and returns; ``grub_dir`` is then None."""
         self.zfs = zfs
+        self.boot_container = boot_container
+        """The boot pool's container (``bpool/BOOT``): the twin of what boots next auto-mounts at /boot."""
         self._grub_dir = grub_dir
         self._opener = opener
         self.runner = runner
@@ -140,7 +143,29 @@ class Bootloader:
             self.grubenv.unset("next_entry")
             messages.append(f"Default GRUB entry '{entry}' will boot '{dataset}' ZFS clone.")
         self.clear_once(container)
+        if self.boot_container:
+            self._twin_mounts(f"{self.boot_container}/{name}")
         return messages
+
+    def _twins(self) -> list[Dataset]:
+        assert self.boot_container is not None
+        tree = self.zfs.list_tree(self.boot_container)
+        depth = self.boot_container.count("/") + 1
+        return [ds for ds in tree[1:] if not ds.is_snapshot and ds.name.count("/") == depth]
+
+    def auto_twin(self) -> str | None:
+        """The boot twin that mounts at /boot by itself (canmount=on), if any."""
+        if not self.boot_container:
+            return None
+        return next((ds.name for ds in self._twins() if ds.canmount == "on"), None)
+
+    def _twin_mounts(self, twin: str | None) -> None:
+        """``twin`` alone mounts at /boot by itself (canmount=on, the others noauto): a boot of the
+        default finds its own /boot even without apt-clone's boot unit."""
+        for ds in self._twins():
+            want = "on" if ds.name == twin else "noauto"
+            if ds.canmount != want:
+                self.zfs.set_props(ds.name, {"canmount": want})
 
     def save(self, pool: str, container: str, bootfs: str | None = None) -> dict[str, str | None]:
         """Everything :meth:`activate` changes, for :meth:`restore`.
@@ -152,6 +177,7 @@ class Bootloader:
             "saved_entry": env.get("saved_entry"),
             "next_entry": env.get("next_entry"),
             "once": self._read_once(container),
+            "twin": self.auto_twin(),
         }
 
     def restore(self, pool: str, container: str, saved: dict[str, str | None]) -> None:
@@ -174,6 +200,8 @@ class Bootloader:
             self._write_once(container, once)
         else:
             self.clear_once(container)
+        if self.boot_container and "twin" in saved and self.auto_twin() != saved["twin"]:
+            self._twin_mounts(saved["twin"])
 
     def boot_once(self, dataset: str) -> str:
         """Boot ``dataset`` at the next boot only; the default stays."""

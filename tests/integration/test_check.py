@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 from tests.helpers import SandboxInfo, apt_clone, enable_suite, sandbox_cli, zfs_names
 
@@ -69,5 +70,11 @@ def test_data_outside_the_checkpoints_stays_out_of_every_rollback(pristine: Sand
         assert apt_clone(pristine, "-y", "-r", "postgresql").returncode != 0  # not a checkpoint: never destroyed
         assert logs in zfs_names(pristine)
     finally:
-        subprocess.run(["zfs", "destroy", "-r", logs], check=False)
+        subprocess.run(["zfs", "unmount", logs], capture_output=True)
+        for _ in range(100):  # zfs-fuse calls a dataset just unmounted busy for a moment: poll, bounded
+            gone = subprocess.run(["zfs", "destroy", "-r", logs], capture_output=True, text=True)
+            if gone.returncode == 0 or "does not exist" in gone.stderr:
+                break
+            time.sleep(0.1)
+        assert gone.returncode == 0 or "does not exist" in gone.stderr, gone.stderr
         assert sandbox_cli("reset").returncode == 0

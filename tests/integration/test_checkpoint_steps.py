@@ -16,7 +16,8 @@ import pytest
 from apt_clone.operations import SPECS
 from tests.helpers import SandboxInfo, apt_clone, bootfs, leftovers, reboot, sandbox_cli, zfs_names, zfs_state
 
-OPS = {op: spec.steps for op, spec in SPECS.items()}
+# share-grub runs grub-install on the host's boot disks: it is proven in the VM lane's bpool story.
+OPS = {op: spec.steps for op, spec in SPECS.items() if op != "share-grub"}
 COMMIT = {op: spec.commit for op, spec in SPECS.items()}
 
 

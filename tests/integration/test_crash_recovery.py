@@ -64,6 +64,7 @@ def test_steps_are_listed(pristine: SandboxInfo):
         "activate",
         "trial",
         "rollback",
+        "share-grub",
     }
     data = json.loads(ok(apt_clone(pristine, "--json", "--steps")).stdout)
     assert [s["step"] for s in data["rename"]] == ["rename", "bootfs", "menu"]

@@ -194,7 +194,9 @@ def test_check_reports_grub_inside_a_checkpoint_and_a_lost_home(family):
         }
         (risk,) = [f for f in report["findings"] if f["topic"] == "grub"]
         assert risk["level"] == "risk" and "GRUB reads that copy only" in risk["text"]
-        assert f"-o mountpoint=/boot/grub {boot.split('/')[0]}/grub" in risk["fix"]
+        assert risk["fix"].startswith(f"apt-clone share-grub (moves it into {boot.split('/')[0]}/grub")
+        refused = apt_clone(sb, "-y", "share-grub")  # grub-install writes the host's disks: never for --root
+        assert refused.returncode == 3 and "running system only" in refused.stderr
         subprocess.run(["zfs", "set", "org.aptclone:grub-home=gone", sb.container], check=True)
         report = json.loads(apt_clone(sb, "--json", "check").stdout)
         (risk,) = [f for f in report["findings"] if f["topic"] == "grub"]
@@ -202,3 +204,28 @@ def test_check_reports_grub_inside_a_checkpoint_and_a_lost_home(family):
     finally:
         assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
         subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)
+
+
+def test_only_the_twin_of_what_boots_next_mounts_by_itself_and_a_boot_mounts_its_own(family):
+    sb, boot = family
+    assert apt_clone(sb, "create").returncode == 0
+    assert zfs_get(f"{boot}/rootfs-nmu-001", "canmount") == "noauto"  # a clone never mounts by itself
+    assert apt_clone(sb, "-y", "-a", "rootfs-nmu-001").returncode == 0
+    assert [zfs_get(f"{boot}/{n}", "canmount") for n in ("rootfs-nmu-000", "rootfs-nmu-001")] == ["noauto", "on"]
+    assert sandbox_cli("reboot", directory=sb.directory).returncode == 0
+    # As zfs-mount.service would leave it after a boot of another checkpoint: the wrong twin at /boot.
+    where = os.path.join(sb.root, "boot")
+    left = apt_clone(sb, "-y", "boot-started")  # the sandbox binds GRUB's directory on /boot/grub
+    assert left.returncode == 0 and "left as it is" not in left.stdout  # the right twin: nothing to do
+    subprocess.run(["umount", os.path.join(where, "grub")], check=True)
+    subprocess.run(["zfs", "unmount", f"{boot}/rootfs-nmu-001"], check=True)
+    subprocess.run(["zfs", "mount", f"{boot}/rootfs-nmu-000"], check=True)
+    try:
+        assert mounted(sb)[where] == f"{boot}/rootfs-nmu-000"
+        started = apt_clone(sb, "-y", "boot-started")
+        assert started.returncode == 0 and f"mounted {boot}/rootfs-nmu-001 at /boot" in started.stdout
+        assert mounted(sb)[where] == f"{boot}/rootfs-nmu-001"
+    finally:
+        assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0  # binds it again
+    assert apt_clone(sb, "-y", "-a", "rootfs-nmu-000").returncode == 0
+    assert [zfs_get(f"{boot}/{n}", "canmount") for n in ("rootfs-nmu-000", "rootfs-nmu-001")] == ["on", "noauto"]
