@@ -43,9 +43,10 @@ def boot_started(ctx: Context) -> str:
     """Early in boot: spend the one-time request, as GRUB would if it could write grubenv, and
     mount the booted checkpoint's own boot twin at /boot when another one is there (a trial boot,
     or one picked in GRUB's menu, finds the default's twin mounted by zfs-mount.service)."""
+    own = _own_boot(ctx)  # first: GRUB's home may be the twin that was at /boot, mounted aside next
     spent = ctx.boot.take_once(ctx.system.container)
     said = f"one-time boot request for '{spent}' spent" if spent else "no one-time boot request"
-    return "; ".join([said, *filter(None, [_own_boot(ctx)])])
+    return "; ".join([said, *filter(None, [own])])
 
 
 def _own_boot(ctx: Context) -> str | None:

@@ -607,7 +607,7 @@ def main() -> int:
 
         def boot_half() -> None:
             target = target_tree(guest, kernel)
-            for layout in LAYOUTS:
+            for layout in os.environ.get("APT_CLONE_VM_LAYOUTS", " ".join(LAYOUTS)).split():
                 boot_story(install_disk(kernel, image, target, layout), layout)
 
         # The two halves are two VMs, one TCG thread each: side by side they use both host cores.

@@ -9,6 +9,7 @@ case $stage in
     boot_is bpool/BOOT/rootfs-nmu-000
     run apt-get install -y /opt/apt-clone/apt-clone-zfs.deb || fail "apt-get install apt-clone-zfs.deb"
     grep -q 'source "${prefix}/apt-clone.cfg"' /boot/grub/grub.cfg || fail "grub.cfg does not read the checkpoint menu"
+    echo 'deb [trusted=yes] copy:/srv/apt-clone-repo/reboot ./' > /etc/apt/sources.list.d/apt-clone-sandbox-reboot.list
     echo "logged before the upgrade" >> $LOG
     out=$(apt-clone check 2>&1); echo "$out" > /dev/ttyS0
     echo "$out" | grep -q "GRUB's directory is inside checkpoint 'rootfs-nmu-000'" || fail "check does not see GRUB inside the checkpoint"
