@@ -171,9 +171,12 @@ def _boot_pool(ctx: Context, places: dict[str, layout.Place], add: Any) -> None:
     for pool in pools:
         try:
             info = ctx.zfs.pool(pool)
-            features = ctx.zfs.pool_features(pool)
         except ZfsError:
             continue
+        try:
+            features = ctx.zfs.pool_features(pool)
+        except ZfsError:  # zfs-fuse's zpool get knows no -o: and its pools have no feature flags
+            features = {}
         if info.size and (info.free < BOOT_FREE_MIN or info.free * 5 < info.size):
             add(Finding("risk", "space", f"pool '{pool}' (holding /boot) has {info.free // 1048576} MiB free of "
                         f"{info.size // 1048576} MiB: a kernel upgrade may not fit", "apt-clone -r OLD (an old "

@@ -78,3 +78,26 @@ def test_data_outside_the_checkpoints_stays_out_of_every_rollback(pristine: Sand
             time.sleep(0.1)
         assert gone.returncode == 0 or "does not exist" in gone.stderr, gone.stderr
         assert sandbox_cli("reset").returncode == 0
+
+
+def test_features_grub_cannot_read_on_openzfs(pristine: SandboxInfo):
+    """OpenZFS (the VM lane): a feature GRUB cannot read, made active on the pool holding /boot."""
+    from apt_clone.zfs import open_backend
+    from apt_clone.zfs.cli import OPENZFS
+
+    grub2 = "/usr/share/zfs/compatibility.d/grub2"
+    if getattr(open_backend(), "dialect", None) != OPENZFS or not os.path.exists(grub2):
+        import pytest
+
+        pytest.skip("feature flags need OpenZFS (zfs-fuse's pools have none): the VM lane runs this")
+    data = f"{pristine.pool}/zstd-data"
+    subprocess.run(["zfs", "create", "-o", "compression=zstd", "-o", "mountpoint=none", data], check=True)
+    try:
+        subprocess.run(["zfs", "set", f"mountpoint=/var/tmp/zstd-{os.getpid()}", data], check=True)
+        with open(f"/var/tmp/zstd-{os.getpid()}/f", "wb") as f:
+            f.write(b"apt-clone " * 100000)
+        subprocess.run(["zpool", "sync", pristine.pool], check=True)
+        (risk,) = _finding(_report(pristine), "features", "risk")
+        assert "zstd_compress" in risk["text"] and "compatibility=grub2" in risk["fix"]
+    finally:
+        subprocess.run(["zfs", "destroy", "-r", data], check=False)

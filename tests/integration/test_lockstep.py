@@ -123,6 +123,11 @@ def test_boot_pool_space_is_checked(family):
         result = apt_clone(sb, "-y", "dist-upgrade")
         assert result.returncode == 3 and "not enough free space on the boot pool" in result.stderr
         assert names(sb.pool, boot.split("/")[0]) == before
+        import json
+
+        report = json.loads(apt_clone(sb, "--json", "check").stdout)
+        (space,) = [f for f in report["findings"] if f["topic"] == "space"]
+        assert space["level"] == "risk" and f"pool '{boot.split('/')[0]}' (holding /boot)" in space["text"]
     finally:
         os.unlink(filler)
 

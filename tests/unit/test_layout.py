@@ -34,3 +34,20 @@ def test_pool_features_from_zpool_get():
     text = "size\t1G\nfeature@async_destroy\tenabled\nfeature@encryption\tactive\nfeature@zstd_compress\tdisabled\n"
     assert parse_features(text) == {"async_destroy": "enabled", "encryption": "active", "zstd_compress": "disabled"}
     assert parse_features("size\t1G\nversion\t23\n") == {}  # zfs-fuse: no feature flags
+
+
+def test_check_notes_an_encrypted_root_and_its_key():
+    from types import SimpleNamespace
+
+    from apt_clone import check
+
+    class Zfs:
+        def native(self, name, props):
+            assert name == "rpool/ROOT/debian-2" and "encryptionroot" in props
+            return {"encryptionroot": "rpool", "keylocation": "prompt"}
+
+    found: list = []
+    check._encryption(SimpleNamespace(zfs=Zfs(), system=SYSTEM), found.append)  # type: ignore[arg-type]
+    (note,) = found
+    assert note.level == "note" and "encryption root rpool, key prompt" in note.text
+    assert "stays in that encryption root" in note.text
