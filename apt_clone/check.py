@@ -156,13 +156,13 @@ def _data(ctx: Context, mounts: list[Any], add: Any) -> None:
 
 def _encryption(ctx: Context, add: Any) -> None:
     try:
-        props = ctx.zfs.native(ctx.system.dataset, ("encryptionroot", "keylocation"))
+        enc_root = ctx.zfs.native(ctx.system.dataset, ("encryptionroot",)).get("encryptionroot")
+        key = ctx.zfs.native(enc_root, ("keylocation",)).get("keylocation") if enc_root else None
     except ZfsError:
         return
-    if props.get("encryptionroot"):
-        add(Finding("note", "encryption", f"the root is encrypted (encryption root {props['encryptionroot']}, key "
-                    f"{props.get('keylocation') or '?'}): a checkpoint is a clone and stays in that encryption root, "
-                    "unlocked by the same key"))  # fmt: skip
+    if enc_root:
+        add(Finding("note", "encryption", f"the root is encrypted (encryption root {enc_root}, key {key or '?'}): "
+                    "a checkpoint is a clone and stays in that encryption root, unlocked by the same key"))  # fmt: skip
 
 
 def _boot_pool(ctx: Context, places: dict[str, layout.Place], add: Any) -> None:

@@ -101,3 +101,29 @@ def test_features_grub_cannot_read_on_openzfs(pristine: SandboxInfo):
         assert "zstd_compress" in risk["text"] and "compatibility=grub2" in risk["fix"]
     finally:
         subprocess.run(["zfs", "destroy", "-r", data], check=False)
+
+
+def test_an_encrypted_root_is_reported_on_openzfs(tmp_path):
+    """OpenZFS (the VM lane): a root in an encryption root of its own; check names it and its key."""
+    from apt_clone.zfs import open_backend
+    from apt_clone.zfs.cli import OPENZFS
+
+    if getattr(open_backend(), "dialect", None) != OPENZFS:
+        import pytest
+
+        pytest.skip("encryption needs OpenZFS (zfs-fuse has none): the VM lane runs this")
+    image, key, root = tmp_path / "enc.img", tmp_path / "key", tmp_path / "root"
+    pool = f"acenc{os.getpid()}"
+    subprocess.run(["truncate", "-s", "128M", str(image)], check=True)
+    key.write_bytes(b"k" * 32)
+    subprocess.run(["zpool", "create", "-m", "none", pool, str(image)], check=True)
+    try:
+        subprocess.run(["zfs", "create", "-o", "encryption=on", "-o", "keyformat=raw", "-o",
+                        f"keylocation=file://{key}", "-o", "mountpoint=none", f"{pool}/ROOT"], check=True)  # fmt: skip
+        subprocess.run(["zfs", "create", "-o", f"mountpoint={root}", f"{pool}/ROOT/be"], check=True)
+        result = apt_clone(SandboxInfo(str(tmp_path), str(root), pool, f"{pool}/ROOT"), "--json", "check")
+        assert result.returncode == 0, result.stderr
+        (note,) = _finding(json.loads(result.stdout), "encryption", "note")
+        assert f"encryption root {pool}/ROOT, key file://{key}" in note["text"]
+    finally:
+        subprocess.run(["zpool", "destroy", "-f", pool], check=False)
