@@ -1,0 +1,115 @@
+"""What apt tells its ``DPkg::Pre-Install-Pkgs`` hooks (protocol version 3), and what the
+checkpoint hook decides from it (toward issue 20: the hook itself is not installed yet).
+
+apt writes to the hook's standard input ``VERSION 3``, its whole configuration space as
+``Key=Value`` lines (``CommandLine::AsString`` is the command that started it, %-quoted), an
+empty line, then one line per action::
+
+    NAME OLD-VERSION OLD-ARCH OLD-MULTIARCH COMPARE NEW-VERSION NEW-ARCH NEW-MULTIARCH WHAT
+
+where a missing version is ``-``, COMPARE is ``<``, ``>`` or ``=`` (or ``<`` for a new
+install), and WHAT is the .deb being unpacked, ``**CONFIGURE**`` or ``**REMOVE**``
+(tests/unit/data holds real input recorded from apt 3.0 on Debian 13).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HookChange:
+    name: str
+    arch: str | None
+    old: str | None
+    new: str | None
+    action: str  # install | upgrade | downgrade | reinstall | remove
+
+
+@dataclass
+class HookInput:
+    config: dict[str, str] = field(default_factory=dict)
+    changes: list[HookChange] = field(default_factory=list)
+
+    @property
+    def command(self) -> str:
+        """The command line that started apt, as apt recorded it (``apt install nginx``)."""
+        raw = self.config.get("CommandLine::AsString", "")
+        return urllib.parse.unquote(raw) if raw else "apt"
+
+    @property
+    def other_root(self) -> str | None:
+        """The root apt works on when it is not this system's (``-o RootDir=``, ``Dir=``)."""
+        for key in ("RootDir", "Dir"):
+            value = self.config.get(key)
+            if value and os.path.normpath(value) != "/":
+                return value
+        return None
+
+
+class ProtocolError(ValueError):
+    """Input that is not apt's version-3 hook protocol."""
+
+
+def _version(text: str) -> str | None:
+    return None if text == "-" else text
+
+
+def parse(text: str) -> HookInput:
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "VERSION 3":
+        raise ProtocolError('not apt\'s hook protocol version 3 (set DPkg::Tools::Options::<hook>::Version "3")')
+    out = HookInput()
+    rest = iter(lines[1:])
+    for line in rest:
+        if not line.strip():
+            break
+        key, sep, value = line.partition("=")
+        if sep:
+            out.config[key] = value  # a list repeats its key ("Foo::="): the last one is kept
+    seen: set[tuple[str, str | None]] = set()
+    for line in rest:
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 9:
+            raise ProtocolError(f"unexpected hook line: {line!r}")
+        name, old, old_arch, _, compare, new, new_arch, _, what = fields
+        arch = _version(new_arch) or _version(old_arch)
+        if what == "**CONFIGURE**" or (name, arch) in seen:
+            continue  # the same change, its configure step
+        seen.add((name, arch))
+        if what == "**REMOVE**":
+            action = "remove"
+        elif old == "-":
+            action = "install"
+        else:
+            action = {"<": "upgrade", ">": "downgrade", "=": "reinstall"}.get(compare, "upgrade")
+        out.changes.append(HookChange(name, arch, _version(old), _version(new), action))
+    return out
+
+
+def summary(changes: list[HookChange]) -> str:
+    """``2 upgraded, 1 installed, 1 removed`` (only what happens)."""
+    words = (("upgrade", "upgraded"), ("install", "installed"), ("remove", "removed"),
+             ("downgrade", "downgraded"), ("reinstall", "reinstalled"))  # fmt: skip
+    parts = [f"{n} {w}" for a, w in words if (n := sum(1 for c in changes if c.action == a))]
+    return ", ".join(parts) or "no package changes"
+
+
+def title(hook_input: HookInput, limit: int = 200) -> str:
+    """What the checkpoint is called: the command and a summary of its changes."""
+    text = f"{hook_input.command}: {summary(hook_input.changes)}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def in_chroot(proc_root: str = "/proc/1/root") -> bool:
+    """Whether this process runs in a chroot (its / is not init's), as debianutils' ischroot
+    tells; unknown (no /proc, no right to look) counts as a chroot: no checkpoint then."""
+    try:
+        mine, init = os.stat("/"), os.stat(proc_root + "/")
+    except OSError:
+        return True
+    return (mine.st_dev, mine.st_ino) != (init.st_dev, init.st_ino)

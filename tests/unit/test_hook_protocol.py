@@ -1,0 +1,66 @@
+"""apt's version-3 hook protocol, parsed from input recorded from apt 3.0 on Debian 13."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from apt_clone.hook import HookChange, ProtocolError, in_chroot, parse, summary, title
+
+DATA = Path(__file__).parent / "data"
+
+
+def _recorded(name: str) -> str:
+    return (DATA / f"pre-install-v3-{name}.txt").read_text()
+
+
+def test_an_install_and_the_command_that_started_apt():
+    got = parse(_recorded("install"))
+    assert got.changes == [HookChange("hello", "amd64", None, "2.10-5", "install")]  # its CONFIGURE line folded
+    assert got.command == "apt-get install -y -q hello"
+    assert got.other_root is None and got.config["APT::Architecture"] == "amd64"
+    assert title(got) == "apt-get install -y -q hello: 1 installed"
+
+
+def test_a_removal_and_a_reinstall():
+    got = parse(_recorded("remove"))
+    assert got.changes == [HookChange("hello", "amd64", "2.10-5", None, "remove")]
+    assert summary(got.changes) == "1 removed"
+    again = parse(_recorded("reinstall"))
+    assert again.changes == [HookChange("hello", "amd64", "2.10-5", "2.10-5", "reinstall")]
+    assert again.command == "apt-get install --reinstall -y -q hello"
+    assert parse("VERSION 3\nquiet=1\n\n").changes == []
+
+
+def test_upgrades_downgrades_reinstalls_and_another_root():
+    text = "\n".join(["VERSION 3", "RootDir=/srv/image/", "CommandLine::AsString=unattended-upgrade", "",
+                      "libc6 2.41-11 amd64 same < 2.41-12 amd64 same /var/cache/apt/archives/libc6.deb",
+                      "libc6 2.41-11 amd64 same < 2.41-12 amd64 same **CONFIGURE**",
+                      "tzdata 2025b-4 all foreign > 2025a-1 all foreign /x/tzdata.deb",
+                      "bash 5.2.37-2 amd64 foreign = 5.2.37-2 amd64 foreign /x/bash.deb", ""])  # fmt: skip
+    got = parse(text)
+    assert [c.action for c in got.changes] == ["upgrade", "downgrade", "reinstall"]
+    assert got.other_root == "/srv/image/" and got.command == "unattended-upgrade"
+    assert summary(got.changes) == "1 upgraded, 1 downgraded, 1 reinstalled"
+
+
+def test_what_is_not_the_protocol_is_refused():
+    with pytest.raises(ProtocolError, match="version 3"):
+        parse("/var/cache/apt/archives/hello_2.10-5_amd64.deb\n")  # version 1: file names only
+    with pytest.raises(ProtocolError, match="unexpected hook line"):
+        parse("VERSION 3\n\nhello - - none <\n")
+
+
+def test_a_long_title_is_cut_and_a_chroot_is_seen(tmp_path):
+    got = parse("VERSION 3\nCommandLine::AsString=" + "apt%20install%20" + "%20".join(["pkg"] * 200) + "\n\n")
+    assert len(title(got)) == 200 and title(got).endswith("…")
+    try:
+        init = os.stat("/proc/1/root/")
+        expected = (init.st_dev, init.st_ino) != (os.stat("/").st_dev, os.stat("/").st_ino)
+    except OSError:  # init's root cannot be looked at (a container): unknown counts as a chroot
+        expected = True
+    assert in_chroot() is expected
+    assert in_chroot(str(tmp_path)) is True  # another directory for init's root: a chroot
+    assert in_chroot(str(tmp_path / "missing")) is True
