@@ -10,12 +10,13 @@ checkpoint's GRUB directory can be read).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import checkpoints, config, dpkgstatus, layout
 from .context import Context
-from .system import read_mounts
+from .system import Mount, read_mounts
 from .zfs import ZfsError
 
 DATA_DIRS = (
@@ -45,6 +46,9 @@ class Finding:
     topic: str
     text: str
     fix: str | None = None
+
+
+Add = Callable[[Finding], None]
 
 
 @dataclass
@@ -103,7 +107,7 @@ def check(ctx: Context) -> Report:
     return report
 
 
-def _grub(ctx: Context, home: layout.GrubHome, names: set[str], add: Any) -> None:
+def _grub(ctx: Context, home: layout.GrubHome, names: set[str], add: Add) -> None:
     pool = ctx.system.boot_dataset.split("/", 1)[0] if ctx.system.boot_dataset else ctx.system.pool
     share = f"apt-clone share-grub (moves it into {pool}/grub at /boot/grub, which every checkpoint shares)"
     if home.where == "none":
@@ -125,7 +129,7 @@ def _grub(ctx: Context, home: layout.GrubHome, names: set[str], add: Any) -> Non
                     "grub-install run in another checkpoint write a copy GRUB never reads", share))  # fmt: skip
 
 
-def _boot_target(ctx: Context, add: Any) -> None:
+def _boot_target(ctx: Context, add: Add) -> None:
     state = ctx.boot.state(ctx.system.pool, ctx.system.container)
     if not state.bootfs:
         add(Finding("risk", "bootfs", f"pool '{ctx.system.pool}' has no bootfs: the initramfs does not know what to "
@@ -136,7 +140,7 @@ def _boot_target(ctx: Context, add: Any) -> None:
         add(Finding("ok", "bootfs", f"next boot: {state.bootfs}" + (" (GRUB's default agrees)" if state.grub else "")))
 
 
-def _data(ctx: Context, mounts: list[Any], add: Any) -> None:
+def _data(ctx: Context, mounts: list[Mount], add: Add) -> None:
     for rel in DATA_DIRS:
         path = os.path.join(ctx.system.root, rel)
         try:
@@ -154,7 +158,7 @@ def _data(ctx: Context, mounts: list[Any], add: Any) -> None:
             add(Finding("ok", "data", f"/{rel} is on {place.dataset}, outside the checkpoints: no rollback touches it"))
 
 
-def _encryption(ctx: Context, add: Any) -> None:
+def _encryption(ctx: Context, add: Add) -> None:
     try:
         enc_root = ctx.zfs.native(ctx.system.dataset, ("encryptionroot",)).get("encryptionroot")
         key = ctx.zfs.native(enc_root, ("keylocation",)).get("keylocation") if enc_root else None
@@ -165,7 +169,7 @@ def _encryption(ctx: Context, add: Any) -> None:
                     "a checkpoint is a clone and stays in that encryption root, unlocked by the same key"))  # fmt: skip
 
 
-def _boot_pool(ctx: Context, places: dict[str, layout.Place], add: Any) -> None:
+def _boot_pool(ctx: Context, places: dict[str, layout.Place], add: Add) -> None:
     pools = sorted({p.dataset.split("/", 1)[0] for p in places.values() if p.dataset and p.path != ctx.system.root})
     grub_can = _grub_features()
     for pool in pools:
