@@ -102,7 +102,7 @@ def check(ctx: Context) -> Report:
         add(Finding("risk", "initramfs", "neither zfs-initramfs nor zfs-dracut is installed: the initramfs cannot "
                     "mount a ZFS root, and no checkpoint boots", "apt install zfs-initramfs"))  # fmt: skip
     settings = config.load()
-    report.settings = {k: v for k, v in asdict(settings).items()}
+    report.settings = asdict(settings)
     add(Finding("note", "config", f"settings from {settings.path or 'the defaults (no ' + config.path() + ')'}"))
     return report
 

@@ -92,7 +92,7 @@ def parse(text: str, source: str) -> Config:
     except configparser.Error as exc:
         raise UsageError(f"{source}: {' '.join(str(exc).split())}") from exc
     known = {(s.section, s.key): s for s in SETTINGS}
-    values: dict[str, str] = {}
+    values: dict[tuple[str, str], str] = {}
     for section in parser.sections():
         if not any(s.section == section for s in SETTINGS):
             raise UsageError(f"{source}: unknown section [{section}] (sections: {', '.join(SECTIONS)})")
@@ -107,8 +107,8 @@ def parse(text: str, source: str) -> Config:
                     raise UsageError(f"{source}: {section}.{key}: {bad[0]!r} is not a package name or pattern")
             elif value not in setting.choices:
                 raise UsageError(f"{source}: {section}.{key} = {value!r}: one of {', '.join(setting.choices)}")
-            values[f"{section}.{key}"] = value
-    v = {(s.section, s.key): values.get(f"{s.section}.{s.key}", s.default) for s in SETTINGS}
+            values[section, key] = value
+    v = {(s.section, s.key): values.get((s.section, s.key), s.default) for s in SETTINGS}
     return Config(
         mode=v["apt", "mode"],
         update=v["apt", "update"] == "yes",

@@ -12,7 +12,7 @@ from .boot import Bootloader
 from .paths import mount_base, secure_dir
 from .runner import DEFAULT_RUNNER, Runner
 from .signals import shielded
-from .system import ManagedSystem, managed_system
+from .system import ManagedSystem, managed_system, read_mounts
 from .zfs import ZfsBackend, open_backend
 
 
@@ -31,12 +31,13 @@ class Context:
 
 
 def open_context(root: str = "/", runner: Runner = DEFAULT_RUNNER, zfs: ZfsBackend | None = None) -> Context:
-    system = managed_system(root)
+    mounts = read_mounts()  # once: the root, /boot and GRUB's directory are all found in it
+    system = managed_system(root, mounts)
     backend = zfs or open_backend(runner)
-    home = layout.grub_home(system, None)
+    home = layout.grub_home(system, None, mounts)
     if home.where == "checkpoint":  # the one layout where GRUB may read another checkpoint's copy
         recorded = backend.get(system.container, (layout.HOME,)).user.get(layout.HOME)
-        home = layout.grub_home(system, recorded)
+        home = layout.grub_home(system, recorded, mounts)
     holder = layout.holder_of(home, system)
     cleanup = ExitStack()
     elsewhere = home.where == "checkpoint" and home.checkpoint != system.current_name and holder is not None
@@ -71,7 +72,5 @@ def _mount_home(zfs: ZfsBackend, home: layout.GrubHome, holder: str, cleanup: Ex
 
 
 def _mounted_at(dataset: str) -> str | None:
-    from .system import read_mounts
-
     found = [m.mountpoint for m in read_mounts() if m.source == dataset]
     return found[-1] if found else None

@@ -111,6 +111,7 @@ def managed_system(root: str = "/", mounts: list[Mount] | None = None) -> Manage
     real = os.path.realpath(root)
     if not os.path.isdir(real):
         raise NotZfsRoot(f"{root}: no such directory")
+    mounts = mounts if mounts is not None else read_mounts()  # one read for the root and /boot
     dataset = dataset_mounted_at(real, mounts)
     if dataset is None:
         raise NotZfsRoot(f"{root} is not the mount point of a ZFS dataset: apt-clone manages a root on ZFS")
