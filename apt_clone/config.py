@@ -28,8 +28,13 @@ class Setting:
     key: str
     default: str
     choices: tuple[str, ...] | None
-    """The values it takes; None: a list of package-name patterns (shell globs)."""
+    """The values it takes; None: a list of package-name patterns (shell globs); SECONDS: a
+    whole number of seconds."""
     doc: str
+
+
+SECONDS = ("<seconds>",)
+MAX_SECONDS = 7 * 24 * 3600
 
 
 PATTERN = re.compile(r"^[a-z0-9*?\[][a-z0-9+.*?\[\]:-]*$")
@@ -46,6 +51,12 @@ SETTINGS = (
             "what only a reboot replaces: its upgrade or removal (or a new kernel) needs a reboot"),
     Setting("reboot", "scripts", "yes", ("yes", "no"),
             "a maintainer script that writes /run/reboot-required asks for a reboot"),
+    Setting("hook", "enabled", "yes", ("yes", "no"),
+            "every apt, apt-get or unattended-upgrades run makes a checkpoint before dpkg changes anything"),
+    Setting("hook", "required", "no", ("no", "yes"),
+            "when the hook cannot make its checkpoint: no (it says why, apt goes on) or yes (apt stops before dpkg)"),
+    Setting("hook", "merge", "0", SECONDS,
+            "an apt run starting this many seconds or less after the last hooked one ended joins its checkpoint"),
 )  # fmt: skip
 SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
@@ -60,6 +71,10 @@ class Config:
     health: str = "failed-units"
     reboot_packages: tuple[str, ...] = DEFAULT_PACKAGES
     reboot_scripts: bool = True
+    hook: bool = True
+    hook_required: bool = False
+    hook_merge: int = 0
+    """Seconds (0: every hooked apt run gets its own checkpoint)."""
     path: str | None = None
     """The file they came from; None: none was there (the defaults)."""
 
@@ -101,7 +116,10 @@ def parse(text: str, source: str) -> Config:
             if setting is None:
                 names = ", ".join(s.key for s in SETTINGS if s.section == section)
                 raise UsageError(f"{source}: unknown setting '{key}' in [{section}] (settings: {names})")
-            if setting.choices is None:
+            if setting.choices == SECONDS:
+                if not value.isdigit() or int(value) > MAX_SECONDS:
+                    raise UsageError(f"{source}: {section}.{key} = {value!r}: whole seconds, 0 to {MAX_SECONDS}")
+            elif setting.choices is None:
                 bad = [w for w in value.split() if not PATTERN.match(w)]
                 if bad:
                     raise UsageError(f"{source}: {section}.{key}: {bad[0]!r} is not a package name or pattern")
@@ -116,6 +134,9 @@ def parse(text: str, source: str) -> Config:
         health=v["trial", "health"],
         reboot_packages=tuple(v["reboot", "packages"].split()),
         reboot_scripts=v["reboot", "scripts"] == "yes",
+        hook=v["hook", "enabled"] == "yes",
+        hook_required=v["hook", "required"] == "yes",
+        hook_merge=int(v["hook", "merge"]),
         path=source,
     )
 

@@ -1,9 +1,11 @@
 """The ``apt-clone`` program.
 
-systemd runs two commands at every boot (``apt-clone -y boot-started`` early, ``apt-clone -y
-trial-commit`` once the system is up). They take no options beyond ``--root`` and ``-y``, so they
-go straight to their service function without loading the command-line parser (typer and click
-cost a noticeable part of a second where boots are slow); everything else goes to the CLI.
+apt runs two commands around dpkg (``apt-clone hook-pre`` with the hook protocol on its input,
+``apt-clone hook-post``: :mod:`apt_clone.apthook`), systemd two at every boot (``apt-clone -y
+boot-started`` early, ``apt-clone -y trial-commit`` once the system is up). They take no options
+beyond ``--root`` and ``-y``, so they go straight to their service function without loading the
+command-line parser (typer and click cost a noticeable part of a second where boots are slow, and
+every apt run pays for the hook); everything else goes to the CLI.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sys
 
 BOOT_COMMANDS = ("boot-started", "trial-commit")
+HOOK_COMMANDS = ("hook-pre", "hook-post")
 
 
 def boot_command(args: list[str]) -> tuple[str, str] | None:
@@ -48,8 +51,26 @@ def run_boot_command(root: str, command: str) -> tuple[str, object]:
         cx.close()
 
 
+def run_hook(command: str) -> int:
+    """The APT hook's two calls: one line at most, on standard error, and apt's exit status."""
+    import os
+
+    from . import apthook
+
+    if command == "hook-pre":
+        text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+        result = apthook.pre(text, os.environ)
+    else:
+        result = apthook.post(os.environ)
+    if result.line:
+        print(result.line, file=sys.stderr, flush=True)
+    return result.status
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 1 and args[0] in HOOK_COMMANDS:
+        return run_hook(args[0])
     found = boot_command(args)
     if found is None:
         from .cli import main as cli_main

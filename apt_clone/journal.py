@@ -62,12 +62,12 @@ class Journal:
         st.seq = max(st.seq + 1, time.time_ns())  # monotonic across operations too
         data = json.dumps(st.to_json(), indent=1, sort_keys=True)
         try:
-            _write(self.run_copy, data, durable=False)
+            write_atomic(self.run_copy, data, durable=False)
             run_ok = True
         except (OSError, Refused):
             run_ok = False  # no /run: the durable copy alone
         try:
-            _write(self.path, data, durable=True)
+            write_atomic(self.path, data, durable=True)
         except OSError as exc:
             # A full pool under the state directory must not stop the command that frees space:
             # the /run copy (newer, so load() takes it) carries the operation until a reboot.
@@ -85,7 +85,7 @@ class Journal:
         self.save(st)
 
 
-def _write(path: str, data: str, *, durable: bool) -> None:
+def write_atomic(path: str, data: str | bytes, *, durable: bool) -> None:
     """Replace ``path`` atomically (write, fsync, rename, fsync the directory when durable)."""
     directory = os.path.dirname(path)
     secure_dir(directory)
@@ -94,8 +94,8 @@ def _write(path: str, data: str, *, durable: bool) -> None:
         os.unlink(tmp)  # a crashed write's
     fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())

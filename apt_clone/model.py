@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .names import snapshot_tag
 from .zfs import props
+
+if TYPE_CHECKING:
+    from .dpkgstatus import PackageChange
 
 SCHEMA_VERSION = "1"
 
@@ -31,8 +36,10 @@ CHANGES_PREFIX = "changes."
 MAX_CHANGE_CHUNKS = 64
 CHANGE_KEYS = tuple(props.key(f"{CHANGES_PREFIX}{i}") for i in range(MAX_CHANGE_CHUNKS))
 
-KINDS = ("initial", "upgrade", "rollback", "manual")
+KINDS = ("initial", "upgrade", "rollback", "manual", "automatic")
+"""automatic: made by the APT hook before a plain apt run (kept by count, not by hand)."""
 KIND_TITLES = {
+    "automatic": "Rollback Checkpoint",
     "upgrade": "Upgrade Checkpoint",
     "rollback": "Rollback Checkpoint",
     "manual": "Rollback Checkpoint",
@@ -63,6 +70,22 @@ def metadata(title: str, kind: str, command: str, created: str | None = None) ->
     out = {SCHEMA: SCHEMA_VERSION, TITLE: title, KIND: kind, CREATED: created or utc_now()}
     if command:
         out[COMMAND] = command
+    return out
+
+
+def change_props(changes: Sequence[PackageChange], reboot: bool, why: str = "") -> dict[str, str]:
+    """The properties recording a checkpoint's package changes (``show``), their summary and
+    why they need a reboot."""
+    count = {a: sum(1 for c in changes if c.action == a) for a in ("upgrade", "install", "remove")}
+    summary = f"{count['upgrade']} upgraded, {count['install']} installed, {count['remove']} removed"
+    out = {SUMMARY: summary + (", reboot required" if reboot else "")}
+    if reboot and why:
+        out[REBOOT] = why
+    text = json.dumps([c.as_list() for c in changes], separators=(",", ":"))
+    chunk = 8000
+    pieces = [text[i : i + chunk] for i in range(0, len(text), chunk)][:MAX_CHANGE_CHUNKS]
+    for i, piece in enumerate(pieces):
+        out[CHANGE_KEYS[i]] = piece
     return out
 
 

@@ -329,10 +329,18 @@ def recover(ctx: Context, st: OpState) -> str:
 
 
 # --- the commands ----------------------------------------------------------------------------
-def create(ctx: Context, *, title: str | None = None, kind: str = "manual", name: str | None = None) -> model.Created:
+def create(
+    ctx: Context,
+    *,
+    title: str | None = None,
+    kind: str = "manual",
+    name: str | None = None,
+    command: str = "apt-clone create",
+) -> model.Created:
+    """Make a checkpoint of the running root. ``command``: what it is recorded as made by."""
     tree = checkpoints.read_tree(ctx)
     created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, tree=tree)
-    execute(ctx, CreateOp(**_envelope(ctx, "create", "apt-clone create"), created=created), tree)
+    execute(ctx, CreateOp(**_envelope(ctx, "create", command), created=created), tree)
     return created
 
 

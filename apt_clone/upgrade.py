@@ -12,7 +12,6 @@ Two modes:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -97,18 +96,4 @@ def describe_plan(plan: Plan) -> list[str]:
 def record_changes(
     ctx: Context, dataset: str, changes: list[dpkgstatus.PackageChange], reboot: bool, why: str = ""
 ) -> None:
-    rows = [c.as_list() for c in changes]
-    summary = (
-        f"{len([c for c in changes if c.action == 'upgrade'])} upgraded, "
-        f"{len([c for c in changes if c.action == 'install'])} installed, "
-        f"{len([c for c in changes if c.action == 'remove'])} removed" + (", reboot required" if reboot else "")
-    )
-    props = {model.SUMMARY: summary}
-    if reboot and why:
-        props[model.REBOOT] = why
-    text = json.dumps(rows, separators=(",", ":"))
-    chunk = 8000
-    pieces = [text[i : i + chunk] for i in range(0, len(text), chunk)][: model.MAX_CHANGE_CHUNKS]
-    for i, piece in enumerate(pieces):
-        props[model.CHANGE_KEYS[i]] = piece
-    ctx.zfs.set_props(dataset, props)
+    ctx.zfs.set_props(dataset, model.change_props(changes, reboot, why))

@@ -36,7 +36,9 @@ def test_every_setting_is_read(conf):
     [
         ("[apt]\nmood = clone\n", "unknown setting 'mood' in [apt] (settings: mode, update, then)"),
         ("[apt]\nmode = sometimes\n", "apt.mode = 'sometimes': one of auto, clone"),
-        ("[hook]\nenabled = yes\n", "unknown section [hook]"),
+        ("[hooks]\nenabled = yes\n", "unknown section [hooks]"),
+        ("[hook]\nmerge = soon\n", "hook.merge = 'soon': whole seconds"),
+        ("[hook]\nmerge = -5\n", "hook.merge = '-5': whole seconds"),
         ("mode = clone\n", "File contains no section headers"),
     ],
 )

@@ -1,0 +1,331 @@
+"""The APT hook: a Rollback Checkpoint of the running system before dpkg changes it.
+
+apt runs ``apt-clone hook-pre`` before dpkg (``DPkg::Pre-Install-Pkgs``, protocol version 3 on
+its standard input: :mod:`apt_clone.hook`) and ``apt-clone hook-post`` after it
+(``DPkg::Post-Invoke``); both are set in ``/etc/apt/apt.conf.d/80apt-clone``.
+
+- One checkpoint per apt run: the run is the apt process (the hook's first ancestor that is
+  not a shell: ``apt``, ``apt-get``, ``unattended-upgrade``), known by its pid and start time,
+  so the several dpkg runs of one apt invocation (or of one unattended-upgrades run) share the
+  checkpoint the first one made. ``[hook] merge``: a run starting soon after the last one
+  ended joins its checkpoint.
+- After dpkg, the checkpoint's package changes are recorded (the running system's dpkg status
+  against the copy taken before dpkg ran), so ``show`` and ``diff`` work as on the others; a
+  post that never ran (dpkg failed) is completed by the next hooked run.
+- Never in the way: any failure prints one line, ``apt-clone: no checkpoint: REASON``, and
+  apt goes on (``[hook] required = yes``: apt stops before dpkg). No network, no planning.
+- Never for apt on another root, in a chroot (a debootstrap, an image build), or for the apt
+  apt-clone runs itself (``$APT_CLONE_ACTIVE``).
+
+What the hook remembers between its calls lives in the run directory (``hook.json`` and the
+status copy ``hook-status``), which only root can write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from . import dpkgstatus, hook, model
+from .apt import HOOK_GUARD_ENV
+from .apt import reboot as reboot_rules
+from .journal import boot_id, write_atomic
+from .paths import open_private, run_dir
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .context import Context
+    from .zfs import ZfsBackend
+
+SHELLS = frozenset({"sh", "dash", "bash", "busybox"})
+STATE_FILE = "hook.json"
+STATUS_COPY = "hook-status"
+STATUS_PATH = "/" + dpkgstatus.STATUS_PATH
+REBOOT_FLAG = "/run/reboot-required"
+
+
+@dataclass(frozen=True)
+class AptRun:
+    """The apt process a hook call belongs to."""
+
+    pid: int
+    start: int
+    """Its start time (clock ticks after boot, /proc/PID/stat): a reused pid is another run."""
+
+
+@dataclass
+class HookState:
+    """The last hooked apt run and its checkpoint."""
+
+    run: AptRun
+    checkpoint: str
+    dataset: str
+    commands: list[str] = field(default_factory=list)
+    started: float = 0.0
+    ended: float | None = None
+    """When its last dpkg run ended (hook-post); None: not yet."""
+    boot: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a hook call prints (one line or nothing) and its exit status for apt."""
+
+    line: str | None = None
+    status: int = 0
+
+
+QUIET = Result()
+
+
+def _stat_of(pid: int, proc: str) -> tuple[str, int, int] | None:
+    """(comm, ppid, start time) of a process, from /proc/PID/stat."""
+    try:
+        with open(f"{proc}/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    head, _, tail = text.rpartition(")")
+    fields = tail.split()
+    try:
+        return head.partition("(")[2], int(fields[1]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def apt_run(pid: int | None = None, proc: str = "/proc") -> AptRun:
+    """The apt process that ran this hook: the first ancestor that is not a shell (apt runs
+    its hooks through ``sh -c``)."""
+    pid = os.getppid() if pid is None else pid
+    for _ in range(8):
+        found = _stat_of(pid, proc)
+        if found is None:
+            break
+        comm, ppid, start = found
+        if comm not in SHELLS or ppid <= 1:
+            return AptRun(pid, start)
+        pid = ppid
+    return AptRun(pid, 0)
+
+
+# --- state ------------------------------------------------------------------------------------
+def _path(name: str) -> str:
+    return os.path.join(run_dir(), name)
+
+
+def load_state() -> HookState | None:
+    try:
+        fd = open_private(_path(STATE_FILE), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+            data["run"] = AptRun(**data["run"])
+            return HookState(**data)
+        except (ValueError, TypeError, KeyError):
+            return None  # not ours to trust: start afresh
+
+
+def save_state(st: HookState) -> None:
+    write_atomic(_path(STATE_FILE), json.dumps(asdict(st)), durable=False)
+
+
+def _copy_status(root: str = "/") -> None:
+    """Keep the dpkg status of before dpkg runs (what the post compares with)."""
+    fd = os.open(os.path.join(root, dpkgstatus.STATUS_PATH), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    write_atomic(_path(STATUS_COPY), data, durable=False)
+
+
+def _status_before() -> dict[str, str]:
+    fd = open_private(_path(STATUS_COPY), os.O_RDONLY)
+    try:
+        return dpkgstatus.parse(fd)
+    finally:
+        os.close(fd)
+
+
+# --- what the hook decides --------------------------------------------------------------------
+def skip_reason(env: Mapping[str, str], cfg: Config, other_root: str | None, chroot: bool) -> str | None:
+    """Why this apt run gets no checkpoint and no message (it is not this system's), or None."""
+    if not cfg.hook:
+        return "the hook is off ([hook] enabled = no)"
+    if env.get(HOOK_GUARD_ENV):
+        return "apt-clone's own apt run"
+    if other_root:
+        return f"apt works on another root ({other_root})"
+    if chroot:
+        return "apt runs in a chroot"
+    return None
+
+
+def _printable(text: str) -> str:
+    return "".join("?" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") else c for c in text)
+
+
+def title_of(commands: list[str], summary: str) -> str:
+    """``apt install nginx: 1 installed``; a merged checkpoint names every run it holds."""
+    head = "; ".join(_printable(c) for c in commands)
+    text = f"{head}: {summary}" if len(commands) == 1 else f"{head} ({len(commands)} apt runs)"
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def may_join(st: HookState | None, cfg: Config, now: float, boot: str | None) -> bool:
+    """Whether this run joins the last hooked run's checkpoint (``[hook] merge``)."""
+    return (
+        st is not None
+        and cfg.hook_merge > 0
+        and st.ended is not None
+        and st.boot == boot
+        and 0 <= now - st.ended <= cfg.hook_merge
+    )
+
+
+def failure(reason: str, cfg: Config | None) -> Result:
+    required = cfg is not None and cfg.hook_required
+    tail = "; apt stops before dpkg ([hook] required = yes)" if required else ""
+    return Result(f"apt-clone: no checkpoint: {reason}{tail}", 1 if required else 0)
+
+
+# --- the two calls ----------------------------------------------------------------------------
+def pre(text: str, env: Mapping[str, str], chroot: bool | None = None) -> Result:
+    """``hook-pre``: make this apt run's checkpoint (once per run)."""
+    from . import config
+
+    cfg: Config | None = None
+    try:
+        cfg = config.load()
+        request = hook.parse(text)
+        if skip_reason(env, cfg, request.other_root, hook.in_chroot() if chroot is None else chroot):
+            return QUIET
+        if not request.changes:
+            return QUIET
+        return _make(request, cfg)
+    except Exception as exc:  # noqa: BLE001 - never in apt's way: one line, whatever went wrong
+        return failure(_why(exc), cfg)
+    except KeyboardInterrupt:
+        return failure("interrupted", cfg)
+
+
+def post(env: Mapping[str, str], chroot: bool | None = None) -> Result:
+    """``hook-post``: record the changes dpkg made under this run's checkpoint."""
+    from . import config
+
+    try:
+        cfg = config.load()
+        if skip_reason(env, cfg, None, hook.in_chroot() if chroot is None else chroot):
+            return QUIET
+        st = load_state()
+        if st is None or st.run != apt_run() or st.boot != boot_id():
+            return QUIET
+        return _record(st, cfg)
+    except Exception as exc:  # noqa: BLE001 - dpkg is done: a line, never an error for apt
+        return Result(f"apt-clone: package changes not recorded: {_why(exc)}")
+    except KeyboardInterrupt:
+        return Result("apt-clone: package changes not recorded: interrupted")
+
+
+def _why(exc: BaseException) -> str:
+    from .errors import AptCloneError
+
+    if isinstance(exc, AptCloneError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}"
+    return str(exc) or type(exc).__name__
+
+
+def _make(request: hook.HookInput, cfg: Config) -> Result:
+    from . import operations
+    from .context import open_context
+    from .errors import require_root
+    from .lock import exclusive
+    from .signals import interrupts
+
+    require_root()
+    run = apt_run()
+    boot = boot_id()
+    st = load_state()
+    if st is not None and st.run == run and st.boot == boot:
+        return QUIET  # this run's checkpoint is made: a later dpkg run of the same apt
+    cx = open_context("/")
+    try:
+        with interrupts(), exclusive("apt-clone hook-pre", wait=3.0):
+            if st is not None and st.boot == boot and st.ended is None:
+                _record_quietly(cx, st, cfg)  # the last run's post never came (dpkg failed)
+            now = time.time()
+            if st is not None and may_join(st, cfg, now, boot) and _still_ours(cx, st):
+                st.run, st.ended = run, None
+                st.commands.append(request.command)
+                cx.zfs.set_props(
+                    st.dataset,
+                    {model.TITLE: title_of(st.commands, ""), model.COMMAND: "; ".join(st.commands)[:1000]},
+                )
+                save_state(st)
+                return Result(f"apt-clone: this apt run joins checkpoint {st.checkpoint} ([hook] merge)")
+            _copy_status()
+            created = operations.create(
+                cx,
+                title=title_of([request.command], hook.summary(request.changes)),
+                kind="automatic",
+                command=request.command,
+            )
+            save_state(HookState(run, created.checkpoint, created.dataset, [request.command], now, None, boot))
+    finally:
+        cx.close()
+    return Result(f"apt-clone: Rollback Checkpoint {created.checkpoint} made before dpkg ('apt-clone -a "
+                  f"{created.checkpoint}' returns to it)")  # fmt: skip
+
+
+def _still_ours(cx: Context, st: HookState) -> bool:
+    """The checkpoint the last run made is still there, a clone of the running root."""
+    from .zfs import ZfsNotFound
+
+    try:
+        ds = cx.zfs.get(st.dataset, (model.KIND,))
+    except ZfsNotFound:
+        return False
+    return ds.user.get(model.KIND) == "automatic" and (ds.origin or "").startswith(cx.system.dataset + "@")
+
+
+def _record_quietly(cx: Context, st: HookState, cfg: Config) -> None:
+    from .zfs import ZfsError
+
+    try:
+        _set_changes(cx.zfs, st, cfg)
+    except (ZfsError, OSError, ValueError):
+        pass  # the checkpoint is gone or the copy is: nothing to record
+    st.ended = time.time()
+    save_state(st)
+
+
+def _set_changes(zfs: ZfsBackend, st: HookState, cfg: Config) -> None:
+    changes = dpkgstatus.diff(_status_before(), dpkgstatus.read("/", required=True))
+    found = reboot_rules.reasons(changes, cfg.reboot_packages)
+    try:
+        flagged = cfg.reboot_scripts and os.stat(REBOOT_FLAG).st_mtime >= st.started
+    except OSError:
+        flagged = False
+    why = reboot_rules.describe(found) if found else ("a maintainer script asked for it" if flagged else "")
+    zfs.set_props(st.dataset, model.change_props(changes, bool(why), why))
+
+
+def _record(st: HookState, cfg: Config) -> Result:
+    from .errors import require_root
+    from .lock import exclusive
+    from .signals import interrupts
+    from .zfs import open_backend
+
+    require_root()
+    with interrupts(), exclusive("apt-clone hook-post", wait=3.0):
+        _set_changes(open_backend(), st, cfg)
+        st.ended = time.time()
+        save_state(st)
+    return QUIET

@@ -1,0 +1,124 @@
+"""The APT hook's decisions: which apt process a call belongs to, what it skips, titles,
+merging, and its one line on failure (the real hook under real apt: tests/package)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from apt_clone import apthook, config, entry
+from apt_clone.apthook import AptRun, HookState
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def _proc(tmp_path, table):
+    """A /proc with ``table``: pid -> (comm, ppid, start)."""
+    for pid, (comm, ppid, start) in table.items():
+        d = tmp_path / str(pid)
+        d.mkdir()
+        rest = ["S", str(ppid)] + ["0"] * 17 + [str(start), "0"]
+        (d / "stat").write_text(f"{pid} ({comm}) {' '.join(rest)}\n")
+    return str(tmp_path)
+
+
+def test_the_apt_process_is_the_first_ancestor_that_is_not_a_shell(tmp_path):
+    proc = _proc(tmp_path, {30: ("sh", 20, 300), 20: ("apt-get", 10, 200), 10: ("bash", 1, 100)})
+    assert apthook.apt_run(30, proc) == AptRun(20, 200)
+
+
+def test_a_comm_with_spaces_and_parentheses_is_read(tmp_path):
+    proc = _proc(tmp_path, {30: ("sh", 20, 300), 20: ("unattended-upgr) x", 1, 222)})
+    assert apthook.apt_run(30, proc) == AptRun(20, 222)
+
+
+def test_an_unreadable_process_is_itself(tmp_path):
+    assert apthook.apt_run(77, str(tmp_path)) == AptRun(77, 0)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "env", "other", "chroot", "why"),
+    [
+        (config.Config(hook=False), {}, None, False, "the hook is off"),
+        (config.Config(), {"APT_CLONE_ACTIVE": "1"}, None, False, "apt-clone's own apt run"),
+        (config.Config(), {}, "/srv/img", False, "another root (/srv/img)"),
+        (config.Config(), {}, None, True, "in a chroot"),
+    ],
+)
+def test_what_is_not_this_systems_apt_run_is_skipped(cfg, env, other, chroot, why):
+    assert why in (apthook.skip_reason(env, cfg, other, chroot) or "")
+
+
+def test_this_systems_apt_run_is_not_skipped():
+    assert apthook.skip_reason({}, config.Config(), None, False) is None
+
+
+def test_titles_say_the_command_and_the_changes():
+    assert apthook.title_of(["apt install nginx"], "1 installed") == "apt install nginx: 1 installed"
+    merged = apthook.title_of(["apt install a", "apt-get remove b"], "")
+    assert merged == "apt install a; apt-get remove b (2 apt runs)"
+    assert apthook.title_of(["apt install \x1b[31mred"], "1 installed") == "apt install ?[31mred: 1 installed"
+    assert len(apthook.title_of(["apt install " + "x" * 400], "1 installed")) == 200
+
+
+def _state(ended):
+    return HookState(AptRun(1, 2), "rootfs-nmu-001", "p/ROOT/rootfs-nmu-001", ["apt install a"], 0.0, ended, "boot")
+
+
+def test_a_run_joins_the_last_checkpoint_only_within_the_merge_interval():
+    cfg = config.Config(hook_merge=60)
+    assert apthook.may_join(_state(1000.0), cfg, 1059.0, "boot")
+    assert not apthook.may_join(_state(1000.0), cfg, 1061.0, "boot")
+    assert not apthook.may_join(_state(1000.0), cfg, 1010.0, "another boot")
+    assert not apthook.may_join(_state(None), cfg, 1010.0, "boot")  # still running
+    assert not apthook.may_join(_state(1000.0), config.Config(), 1001.0, "boot")  # merge = 0
+
+
+def test_a_failure_is_one_line_and_stops_apt_only_when_required():
+    assert apthook.failure("pool full", config.Config()) == apthook.Result("apt-clone: no checkpoint: pool full", 0)
+    stop = apthook.failure("pool full", config.Config(hook_required=True))
+    assert stop.status == 1 and stop.line.startswith("apt-clone: no checkpoint: pool full; apt stops")
+
+
+def _hook_input(name="pre-install-v3-install.txt"):
+    with open(os.path.join(DATA, name), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_the_hook_says_nothing_and_does_nothing_when_off(tmp_path, monkeypatch, capsys):
+    conf = tmp_path / "apt-clone.conf"
+    conf.write_text("[hook]\nenabled = no\n")
+    monkeypatch.setenv(config.CONFIG_ENV, str(conf))
+    monkeypatch.setenv("APT_CLONE_RUN_DIR", str(tmp_path / "run"))
+    config._loaded.clear()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(_hook_input().encode())))
+    try:
+        assert entry.main(["hook-pre"]) == 0
+        assert entry.main(["hook-post"]) == 0
+    finally:
+        config._loaded.clear()
+    assert capsys.readouterr() == ("", "")
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_input_or_a_bad_config_is_one_line_and_apt_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.CONFIG_ENV, str(tmp_path / "none.conf"))
+    config._loaded.clear()
+    got = apthook.pre("VERSION 2\n", {}, chroot=False)
+    assert got.status == 0 and got.line and got.line.startswith("apt-clone: no checkpoint: not apt's hook protocol")
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[hook]\nrequired = maybe\n")
+    monkeypatch.setenv(config.CONFIG_ENV, str(conf))
+    config._loaded.clear()
+    got = apthook.pre(_hook_input(), {}, chroot=False)
+    assert got.status == 0 and "hook.required = 'maybe'" in (got.line or "")
+    config._loaded.clear()
+
+
+def test_a_run_with_no_package_changes_makes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.CONFIG_ENV, str(tmp_path / "none.conf"))
+    config._loaded.clear()
+    head = _hook_input().split("\n\n", 1)[0]
+    assert apthook.pre(head + "\n\n", {}, chroot=False) == apthook.QUIET
