@@ -22,7 +22,7 @@ demo: setup
 
 # SKIP_VM=1 skips the real OpenZFS lane (QEMU VMs; see README for its time, fresh and cached).
 test: setup lint
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q tests --ignore=tests/package
 	$(MAKE) test-deb
 ifneq ($(SKIP_VM),1)
 	$(MAKE) test-vm
@@ -32,12 +32,14 @@ test-vm: setup
 	$(VENV)/bin/python vm/lane.py
 
 # The Debian package: built in a clean Debian 13 chroot and linted (deb), then also installed by
-# apt into another one and purged (test-deb). Results in dist/.
+# apt into another one and purged, and installed in a Debian 13 root on ZFS run as a booted host
+# for the tests of what it installs (the APT hook: tests/package). Results in dist/.
 deb: setup
 	$(PY) scripts/deb.py build
 
 test-deb: setup
 	$(PY) scripts/deb.py check
+	$(VENV)/bin/python -m pytest -q tests/package
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit

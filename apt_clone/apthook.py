@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from . import dpkgstatus, hook, model
 from .apt import HOOK_GUARD_ENV
 from .apt import reboot as reboot_rules
+from .errors import Unfinished
 from .journal import boot_id, write_atomic
 from .paths import open_private, run_dir
 
@@ -111,6 +112,24 @@ def apt_run(pid: int | None = None, proc: str = "/proc") -> AptRun:
             return AptRun(pid, start)
         pid = ppid
     return AptRun(pid, 0)
+
+
+def command_of(run: AptRun, recorded: str, proc: str = "/proc") -> str:
+    """The command that started apt: as apt recorded it (``apt install nginx``), else the apt
+    process's own command line (python-apt programs such as ``unattended-upgrade`` record none)."""
+    if recorded and recorded != "apt":
+        return recorded
+    try:
+        with open(f"{proc}/{run.pid}/cmdline", "rb") as f:
+            words = [w.decode("utf-8", errors="replace") for w in f.read().split(b"\0") if w]
+    except OSError:
+        return recorded or "apt"
+    if words and os.path.basename(words[0]).startswith("python") and len(words) > 1:
+        script = next((i for i, w in enumerate(words) if i and not w.startswith("-")), len(words))
+        words = words[script:]
+    if not words:
+        return recorded or "apt"
+    return " ".join([os.path.basename(words[0]), *words[1:]])[:200]
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -208,6 +227,8 @@ def pre(text: str, env: Mapping[str, str], chroot: bool | None = None) -> Result
         if not request.changes:
             return QUIET
         return _make(request, cfg)
+    except Unfinished as exc:  # the checkpoint is there: its menu entry (or the like) is not
+        return Result(f"apt-clone: {exc.message}")
     except Exception as exc:  # noqa: BLE001 - never in apt's way: one line, whatever went wrong
         return failure(_why(exc), cfg)
     except KeyboardInterrupt:
@@ -252,6 +273,7 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
     require_root()
     run = apt_run()
     boot = boot_id()
+    command = command_of(run, request.command)
     st = load_state()
     if st is not None and st.run == run and st.boot == boot:
         return QUIET  # this run's checkpoint is made: a later dpkg run of the same apt
@@ -263,7 +285,7 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
             now = time.time()
             if st is not None and may_join(st, cfg, now, boot) and _still_ours(cx, st):
                 st.run, st.ended = run, None
-                st.commands.append(request.command)
+                st.commands.append(command)
                 cx.zfs.set_props(
                     st.dataset,
                     {model.TITLE: title_of(st.commands, ""), model.COMMAND: "; ".join(st.commands)[:1000]},
@@ -273,11 +295,11 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
             _copy_status()
             created = operations.create(
                 cx,
-                title=title_of([request.command], hook.summary(request.changes)),
+                title=title_of([command], hook.summary(request.changes)),
                 kind="automatic",
-                command=request.command,
+                command=command,
             )
-            save_state(HookState(run, created.checkpoint, created.dataset, [request.command], now, None, boot))
+            save_state(HookState(run, created.checkpoint, created.dataset, [command], now, None, boot))
     finally:
         cx.close()
     return Result(f"apt-clone: Rollback Checkpoint {created.checkpoint} made before dpkg ('apt-clone -a "

@@ -32,6 +32,10 @@ class OperationFailed(AptCloneError):
     """The operation was attempted and failed."""
 
 
+class Unfinished(OperationFailed):
+    """The operation failed after its point of no return: ``apt-clone recover`` completes it."""
+
+
 class UsageError(AptCloneError):
     """Bad input: a name, a title, an option."""
 

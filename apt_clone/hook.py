@@ -37,7 +37,7 @@ class HookInput:
     def command(self) -> str:
         """The command line that started apt, as apt recorded it (``apt install nginx``)."""
         raw = self.config.get("CommandLine::AsString", "")
-        return urllib.parse.unquote(raw) if raw else "apt"
+        return urllib.parse.unquote(raw) if raw else ""
 
     @property
     def other_root(self) -> str | None:
@@ -97,12 +97,6 @@ def summary(changes: list[HookChange]) -> str:
              ("downgrade", "downgraded"), ("reinstall", "reinstalled"))  # fmt: skip
     parts = [f"{n} {w}" for a, w in words if (n := sum(1 for c in changes if c.action == a))]
     return ", ".join(parts) or "no package changes"
-
-
-def title(hook_input: HookInput, limit: int = 200) -> str:
-    """What the checkpoint is called: the command and a summary of its changes."""
-    text = f"{hook_input.command}: {summary(hook_input.changes)}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def in_chroot(proc_root: str = "/proc/1/root") -> bool:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from . import checkpoints, grubshare, model, trial
 from .context import Context
 from .engine import Engine, OpSpec, Step, register
-from .errors import AptCloneError, OperationFailed, Refused
+from .errors import AptCloneError, OperationFailed, Refused, Unfinished
 from .journal import Journal, boot_id
 from .opstate import ActivateOp, CreateOp, DestroyOp, OpState, RenameOp, RollbackOp, ShareGrubOp, TrialOp, from_json
 from .signals import Interrupted, shielded
@@ -285,7 +285,7 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> None:
         if spec.committed(st):
             st.state = "failed"
             save()
-            raise OperationFailed(
+            raise Unfinished(
                 f"'{st.command}' failed after its point of no return ({why}): 'apt-clone recover' completes it"
             ) from exc
         with shielded(then_raise=False):

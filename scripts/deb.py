@@ -46,9 +46,15 @@ INSTALLS = (
     "/usr/share/man/man8/apt-clone.8.gz",
     "/usr/share/man/man5/apt-clone.conf.5.gz",
     "/usr/share/bash-completion/completions/apt-clone",
+    "/etc/apt/apt.conf.d/80apt-clone",
 )
-"""What the package must install (issue 18, item 2)."""
-CONFFILES = ("/etc/apt-clone/apt-clone.conf", "/etc/grub.d/42_apt-clone", "/etc/default/grub.d/apt-clone.cfg")
+"""What the package must install (issue 18, item 2; the APT hook: issue 20)."""
+CONFFILES = (
+    "/etc/apt-clone/apt-clone.conf",
+    "/etc/grub.d/42_apt-clone",
+    "/etc/default/grub.d/apt-clone.cfg",
+    "/etc/apt/apt.conf.d/80apt-clone",
+)
 ENABLED = (
     "/etc/systemd/system/sysinit.target.wants/apt-clone-boot.service",
     "/etc/systemd/system/multi-user.target.wants/apt-clone-trial.service",

@@ -184,12 +184,22 @@ def create(
     children: Sequence[str] = (),
     runner: Runner = DEFAULT_RUNNER,
     log: Log = print,
+    extra: Sequence[str] = (),
+    prepare: Callable[[str], None] | None = None,
+    key: str | None = None,
 ) -> Sandbox:
-    """Create the sandbox, or bring an existing one back (idempotent)."""
+    """Create the sandbox, or bring an existing one back (idempotent).
+
+    ``extra``: packages of the archive the root also holds; ``prepare``: run on the unpacked
+    root before its first snapshot; ``key``: names what ``prepare`` makes, so that an existing
+    sandbox made with another key is made again."""
     if os.geteuid() != 0:
         raise UsageError("the sandbox needs root (it creates a pool and mounts)")
     existing = _load_state_at(os.path.join(os.path.realpath(directory), STATE_FILE))
     # An existing sandbox keeps the options it was made with.
+    if existing.get("complete") and existing.get("key") != key:
+        destroy(directory, runner)
+        existing = {}
     sb = sandbox_for(directory) if existing.get("complete") else sandbox_for(directory, bpool=bpool, children=children)
     os.makedirs(sb.directory, exist_ok=True)
     state = _load_state(sb)
@@ -209,7 +219,7 @@ def create(
     for pool, _ in pools:
         if _pool_imported(zfs, pool):
             _destroy_pool(sb, zfs, runner, pool)  # a create that stopped half-way: start over
-    tarball = rootfs.ensure_tarball(suite, mirror, runner, log)
+    tarball = rootfs.ensure_tarball(suite, mirror, runner, log, extra)
     state.update(
         {
             "pool": sb.pool,
@@ -218,6 +228,7 @@ def create(
             "suite": suite,
             "bpool": sb.with_bpool,
             "children": list(sb.children),
+            "key": key,
             "complete": False,
         }
     )
@@ -240,6 +251,8 @@ def create(
     _fresh_grub_dir(sb, runner)
     _boot_up(sb, zfs, runner, sb.first)
     rootfs.unpack(tarball, sb.root, runner)
+    if prepare is not None:
+        prepare(sb.root)
     zfs.set_props(
         sb.first, model.metadata(rootfs.os_title(sb.root), "initial", "debootstrap --variant=minbase " + suite)
     )

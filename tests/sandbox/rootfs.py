@@ -7,8 +7,10 @@ every sandbox after the first unpacks in seconds instead of debootstrapping agai
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from collections.abc import Sequence
 
 from apt_clone.chroot import chroot_environment
 from apt_clone.errors import OperationFailed
@@ -49,8 +51,10 @@ def _arch(runner: Runner) -> str:
     return result.stdout.strip() if result.ok else "amd64"
 
 
-def tarball_path(suite: str, runner: Runner = DEFAULT_RUNNER) -> str:
-    return os.path.join(cache_dir(), f"rootfs-{suite}-{_arch(runner)}-minbase-r{repo.RECIPE_VERSION}.tar")
+def tarball_path(suite: str, runner: Runner = DEFAULT_RUNNER, extra: Sequence[str] = ()) -> str:
+    """The cached tarball; ``extra``: packages of the archive (main and contrib) it also holds."""
+    tag = "-x" + hashlib.sha1(" ".join(sorted(extra)).encode()).hexdigest()[:8] if extra else ""
+    return os.path.join(cache_dir(), f"rootfs-{suite}-{_arch(runner)}-minbase-r{repo.RECIPE_VERSION}{tag}.tar")
 
 
 def _check(result_ok: bool, what: str, detail: str) -> None:
@@ -58,9 +62,11 @@ def _check(result_ok: bool, what: str, detail: str) -> None:
         raise OperationFailed(f"{what}: {detail}")
 
 
-def ensure_tarball(suite: str, mirror: str = DEFAULT_MIRROR, runner: Runner = DEFAULT_RUNNER, log=print) -> str:  # type: ignore[no-untyped-def]
-    """The cached root tarball for ``suite``, built first if missing."""
-    path = tarball_path(suite, runner)
+def ensure_tarball(  # type: ignore[no-untyped-def]
+    suite: str, mirror: str = DEFAULT_MIRROR, runner: Runner = DEFAULT_RUNNER, log=print, extra: Sequence[str] = ()
+) -> str:
+    """The cached root tarball for ``suite`` (with the ``extra`` packages), built first if missing."""
+    path = tarball_path(suite, runner, extra)
     if os.path.exists(path):
         return path
     os.makedirs(cache_dir(), exist_ok=True)
@@ -71,7 +77,9 @@ def ensure_tarball(suite: str, mirror: str = DEFAULT_MIRROR, runner: Runner = DE
     os.makedirs(debs, exist_ok=True)
     log(f"sandbox: debootstrap {suite} (minbase) into the cache; later sandboxes reuse it")
     # initramfs-tools: upgrades in a clone make initramfs images there (apt_clone.apt.bootfiles).
-    argv = ["debootstrap", "--variant=minbase", "--include=initramfs-tools", f"--cache-dir={debs}", suite, build]
+    include = ",".join(["initramfs-tools", *extra])
+    argv = ["debootstrap", "--variant=minbase", "--components=main,contrib", f"--include={include}",
+            f"--cache-dir={debs}", suite, build]  # fmt: skip
     result = runner.run([*argv, mirror])
     _check(
         result.ok,

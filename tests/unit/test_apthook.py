@@ -122,3 +122,12 @@ def test_a_run_with_no_package_changes_makes_nothing(tmp_path, monkeypatch):
     config._loaded.clear()
     head = _hook_input().split("\n\n", 1)[0]
     assert apthook.pre(head + "\n\n", {}, chroot=False) == apthook.QUIET
+
+
+def test_the_command_is_apts_record_or_the_apt_process_command_line(tmp_path):
+    (tmp_path / "20").mkdir()
+    (tmp_path / "20" / "cmdline").write_bytes(b"/usr/bin/python3\0-u\0/usr/bin/unattended-upgrade\0-v\0")
+    run = AptRun(20, 1)
+    assert apthook.command_of(run, "apt install nginx", str(tmp_path)) == "apt install nginx"
+    assert apthook.command_of(run, "", str(tmp_path)) == "unattended-upgrade -v"
+    assert apthook.command_of(AptRun(21, 1), "", str(tmp_path)) == "apt"

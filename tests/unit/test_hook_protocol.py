@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from apt_clone.hook import HookChange, ProtocolError, in_chroot, parse, summary, title
+from apt_clone.apthook import title_of
+from apt_clone.hook import HookChange, ProtocolError, in_chroot, parse, summary
 
 DATA = Path(__file__).parent / "data"
 
@@ -21,7 +22,7 @@ def test_an_install_and_the_command_that_started_apt():
     assert got.changes == [HookChange("hello", "amd64", None, "2.10-5", "install")]  # its CONFIGURE line folded
     assert got.command == "apt-get install -y -q hello"
     assert got.other_root is None and got.config["APT::Architecture"] == "amd64"
-    assert title(got) == "apt-get install -y -q hello: 1 installed"
+    assert title_of([got.command], summary(got.changes)) == "apt-get install -y -q hello: 1 installed"
 
 
 def test_a_removal_and_a_reinstall():
@@ -55,7 +56,7 @@ def test_what_is_not_the_protocol_is_refused():
 
 def test_a_long_title_is_cut_and_a_chroot_is_seen(tmp_path):
     got = parse("VERSION 3\nCommandLine::AsString=" + "apt%20install%20" + "%20".join(["pkg"] * 200) + "\n\n")
-    assert len(title(got)) == 200 and title(got).endswith("…")
+    assert len(t := title_of([got.command], summary(got.changes))) == 200 and t.endswith("…")
     try:
         init = os.stat("/proc/1/root/")
         expected = (init.st_dev, init.st_ino) != (os.stat("/").st_dev, os.stat("/").st_ino)

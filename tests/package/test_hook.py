@@ -1,0 +1,192 @@
+"""The APT hook as shipped: the .deb installed by apt in a Debian 13 root, real apt-get, dpkg
+and unattended-upgrades, run as on a host booted from that root (tests.sandbox.host)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.package.conftest import Host
+
+HOOK_LINE = "apt-clone: Rollback Checkpoint "
+
+
+def listing(h: Host) -> list[dict]:  # type: ignore[type-arg]
+    got = h.run("apt-clone", "--json", "-l")
+    assert got.returncode == 0, got.stderr
+    return json.loads(got.stdout)
+
+
+def names(h: Host) -> list[str]:
+    return [cp["name"] for cp in listing(h)]
+
+
+def version_of(h: Host, package: str) -> str | None:
+    got = h.run("dpkg-query", "-W", "-f", "${Status} ${Version}", package)
+    words = got.stdout.split()
+    return words[-1] if got.returncode == 0 and "installed" in words[:3] else None
+
+
+def zfs_names(h: Host) -> list[str]:
+    out = subprocess.run(["zfs", "list", "-H", "-t", "all", "-o", "name"], capture_output=True, text=True, check=True)
+    return sorted(n for n in out.stdout.split() if n.split("/")[0] in (h.pool, h.bpool))
+
+
+def set_config(h: Host, text: str) -> None:
+    Path(h.root, "etc/apt-clone/apt-clone.conf").write_text(text)
+
+
+def test_apt_get_install_leaves_one_titled_checkpoint_with_its_changes(booted):
+    h = booted
+    before = names(h)
+    got = h.apt_get("install", "ac-extra")
+    assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+    assert version_of(h, "ac-extra")
+    assert got.stderr.count(HOOK_LINE) == 1, got.stderr
+    cps = listing(h)
+    new = [cp for cp in cps if cp["name"] not in before]
+    assert len(new) == 1, cps
+    cp = new[0]
+    assert cp["kind"] == "automatic"
+    assert cp["title"].startswith("apt-get -q -y -o Dpkg::Use-Pty=0 install ac-extra: "), cp["title"]
+    assert "installed" in cp["title"]
+    shown = h.run("apt-clone", "--json", "show", cp["name"])
+    assert shown.returncode == 0, shown.stderr
+    changes = {row[0]: row for row in json.loads(shown.stdout)["changes"]}
+    assert "ac-extra" in changes and changes["ac-extra"][1] is None, changes
+    assert json.loads(shown.stdout)["checkpoint"]["summary"].endswith("installed, 0 removed")
+
+    # The same again changes nothing: dpkg does not run, no checkpoint.
+    again = h.apt_get("install", "ac-extra")
+    assert again.returncode == 0 and HOOK_LINE not in again.stderr
+    assert names(h) == [c["name"] for c in cps]
+
+
+def test_rolling_back_to_a_hook_checkpoint_gives_the_dpkg_status_from_before(booted):
+    h = booted
+    status_before = Path(h.root, "var/lib/dpkg/status").read_bytes()
+    hello_before = version_of(h, "ac-hello")
+    got = h.apt_get("install", "ac-extra", "ac-hello")
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert version_of(h, "ac-hello") != hello_before
+    (cp,) = [c for c in listing(h) if c["kind"] == "automatic"]
+    back = subprocess.run(
+        [os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), ".venv/bin/python"),
+         "-m", "apt_clone", "--root", h.root, "-y", "rollback", cp["name"]],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert back.returncode == 0, back.stderr
+    assert Path(h.root, "var/lib/dpkg/status").read_bytes() == status_before
+    assert version_of(h, "ac-hello") == hello_before and version_of(h, "ac-extra") is None
+
+
+def test_apt_run_by_apt_clone_makes_only_apt_clones_checkpoint(booted):
+    h = booted
+    before = names(h)
+    got = h.run("apt-clone", "-y", "install", "ac-extra", "--no-update")
+    assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+    new = [cp for cp in listing(h) if cp["name"] not in before]
+    assert [cp["kind"] for cp in new] == ["rollback"], new
+    assert HOOK_LINE not in got.stdout + got.stderr
+
+
+def test_apt_in_a_chroot_of_another_root_makes_none(booted):
+    h = booted
+    other = f"{h.pool}/other"
+    snap = f"{h.container}/rootfs-nmu-000@other-root"
+    where = os.path.join(h.root, "mnt/other")
+    subprocess.run(["zfs", "snapshot", snap], check=True)
+    try:
+        subprocess.run(["zfs", "clone", "-o", f"mountpoint={where}", snap, other], check=True)
+        subprocess.run(["mount", "-t", "proc", "proc", os.path.join(where, "proc")], check=True)
+        before = zfs_names(h)
+        got = h.run("chroot", "/mnt/other", "apt-get", "-q", "-y", "install", "ac-extra")
+        assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+        assert "Setting up ac-extra" in got.stdout
+        assert HOOK_LINE not in got.stderr and "no checkpoint" not in got.stderr, got.stderr
+        assert zfs_names(h) == before
+    finally:
+        subprocess.run(["umount", os.path.join(where, "proc")], check=False)
+        subprocess.run(["zfs", "destroy", "-r", other], check=False)
+        subprocess.run(["zfs", "destroy", snap], check=False)
+
+
+def test_an_unattended_upgrades_run_makes_one_checkpoint(booted):
+    h = booted
+    Path(h.root, "etc/apt/apt.conf.d/51apt-clone-test").write_text(
+        'Unattended-Upgrade::Origins-Pattern { "origin=*"; };\nUnattended-Upgrade::MinimalSteps "true";\n'
+    )
+    try:
+        before = names(h)
+        got = h.run("unattended-upgrade", "-v")
+        assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+        assert version_of(h, "ac-hello") == "1.1", got.stdout[-2000:]
+        new = [cp for cp in listing(h) if cp["name"] not in before]
+        assert len(new) == 1, new
+        assert new[0]["title"].startswith("unattended-upgrade"), new[0]["title"]
+        shown = json.loads(h.run("apt-clone", "--json", "show", new[0]["name"]).stdout)
+        assert [r[0] for r in shown["changes"]] == ["ac-hello"] or "ac-hello" in [r[0] for r in shown["changes"]]
+    finally:
+        os.unlink(os.path.join(h.root, "etc/apt/apt.conf.d/51apt-clone-test"))
+
+
+def _fill(directory: str) -> str:
+    path = os.path.join(directory, "filler")
+    chunk = b"\0x" * (1 << 19)
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(os.urandom(len(chunk)))
+        except OSError:
+            pass
+    return path
+
+
+def test_a_full_boot_pool_lets_apt_go_on_and_required_stops_it(booted):
+    h = booted
+    filler = _fill(os.path.join(h.root, "boot"))
+    try:
+        before = zfs_names(h)
+        got = h.apt_get("install", "ac-extra")
+        assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+        lines = [line for line in got.stderr.splitlines() if line.startswith("apt-clone:")]
+        assert len(lines) == 1 and lines[0].startswith("apt-clone: no checkpoint: "), got.stderr
+        assert version_of(h, "ac-extra")
+        assert zfs_names(h) == before  # what the hook began is undone
+        h.apt_get("remove", "ac-extra")
+
+        set_config(h, "[hook]\nrequired = yes\n")
+        before = zfs_names(h)
+        stopped = h.apt_get("install", "ac-extra")
+        assert stopped.returncode != 0
+        assert "apt stops before dpkg ([hook] required = yes)" in stopped.stderr, stopped.stderr
+        assert version_of(h, "ac-extra") is None
+        assert zfs_names(h) == before
+    finally:
+        os.unlink(filler)
+
+
+def test_the_hook_off_in_the_config_makes_none(booted):
+    h = booted
+    set_config(h, "[hook]\nenabled = no\n")
+    before = names(h)
+    got = h.apt_get("install", "ac-extra")
+    assert got.returncode == 0 and "apt-clone:" not in got.stderr, got.stderr
+    assert names(h) == before
+
+
+def test_back_to_back_runs_merge_into_one_checkpoint_naming_both(booted):
+    h = booted
+    set_config(h, "[hook]\nmerge = 600\n")
+    before = names(h)
+    first = h.apt_get("install", "ac-hello")
+    second = h.apt_get("install", "ac-extra")
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert "joins checkpoint" in second.stderr, second.stderr
+    new = [cp for cp in listing(h) if cp["name"] not in before]
+    assert len(new) == 1, new
+    assert "install ac-hello" in new[0]["title"] and "install ac-extra" in new[0]["title"], new[0]["title"]
+    shown = json.loads(h.run("apt-clone", "--json", "show", new[0]["name"]).stdout)
+    assert {"ac-hello", "ac-extra"} <= {r[0] for r in shown["changes"]}
