@@ -101,17 +101,23 @@ def _stat_of(pid: int, proc: str) -> tuple[str, int, int] | None:
 
 def apt_run(pid: int | None = None, proc: str = "/proc") -> AptRun:
     """The apt process that ran this hook: the first ancestor that is not a shell (apt runs
-    its hooks through ``sh -c``)."""
+    its hooks through ``sh -c``), and above it the process it was forked from while that is
+    the same program (apt runs ``DPkg::Post-Invoke`` from a child of its own)."""
     pid = os.getppid() if pid is None else pid
+    found = _stat_of(pid, proc)
     for _ in range(8):
-        found = _stat_of(pid, proc)
-        if found is None:
+        if found is None or found[0] not in SHELLS or found[1] <= 1:
             break
-        comm, ppid, start = found
-        if comm not in SHELLS or ppid <= 1:
-            return AptRun(pid, start)
-        pid = ppid
-    return AptRun(pid, 0)
+        pid = found[1]
+        found = _stat_of(pid, proc)
+    if found is None:
+        return AptRun(pid, 0)
+    for _ in range(8):
+        parent = _stat_of(found[1], proc) if found[1] > 1 else None
+        if parent is None or parent[0] != found[0]:
+            break
+        pid, found = found[1], parent
+    return AptRun(pid, found[2])
 
 
 def command_of(run: AptRun, recorded: str, proc: str = "/proc") -> str:

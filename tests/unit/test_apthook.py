@@ -29,6 +29,12 @@ def test_the_apt_process_is_the_first_ancestor_that_is_not_a_shell(tmp_path):
     assert apthook.apt_run(30, proc) == AptRun(20, 200)
 
 
+def test_apts_own_child_belongs_to_the_apt_that_forked_it(tmp_path):
+    """Post-Invoke runs from a child of apt-get: sh <- apt-get <- apt-get <- bash."""
+    table = {59: ("sh", 56, 590), 56: ("apt-get", 9, 560), 9: ("apt-get", 5, 90), 5: ("bash", 1, 50)}
+    assert apthook.apt_run(59, _proc(tmp_path, table)) == AptRun(9, 90)
+
+
 def test_a_comm_with_spaces_and_parentheses_is_read(tmp_path):
     proc = _proc(tmp_path, {30: ("sh", 20, 300), 20: ("unattended-upgr) x", 1, 222)})
     assert apthook.apt_run(30, proc) == AptRun(20, 222)
