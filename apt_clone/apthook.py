@@ -71,6 +71,12 @@ class HookState:
     ended: float | None = None
     """When its last dpkg run ended (hook-post); None: not yet."""
     boot: str | None = None
+    recorded: list[list[str | None]] = field(default_factory=list)
+    """The package changes the checkpoint records (as planned, then as dpkg made them)."""
+    reboot: str = ""
+    """Why they need a reboot, as recorded."""
+    chunks: int = 0
+    """How many ``changes.N`` properties hold them."""
 
 
 @dataclass(frozen=True)
@@ -299,13 +305,21 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
                 save_state(st)
                 return Result(f"apt-clone: this apt run joins checkpoint {st.checkpoint} ([hook] merge)")
             _copy_status()
+            planned = [dpkgstatus.PackageChange(c.name, c.old, c.new) for c in request.changes if c.old != c.new]
+            why = _reboot_why(planned, cfg, None)
+            props = model.change_props(planned, bool(why), why)
             created = operations.create(
                 cx,
                 title=title_of([command], hook.summary(request.changes)),
                 kind="automatic",
                 command=command,
+                props=props,
             )
-            save_state(HookState(run, created.checkpoint, created.dataset, [command], now, None, boot))
+            rows = [c.as_list() for c in planned]
+            chunks = sum(1 for key in props if key in model.CHANGE_KEYS)
+            save_state(
+                HookState(run, created.checkpoint, created.dataset, [command], now, None, boot, rows, why, chunks)
+            )
     finally:
         cx.close()
     return Result(f"apt-clone: Rollback Checkpoint {created.checkpoint} made before dpkg ('apt-clone -a "
@@ -334,26 +348,50 @@ def _record_quietly(cx: Context, st: HookState, cfg: Config) -> None:
     save_state(st)
 
 
-def _set_changes(zfs: ZfsBackend, st: HookState, cfg: Config) -> None:
-    changes = dpkgstatus.diff(_status_before(), dpkgstatus.read("/", required=True))
+def _reboot_why(changes: list[dpkgstatus.PackageChange], cfg: Config, since: float | None) -> str:
+    """Why ``changes`` need a reboot ("" when they do not); ``since``: a maintainer script's
+    /run/reboot-required newer than this asks too."""
     found = reboot_rules.reasons(changes, cfg.reboot_packages)
+    if found:
+        return reboot_rules.describe(found)
     try:
-        flagged = cfg.reboot_scripts and os.stat(REBOOT_FLAG).st_mtime >= st.started
+        flagged = since is not None and cfg.reboot_scripts and os.stat(REBOOT_FLAG).st_mtime >= since
     except OSError:
         flagged = False
-    why = reboot_rules.describe(found) if found else ("a maintainer script asked for it" if flagged else "")
-    zfs.set_props(st.dataset, model.change_props(changes, bool(why), why))
+    return "a maintainer script asked for it" if flagged else ""
+
+
+def _set_changes(zfs: ZfsBackend | None, st: HookState, cfg: Config) -> bool:
+    """Record the changes dpkg made, when they are not what was recorded before it ran (a
+    failed or a later dpkg run): the properties are written only then. Whether they were."""
+    changes = dpkgstatus.diff(_status_before(), dpkgstatus.read("/", required=True))
+    why = _reboot_why(changes, cfg, st.started)
+    rows = [c.as_list() for c in changes]
+    if rows == st.recorded and why == st.reboot:
+        return False
+    if zfs is None:
+        from .zfs import open_backend
+
+        zfs = open_backend()
+    props = model.change_props(changes, bool(why), why)
+    chunks = sum(1 for key in props if key in model.CHANGE_KEYS)
+    zfs.set_props(st.dataset, props)
+    for key in model.CHANGE_KEYS[chunks : st.chunks]:
+        zfs.inherit(st.dataset, key)
+    if st.reboot and not why:
+        zfs.inherit(st.dataset, model.REBOOT)
+    st.recorded, st.reboot, st.chunks = rows, why, chunks
+    return True
 
 
 def _record(st: HookState, cfg: Config) -> Result:
     from .errors import require_root
     from .lock import exclusive
     from .signals import interrupts
-    from .zfs import open_backend
 
     require_root()
     with interrupts(), exclusive("apt-clone hook-post", wait=3.0):
-        _set_changes(open_backend(), st, cfg)
+        _set_changes(None, st, cfg)
         st.ended = time.time()
         save_state(st)
     return QUIET

@@ -223,6 +223,7 @@ def prepare_create(
     kind: str = "manual",
     name: str | None = None,
     tree: list[Dataset] | None = None,
+    props: dict[str, str] | None = None,
 ) -> Created:
     """Names and checks for a new checkpoint of the current root; changes nothing."""
     tree = tree if tree is not None else read_tree(ctx)
@@ -240,7 +241,7 @@ def prepare_create(
     boot_ds = ctx.system.boot_dataset
     boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
     target = f"{ctx.system.container}/{new}"
-    return Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap)
+    return Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap, props)
 
 
 def take_snapshots(ctx: Context, created: Created) -> None:
@@ -259,7 +260,7 @@ def make_clones(ctx: Context, created: Created, command: str, tree: list[Dataset
         tree = ctx.zfs.list_tree(ctx.system.dataset)
     origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
     tag = created.snapshot.split("@", 1)[1]
-    props = {**clone_props(origin), **model.metadata(created.title, created.kind, command)}
+    props = {**clone_props(origin), **model.metadata(created.title, created.kind, command), **(created.props or {})}
     kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
     if kernels:
         props[model.KERNELS] = " ".join(kernels)

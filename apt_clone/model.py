@@ -100,6 +100,8 @@ class Created:
     title: str
     boot_dataset: str | None = None
     boot_snapshot: str | None = None
+    props: dict[str, str] | None = None
+    """More properties of the new checkpoint (the APT hook's package changes, as planned)."""
 
 
 @dataclass(frozen=True)

@@ -336,10 +336,12 @@ def create(
     kind: str = "manual",
     name: str | None = None,
     command: str = "apt-clone create",
+    props: dict[str, str] | None = None,
 ) -> model.Created:
-    """Make a checkpoint of the running root. ``command``: what it is recorded as made by."""
+    """Make a checkpoint of the running root. ``command``: what it is recorded as made by;
+    ``props``: more of its properties."""
     tree = checkpoints.read_tree(ctx)
-    created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, tree=tree)
+    created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, tree=tree, props=props)
     execute(ctx, CreateOp(**_envelope(ctx, "create", command), created=created), tree)
     return created
 

@@ -43,6 +43,8 @@ class Host:
 
 
 def _deb() -> Path:
+    if os.environ.get("APT_CLONE_DEB"):
+        return Path(os.environ["APT_CLONE_DEB"])
     out = subprocess.run([sys.executable, str(REPO / "scripts/deb.py"), "path"], capture_output=True, text=True)
     if out.returncode != 0:
         pytest.fail(f"no .deb of the current sources ('make deb'): {out.stderr.strip()[-500:]}")
@@ -65,15 +67,20 @@ def _install(deb: Path):  # type: ignore[no-untyped-def]
     return prepare
 
 
-@pytest.fixture(scope="session")
-def host_sandbox() -> Iterator[Host]:
-    if os.geteuid() != 0:
-        pytest.skip("the package tests need root (a pool, mounts, namespaces)")
+def ensure_host() -> Host:
+    """The host sandbox with the .deb of the current sources (made again when it changed)."""
     deb = _deb()
     key = hashlib.sha1(deb.read_bytes()).hexdigest()[:12]
     sb = core.create(HOST_DIR, suite=SUITE, bpool=True, extra=EXTRA, prepare=_install(deb), key=key)
     assert sb.bpool
-    yield Host(sb.directory, sb.root, sb.pool, sb.container, sb.bpool, str(deb))
+    return Host(sb.directory, sb.root, sb.pool, sb.container, sb.bpool, str(deb))
+
+
+@pytest.fixture(scope="session")
+def host_sandbox() -> Iterator[Host]:
+    if os.geteuid() != 0:
+        pytest.skip("the package tests need root (a pool, mounts, namespaces)")
+    yield ensure_host()
 
 
 @pytest.fixture
