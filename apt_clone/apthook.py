@@ -31,12 +31,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from . import dpkgstatus, hook, model
+from . import dpkgstatus, hook
 from .apt import HOOK_GUARD_ENV
 from .apt import reboot as reboot_rules
 from .errors import Unfinished
-from .journal import boot_id, write_atomic
-from .paths import open_private, run_dir
+from .paths import boot_id, open_private, run_dir, write_atomic
 
 if TYPE_CHECKING:
     from .config import Config
@@ -276,7 +275,7 @@ def _why(exc: BaseException) -> str:
 
 
 def _make(request: hook.HookInput, cfg: Config) -> Result:
-    from . import operations
+    from . import model, operations
     from .context import open_context
     from .errors import require_root
     from .lock import exclusive
@@ -328,6 +327,7 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
 
 def _still_ours(cx: Context, st: HookState) -> bool:
     """The checkpoint the last run made is still there, a clone of the running root."""
+    from . import model
     from .zfs import ZfsNotFound
 
     try:
@@ -369,6 +369,8 @@ def _set_changes(zfs: ZfsBackend | None, st: HookState, cfg: Config) -> bool:
     rows = [c.as_list() for c in changes]
     if rows == st.recorded and why == st.reboot:
         return False
+    from . import model
+
     if zfs is None:
         from .zfs import open_backend
 

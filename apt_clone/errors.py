@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -107,6 +106,8 @@ def report(exc: BaseException, debug: bool = False) -> int:
     from .signals import Interrupted
 
     if debug:
+        import traceback
+
         traceback.print_exc()
     if isinstance(exc, (KeyboardInterrupt, Interrupted)):
         _line(f"interrupted{_left_behind()}")

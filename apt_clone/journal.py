@@ -16,18 +16,9 @@ import time
 
 from .errors import OperationFailed, Refused
 from .opstate import OpState, from_json
-from .paths import open_private, run_dir, secure_dir, state_dir
+from .paths import boot_id, open_private, run_dir, secure_dir, state_dir, write_atomic
 
 __all__ = ["Journal", "OpState", "boot_id", "pending_anywhere"]
-
-
-def boot_id() -> str | None:
-    """This boot's id (the kernel's random boot_id), None where there is no /proc."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 class Journal:
@@ -83,33 +74,6 @@ class Journal:
         """Record the outcome; a finished journal is kept as the last one, not as pending work."""
         st.state = state
         self.save(st)
-
-
-def write_atomic(path: str, data: str | bytes, *, durable: bool) -> None:
-    """Replace ``path`` atomically (write, fsync, rename, fsync the directory when durable)."""
-    directory = os.path.dirname(path)
-    secure_dir(directory)
-    tmp = path + ".tmp"
-    if os.path.lexists(tmp):
-        os.unlink(tmp)  # a crashed write's
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-    if durable:
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def pending_anywhere() -> str | None:
