@@ -32,6 +32,7 @@ import lzma
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -554,6 +555,9 @@ def _boot_story(disk: Path, layout: str) -> None:
     )
     if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
         raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
+    bench = hook_bench(text)
+    if bench:
+        print(f"    {bench}", flush=True)
     if EMULATOR_FAULT in text:
         # panic=5 on the boot disk: the guest rebooted into the same default entry and went on.
         print(
@@ -561,6 +565,20 @@ def _boot_story(disk: Path, layout: str) -> None:
             f" itself; the story carried on (log: {log})",
             flush=True,
         )
+
+
+def hook_bench(text: str) -> str | None:
+    """The story's measure of the APT hook on kernel OpenZFS (``hook-bench on|none MS`` lines)."""
+    found: dict[str, list[int]] = {}
+    for mode, ms in re.findall(r"^hook-bench (on|none) (\d+)", text, re.MULTILINE):
+        found.setdefault(mode, []).append(int(ms))
+    if not found.get("on") or not found.get("none"):
+        return None
+    on, none = statistics.median(found["on"]) / 1000, statistics.median(found["none"]) / 1000
+    return (
+        f"apt-get install ac-extra on kernel OpenZFS (TCG), medians of {len(found['on'])}: no hook {none:.2f} s,"
+        f" hook {on:.2f} s ({on - none:+.2f} s per apt run)"
+    )
 
 
 def _play_story(disk: Path, log: Path) -> str:

@@ -63,7 +63,41 @@ case $stage in
 4)
     [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "last boot is $root"
     run apt-clone -l
-    pass "one more reboot works; the story is complete"
+    pass "one more reboot works"
+    # The APT hook on kernel OpenZFS: plain apt-get makes one titled checkpoint that records its
+    # changes, and rolling back to it undoes them.
+    count() { zfs list -H -o name -d 1 rpool/ROOT | wc -l; }
+    before=$(count)
+    out=$(apt-get install -y ac-extra 2>&1); rc=$?
+    echo "$out" > /dev/ttyS0
+    [ $rc -eq 0 ] || fail "apt-get install ac-extra (with the hook)"
+    echo "$out" | grep -q "^apt-clone: Rollback Checkpoint rootfs-nmu-" || fail "the hook said nothing"
+    [ "$(count)" -eq $((before + 1)) ] || fail "apt-get install made $(( $(count) - before )) checkpoints, not one"
+    cp=$(apt-clone --json -l | python3 -c 'import json, sys; print(*[c["name"] for c in json.load(sys.stdin) if c["kind"] == "automatic"])')
+    [ -n "$cp" ] || fail "no automatic checkpoint listed"
+    shown=$(apt-clone show "$cp" 2>&1); echo "$shown" > /dev/ttyS0
+    echo "$shown" | grep -q "apt-get install -y ac-extra" || fail "the title does not name the command"
+    echo "$shown" | grep -q "ac-extra" || fail "show lists no change"
+    run apt-clone -y rollback "$cp" || fail "apt-clone rollback $cp"
+    dpkg-query -W -f '${Status}' ac-extra 2>/dev/null | grep -q " installed" && fail "ac-extra still installed after the rollback"
+    [ "$(count)" -eq "$before" ] || fail "the rollback left $(count) checkpoints"
+    pass "apt-get install ac-extra made one checkpoint ($cp) through the hook; rollback to it undid the install"
+    # What the hook costs an apt run here (reported, not asserted): hook as shipped against none.
+    for i in 1 2 3; do
+        for mode in on none; do
+            [ $mode = none ] && mv /etc/apt/apt.conf.d/80apt-clone /etc/apt/80apt-clone.aside
+            t0=$(date +%s%N); apt-get install -y -q ac-extra > /dev/null 2>&1; t1=$(date +%s%N)
+            [ $mode = none ] && mv /etc/apt/80apt-clone.aside /etc/apt/apt.conf.d/80apt-clone
+            echo "hook-bench $mode $(( (t1 - t0) / 1000000 ))" > /dev/ttyS0
+            mv /etc/apt/apt.conf.d/80apt-clone /etc/apt/80apt-clone.aside
+            apt-get remove -y -q ac-extra > /dev/null 2>&1
+            mv /etc/apt/80apt-clone.aside /etc/apt/apt.conf.d/80apt-clone
+            for name in $(apt-clone --json -l | python3 -c 'import json, sys; print(*[c["name"] for c in json.load(sys.stdin) if c["kind"] == "automatic"])'); do
+                apt-clone -y -r "$name" > /dev/null 2>&1
+            done
+        done
+    done
+    pass "the story is complete"
     say "RESULT=PASS"
     next done
     systemctl poweroff
