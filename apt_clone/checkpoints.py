@@ -61,6 +61,7 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
         current=ds.name == current,
         mounted=bool(ds.mounted),
         kernels=tuple(ds.user.get(model.KERNELS, "").split()),
+        pinned=bool(ds.user.get(model.PINNED)),
     )
 
 
@@ -451,6 +452,16 @@ def plan_rename(ctx: Context, old: str, new: str) -> RenamePlan:
     if not (old_twin and ctx.zfs.exists(old_twin)):
         old_twin = new_twin = None
     return RenamePlan(cp.dataset, f"{ctx.system.container}/{new}", old_twin, new_twin, cp.active)
+
+
+def pin(ctx: Context, name: str, pinned: bool) -> model.Checkpoint:
+    """Pin (prune never removes it) or unpin a checkpoint."""
+    cp = find(ctx, name)
+    if pinned:
+        ctx.zfs.set_props(cp.dataset, {model.PINNED: model.utc_now()})
+    elif cp.pinned:
+        ctx.zfs.inherit(cp.dataset, model.PINNED)
+    return replace(cp, pinned=pinned)
 
 
 def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:

@@ -283,6 +283,58 @@ def create_cmd(
     _out(opts, f"Rollback Checkpoint has been created: {result.checkpoint}", result)
 
 
+@app.command("prune")
+def prune_cmd(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be removed; remove nothing.")] = False,
+    include_manual: Annotated[
+        bool, typer.Option("--include-manual", help="Manual and initial checkpoints are candidates too.")
+    ] = False,
+) -> None:
+    """Remove the checkpoints the retention policy of apt-clone.conf does not keep."""
+    from . import prune
+
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    policy = prune.policy_of(config.load())
+    if not dry_run:
+
+        def question() -> str:
+            names = [r.name for r in prune.plan(cx, policy, include_manual=include_manual).remove]
+            return f"This will destroy {len(names)} checkpoint(s): {', '.join(names) or 'none'}. Proceed ? (y/n)"
+
+        _ask(opts, question)
+    with exclusive():
+        if not dry_run:
+            _guard(cx, freeing=True)
+        result = prune.prune(cx, policy, include_manual=include_manual, dry_run=dry_run)
+    _out(opts, render.prune_text(result), result)
+
+
+@app.command("pin")
+def pin_cmd(ctx: typer.Context, name: str) -> None:
+    """Keep checkpoint NAME whatever the retention policy says (prune never removes it)."""
+    _pin(ctx, name, True)
+
+
+@app.command("unpin")
+def unpin_cmd(ctx: typer.Context, name: str) -> None:
+    """Let the retention policy decide about checkpoint NAME again."""
+    _pin(ctx, name, False)
+
+
+def _pin(ctx: typer.Context, name: str, pinned: bool) -> None:
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    resolve_name(name, cx.system.container)
+    with exclusive():
+        _guard(cx)
+        cp = checkpoints.pin(cx, name, pinned)
+    _out(opts, f"'{cp.name}' is {'pinned: prune keeps it' if pinned else 'no longer pinned'}.", cp.to_json())
+
+
 @app.command("rename")
 def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     """Rename checkpoint OLD to NEW (the active one keeps booting)."""

@@ -34,7 +34,9 @@ class Setting:
 
 
 SECONDS = ("<seconds>",)
+COUNT = ("<number>",)
 MAX_SECONDS = 7 * 24 * 3600
+MAX_COUNT = 100000
 
 
 PATTERN = re.compile(r"^[a-z0-9*?\[][a-z0-9+.*?\[\]:-]*$")
@@ -51,6 +53,13 @@ SETTINGS = (
             "what only a reboot replaces: its upgrade or removal (or a new kernel) needs a reboot"),
     Setting("reboot", "scripts", "yes", ("yes", "no"),
             "a maintainer script that writes /run/reboot-required asks for a reboot"),
+    Setting("prune", "keep", "10", COUNT, "keep the newest this many checkpoints apt-clone made"),
+    Setting("prune", "daily", "7", COUNT, "and the newest of each of the last this many days"),
+    Setting("prune", "weekly", "4", COUNT, "and the newest of each of the last this many weeks"),
+    Setting("prune", "monthly", "6", COUNT, "and the newest of each of the last this many months"),
+    Setting("prune", "max-age", "0", COUNT, "remove those older than this many days, whatever the counts (0: never)"),
+    Setting("prune", "min-free", "20", COUNT,
+            "then remove more, oldest first, while a pool involved has less than this percent free (0: never)"),
     Setting("hook", "enabled", "yes", ("yes", "no"),
             "every apt, apt-get or unattended-upgrades run makes a checkpoint before dpkg changes anything"),
     Setting("hook", "required", "no", ("no", "yes"),
@@ -75,6 +84,8 @@ class Config:
     hook_required: bool = False
     hook_merge: int = 0
     """Seconds (0: every hooked apt run gets its own checkpoint)."""
+    prune: tuple[int, int, int, int, int, int] = (10, 7, 4, 6, 0, 20)
+    """keep, daily, weekly, monthly, max-age (days), min-free (percent): see :mod:`apt_clone.prune`."""
     path: str | None = None
     """The file they came from; None: none was there (the defaults)."""
 
@@ -119,6 +130,10 @@ def parse(text: str, source: str) -> Config:
             if setting.choices == SECONDS:
                 if not value.isdigit() or int(value) > MAX_SECONDS:
                     raise UsageError(f"{source}: {section}.{key} = {value!r}: whole seconds, 0 to {MAX_SECONDS}")
+            elif setting.choices == COUNT:
+                top = 100 if key == "min-free" else MAX_COUNT
+                if not value.isdigit() or int(value) > top:
+                    raise UsageError(f"{source}: {section}.{key} = {value!r}: a whole number, 0 to {top}")
             elif setting.choices is None:
                 bad = [w for w in value.split() if not PATTERN.match(w)]
                 if bad:
@@ -137,6 +152,14 @@ def parse(text: str, source: str) -> Config:
         hook=v["hook", "enabled"] == "yes",
         hook_required=v["hook", "required"] == "yes",
         hook_merge=int(v["hook", "merge"]),
+        prune=(
+            int(v["prune", "keep"]),
+            int(v["prune", "daily"]),
+            int(v["prune", "weekly"]),
+            int(v["prune", "monthly"]),
+            int(v["prune", "max-age"]),
+            int(v["prune", "min-free"]),
+        ),
         path=source,
     )
 

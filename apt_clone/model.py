@@ -25,6 +25,8 @@ SUMMARY = props.key("summary")
 ACTIVATED = props.key("activated")
 KERNELS = props.key("kernels")
 REBOOT = props.key("reboot")
+PINNED = props.key("pinned")
+"""Set (to the time it was pinned) on a checkpoint ``prune`` never removes."""
 """Why the change that made a checkpoint needed a reboot (``show``)."""
 """Space-separated kernel versions in the checkpoint's /boot, newest first (for the GRUB menu)."""
 SNAPSHOT_MARK = props.key("checkpoint-of")
@@ -46,7 +48,7 @@ KIND_TITLES = {
     "initial": "Initial system",
 }
 
-USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED, KERNELS)
+USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED, KERNELS, PINNED)
 """The properties every listing reads (the package change list is read by ``show`` only)."""
 
 
@@ -123,6 +125,7 @@ class Checkpoint:
     current: bool
     mounted: bool
     kernels: tuple[str, ...] = ()
+    pinned: bool = False
 
     @property
     def short_name(self) -> str:

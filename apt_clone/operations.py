@@ -158,7 +158,7 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
         Step("promote", promote, unpromote),
         Step("destroy", destroy),
         Step("origin", origin),
-        Step("menu", _menu(ctx)),
+        Step("menu", _menu(ctx) if st.menu else lambda: None),
     ]
 
 
@@ -346,9 +346,12 @@ def create(
     return created
 
 
-def destroy(ctx: Context, plan: checkpoints.DestroyPlan, deferred: OpState | None = None) -> checkpoints.Destroyed:
+def destroy(
+    ctx: Context, plan: checkpoints.DestroyPlan, deferred: OpState | None = None, *, menu: bool = True
+) -> checkpoints.Destroyed:
     """Destroy a checkpoint. ``deferred``: an operation that could not be finished before it (a
-    full pool): it is kept in this one's journal, handed back after, and retried once."""
+    full pool): it is kept in this one's journal, handed back after, and retried once; ``menu``:
+    refresh the GRUB menu after (prune does once, at its end)."""
     cp = plan.checkpoint
     if deferred is not None and cp.dataset in json.dumps(deferred.to_json()):
         raise Refused(f"'{cp.name}' is part of the unfinished '{deferred.command}': run 'apt-clone recover' first")
@@ -361,6 +364,7 @@ def destroy(ctx: Context, plan: checkpoints.DestroyPlan, deferred: OpState | Non
         promote=list(plan.promote),
         bootfs_seen=plan.bootfs,
         deferred=None if deferred is None else deferred.to_json(),
+        menu=menu,
     )
     execute(ctx, st)
     notes = [] if deferred is None else _hand_back(ctx, deferred)

@@ -106,6 +106,8 @@ class DestroyOp(OpState):
     deferred: dict[str, Any] | None = None
     """An operation that could not be finished before this destroy (a full pool), as its journal
     record: handed back when this one is done."""
+    menu: bool = True
+    """Refresh the GRUB menu after (prune refreshes it once, after its last destroy)."""
 
 
 @dataclass(kw_only=True)

@@ -12,6 +12,7 @@ from .model import label, seed_time
 if TYPE_CHECKING:  # inspect and check load only for their commands
     from .check import Report
     from .inspect import Details, Diff
+    from .prune import Pruned
 
 
 def listing_text(listing: Listing) -> str:
@@ -20,7 +21,8 @@ def listing_text(listing: Listing) -> str:
     for cp in listing.checkpoints:
         a = "o" if cp.active else " "
         c = "o" if cp.current else " "
-        lines.append(f"{a} {c} {cp.name.ljust(width)} {label(cp)}")
+        marks = [m for m in (cp.kind if cp.kind != "initial" else "", "pinned" if cp.pinned else "") if m]
+        lines.append(f"{a} {c} {cp.name.ljust(width)} {label(cp)}" + (f" ({', '.join(marks)})" if marks else ""))
     if listing.next_boot is None:
         lines.append("(no checkpoint is set to boot next: the pool's bootfs is unset)")
     lines += [f"Note: {note}" for note in listing.notes]
@@ -91,3 +93,35 @@ def diff_text(result: Diff) -> str:
     return "\n".join(
         [f"Package differences from {result.a} to {result.b} ({len(result.changes)}):", *_rows(result.changes)]
     )
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def prune_text(result: Pruned) -> str:
+    plan = result.plan
+    verb = "Would remove" if result.dry_run else "Removed"
+    names = [r.name for r in plan.remove] if result.dry_run else result.removed
+    if not names:
+        lines = ["Nothing to remove: the retention policy keeps every checkpoint."]
+    else:
+        lines = [f"{verb} {len(names)} checkpoint(s):"]
+        width = max(len(n) for n in names)
+        for r in plan.remove:
+            if r.name in names:
+                held = ", ".join(f"{_size(n)} on {p}" for p, n in r.frees.items() if n) or "nothing measurable"
+                lines.append(f"  {r.name.ljust(width)} {seed_time(r.created)}  {r.kind:<9} {r.reason}; frees {held}")
+    frees = plan.frees()
+    for p in plan.pools:
+        est = p.percent(frees.get(p.name, 0))
+        lines.append(f"Pool {p.name}: {p.percent():.1f}% free, {est:.1f}% after (at least)")
+    if not result.dry_run:
+        lines += [f"Pool {p.name} now: {p.percent():.1f}% free" for p in result.pools_after]
+    lines += [f"Note: {n}" for n in plan.notes]
+    return "\n".join(lines)

@@ -1,0 +1,270 @@
+"""Retention: which checkpoints ``apt-clone prune`` removes, and removing them.
+
+The policy (``[prune]`` of apt-clone.conf): keep the newest *keep* checkpoints, the newest of
+each of the last *daily* days, *weekly* weeks and *monthly* months; drop those older than
+*max-age* days; and, whatever the counts say, remove more (oldest first) while a pool involved
+(the root pool, the boot pool) has less than *min-free* percent free.
+
+Only checkpoints apt-clone made are candidates: kinds ``automatic`` (the APT hook),
+``rollback`` and ``upgrade`` (apt-clone's apt operations); ``manual`` and ``initial`` ones only
+with ``--include-manual``. Never: the running checkpoint, the one that boots next, one armed for
+a trial boot, a pinned one, the one whose copy of GRUB's directory GRUB reads. Each removal is a
+``-r`` on the engine (promotions, journal, ``recover``). The plan is made from one read, so
+``--dry-run`` prints exactly what the real run removes; the space it frees is estimated from
+what each checkpoint and the snapshot it was cloned from hold alone (``used``), which is no
+more than destroying them frees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from . import checkpoints, model
+from .config import Config
+from .context import Context
+from .errors import NotFound
+from .zfs import Dataset, ZfsError
+
+PRUNABLE = ("automatic", "rollback", "upgrade")
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep: int = 10
+    daily: int = 7
+    weekly: int = 4
+    monthly: int = 6
+    max_age: int = 0
+    """Days (0: no limit by age)."""
+    min_free: int = 20
+    """Percent of every pool involved (0: no limit by space)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    kind: str
+    created: dt.datetime
+    frees: dict[str, int]
+    """Bytes its removal frees at least, by pool."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    name: str
+    kind: str
+    created: str
+    reason: str
+    frees: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PoolSpace:
+    name: str
+    size: int
+    free: int
+
+    def percent(self, extra: int = 0) -> float:
+        return 100.0 * (self.free + extra) / self.size if self.size else 100.0
+
+
+@dataclass
+class PrunePlan:
+    remove: list[Removal] = field(default_factory=list)
+    protected: dict[str, str] = field(default_factory=dict)
+    """Checkpoints never removed, and why."""
+    pools: list[PoolSpace] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def frees(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.remove:
+            for pool, n in r.frees.items():
+                out[pool] = out.get(pool, 0) + n
+        return out
+
+
+@dataclass(frozen=True)
+class Pruned:
+    plan: PrunePlan
+    removed: list[str]
+    dry_run: bool
+    pools_after: list[PoolSpace] = field(default_factory=list)
+
+
+def _bucket(when: dt.datetime, period: str) -> tuple[int, ...]:
+    if period == "day":
+        return (when.year, when.month, when.day)
+    if period == "week":
+        iso = when.isocalendar()
+        return (iso.year, iso.week)
+    return (when.year, when.month)
+
+
+def _within(when: dt.datetime, now: dt.datetime, period: str, count: int) -> bool:
+    """Whether ``when`` falls in one of the last ``count`` periods up to ``now``."""
+    if period == "day":
+        return (now.date() - when.date()).days < count
+    if period == "week":
+        monday = now.date() - dt.timedelta(days=now.weekday())
+        return monday - (when.date() - dt.timedelta(days=when.weekday())) < dt.timedelta(weeks=count)
+    return (now.year - when.year) * 12 + now.month - when.month < count
+
+
+def select(
+    candidates: Sequence[Candidate],
+    protected: dict[str, str],
+    policy: Policy,
+    now: dt.datetime,
+    pools: Sequence[PoolSpace] = (),
+) -> PrunePlan:
+    """The plan (pure): what the policy removes, in the order it is removed (oldest first)."""
+    plan = PrunePlan(protected=dict(protected), pools=list(pools))
+    eligible = sorted((c for c in candidates if c.name not in protected), key=lambda c: c.created, reverse=True)
+    keep: dict[str, str] = {c.name: f"one of the newest {policy.keep}" for c in eligible[: policy.keep]}
+    for period, count in (("day", policy.daily), ("week", policy.weekly), ("month", policy.monthly)):
+        seen: set[tuple[int, ...]] = set()
+        for c in eligible:  # newest first: the first of each bucket is its newest
+            bucket = _bucket(c.created, period)
+            if count and bucket not in seen and _within(c.created, now, period, count):
+                keep.setdefault(c.name, f"the newest of its {period}")
+            seen.add(bucket)
+    reasons: dict[str, str] = {}
+    for c in eligible:
+        if policy.max_age and now - c.created > dt.timedelta(days=policy.max_age):
+            reasons[c.name] = f"older than {policy.max_age} days"
+        elif c.name not in keep:
+            reasons[c.name] = "beyond what the policy keeps"
+    chosen = {c.name for c in eligible if c.name in reasons}
+    if policy.min_free:
+        freed = _freed(eligible, chosen)
+        for c in reversed(eligible):  # oldest first
+            short = [p for p in pools if p.percent(freed.get(p.name, 0)) < policy.min_free]
+            if not short:
+                break
+            if c.name in chosen or not any(c.frees.get(p.name) for p in short):
+                continue
+            chosen.add(c.name)
+            reasons[c.name] = f"free space on {short[0].name} below {policy.min_free}%"
+            for pool, n in c.frees.items():
+                freed[pool] = freed.get(pool, 0) + n
+        for p in pools:
+            if p.percent(freed.get(p.name, 0)) < policy.min_free:
+                plan.notes.append(
+                    f"{p.name} stays below {policy.min_free}% free: what is left is protected or holds nothing"
+                )
+    for c in sorted((c for c in eligible if c.name in chosen), key=lambda c: c.created):
+        created = c.created.isoformat().replace("+00:00", "Z")
+        plan.remove.append(Removal(c.name, c.kind, created, reasons[c.name], dict(c.frees)))
+    return plan
+
+
+def _freed(cands: Iterable[Candidate], names: set[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in cands:
+        if c.name in names:
+            for pool, n in c.frees.items():
+                out[pool] = out.get(pool, 0) + n
+    return out
+
+
+# --- reading the system -----------------------------------------------------------------------
+def _frees(ds: Dataset, by_name: dict[str, Dataset], twin: Dataset | None, boot: dict[str, Dataset]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for one, index in ((ds, by_name), (twin, boot)):
+        if one is None:
+            continue
+        n = one.used
+        snap = index.get(one.origin or "")
+        if snap is not None and model.SNAPSHOT_MARK in snap.user:
+            n += snap.used
+        out[one.pool] = out.get(one.pool, 0) + n
+    return out
+
+
+def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.datetime | None = None) -> PrunePlan:
+    """What prune removes on this system now (one read of each container and of the pools)."""
+    now = now or dt.datetime.now(dt.UTC)
+    tree = checkpoints.read_tree(ctx)
+    listing = checkpoints.list_checkpoints(ctx, tree)
+    state = ctx.boot.state(ctx.system.pool, ctx.system.container)
+    by_name = {ds.name: ds for ds in tree}
+    boot_container = ctx.system.boot_container
+    boot_tree = ctx.zfs.list_tree(boot_container, (model.SNAPSHOT_MARK,)) if boot_container else []
+    boot = {ds.name: ds for ds in boot_tree}
+    home = checkpoints.grub_home(ctx, tree)
+    protected: dict[str, str] = {}
+    candidates = []
+    kinds = (*PRUNABLE, "manual", "initial") if include_manual else PRUNABLE
+    for cp in listing.checkpoints:
+        ds = by_name[cp.dataset]
+        if cp.current:
+            protected[cp.name] = "running"
+        elif cp.active:
+            protected[cp.name] = "boots next"
+        elif state.grub_next and state.grub_next == cp.dataset:
+            protected[cp.name] = "armed for a trial boot"
+        elif ds.user.get(model.PINNED):
+            protected[cp.name] = "pinned"
+        elif home.where == "checkpoint" and home.checkpoint == cp.name:
+            protected[cp.name] = "GRUB reads its copy of /boot/grub"
+        elif cp.kind not in kinds:
+            asked = " (--include-manual)" if cp.kind in ("manual", "initial") else ""
+            protected[cp.name] = f"kind {cp.kind}{asked}"
+        if cp.name in protected:
+            continue
+        created = model.parse_time(cp.created) or dt.datetime.fromtimestamp(ds.creation, dt.UTC)
+        twin = boot.get(f"{ctx.system.boot_container}/{cp.name}") if ctx.system.boot_container else None
+        candidates.append(Candidate(cp.name, cp.kind, created, _frees(ds, by_name, twin, boot)))
+    pools = _pools(ctx, [ctx.system.pool, *([boot_tree[0].pool] if boot_tree else [])])
+    return select(candidates, protected, policy, now, pools)
+
+
+def _pools(ctx: Context, names: Sequence[str]) -> list[PoolSpace]:
+    out = []
+    for name in dict.fromkeys(names):
+        try:
+            p = ctx.zfs.pool(name)
+        except ZfsError:
+            continue
+        out.append(PoolSpace(name, p.size, p.free))
+    return out
+
+
+def policy_of(cfg: Config) -> Policy:
+    return Policy(*cfg.prune)
+
+
+def prune(ctx: Context, policy: Policy, *, include_manual: bool = False, dry_run: bool = False) -> Pruned:
+    """Plan, and (not ``dry_run``, under the lock) remove; the pools' space after."""
+    the_plan = plan(ctx, policy, include_manual=include_manual)
+    if dry_run:
+        return Pruned(the_plan, [], True, the_plan.pools)
+    removed = run(ctx, the_plan)
+    return Pruned(the_plan, removed, False, after(ctx, the_plan))
+
+
+def run(ctx: Context, the_plan: PrunePlan) -> list[str]:
+    """Remove what the plan says, one ``-r`` at a time on the engine (under the lock); the names
+    removed. A checkpoint that became protected or went away since is left (the plan said why)."""
+    from . import operations
+
+    removed = []
+    try:
+        for r in the_plan.remove:
+            try:
+                dplan = checkpoints.plan_destroy(ctx, r.name)
+            except NotFound:
+                continue
+            operations.destroy(ctx, dplan, menu=False)
+            removed.append(r.name)
+    finally:
+        if removed:
+            checkpoints.refresh_menu(ctx)  # once, after the last destroy (or the one that failed)
+    return removed
+
+
+def after(ctx: Context, the_plan: PrunePlan) -> list[PoolSpace]:
+    return _pools(ctx, [p.name for p in the_plan.pools])
