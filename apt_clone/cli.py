@@ -387,6 +387,12 @@ class CliInteraction:
     def confirm_rollback(self, text: str) -> bool:
         return confirm(text, yes=self.opts.yes)
 
+    def confirm_prune(self, text: str) -> bool:
+        """Destroying checkpoints is never a -y default: --prune, or yes at a terminal."""
+        if self.opts.yes or not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return False
+        return confirm(text, yes=False)
+
     def after_upgrade(self, checkpoint: str) -> str:
         if self.then:
             return self.then
@@ -406,6 +412,9 @@ ThenOption = Annotated[
 ]
 NoUpdate = Annotated[bool, typer.Option("--no-update", help="Do not update the APT sources first.")]
 InClone = Annotated[bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")]
+PruneFirst = Annotated[
+    bool, typer.Option("--prune", help="When the pools are too full for the change, run 'apt-clone prune' first.")
+]
 
 
 def _apt(
@@ -415,6 +424,7 @@ def _apt(
     no_update: bool,
     then: str | None,
     in_clone: bool,
+    prune_first: bool = False,
 ) -> None:
     from .transaction import run_apt_operation
     from .upgrade import THEN_CHOICES, AptRequest
@@ -433,6 +443,7 @@ def _apt(
         in_clone=opts.in_clone or in_clone or settings.mode == "clone",
         command=" ".join(["apt-clone", op, *packages]),
         then=then,
+        prune=prune_first,
     )
     ui = CliInteraction(opts, then)
     outcome = run_apt_operation(cx, req, ui, opts.pause_at)
@@ -444,18 +455,26 @@ def _apt(
 
 @app.command("dist-upgrade")
 def dist_upgrade_cmd(
-    ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False
+    ctx: typer.Context,
+    no_update: NoUpdate = False,
+    then: ThenOption = None,
+    in_clone: InClone = False,
+    prune_first: PruneFirst = False,
 ) -> None:
     """Upgrade the whole system (apt-get dist-upgrade) under a checkpoint."""
-    _apt(ctx, "dist-upgrade", [], no_update, then, in_clone)
+    _apt(ctx, "dist-upgrade", [], no_update, then, in_clone, prune_first)
 
 
 @app.command("upgrade")
 def upgrade_cmd(
-    ctx: typer.Context, no_update: NoUpdate = False, then: ThenOption = None, in_clone: InClone = False
+    ctx: typer.Context,
+    no_update: NoUpdate = False,
+    then: ThenOption = None,
+    in_clone: InClone = False,
+    prune_first: PruneFirst = False,
 ) -> None:
     """Upgrade installed packages (apt-get upgrade) under a checkpoint."""
-    _apt(ctx, "upgrade", [], no_update, then, in_clone)
+    _apt(ctx, "upgrade", [], no_update, then, in_clone, prune_first)
 
 
 @app.command("install")
@@ -465,9 +484,10 @@ def install_cmd(
     no_update: NoUpdate = False,
     then: ThenOption = None,
     in_clone: InClone = False,
+    prune_first: PruneFirst = False,
 ) -> None:
     """Install packages under a checkpoint."""
-    _apt(ctx, "install", packages, no_update, then, in_clone)
+    _apt(ctx, "install", packages, no_update, then, in_clone, prune_first)
 
 
 @app.command("remove")
@@ -477,9 +497,10 @@ def remove_cmd(
     no_update: NoUpdate = False,
     then: ThenOption = None,
     in_clone: InClone = False,
+    prune_first: PruneFirst = False,
 ) -> None:
     """Remove packages under a checkpoint."""
-    _apt(ctx, "remove", packages, no_update, then, in_clone)
+    _apt(ctx, "remove", packages, no_update, then, in_clone, prune_first)
 
 
 @app.command("rollback")

@@ -47,6 +47,15 @@ class Refused(AptCloneError):
     exit_code = EXIT_REFUSED
 
 
+class NoSpace(Refused):
+    """Too little free space for the change; ``prunable``: how many checkpoints prune would
+    remove to make room (0: prune cannot help)."""
+
+    def __init__(self, message: str, prunable: int = 0) -> None:
+        super().__init__(message)
+        self.prunable = prunable
+
+
 class NotRoot(Refused):
     """The command needs root privileges."""
 

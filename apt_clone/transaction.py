@@ -36,7 +36,7 @@ from .boot import grub
 from .chroot import restore_after_crash
 from .context import Context
 from .engine import Engine, OpSpec, Step, register
-from .errors import AptCloneError, OperationFailed, Refused, UsageError
+from .errors import AptCloneError, NoSpace, OperationFailed, Refused, UsageError
 from .journal import Journal, boot_id
 from .lock import exclusive
 from .opstate import AptOp, OpState
@@ -114,13 +114,31 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
     if plan.empty:
         raise NothingToDo()
     ui.emit(ev.Planned(plan))
-    results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
-    if ctx.system.boot_container:
-        boot = ctx.zfs.get(ctx.system.boot_container)
-        results.append(check_boot_space(plan, boot.available, boot.pool))
+    try:
+        results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
+        if ctx.system.boot_container:
+            boot = ctx.zfs.get(ctx.system.boot_container)
+            results.append(check_boot_space(plan, boot.available, boot.pool))
+    except NoSpace as exc:
+        raise _with_prune_offer(ctx, exc) from None
     ui.emit(ev.SpaceChecked(tuple(results)))
     if not ui.confirm("This operation will upgrade your system using ZFS capabilities. Proceed ? (y/n)"):
         raise Cancelled()
+
+
+def _with_prune_offer(ctx: Context, exc: NoSpace) -> NoSpace:
+    """The refusal, naming what ``apt-clone prune`` would free (read only: the plan)."""
+    from . import prune
+
+    the_plan = prune.plan(ctx, prune.policy_of(config.load()))
+    if not the_plan.remove:
+        return NoSpace(f"{exc.message}; 'apt-clone prune' would remove nothing (see 'apt-clone prune --dry-run')")
+    frees = ", ".join(f"{n / 1048576:.1f}MB on {pool}" for pool, n in the_plan.frees().items())
+    return NoSpace(
+        f"{exc.message}; 'apt-clone prune' would remove {len(the_plan.remove)} checkpoint(s) and free at least "
+        f"{frees}: pass --prune to prune first",
+        prunable=len(the_plan.remove),
+    )
 
 
 def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
@@ -755,6 +773,9 @@ class _Quiet:
     def confirm_rollback(self, text: str) -> bool:
         return True
 
+    def confirm_prune(self, text: str) -> bool:
+        return False
+
     def after_upgrade(self, checkpoint: str) -> str:
         return "nothing"
 
@@ -779,14 +800,27 @@ def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction, pause_at: 
     with exclusive():
         for note in check_unfinished(ctx)[0]:
             ui.emit(ev.Note(note))
-        st = new_state(
-            ctx,
-            req.op,
-            req.packages,
-            command=req.command,
-            update=req.update,
-            request_in_clone=req.in_clone,
-            pause_at=pause_at,
-            then=req.then,
-        )
-        return run(ctx, st, ui)
+
+        def attempt(update: bool) -> Outcome:
+            st = new_state(
+                ctx,
+                req.op,
+                req.packages,
+                command=req.command,
+                update=update,
+                request_in_clone=req.in_clone,
+                pause_at=pause_at,
+                then=req.then,
+            )
+            return run(ctx, st, ui)
+
+        try:
+            return attempt(req.update)
+        except NoSpace as exc:
+            if not exc.prunable or not (req.prune or ui.confirm_prune(f"{exc.message}. Prune now? (y/n)")):
+                raise
+        from . import prune
+
+        pruned = prune.prune(ctx, prune.policy_of(config.load()))
+        ui.emit(ev.Note(f"pruned {len(pruned.removed)} checkpoint(s) to make room: {', '.join(pruned.removed)}"))
+        return attempt(False)  # the sources were just updated

@@ -36,6 +36,10 @@ class Interaction(Protocol):
 
     def confirm_rollback(self, text: str) -> bool: ...
 
+    def confirm_prune(self, text: str) -> bool:
+        """Whether to prune to make room (on a terminal, without -y: asked; else no)."""
+        ...
+
     def after_upgrade(self, checkpoint: str) -> str:
         """One of THEN_CHOICES."""
         ...
@@ -49,6 +53,8 @@ class AptRequest:
     in_clone: bool = False
     command: str = ""
     then: str | None = None
+    prune: bool = False
+    """When the pools are too full for the change: prune first (--prune)."""
 
 
 @dataclass

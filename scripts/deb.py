@@ -47,6 +47,8 @@ INSTALLS = (
     "/usr/share/man/man5/apt-clone.conf.5.gz",
     "/usr/share/bash-completion/completions/apt-clone",
     "/etc/apt/apt.conf.d/80apt-clone",
+    "/usr/lib/systemd/system/apt-clone-prune.service",
+    "/usr/lib/systemd/system/apt-clone-prune.timer",
 )
 """What the package must install (issue 18, item 2; the APT hook: issue 20)."""
 CONFFILES = (
@@ -58,6 +60,7 @@ CONFFILES = (
 ENABLED = (
     "/etc/systemd/system/sysinit.target.wants/apt-clone-boot.service",
     "/etc/systemd/system/multi-user.target.wants/apt-clone-trial.service",
+    "/etc/systemd/system/timers.target.wants/apt-clone-prune.timer",
 )
 
 

@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from ..errors import OperationFailed, Refused, UsageError
+from ..errors import NoSpace, OperationFailed, Refused, UsageError
 from ..runner import Runner
 from . import reboot as reboots
 
@@ -134,7 +134,7 @@ def check_space(plan: Plan, available: int | None, pool: str) -> str:
     """Refuse when the pool cannot hold the change plus a margin; else the seed's success line."""
     need = plan.required_bytes + plan.margin_bytes
     if available is not None and available < need:
-        raise Refused(
+        raise NoSpace(
             f"not enough free space: the change needs {mb(plan.required_bytes)} plus a {mb(plan.margin_bytes)} margin, "
             f"pool '{pool}' has {mb(available)} available"
         )
@@ -155,7 +155,7 @@ def check_boot_space(plan: Plan, available: int | None, pool: str) -> str:
     writers = sum(1 for c in plan.changes if c.action != "remove" and _BOOT_WRITERS.match(c.name))
     need = BOOT_MARGIN + KERNEL_BYTES * writers
     if available is not None and available < need:
-        raise Refused(
+        raise NoSpace(
             f"not enough free space on the boot pool: /boot needs {mb(need)}, "
             f"pool '{pool}' has {mb(available)} available"
         )
