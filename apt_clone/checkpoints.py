@@ -346,11 +346,24 @@ def _dependants_to_promote(tree: list[Dataset], dataset: str) -> list[str]:
     return [ds.name for ds in sorted(chosen.values(), key=lambda d: d.name)]
 
 
-def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None) -> DestroyPlan:
-    """Check the safety rules and work out promotions; changes nothing."""
+def plan_destroy(
+    ctx: Context,
+    name: str,
+    *,
+    activate_instead: str | None = None,
+    read: tuple[Listing, list[Dataset], list[Dataset] | None] | None = None,
+) -> DestroyPlan:
+    """Check the safety rules and work out promotions; changes nothing. ``read``: the listing,
+    the container's tree and the boot container's, as read under the lock (prune's many
+    destroys read them once); None: read them."""
     if activate_instead is not None:
         activate_instead = resolve_name(activate_instead, ctx.system.container)
-    cp, listing, tree = lookup(ctx, name)
+    if read is None:
+        cp, listing, tree = lookup(ctx, name)
+        boot_tree = None
+    else:
+        listing, tree, boot_tree = read
+        cp = find_in(listing, name)
     if activate_instead is not None:
         find_in(listing, activate_instead)  # a --force that names nothing is an error, used or not
     if cp.current:
@@ -369,7 +382,8 @@ def plan_destroy(ctx: Context, name: str, *, activate_instead: str | None = None
     promote = _dependants_to_promote(tree, cp.dataset)
     twin = _twin(ctx, cp.name)
     if twin and ctx.system.boot_container:
-        boot_tree = ctx.zfs.list_tree(ctx.system.boot_container, (model.SNAPSHOT_MARK,))
+        if boot_tree is None:
+            boot_tree = ctx.zfs.list_tree(ctx.system.boot_container, (model.SNAPSHOT_MARK,))
         if any(ds.name == twin for ds in boot_tree):
             promote += _dependants_to_promote(boot_tree, twin)
         else:
@@ -386,13 +400,14 @@ class Destroyed:
     notes: list[str] = field(default_factory=list)
 
 
-def destroy_origin_if_ours(ctx: Context, origin: str, container: str) -> str | None:
+def destroy_origin_if_ours(ctx: Context, origin: str, container: str, tree: list[Dataset] | None = None) -> str | None:
     """Destroy the origin snapshot (recursively: children's too) when apt-clone took it and no
-    other clone needs it."""
-    try:
-        tree = ctx.zfs.list_tree(container, (model.SNAPSHOT_MARK,))
-    except ZfsError:
-        return None
+    other clone needs it. ``tree``: the container's tree as it is now (None: read it)."""
+    if tree is None:
+        try:
+            tree = ctx.zfs.list_tree(container, (model.SNAPSHOT_MARK,))
+        except ZfsError:
+            return None
     snap = next((ds for ds in tree if ds.name == origin), None)
     if snap is None or model.SNAPSHOT_MARK not in snap.user:
         return None

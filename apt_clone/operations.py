@@ -148,8 +148,10 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
         gone = []
         for dataset, snap in st.origins.items():
             container = ctx.system.container if dataset == st.target else ctx.system.boot_container
+            # The plan's tree, less what was destroyed, is the tree now when nothing was promoted.
+            now = None if tree is None or st.promoted or dataset != st.target else _without(tree, dataset)
             if snap and container:
-                found = checkpoints.destroy_origin_if_ours(ctx, snap, container)
+                found = checkpoints.destroy_origin_if_ours(ctx, snap, container, now)
                 gone += [found] if found else []
         st.snapshot_destroyed = st.snapshot_destroyed or (gone[0] if gone else None)
 
@@ -160,6 +162,11 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
         Step("origin", origin),
         Step("menu", _menu(ctx) if st.menu else lambda: None),
     ]
+
+
+def _without(tree: list[Dataset], dataset: str) -> list[Dataset]:
+    """``tree`` without ``dataset``, its descendants and their snapshots."""
+    return [ds for ds in tree if ds.name != dataset and not ds.name.startswith((dataset + "/", dataset + "@"))]
 
 
 def _rename_steps(ctx: Context, st: RenameOp, save: Save, tree: Tree) -> list[Step]:
@@ -347,11 +354,17 @@ def create(
 
 
 def destroy(
-    ctx: Context, plan: checkpoints.DestroyPlan, deferred: OpState | None = None, *, menu: bool = True
+    ctx: Context,
+    plan: checkpoints.DestroyPlan,
+    deferred: OpState | None = None,
+    *,
+    menu: bool = True,
+    tree: Tree = None,
 ) -> checkpoints.Destroyed:
     """Destroy a checkpoint. ``deferred``: an operation that could not be finished before it (a
     full pool): it is kept in this one's journal, handed back after, and retried once; ``menu``:
-    refresh the GRUB menu after (prune does once, at its end)."""
+    refresh the GRUB menu after (prune does once, at its end); ``tree``: the container's tree
+    the plan was made from (None: the steps read what they need)."""
     cp = plan.checkpoint
     if deferred is not None and cp.dataset in json.dumps(deferred.to_json()):
         raise Refused(f"'{cp.name}' is part of the unfinished '{deferred.command}': run 'apt-clone recover' first")
@@ -366,7 +379,7 @@ def destroy(
         deferred=None if deferred is None else deferred.to_json(),
         menu=menu,
     )
-    execute(ctx, st)
+    execute(ctx, st, tree)
     notes = [] if deferred is None else _hand_back(ctx, deferred)
     return checkpoints.Destroyed(cp.dataset, list(plan.promote), st.snapshot_destroyed, plan.activate_first, notes)
 

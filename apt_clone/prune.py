@@ -17,6 +17,7 @@ more than destroying them frees.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -248,22 +249,57 @@ def prune(ctx: Context, policy: Policy, *, include_manual: bool = False, dry_run
 
 def run(ctx: Context, the_plan: PrunePlan) -> list[str]:
     """Remove what the plan says, one ``-r`` at a time on the engine (under the lock); the names
-    removed. A checkpoint that became protected or went away since is left (the plan said why)."""
+    removed. The checkpoints are read once: each destroy takes what it removed out of what was
+    read, and only one that promoted clones makes it read again."""
     from . import operations
 
-    removed = []
+    removed: list[str] = []
+    read = _read(ctx)
     try:
         for r in the_plan.remove:
             try:
-                dplan = checkpoints.plan_destroy(ctx, r.name)
+                dplan = checkpoints.plan_destroy(ctx, r.name, read=read)
             except NotFound:
                 continue
-            operations.destroy(ctx, dplan, menu=False)
+            operations.destroy(ctx, dplan, menu=False, tree=read[1])
             removed.append(r.name)
+            if dplan.promote:
+                read = _read(ctx)
+            else:
+                listing, tree, boot_tree = read
+                gone = [cp for cp in listing.checkpoints if cp.name == r.name]
+                listing = dataclasses.replace(listing, checkpoints=[cp for cp in listing.checkpoints if cp not in gone])
+                tree = _without(tree, dplan.checkpoint.dataset, dplan.checkpoint.origin)
+                if boot_tree is not None and dplan.boot_dataset:
+                    twin = next((ds for ds in boot_tree if ds.name == dplan.boot_dataset), None)
+                    boot_tree = _without(boot_tree, dplan.boot_dataset, twin.origin if twin else None)
+                read = (listing, tree, boot_tree)
     finally:
         if removed:
             checkpoints.refresh_menu(ctx)  # once, after the last destroy (or the one that failed)
     return removed
+
+
+def _read(ctx: Context) -> tuple[checkpoints.Listing, list[Dataset], list[Dataset] | None]:
+    tree = checkpoints.read_tree(ctx)
+    boot = ctx.system.boot_container
+    return (
+        checkpoints.list_checkpoints(ctx, tree),
+        tree,
+        ctx.zfs.list_tree(boot, (model.SNAPSHOT_MARK,)) if boot else None,
+    )
+
+
+def _without(tree: list[Dataset], dataset: str, origin: str | None) -> list[Dataset]:
+    """``tree`` after the destroy of ``dataset`` (and of its origin snapshot, when no other
+    clone of that instant is left)."""
+    left = [ds for ds in tree if ds.name != dataset and not ds.name.startswith((dataset + "/", dataset + "@"))]
+    snap = next((ds for ds in left if ds.name == origin), None)
+    if origin and snap is not None and model.SNAPSHOT_MARK in snap.user and not any(ds.origin == origin for ds in left):
+        tag = "@" + origin.split("@", 1)[1]
+        fs = origin.split("@", 1)[0]
+        left = [ds for ds in left if not (ds.is_snapshot and ds.name.endswith(tag) and ds.name.startswith(fs))]
+    return left
 
 
 def after(ctx: Context, the_plan: PrunePlan) -> list[PoolSpace]:
