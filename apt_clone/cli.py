@@ -306,9 +306,8 @@ def prune_cmd(
 
         _ask(opts, question)
     with exclusive():
-        if not dry_run:
-            _guard(cx, freeing=True)
-        result = prune.prune(cx, policy, include_manual=include_manual, dry_run=dry_run)
+        deferred = None if dry_run else _guard(cx, freeing=True)
+        result = prune.prune(cx, policy, include_manual=include_manual, dry_run=dry_run, deferred=deferred)
     _out(opts, render.prune_text(result), result)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from . import checkpoints, model
 from .config import Config
 from .context import Context
 from .errors import NotFound
+from .opstate import OpState
 from .zfs import Dataset, ZfsError
 
 PRUNABLE = ("automatic", "rollback", "upgrade")
@@ -238,20 +240,32 @@ def policy_of(cfg: Config) -> Policy:
     return Policy(*cfg.prune)
 
 
-def prune(ctx: Context, policy: Policy, *, include_manual: bool = False, dry_run: bool = False) -> Pruned:
-    """Plan, and (not ``dry_run``, under the lock) remove; the pools' space after."""
+def prune(
+    ctx: Context,
+    policy: Policy,
+    *,
+    include_manual: bool = False,
+    dry_run: bool = False,
+    deferred: OpState | None = None,
+) -> Pruned:
+    """Plan, and (not ``dry_run``, under the lock) remove; the pools' space after.
+    ``deferred``: an operation that cannot be finished before space is freed (see
+    :func:`apt_clone.operations.destroy`): kept through the destroys and handed back."""
     the_plan = plan(ctx, policy, include_manual=include_manual)
     if dry_run:
         return Pruned(the_plan, [], True, the_plan.pools)
-    removed = run(ctx, the_plan)
+    removed = run(ctx, the_plan, deferred)
     return Pruned(the_plan, removed, False, after(ctx, the_plan))
 
 
-def run(ctx: Context, the_plan: PrunePlan) -> list[str]:
+def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> list[str]:
     """Remove what the plan says, one ``-r`` at a time on the engine (under the lock); the names
     removed. The checkpoints are read once: each destroy takes what it removed out of what was
-    read, and only one that promoted clones makes it read again."""
+    read, and only one that promoted clones makes it read again. An unfinished operation
+    (``deferred``) goes from destroy to destroy until one of them finishes it; what it involves
+    is left."""
     from . import operations
+    from .transaction import load_journal
 
     removed: list[str] = []
     read = _read(ctx)
@@ -261,8 +275,13 @@ def run(ctx: Context, the_plan: PrunePlan) -> list[str]:
                 dplan = checkpoints.plan_destroy(ctx, r.name, read=read)
             except NotFound:
                 continue
-            operations.destroy(ctx, dplan, menu=False, tree=read[1])
+            if deferred is not None and dplan.checkpoint.dataset in json.dumps(deferred.to_json()):
+                continue
+            operations.destroy(ctx, dplan, deferred, menu=False, tree=read[1])
             removed.append(r.name)
+            if deferred is not None:
+                pending = load_journal(ctx)[1]
+                deferred = pending if pending is not None and pending.unfinished else None
             if dplan.promote:
                 read = _read(ctx)
             else:
