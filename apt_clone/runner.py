@@ -25,10 +25,12 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+    timed_out: bool = False
+    """It ran past its time limit: its process group was terminated."""
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0
+        return self.returncode == 0 and not self.timed_out
 
     def error_line(self) -> str:
         """The most telling line of stderr (or stdout), for a one-line message."""
@@ -63,31 +65,41 @@ class Runner:
         decides (an undo in progress finishes its commands; otherwise the child is killed).
 
         ``stdin_path`` / ``stdout_path`` connect a file instead (for ``zfs send``/``recv`` streams).
+        ``timeout``: seconds; past it the child's whole process group is terminated and the
+        result says ``timed_out``.
         """
         _check_argv(argv)
         started = time.perf_counter()
+        timed_out = False
         with contextlib.ExitStack() as files:
             stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else None
             stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
+            data = None if stdin is not None else input.encode() if input is not None else None
             try:
-                proc = subprocess.run(
+                proc = subprocess.Popen(
                     list(argv),
-                    input=None if stdin is not None else input.encode() if input is not None else None,
-                    stdin=stdin,
+                    stdin=stdin if stdin is not None else subprocess.PIPE if data is not None else None,
                     stdout=stdout,
                     stderr=subprocess.PIPE,
                     env=_merged_env(env),
-                    timeout=timeout,
                     cwd=cwd,
-                    check=False,
                     start_new_session=True,
                 )
             except FileNotFoundError as exc:
                 raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
-        out = proc.stdout.decode("utf-8", "replace") if isinstance(proc.stdout, bytes) else ""
+            try:
+                raw_out, raw_err = proc.communicate(data, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                terminate_group(proc, grace=2.0)
+                raw_out, raw_err = proc.communicate()
+            except BaseException:
+                terminate_group(proc)
+                raise
+        out = raw_out.decode("utf-8", "replace") if isinstance(raw_out, bytes) else ""
         if os.environ.get(TRACE_ENV) == "1":
             print(f"[{time.perf_counter() - started:7.3f}s rc={proc.returncode}] {' '.join(argv)}", file=sys.stderr)
-        return Completed(tuple(argv), proc.returncode, out, proc.stderr.decode("utf-8", "replace"))
+        return Completed(tuple(argv), proc.returncode, out, raw_err.decode("utf-8", "replace"), timed_out)
 
     def stream(
         self,
