@@ -62,6 +62,7 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
         mounted=bool(ds.mounted),
         kernels=tuple(ds.user.get(model.KERNELS, "").split()),
         pinned=bool(ds.user.get(model.PINNED)),
+        bad=ds.user.get(model.BAD) or None,
     )
 
 

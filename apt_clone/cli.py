@@ -214,7 +214,20 @@ def activate_cmd(
     cx = _context(opts)
     name = _pick(cx, name, "Which checkpoint should boot next?")
     question = "boot '{}' once, as a trial" if once else "set default boot entry to '{}'"
-    _ask(opts, lambda: f"This will {question.format(checkpoints.find(cx, name).dataset)}. Proceed ? (y/n)")
+
+    def asked() -> str:
+        cp = checkpoints.find(cx, name)
+        warning = f"'{cp.name}' was marked bad: {render.bad_text(cp.bad)}. " if cp.bad else ""
+        return f"{warning}This will {question.format(cp.dataset)}. Proceed ? (y/n)"
+
+    if opts.yes:
+        cp = checkpoints.find(cx, name)
+        if cp.bad:  # asked again: -y answers, and the answer is said
+            print(
+                f"apt-clone: '{cp.name}' was marked bad ({render.bad_text(cp.bad)}): activating it (-y)",
+                file=sys.stderr,
+            )
+    _ask(opts, asked)
     with exclusive():
         _guard(cx)
         result = operations.arm_trial(cx, name) if once else operations.activate(cx, name)

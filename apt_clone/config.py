@@ -34,6 +34,8 @@ class Setting:
 
 
 SECONDS = ("<seconds>",)
+UNITS = ("<unit>",)
+UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
 COUNT = ("<number>",)
 MAX_SECONDS = 7 * 24 * 3600
 MAX_COUNT = 100000
@@ -48,7 +50,11 @@ SETTINGS = (
     Setting("apt", "then", "ask", ("ask", "nothing", "activate", "reboot"),
             "after an upgrade in the clone, without --then: ask (with -y: nothing), or do this"),
     Setting("trial", "health", "failed-units", ("failed-units", "none"),
-            "before a trial boot becomes the default: no failed systemd unit, or no check"),
+            "before a trial boot becomes the default: no failed systemd unit and the checks pass, or no check"),
+    Setting("trial", "units", "", UNITS, "systemd units that must be active before a trial boot becomes the default"),
+    Setting("trial", "check-timeout", "120", SECONDS, "seconds each check of health.d may take (past it: failed)"),
+    Setting("trial", "on-failure", "reboot", ("reboot", "stay"),
+            "an unhealthy trial boot is marked bad, then: reboot into the previous default, or stay"),
     Setting("reboot", "packages", " ".join(DEFAULT_PACKAGES), None,
             "what only a reboot replaces: its upgrade or removal (or a new kernel) needs a reboot"),
     Setting("reboot", "scripts", "yes", ("yes", "no"),
@@ -78,6 +84,9 @@ class Config:
     update: bool = True
     then: str = "ask"
     health: str = "failed-units"
+    trial_units: tuple[str, ...] = ()
+    check_timeout: int = 120
+    on_failure: str = "reboot"
     reboot_packages: tuple[str, ...] = DEFAULT_PACKAGES
     reboot_scripts: bool = True
     hook: bool = True
@@ -130,6 +139,10 @@ def parse(text: str, source: str) -> Config:
             if setting.choices == SECONDS:
                 if not value.isdigit() or int(value) > MAX_SECONDS:
                     raise UsageError(f"{source}: {section}.{key} = {value!r}: whole seconds, 0 to {MAX_SECONDS}")
+            elif setting.choices == UNITS:
+                bad = [w for w in value.split() if not UNIT.match(w)]
+                if bad:
+                    raise UsageError(f"{source}: {section}.{key}: {bad[0]!r} is not a systemd unit name")
             elif setting.choices == COUNT:
                 top = 100 if key == "min-free" else MAX_COUNT
                 if not value.isdigit() or int(value) > top:
@@ -147,6 +160,9 @@ def parse(text: str, source: str) -> Config:
         update=v["apt", "update"] == "yes",
         then=v["apt", "then"],
         health=v["trial", "health"],
+        trial_units=tuple(v["trial", "units"].split()),
+        check_timeout=int(v["trial", "check-timeout"]),
+        on_failure=v["trial", "on-failure"],
         reboot_packages=tuple(v["reboot", "packages"].split()),
         reboot_scripts=v["reboot", "scripts"] == "yes",
         hook=v["hook", "enabled"] == "yes",

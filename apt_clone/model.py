@@ -26,6 +26,8 @@ ACTIVATED = props.key("activated")
 KERNELS = props.key("kernels")
 REBOOT = props.key("reboot")
 PINNED = props.key("pinned")
+BAD = props.key("bad")
+"""Set (to the time and the reason) on a checkpoint whose trial boot failed."""
 """Set (to the time it was pinned) on a checkpoint ``prune`` never removes."""
 """Why the change that made a checkpoint needed a reboot (``show``)."""
 """Space-separated kernel versions in the checkpoint's /boot, newest first (for the GRUB menu)."""
@@ -48,7 +50,7 @@ KIND_TITLES = {
     "initial": "Initial system",
 }
 
-USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED, KERNELS, PINNED)
+USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED, KERNELS, PINNED, BAD)
 """The properties every listing reads (the package change list is read by ``show`` only)."""
 
 
@@ -126,6 +128,8 @@ class Checkpoint:
     mounted: bool
     kernels: tuple[str, ...] = ()
     pinned: bool = False
+    bad: str | None = None
+    """When its trial boot failed, and why (``<time> <reason>``)."""
 
     @property
     def short_name(self) -> str:

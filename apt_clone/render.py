@@ -21,7 +21,8 @@ def listing_text(listing: Listing) -> str:
     for cp in listing.checkpoints:
         a = "o" if cp.active else " "
         c = "o" if cp.current else " "
-        marks = [m for m in (cp.kind if cp.kind != "initial" else "", "pinned" if cp.pinned else "") if m]
+        flags = (cp.kind if cp.kind != "initial" else "", "pinned" if cp.pinned else "", "BAD" if cp.bad else "")
+        marks = [m for m in flags if m]
         lines.append(f"{a} {c} {cp.name.ljust(width)} {label(cp)}" + (f" ({', '.join(marks)})" if marks else ""))
     if listing.next_boot is None:
         lines.append("(no checkpoint is set to boot next: the pool's bootfs is unset)")
@@ -55,6 +56,12 @@ def _rows(rows: list[list[str | None]]) -> list[str]:
     return out
 
 
+def bad_text(mark: str) -> str:
+    """``<time> <reason>`` as ``reason (since time)``."""
+    when, _, why = mark.partition(" ")
+    return f"{why or 'marked bad'} (since {seed_time(when)})"
+
+
 def show_text(details: Details) -> str:
     cp = details.checkpoint
     lines = [
@@ -66,7 +73,9 @@ def show_text(details: Details) -> str:
         f"Command:    {cp.command or '-'}",
         f"Summary:    {cp.summary or '-'}",
         *([f"Reboot:     {details.reboot}"] if details.reboot else []),
-        f"Active:     {'yes' if cp.active else 'no'}; current: {'yes' if cp.current else 'no'}",
+        f"Active:     {'yes' if cp.active else 'no'}; current: {'yes' if cp.current else 'no'}"
+        + ("; pinned" if cp.pinned else ""),
+        *([f"Bad:        {bad_text(cp.bad)}"] if cp.bad else []),
     ]
     if details.changes:
         lines.append(f"Package changes ({len(details.changes)}):")

@@ -10,14 +10,17 @@ one running and the system is healthy, it becomes the default.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 
-from . import config
+from . import config, health, model
 from .context import Context
-from .zfs import props
+from .zfs import ZfsError, props
 
 TRIAL = props.key("trial")
+BAD = model.BAD
 
 
 @dataclass(frozen=True)
@@ -78,29 +81,39 @@ def _own_boot(ctx: Context) -> str | None:
     return f"mounted {mine} at /boot (in place of {there})"
 
 
-def healthy(ctx: Context) -> tuple[bool, str]:
-    if config.load().health == "none":
-        return True, "health check disabled"
-    result = ctx.runner.run(["systemctl", "list-units", "--state=failed", "--no-legend", "--plain"])
-    if not result.ok:
-        return False, f"cannot ask systemd: {result.error_line()}"
-    failed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
-    return (not failed, "no failed units" if not failed else f"failed units: {', '.join(failed)}")
+def mark_bad(ctx: Context, dataset: str, why: str) -> None:
+    """Mark a checkpoint bad: it failed its trial (``-l`` and ``show`` say so, ``-a`` asks again)."""
+    ctx.zfs.set_props(dataset, {BAD: f"{model.utc_now()} {why}"[:1000]})
 
 
 def commit(ctx: Context) -> TrialResult:
-    """After boot: make the trial checkpoint the default if it runs and is healthy; disarm in any case."""
+    """After boot: make the trial checkpoint the default if it runs and is healthy; disarm in any
+    case. An unhealthy one is marked bad and (``[trial] on-failure = reboot``, on the running
+    system only) the machine reboots into the default, which did not change."""
     container = ctx.zfs.get(ctx.system.container, (TRIAL,))
     trial = container.user.get(TRIAL)
     if not trial:
         return TrialResult(None, False, "no trial boot armed")
     ctx.zfs.inherit(ctx.system.container, TRIAL)
     if trial != ctx.system.dataset:
+        with contextlib.suppress(ZfsError):
+            mark_bad(ctx, trial, "its trial boot did not come up")
         return TrialResult(trial, False, f"the trial boot of '{trial}' did not come up: the default is unchanged")
-    ok, why = healthy(ctx)
-    if not ok:
-        return TrialResult(trial, False, f"'{trial}' booted but is not healthy ({why}): the default is unchanged")
+    cfg = config.load()
+    verdict = health.evaluate(ctx.runner, ctx.system.root, cfg)
+    for w in verdict.warnings:
+        print(f"apt-clone: wanted health check {w.name} failed ({w.detail})", file=sys.stderr)
+    if not verdict.ok:
+        why = verdict.summary()
+        mark_bad(ctx, trial, f"unhealthy trial boot: {why}")
+        message = f"'{trial}' booted but is not healthy ({why}): marked bad; the default is unchanged"
+        if cfg.on_failure == "reboot" and ctx.system.is_host_root:
+            ctx.runner.stream(["systemctl", "reboot"])
+            return TrialResult(trial, False, message + "; rebooting into it")
+        return TrialResult(trial, False, message)
     from . import operations  # the journalled activation (operations imports this module)
 
     operations.activate(ctx, trial.rsplit("/", 1)[1])
-    return TrialResult(trial, True, f"'{trial}' booted healthy ({why}) and is now the default")
+    with contextlib.suppress(ZfsError):
+        ctx.zfs.inherit(trial, BAD)
+    return TrialResult(trial, True, f"'{trial}' booted healthy ({verdict.summary()}) and is now the default")

@@ -43,7 +43,7 @@ def test_apt_clone_conf_5_has_every_setting():
     for s in config.SETTINGS:
         assert f"SECTION [{s.section}]" in text
         assert f"**{s.key} =**" in text, s.key
-        for choice in () if s.choices in (config.SECONDS, config.COUNT) else s.choices or ():
+        for choice in [c for c in s.choices or () if not c.startswith("<")]:
             assert f"**{choice}**" in text, (s.key, choice)
 
 
