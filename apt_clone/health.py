@@ -107,7 +107,7 @@ def failed_units(runner: Runner) -> CheckResult:
     if not result.ok:
         return CheckResult("failed units", True, False, f"cannot ask systemd: {result.error_line()}")
     failed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
-    return CheckResult("failed units", True, not failed, f"failed units: {', '.join(failed)}" if failed else "none")
+    return CheckResult("failed units", True, not failed, ", ".join(failed) if failed else "none")
 
 
 def unit_active(runner: Runner, unit: str) -> CheckResult:

@@ -114,8 +114,41 @@ def test_unhealthy_trial_is_not_committed(with_kernel: SandboxInfo, tmp_path):
     (fake / "systemctl").write_text("#!/bin/sh\necho 'broken.service loaded failed failed Broken'\n")
     (fake / "systemctl").chmod(0o755)
     result = apt_clone(sb, "-y", "trial-commit", env={"PATH": f"{fake}:{os.environ['PATH']}"})
-    assert "is not healthy (failed units: broken.service)" in result.stdout
+    assert "is not healthy (failed units: broken.service): marked bad" in result.stdout
     assert bootfs(sb) == sb.first
+
+
+def test_a_failed_required_check_marks_the_trial_bad_and_activating_it_asks_again(with_kernel: SandboxInfo, tmp_path):
+    sb = with_kernel
+    apt_clone(sb, "create")
+    checks = Path(sb.root, "etc/apt-clone/health.d/required")
+    checks.mkdir(parents=True)
+    try:
+        check = checks / "50-service-answers"
+        check.write_text("#!/bin/sh\necho 'nothing listens on port 80' >&2\nexit 1\n")
+        check.chmod(0o755)
+        apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+        reboot(sb)
+        env = config_env(tmp_path, "[trial]\nhealth = failed-units\nunits =\n")
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        (fake / "systemctl").write_text("#!/bin/sh\nexit 0\n")  # no unit failed
+        (fake / "systemctl").chmod(0o755)
+        env["PATH"] = f"{fake}:{os.environ['PATH']}"
+        result = apt_clone(sb, "-y", "trial-commit", env=env)
+        assert "50-service-answers: exit status 1: nothing listens on port 80" in result.stdout, result.stdout
+        assert "marked bad" in result.stdout and "rebooting" not in result.stdout  # --root: never reboots this machine
+        assert bootfs(sb) == sb.first
+        listed = apt_clone(sb, "-l").stdout
+        assert "rootfs-nmu-001" in listed and "BAD)" in listed, listed
+        shown = apt_clone(sb, "show", "rootfs-nmu-001").stdout
+        assert "Bad:        unhealthy trial boot: 50-service-answers: exit status 1" in shown, shown
+        again = apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+        assert again.returncode == 0 and "was marked bad" in again.stderr, again.stderr
+        refused = apt_clone(sb, "activate", "rootfs-nmu-001")  # no -y and no terminal: the question is not answered
+        assert refused.returncode != 0
+    finally:
+        shutil.rmtree(checks.parent)
 
 
 def test_grub_d_script_and_default_snippet():

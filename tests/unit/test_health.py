@@ -64,7 +64,7 @@ def test_failed_and_inactive_units_are_required_failures(tmp_path):
     )
     assert not v.ok
     assert {(r.name, r.detail) for r in v.failures} == {
-        ("failed units", "failed units: broken.service"),
+        ("failed units", "broken.service"),
         ("nginx.service", "inactive"),
     }
 
