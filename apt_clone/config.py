@@ -51,6 +51,8 @@ SETTINGS = (
             "after an upgrade in the clone, without --then: ask (with -y: nothing), or do this"),
     Setting("trial", "health", "failed-units", ("failed-units", "none"),
             "before a trial boot becomes the default: no failed systemd unit and the checks pass, or no check"),
+    Setting("trial", "tries", "1", COUNT,
+            "boots a trial gets, counted by GRUB before each where it can write grubenv (not on ZFS)"),
     Setting("trial", "units", "", UNITS, "systemd units that must be active before a trial boot becomes the default"),
     Setting("trial", "check-timeout", "120", SECONDS, "seconds each check of health.d may take (past it: failed)"),
     Setting("trial", "on-failure", "reboot", ("reboot", "stay"),
@@ -84,6 +86,7 @@ class Config:
     update: bool = True
     then: str = "ask"
     health: str = "failed-units"
+    tries: int = 1
     trial_units: tuple[str, ...] = ()
     check_timeout: int = 120
     on_failure: str = "reboot"
@@ -144,7 +147,7 @@ def parse(text: str, source: str) -> Config:
                 if bad:
                     raise UsageError(f"{source}: {section}.{key}: {bad[0]!r} is not a systemd unit name")
             elif setting.choices == COUNT:
-                top = 100 if key == "min-free" else MAX_COUNT
+                top = 100 if key == "min-free" else 10 if key == "tries" else MAX_COUNT
                 if not value.isdigit() or int(value) > top:
                     raise UsageError(f"{source}: {section}.{key} = {value!r}: a whole number, 0 to {top}")
             elif setting.choices is None:
@@ -160,6 +163,7 @@ def parse(text: str, source: str) -> Config:
         update=v["apt", "update"] == "yes",
         then=v["apt", "then"],
         health=v["trial", "health"],
+        tries=max(1, int(v["trial", "tries"])),
         trial_units=tuple(v["trial", "units"].split()),
         check_timeout=int(v["trial", "check-timeout"]),
         on_failure=v["trial", "on-failure"],

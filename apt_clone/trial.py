@@ -37,7 +37,7 @@ def arm(ctx: Context, dataset: str) -> list[str]:
     """Arm a trial: boot ``dataset`` once; a healthy boot then makes it the default. The one
     definition of the action (``-a --once`` runs it as its journalled commit step, "reboot now"
     after an upgrade within the upgrade's boot step)."""
-    message = ctx.boot.boot_once(dataset)
+    message = ctx.boot.boot_once(dataset, config.load().tries)
     ctx.zfs.set_props(ctx.system.container, {TRIAL: dataset})
     return [message, TRIAL_NOTE.format(name=dataset.rsplit("/", 1)[1])]
 
@@ -96,6 +96,7 @@ def commit(ctx: Context) -> TrialResult:
         return TrialResult(None, False, "no trial boot armed")
     ctx.zfs.inherit(ctx.system.container, TRIAL)
     if trial != ctx.system.dataset:
+        ctx.boot.end_trial(ctx.system.container)
         with contextlib.suppress(ZfsError):
             mark_bad(ctx, trial, "its trial boot did not come up")
         return TrialResult(trial, False, f"the trial boot of '{trial}' did not come up: the default is unchanged")
@@ -105,6 +106,7 @@ def commit(ctx: Context) -> TrialResult:
         print(f"apt-clone: wanted health check {w.name} failed ({w.detail})", file=sys.stderr)
     if not verdict.ok:
         why = verdict.summary()
+        ctx.boot.end_trial(ctx.system.container)  # the verdict is final: no try is left for it
         mark_bad(ctx, trial, f"unhealthy trial boot: {why}")
         message = f"'{trial}' booted but is not healthy ({why}): marked bad; the default is unchanged"
         if cfg.on_failure == "reboot" and ctx.system.is_host_root:

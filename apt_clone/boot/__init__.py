@@ -125,10 +125,11 @@ class Bootloader:
         if not self.has_grub or container is None or not (self.readable or _locked()):
             return BootState(bootfs=bootfs)
         env = self.grubenv.read()
+        counted = env.get(grub.TRIAL_VAR) if env.get(grub.TRIES_VAR) else None
         return BootState(
             bootfs=bootfs,
             grub_default=self._dataset(container, env.get("saved_entry")),
-            grub_next=self._dataset(container, env.get("next_entry")),
+            grub_next=self._dataset(container, env.get("next_entry") or counted),
             grub=True,
         )
 
@@ -140,7 +141,7 @@ class Bootloader:
         if self.has_grub:
             entry = grub.saved_entry(name)
             self.grubenv.set(saved_entry=entry)
-            self.grubenv.unset("next_entry")
+            self.grubenv.unset("next_entry", grub.TRIAL_VAR, grub.TRIES_VAR)
             messages.append(f"Default GRUB entry '{entry}' will boot '{dataset}' ZFS clone.")
         self.clear_once(container)
         if self.boot_container:
@@ -203,14 +204,37 @@ class Bootloader:
         if self.boot_container and "twin" in saved and self.auto_twin() != saved["twin"]:
             self._twin_mounts(saved["twin"])
 
-    def boot_once(self, dataset: str) -> str:
-        """Boot ``dataset`` at the next boot only; the default stays."""
+    @property
+    def writes_env(self) -> bool:
+        """Whether GRUB itself can write its grubenv (not on ZFS: GRUB writes no ZFS)."""
+        if not self.has_grub or self.grub_dir is None:
+            return False
+        from ..system import ZFS_FSTYPES, read_mounts
+
+        where = os.path.realpath(self.grub_dir)
+        under = [m for m in read_mounts() if where == m.mountpoint or where.startswith(m.mountpoint.rstrip("/") + "/")]
+        best = max(under, key=lambda m: len(m.mountpoint), default=None)
+        return best is not None and best.fstype not in ZFS_FSTYPES
+
+    def boot_once(self, dataset: str, tries: int = 1) -> str:
+        """Boot ``dataset`` at the next boot only (``tries`` boots, counted by GRUB before each,
+        where GRUB can write its grubenv); the default stays."""
         container, name = dataset.rsplit("/", 1)
+        if self.has_grub and tries > 1 and self.writes_env:
+            self.grubenv.unset("next_entry")
+            self.grubenv.set(**{grub.TRIAL_VAR: grub.saved_entry(name), grub.TRIES_VAR: "1" * tries})
+            return f"Next boots: '{dataset}', {tries} tries counted by GRUB; the default stays until it is activated."
         if self.has_grub:
             self.grubenv.set(next_entry=grub.saved_entry(name))
         else:
             self._write_once(container, dataset)
         return f"Next boot only: '{dataset}'; the default stays until it is activated."
+
+    def end_trial(self, container: str) -> None:
+        """The trial's verdict is in: no more tries (GRUB's count, a one-time request)."""
+        if self.has_grub:
+            self.grubenv.unset("next_entry", grub.TRIAL_VAR, grub.TRIES_VAR)
+        self.clear_once(container)
 
     def take_once(self, container: str) -> str | None:
         """Consume a one-time boot request, as a boot does (GRUB clears next_entry when it boots it)."""

@@ -181,3 +181,23 @@ def test_systemd_units_verify(tmp_path):
     env = {**os.environ, "MANPATH": str(tmp_path / "man")}
     result = subprocess.run(["systemd-analyze", "verify", *names], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_trial_with_tries_is_booted_that_many_times_then_falls_back_and_is_marked_bad(
+    with_kernel: SandboxInfo, tmp_path
+):
+    sb = with_kernel
+    env = config_env(tmp_path, "[trial]\ntries = 2\n")
+    apt_clone(sb, "create")
+    armed = apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once", env=env)
+    assert armed.returncode == 0 and "2 tries counted by GRUB" in armed.stdout, armed.stdout + armed.stderr
+    assert grubenv(sb)["apt_clone_tries"] == "11" and "next_entry" not in grubenv(sb)
+    for _ in range(2):  # two boots of the trial that never reach trial-commit (a panic, a reset)
+        reboot(sb)
+        assert apt_clone(sb, "-l", env=env).stdout.splitlines()[2].startswith("  o rootfs-nmu-001")
+    reboot(sb)  # the tries are spent: the default boots, with no help from the trial
+    assert apt_clone(sb, "-l", env=env).stdout.splitlines()[1].startswith("o o rootfs-nmu-000")
+    result = apt_clone(sb, "-y", "trial-commit", env=env)
+    assert "did not come up" in result.stdout
+    assert "BAD" in apt_clone(sb, "-l", env=env).stdout
+    assert not grubenv(sb).get("apt_clone_trial") and bootfs(sb) == sb.first

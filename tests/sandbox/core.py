@@ -30,7 +30,7 @@ from typing import Any
 
 from apt_clone import model
 from apt_clone.apt.execute import kill_processes_in
-from apt_clone.boot import Bootloader
+from apt_clone.boot import Bootloader, grub
 from apt_clone.errors import OperationFailed, UsageError
 from apt_clone.journal import Journal
 from apt_clone.runner import DEFAULT_RUNNER, Runner
@@ -354,10 +354,29 @@ def _default_boot(boot: Bootloader, sb: Sandbox) -> str | None:
     return state.grub_default or state.bootfs
 
 
+def _counted_trial(boot: Bootloader, sb: Sandbox) -> str | None:
+    """GRUB's part of a counted trial, as the menu's counter does it (apt_clone.boot.grub.TRIAL_COUNTER):
+    a try left: spend it and boot the trial; none: forget the trial."""
+    if not boot.has_grub:
+        return None
+    env = boot.grubenv.read()
+    trial = env.get(grub.TRIAL_VAR)
+    if not trial:
+        return None
+    tries = env.get(grub.TRIES_VAR, "")
+    if re.fullmatch(r"1(1*)", tries):
+        boot.grubenv.set(**{grub.TRIES_VAR: tries[1:]})
+        name = grub.name_from_entry(trial)
+        return f"{sb.container}/{name}" if name else None
+    boot.grubenv.set(**{grub.TRIAL_VAR: ""})
+    return None
+
+
 def next_boot(sb: Sandbox, zfs: ZfsBackend, runner: Runner = DEFAULT_RUNNER) -> str | None:
-    """What boots next: GRUB's one-time entry (consumed, as GRUB does), else its default, else bootfs."""
+    """What boots next: GRUB's one-time entry (consumed, as GRUB does) or a counted trial with a
+    try left, else its default, else bootfs."""
     boot = Bootloader(zfs, sb.grub_dir, runner)
-    return boot.take_once(sb.container) or _default_boot(boot, sb)
+    return _counted_trial(boot, sb) or boot.take_once(sb.container) or _default_boot(boot, sb)
 
 
 def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None, str]:
