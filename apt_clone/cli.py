@@ -583,6 +583,14 @@ def trial_commit_cmd(ctx: typer.Context) -> None:
     _out(opts, message, result)
 
 
+@app.command("trial-deadline", hidden=True)
+def trial_deadline_cmd(ctx: typer.Context) -> None:
+    """A trial's deadline (a systemd timer set at its boot): no verdict yet means it hung."""
+    opts = _opts(ctx)
+    message, result = run_boot_command(opts.root, "trial-deadline")
+    _out(opts, message, result)
+
+
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str) -> None:
     """Show a checkpoint's metadata and the package changes recorded with it."""

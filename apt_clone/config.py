@@ -53,6 +53,8 @@ SETTINGS = (
             "before a trial boot becomes the default: no failed systemd unit and the checks pass, or no check"),
     Setting("trial", "tries", "1", COUNT,
             "boots a trial gets, counted by GRUB before each where it can write grubenv (not on ZFS)"),
+    Setting("trial", "deadline", "600", SECONDS,
+            "seconds from early boot a trial has to reach its verdict; past it (a hang) it is bad and reboots"),
     Setting("trial", "units", "", UNITS, "systemd units that must be active before a trial boot becomes the default"),
     Setting("trial", "check-timeout", "120", SECONDS, "seconds each check of health.d may take (past it: failed)"),
     Setting("trial", "on-failure", "reboot", ("reboot", "stay"),
@@ -87,6 +89,7 @@ class Config:
     then: str = "ask"
     health: str = "failed-units"
     tries: int = 1
+    deadline: int = 600
     trial_units: tuple[str, ...] = ()
     check_timeout: int = 120
     on_failure: str = "reboot"
@@ -164,6 +167,7 @@ def parse(text: str, source: str) -> Config:
         then=v["apt", "then"],
         health=v["trial", "health"],
         tries=max(1, int(v["trial", "tries"])),
+        deadline=int(v["trial", "deadline"]),
         trial_units=tuple(v["trial", "units"].split()),
         check_timeout=int(v["trial", "check-timeout"]),
         on_failure=v["trial", "on-failure"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-BOOT_COMMANDS = ("boot-started", "trial-commit")
+BOOT_COMMANDS = ("boot-started", "trial-commit", "trial-deadline")
 HOOK_COMMANDS = ("hook-pre", "hook-post")
 
 
@@ -45,7 +45,7 @@ def run_boot_command(root: str, command: str) -> tuple[str, object]:
             if command == "boot-started":
                 message = trial.boot_started(cx)
                 return message, {"message": message}
-            result = trial.commit(cx)
+            result = trial.deadline_passed(cx) if command == "trial-deadline" else trial.commit(cx)
             return result.message, result
     finally:
         cx.close()

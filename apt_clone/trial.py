@@ -45,11 +45,49 @@ def arm(ctx: Context, dataset: str) -> list[str]:
 def boot_started(ctx: Context) -> str:
     """Early in boot: spend the one-time request, as GRUB would if it could write grubenv, and
     mount the booted checkpoint's own boot twin at /boot when another one is there (a trial boot,
-    or one picked in GRUB's menu, finds the default's twin mounted by zfs-mount.service)."""
+    or one picked in GRUB's menu, finds the default's twin mounted by zfs-mount.service). When
+    this boot is the armed trial, start its deadline (:func:`deadline_passed`)."""
     own = _own_boot(ctx)  # first: GRUB's home may be the twin that was at /boot, mounted aside next
     spent = ctx.boot.take_once(ctx.system.container)
     said = f"one-time boot request for '{spent}' spent" if spent else "no one-time boot request"
-    return "; ".join([said, *filter(None, [own])])
+    trial = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
+    timer = _start_deadline(ctx) if trial == ctx.system.dataset and ctx.system.is_host_root else None
+    return "; ".join([said, *filter(None, [own, timer])])
+
+
+DEADLINE_UNIT = "apt-clone-trial-deadline"
+
+
+def _start_deadline(ctx: Context) -> str | None:
+    """A timer of systemd's that runs ``apt-clone trial-deadline`` ``[trial] deadline`` seconds
+    from now, so that a trial hanging before its verdict reboots (the tries are spent: the
+    default boots)."""
+    seconds = config.load().deadline
+    if not seconds:
+        return None
+    got = ctx.runner.run([
+        "systemd-run", "--no-block", f"--unit={DEADLINE_UNIT}", f"--on-active={seconds}s",
+        "--timer-property=AccuracySec=1s", "/usr/bin/apt-clone", "-y", "trial-deadline",
+    ])  # fmt: skip
+    if not got.ok:
+        return f"the trial's deadline could not be set ({got.error_line()})"
+    return f"the trial has {seconds} s to reach its verdict"
+
+
+def deadline_passed(ctx: Context) -> TrialResult:
+    """The trial's deadline: when its verdict has not come (trial-commit never ran: a hang), it
+    is marked bad and the machine reboots (forced: the hang may be a stop job) into the default."""
+    trial = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
+    if not trial or trial != ctx.system.dataset:
+        return TrialResult(trial, False, "no trial waits for its verdict")
+    ctx.zfs.inherit(ctx.system.container, TRIAL)
+    ctx.boot.end_trial(ctx.system.container)
+    seconds = config.load().deadline
+    mark_bad(ctx, trial, f"no verdict within {seconds} s of boot (a hang)")
+    message = f"'{trial}' reached no verdict within {seconds} s: marked bad; rebooting into the default"
+    if ctx.system.is_host_root:
+        ctx.runner.stream(["systemctl", "reboot", "--force"])
+    return TrialResult(trial, False, message)
 
 
 def _own_boot(ctx: Context) -> str | None:
@@ -100,6 +138,8 @@ def commit(ctx: Context) -> TrialResult:
         with contextlib.suppress(ZfsError):
             mark_bad(ctx, trial, "its trial boot did not come up")
         return TrialResult(trial, False, f"the trial boot of '{trial}' did not come up: the default is unchanged")
+    if ctx.system.is_host_root:  # the verdict comes now: the deadline is not needed
+        ctx.runner.run(["systemctl", "stop", f"{DEADLINE_UNIT}.timer"])
     cfg = config.load()
     verdict = health.evaluate(ctx.runner, ctx.system.root, cfg)
     for w in verdict.warnings:
