@@ -201,3 +201,16 @@ def test_a_trial_with_tries_is_booted_that_many_times_then_falls_back_and_is_mar
     assert "did not come up" in result.stdout
     assert "BAD" in apt_clone(sb, "-l", env=env).stdout
     assert not grubenv(sb).get("apt_clone_trial") and bootfs(sb) == sb.first
+
+
+def test_a_trial_that_reaches_no_verdict_by_its_deadline_is_marked_bad(with_kernel: SandboxInfo):
+    sb = with_kernel
+    apt_clone(sb, "create")
+    apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+    reboot(sb)  # the trial boots... and hangs before trial-commit
+    late = apt_clone(sb, "-y", "trial-deadline")
+    assert late.returncode == 0 and "reached no verdict within 600 s: marked bad" in late.stdout, late.stdout
+    assert "no verdict within 600 s of boot (a hang)" in apt_clone(sb, "show", "rootfs-nmu-001").stdout
+    reboot(sb)  # (the real one reboots by itself, forced): the default boots
+    assert apt_clone(sb, "-l").stdout.splitlines()[1].startswith("o o rootfs-nmu-000")
+    assert apt_clone(sb, "-y", "trial-deadline").stdout.strip() == "no trial waits for its verdict"
