@@ -32,14 +32,13 @@ import lzma
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
@@ -555,9 +554,6 @@ def _boot_story(disk: Path, layout: str) -> None:
     )
     if "APT-CLONE-VM-STORY RESULT=PASS" not in text:
         raise RuntimeError(f"the story on the ZFS-root disk failed; serial console log: {log}")
-    bench = hook_bench(text)
-    if bench:
-        print(f"    {bench}", flush=True)
     if EMULATOR_FAULT in text:
         # panic=5 on the boot disk: the guest rebooted into the same default entry and went on.
         print(
@@ -567,23 +563,9 @@ def _boot_story(disk: Path, layout: str) -> None:
         )
 
 
-def hook_bench(text: str) -> str | None:
-    """The story's measure of the APT hook on kernel OpenZFS (``hook-bench on|none MS`` lines)."""
-    found: dict[str, list[int]] = {}
-    for mode, ms in re.findall(r"^hook-bench (on|none) (\d+)", text, re.MULTILINE):
-        found.setdefault(mode, []).append(int(ms))
-    if not found.get("on") or not found.get("none"):
-        return None
-    on, none = statistics.median(found["on"]) / 1000, statistics.median(found["none"]) / 1000
-    return (
-        f"apt-get install ac-extra on kernel OpenZFS (TCG), medians of {len(found['on'])}: no hook {none:.2f} s,"
-        f" hook {on:.2f} s ({on - none:+.2f} s per apt run)"
-    )
-
-
 def _play_story(disk: Path, log: Path) -> str:
     """One play of the story from the installed disk, on a fresh overlay; its serial console."""
-    overlay = CACHE / SUITE / "boot-story.qcow2"  # qemu-img create replaces a leftover one
+    overlay = disk.with_name(f"story-{disk.stem}.qcow2")  # one a disk (two stories may play at once)
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)])
     project = CACHE / SUITE / "project.img"
     text = _qemu(
@@ -623,17 +605,29 @@ def main() -> int:
         image = pack(guest, version, package())
         which = os.environ.get("APT_CLONE_VM_STAGES", "all")
 
+        layouts = os.environ.get("APT_CLONE_VM_LAYOUTS", " ".join(LAYOUTS)).split()
+        # With both halves, the layouts after the first play on the tests' VM thread once the
+        # tests are done (the boot half is the longer one).
+        later = layouts[1:] if which == "all" else []
+        target_made: Future[Path] = Future()
+
         def boot_half() -> None:
-            target = target_tree(guest, kernel)
-            for layout in os.environ.get("APT_CLONE_VM_LAYOUTS", " ".join(LAYOUTS)).split():
+            try:
+                target = target_tree(guest, kernel)
+            except BaseException as exc:
+                target_made.set_exception(exc)
+                raise
+            target_made.set_result(target)
+            for layout in [x for x in layouts if x not in later]:
                 boot_story(install_disk(kernel, image, target, layout), layout)
 
+        def tests_half() -> None:
+            vm_tests(kernel, image, sandbox_tar)
+            for layout in later:
+                boot_story(install_disk(kernel, image, target_made.result(), layout), layout)
+
         # The two halves are two VMs, one TCG thread each: side by side they use both host cores.
-        halves = [
-            f
-            for f, name in ((lambda: vm_tests(kernel, image, sandbox_tar), "tests"), (boot_half, "boot"))
-            if which in ("all", name)
-        ]
+        halves = [f for f, name in ((tests_half, "tests"), (boot_half, "boot")) if which in ("all", name)]
         with ThreadPoolExecutor(max_workers=2) as pool:
             for future in [pool.submit(h) for h in halves]:
                 future.result()
