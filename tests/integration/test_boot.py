@@ -120,13 +120,13 @@ def test_unhealthy_trial_is_not_committed(with_kernel: SandboxInfo, tmp_path):
 
 def test_a_failed_required_check_marks_the_trial_bad_and_activating_it_asks_again(with_kernel: SandboxInfo, tmp_path):
     sb = with_kernel
-    apt_clone(sb, "create")
     checks = Path(sb.root, "etc/apt-clone/health.d/required")
     checks.mkdir(parents=True)
     try:
         check = checks / "50-service-answers"
         check.write_text("#!/bin/sh\necho 'nothing listens on port 80' >&2\nexit 1\n")
         check.chmod(0o755)
+        apt_clone(sb, "create")  # the trial checkpoint holds the check
         apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
         reboot(sb)
         env = config_env(tmp_path, "[trial]\nhealth = failed-units\nunits =\n")
@@ -148,7 +148,7 @@ def test_a_failed_required_check_marks_the_trial_bad_and_activating_it_asks_agai
         refused = apt_clone(sb, "activate", "rootfs-nmu-001")  # no -y and no terminal: the question is not answered
         assert refused.returncode != 0
     finally:
-        shutil.rmtree(checks.parent)
+        shutil.rmtree(Path(sb.root, "etc/apt-clone/health.d"), ignore_errors=True)
 
 
 def test_grub_d_script_and_default_snippet():
@@ -167,17 +167,18 @@ def test_grub_d_script_and_default_snippet():
 def test_systemd_units_verify(tmp_path):
     exe = shutil.which("apt-clone") or str(Path(sys.executable).with_name("apt-clone"))
     names = []
-    for unit in sorted((REPO / "systemd").glob("*.service")):
+    for unit in sorted([*(REPO / "systemd").glob("*.service"), *(REPO / "systemd").glob("*.timer")]):
         (tmp_path / unit.name).write_text(unit.read_text().replace("/usr/bin/apt-clone", exe))
         names.append(str(tmp_path / unit.name))
-    # Documentation=man:apt-clone(8): the page as the package builds it, where man finds it
-    man8 = tmp_path / "man" / "man8"
-    man8.mkdir(parents=True)
+    # Documentation=man:apt-clone(8) man:apt-clone.conf(5): the pages as the package builds them
     from docutils.core import publish_file
     from docutils.writers import manpage
 
-    publish_file(source_path=str(REPO / "docs/man/apt-clone.8.rst"), destination_path=str(man8 / "apt-clone.8"),
-                 writer=manpage.Writer(), settings_overrides={"report_level": 5})  # fmt: skip
+    for page, section in (("apt-clone.8", "man8"), ("apt-clone.conf.5", "man5")):
+        out = tmp_path / "man" / section / page
+        out.parent.mkdir(parents=True)
+        publish_file(source_path=str(REPO / f"docs/man/{page}.rst"), destination_path=str(out),
+                     writer=manpage.Writer(), settings_overrides={"report_level": 5})  # fmt: skip
     env = {**os.environ, "MANPATH": str(tmp_path / "man")}
     result = subprocess.run(["systemd-analyze", "verify", *names], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
