@@ -220,14 +220,7 @@ def activate_cmd(
         warning = f"'{cp.name}' was marked bad: {render.bad_text(cp.bad)}. " if cp.bad else ""
         return f"{warning}This will {question.format(cp.dataset)}. Proceed ? (y/n)"
 
-    if opts.yes:
-        cp = checkpoints.find(cx, name)
-        if cp.bad:  # asked again: -y answers, and the answer is said
-            print(
-                f"apt-clone: '{cp.name}' was marked bad ({render.bad_text(cp.bad)}): activating it (-y)",
-                file=sys.stderr,
-            )
-    _ask(opts, asked)
+    _ask(opts, asked)  # a bad one is asked about again; with -y the result says it was bad
     with exclusive():
         _guard(cx)
         result = operations.arm_trial(cx, name) if once else operations.activate(cx, name)

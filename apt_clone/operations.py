@@ -418,7 +418,15 @@ def activate(ctx: Context, name: str) -> checkpoints.Activated:
         bootfs_seen=listing.next_boot,
     )
     execute(ctx, st, tree)
-    return checkpoints.Activated(cp.dataset, list(st.messages))
+    return checkpoints.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
+
+
+def _bad_note(cp: model.Checkpoint) -> list[str]:
+    """What activating a checkpoint marked bad says (the CLI asked first, or -y answered)."""
+    if not cp.bad:
+        return []
+    when, _, why = cp.bad.partition(" ")
+    return [f"'{cp.name}' was marked bad ({why or 'a failed trial'}, {when}): activated as asked."]
 
 
 def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
@@ -431,7 +439,7 @@ def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
         bootfs_seen=listing.next_boot,
     )
     execute(ctx, st)
-    return checkpoints.Activated(cp.dataset, list(st.messages))
+    return checkpoints.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
 
 
 def share_grub(ctx: Context) -> str:

@@ -226,13 +226,16 @@ def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.
 
 
 def _pools(ctx: Context, names: Sequence[str]) -> list[PoolSpace]:
+    """Each pool's space as ``zfs list`` shows it (its top dataset's used and available: what
+    a write can still take, after ZFS's own reserve), not the raw ``zpool list`` free."""
     out = []
     for name in dict.fromkeys(names):
         try:
-            p = ctx.zfs.pool(name)
+            top = ctx.zfs.get(name)
         except ZfsError:
             continue
-        out.append(PoolSpace(name, p.size, p.free))
+        available = top.available or 0
+        out.append(PoolSpace(name, top.used + available, available))
     return out
 
 
