@@ -65,9 +65,12 @@ def _start_deadline(ctx: Context) -> str | None:
     seconds = config.load().deadline
     if not seconds:
         return None
+    # Should apt-clone itself fail or hang there, systemd reboots anyway (FailureAction).
     got = ctx.runner.run([
         "systemd-run", "--no-block", f"--unit={DEADLINE_UNIT}", f"--on-active={seconds}s",
-        "--timer-property=AccuracySec=1s", "/usr/bin/apt-clone", "-y", "trial-deadline",
+        "--timer-property=AccuracySec=1s", "--property=FailureAction=reboot-force",
+        "--property=Type=oneshot", "--property=TimeoutStartSec=120",
+        "/usr/bin/apt-clone", "-y", "trial-deadline",
     ])  # fmt: skip
     if not got.ok:
         return f"the trial's deadline could not be set ({got.error_line()})"
