@@ -41,6 +41,8 @@ def run_boot_command(root: str, command: str) -> tuple[str, object]:
     require_root()
     cx = open_context(root)
     try:
+        if command == "trial-deadline" and not trial.wait_for_deadline(cx):
+            return "no trial waits for its verdict", {"message": "no trial waits for its verdict"}
         with exclusive():
             if command == "boot-started":
                 message = trial.boot_started(cx)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 from . import config, health, model
@@ -45,36 +46,38 @@ def arm(ctx: Context, dataset: str) -> list[str]:
 def boot_started(ctx: Context) -> str:
     """Early in boot: spend the one-time request, as GRUB would if it could write grubenv, and
     mount the booted checkpoint's own boot twin at /boot when another one is there (a trial boot,
-    or one picked in GRUB's menu, finds the default's twin mounted by zfs-mount.service). When
-    this boot is the armed trial, start its deadline (:func:`deadline_passed`)."""
+    or one picked in GRUB's menu, finds the default's twin mounted by zfs-mount.service)."""
     own = _own_boot(ctx)  # first: GRUB's home may be the twin that was at /boot, mounted aside next
     spent = ctx.boot.take_once(ctx.system.container)
     said = f"one-time boot request for '{spent}' spent" if spent else "no one-time boot request"
+    return "; ".join([said, *filter(None, [own])])
+
+
+DEADLINE_UNIT = "apt-clone-trial-deadline.service"
+"""Started early at every boot: waits out a trial's deadline (``apt-clone trial-deadline``)."""
+
+
+def trial_of_this_boot(ctx: Context) -> str | None:
+    """The armed trial, when it is the checkpoint running."""
     trial = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
-    timer = _start_deadline(ctx) if trial == ctx.system.dataset and ctx.system.is_host_root else None
-    return "; ".join([said, *filter(None, [own, timer])])
+    return trial if trial and trial == ctx.system.dataset else None
 
 
-DEADLINE_UNIT = "apt-clone-trial-deadline"
-
-
-def _start_deadline(ctx: Context) -> str | None:
-    """A timer of systemd's that runs ``apt-clone trial-deadline`` ``[trial] deadline`` seconds
-    from now, so that a trial hanging before its verdict reboots (the tries are spent: the
-    default boots)."""
+def wait_for_deadline(ctx: Context, uptime: str = "/proc/uptime") -> bool:
+    """Without the lock: when this boot is the armed trial, sleep until ``[trial] deadline``
+    seconds after boot (on the running system only: a ``--root`` has no boot to count from).
+    Whether there is a trial to judge."""
+    if trial_of_this_boot(ctx) is None:
+        return False
     seconds = config.load().deadline
     if not seconds:
-        return None
-    # Should apt-clone itself fail or hang there, systemd reboots anyway (FailureAction).
-    got = ctx.runner.run([
-        "systemd-run", "--no-block", f"--unit={DEADLINE_UNIT}", f"--on-active={seconds}s",
-        "--timer-property=AccuracySec=1s", "--property=FailureAction=reboot-force",
-        "--property=Type=oneshot", "--property=TimeoutStartSec=120",
-        "/usr/bin/apt-clone", "-y", "trial-deadline",
-    ])  # fmt: skip
-    if not got.ok:
-        return f"the trial's deadline could not be set ({got.error_line()})"
-    return f"the trial has {seconds} s to reach its verdict"
+        return False
+    if ctx.system.is_host_root:
+        with open(uptime, encoding="ascii") as f:
+            up = float(f.read().split()[0])
+        if seconds > up:
+            time.sleep(seconds - up)  # the deadline itself; trial-commit stops this unit when the verdict comes
+    return True
 
 
 def deadline_passed(ctx: Context) -> TrialResult:
@@ -142,7 +145,7 @@ def commit(ctx: Context) -> TrialResult:
             mark_bad(ctx, trial, "its trial boot did not come up")
         return TrialResult(trial, False, f"the trial boot of '{trial}' did not come up: the default is unchanged")
     if ctx.system.is_host_root:  # the verdict comes now: the deadline is not needed
-        ctx.runner.run(["systemctl", "stop", f"{DEADLINE_UNIT}.timer"])
+        ctx.runner.run(["systemctl", "stop", DEADLINE_UNIT])
     cfg = config.load()
     verdict = health.evaluate(ctx.runner, ctx.system.root, cfg)
     for w in verdict.warnings:

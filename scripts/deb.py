@@ -49,6 +49,7 @@ INSTALLS = (
     "/etc/apt/apt.conf.d/80apt-clone",
     "/usr/lib/systemd/system/apt-clone-prune.service",
     "/usr/lib/systemd/system/apt-clone-prune.timer",
+    "/usr/lib/systemd/system/apt-clone-trial-deadline.service",
 )
 """What the package must install (issue 18, item 2; the APT hook: issue 20)."""
 CONFFILES = (
@@ -61,6 +62,7 @@ ENABLED = (
     "/etc/systemd/system/sysinit.target.wants/apt-clone-boot.service",
     "/etc/systemd/system/multi-user.target.wants/apt-clone-trial.service",
     "/etc/systemd/system/timers.target.wants/apt-clone-prune.timer",
+    "/etc/systemd/system/sysinit.target.wants/apt-clone-trial-deadline.service",
 )
 
 
