@@ -49,14 +49,21 @@ case $stage in
     rm -f /mnt/broken/usr/lib/systemd/systemd /mnt/broken/usr/sbin/init /mnt/broken/usr/bin/sh /mnt/broken/usr/bin/dash
     umount /mnt/broken
     next 3
-    run apt-clone -y activate rootfs-nmu-002 --once || fail "activate --once"
+    # Two tries, counted by GRUB on its partition: the broken trial panics twice, then the default boots.
+    sed -i 's/^# tries = 1$/tries = 2/' /etc/apt-clone/apt-clone.conf
+    out=$(apt-clone -y activate rootfs-nmu-002 --once 2>&1) || fail "activate --once: $out"
+    echo "$out" > /dev/ttyS0
+    echo "$out" | grep -q "2 tries counted by GRUB" || fail "the trial's tries are not counted by GRUB"
     systemctl reboot
     ;;
 3)
     [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "after the failed trial boot we run $root"
     listing || fail "apt-clone -l"
     echo "$listed" | grep -q '^o o rootfs-nmu-001' || fail "the default moved after a failed trial boot"
-    pass "the unbootable trial of rootfs-nmu-002 fell back to rootfs-nmu-001 by itself"
+    env=$(grub-editenv /boot/grub/grubenv list); echo "$env" > /dev/ttyS0
+    echo "$env" | grep -q '^apt_clone_tries=$' || fail "GRUB did not spend both tries"
+    echo "$env" | grep -q '^apt_clone_trial=$' || fail "GRUB did not end the trial once the tries were spent"
+    pass "the unbootable trial of rootfs-nmu-002 was booted twice (GRUB counted the tries) and fell back to rootfs-nmu-001 by itself"
     run apt-clone -y -r rootfs-nmu-000 || fail "destroy rootfs-nmu-000"
     run apt-clone -y -r rootfs-nmu-002 || fail "destroy rootfs-nmu-002"
     run zfs list -t all -o name,origin -r rpool
