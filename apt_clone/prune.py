@@ -198,6 +198,9 @@ def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.
     boot_tree = ctx.zfs.list_tree(boot_container, (model.SNAPSHOT_MARK,)) if boot_container else []
     boot = {ds.name: ds for ds in boot_tree}
     home = checkpoints.grub_home(ctx, tree)
+    from .trial import TRIAL
+
+    armed = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
     protected: dict[str, str] = {}
     candidates = []
     kinds = (*PRUNABLE, "manual", "initial") if include_manual else PRUNABLE
@@ -207,7 +210,7 @@ def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.
             protected[cp.name] = "running"
         elif cp.active:
             protected[cp.name] = "boots next"
-        elif state.grub_next and state.grub_next == cp.dataset:
+        elif cp.dataset in (state.grub_next, armed):
             protected[cp.name] = "armed for a trial boot"
         elif ds.user.get(model.PINNED):
             protected[cp.name] = "pinned"

@@ -63,6 +63,7 @@ case $stage in
     env=$(grub-editenv /boot/grub/grubenv list); echo "$env" > /dev/ttyS0
     echo "$env" | grep -q '^apt_clone_tries=$' || fail "GRUB did not spend both tries"
     echo "$env" | grep -q '^apt_clone_trial=$' || fail "GRUB did not end the trial once the tries were spent"
+    echo "$listed" | grep 'rootfs-nmu-002' | grep -q 'BAD' || fail "the trial that never came up is not marked bad"
     pass "the unbootable trial of rootfs-nmu-002 was booted twice (GRUB counted the tries) and fell back to rootfs-nmu-001 by itself"
     run apt-clone -y -r rootfs-nmu-000 || fail "destroy rootfs-nmu-000"
     run apt-clone -y -r rootfs-nmu-002 || fail "destroy rootfs-nmu-002"

@@ -103,7 +103,10 @@ def _free_percent(pool: str) -> float:
 
 
 def test_a_full_pool_is_brought_back_above_its_limit_oldest_first(toy):
-    env = policy(toy, "keep = 50\nmin-free = 25\n")
+    # The journal lives on the full pool too, as /var/lib/apt-clone does on a host.
+    state = os.path.join(toy.root, "var/lib/apt-clone")
+    os.makedirs(state, mode=0o700)
+    env = {**policy(toy, "keep = 50\nmin-free = 25\n"), "APT_CLONE_STATE_DIR": state}
     data = os.path.join(toy.root, "data")
     for i in range(6):  # each checkpoint's snapshot alone holds 8 MB
         with open(data, "wb") as f:
