@@ -228,7 +228,13 @@ class Bootloader:
             self.grubenv.set(next_entry=grub.saved_entry(name))
         else:
             self._write_once(container, dataset)
-        return f"Next boot only: '{dataset}'; the default stays until it is activated."
+        said = f"Next boot only: '{dataset}'; the default stays until it is activated."
+        if self.has_grub and not self.writes_env:
+            said += (
+                " GRUB cannot write its grubenv here (on ZFS): apt-clone-boot.service spends the request"
+                " early in boot, so a trial that dies before that boots again: pick the default in GRUB's menu."
+            )
+        return said
 
     def end_trial(self, container: str) -> None:
         """The trial's verdict is in: no more tries (GRUB's count, a one-time request)."""
