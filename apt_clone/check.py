@@ -87,6 +87,7 @@ def check(ctx: Context) -> Report:
     add = report.findings.append
     names = {ds.name.rsplit("/", 1)[1] for ds in checkpoints.boot_environments(tree, system.container, system.dataset)}
     _grub(ctx, home, names, add)
+    _trials(ctx, add)
     _boot_target(ctx, add)
     _data(ctx, mounts, add)
     _encryption(ctx, add)
@@ -127,6 +128,20 @@ def _grub(ctx: Context, home: layout.GrubHome, names: set[str], add: Add) -> Non
                     f"({layout.holder_of(home, ctx.system)}): GRUB reads that copy only. apt-clone writes its menu and "
                     f"grubenv there and refuses to destroy or rename '{home.checkpoint}', but update-grub or "
                     "grub-install run in another checkpoint write a copy GRUB never reads", share))  # fmt: skip
+
+
+def _trials(ctx: Context, add: Add) -> None:
+    """Whether GRUB can count a trial's tries (it writes grubenv only outside ZFS)."""
+    if not ctx.boot.has_grub:
+        return
+    if ctx.boot.writes_env:
+        add(Finding("ok", "trials", "GRUB can write its grubenv: it counts a trial's tries ([trial] tries) "
+                    "before each boot: a trial that dies before userspace comes back to the default"))  # fmt: skip
+    else:
+        add(Finding("risk", "trials", "GRUB's grubenv is on ZFS, which GRUB cannot write: a trial boot (-a --once) "
+                    "is spent early in userspace by apt-clone-boot.service, and one that dies before that (a "
+                    "kernel or initramfs panic) boots again until the default is picked in GRUB's menu",
+                    "keep GRUB's directory on a partition GRUB writes (an ESP or an ext2 /boot/grub)"))  # fmt: skip
 
 
 def _boot_target(ctx: Context, add: Add) -> None:

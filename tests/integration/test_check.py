@@ -26,6 +26,7 @@ def test_the_layout_and_the_risks_of_the_sandbox(pristine: SandboxInfo):
     assert report["places"]["/"] == pristine.first
     assert report["grub"]["where"] == "partition"
     assert _finding(report, "grub", "ok")
+    assert _finding(report, "trials", "ok")  # grubenv on the sandbox's partition: GRUB counts tries
     (log,) = [f for f in _finding(report, "data", "risk") if f["text"].startswith("/var/log ")]
     assert "a rollback takes it back" in log["text"] and "zfs create -o mountpoint=/var/log" in log["fix"]
     assert _finding(report, "initramfs", "risk")[0]["fix"] == "apt install zfs-initramfs"

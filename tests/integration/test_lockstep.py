@@ -200,6 +200,8 @@ def test_check_reports_grub_inside_a_checkpoint_and_a_lost_home(family):
         (risk,) = [f for f in report["findings"] if f["topic"] == "grub"]
         assert risk["level"] == "risk" and "GRUB reads that copy only" in risk["text"]
         assert risk["fix"].startswith(f"apt-clone share-grub (moves it into {boot.split('/')[0]}/grub")
+        (trials,) = [f for f in report["findings"] if f["topic"] == "trials"]
+        assert trials["level"] == "risk" and "GRUB cannot write" in trials["text"]  # its grubenv is on ZFS
         refused = apt_clone(sb, "-y", "share-grub")  # grub-install writes the host's disks: never for --root
         assert refused.returncode == 3 and "running system only" in refused.stderr
         subprocess.run(["zfs", "set", "org.aptclone:grub-home=gone", sb.container], check=True)
