@@ -401,6 +401,18 @@ class Destroyed:
     notes: list[str] = field(default_factory=list)
 
 
+def without(tree: list[Dataset], dataset: str, origin: str | None = None) -> list[Dataset]:
+    """``tree`` after the destroy of ``dataset`` (its descendants and their snapshots), and of
+    its ``origin`` snapshot when apt-clone took it and no clone of it is left."""
+    left = [ds for ds in tree if ds.name != dataset and not ds.name.startswith((dataset + "/", dataset + "@"))]
+    snap = next((ds for ds in left if ds.name == origin), None)
+    if origin and snap is not None and model.SNAPSHOT_MARK in snap.user and not any(ds.origin == origin for ds in left):
+        tag = "@" + origin.split("@", 1)[1]
+        fs = origin.split("@", 1)[0]
+        left = [ds for ds in left if not (ds.is_snapshot and ds.name.endswith(tag) and ds.name.startswith(fs))]
+    return left
+
+
 def destroy_origin_if_ours(ctx: Context, origin: str, container: str, tree: list[Dataset] | None = None) -> str | None:
     """Destroy the origin snapshot (recursively: children's too) when apt-clone took it and no
     other clone needs it. ``tree``: the container's tree as it is now (None: read it)."""

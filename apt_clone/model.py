@@ -67,6 +67,12 @@ def parse_time(text: str | None) -> dt.datetime | None:
         return None
 
 
+def bad_mark(mark: str) -> tuple[str, str]:
+    """(when, why) of a checkpoint's bad mark (``<time> <reason>``)."""
+    when, _, why = mark.partition(" ")
+    return when, why or "a failed trial"
+
+
 def metadata(title: str, kind: str, command: str, created: str | None = None) -> dict[str, str]:
     """The user properties of a new checkpoint."""
     if kind not in KINDS:

@@ -149,7 +149,7 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
         for dataset, snap in st.origins.items():
             container = ctx.system.container if dataset == st.target else ctx.system.boot_container
             # The plan's tree, less what was destroyed, is the tree now when nothing was promoted.
-            now = None if tree is None or st.promoted or dataset != st.target else _without(tree, dataset)
+            now = None if tree is None or st.promoted or dataset != st.target else checkpoints.without(tree, dataset)
             if snap and container:
                 found = checkpoints.destroy_origin_if_ours(ctx, snap, container, now)
                 gone += [found] if found else []
@@ -162,11 +162,6 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
         Step("origin", origin),
         Step("menu", _menu(ctx) if st.menu else lambda: None),
     ]
-
-
-def _without(tree: list[Dataset], dataset: str) -> list[Dataset]:
-    """``tree`` without ``dataset``, its descendants and their snapshots."""
-    return [ds for ds in tree if ds.name != dataset and not ds.name.startswith((dataset + "/", dataset + "@"))]
 
 
 def _rename_steps(ctx: Context, st: RenameOp, save: Save, tree: Tree) -> list[Step]:
@@ -425,8 +420,8 @@ def _bad_note(cp: model.Checkpoint) -> list[str]:
     """What activating a checkpoint marked bad says (the CLI asked first, or -y answered)."""
     if not cp.bad:
         return []
-    when, _, why = cp.bad.partition(" ")
-    return [f"'{cp.name}' was marked bad ({why or 'a failed trial'}, {when}): activated as asked."]
+    when, why = model.bad_mark(cp.bad)
+    return [f"'{cp.name}' was marked bad ({why}, {when}): activated as asked."]
 
 
 def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:

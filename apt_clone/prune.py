@@ -294,10 +294,10 @@ def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> l
                 listing, tree, boot_tree = read
                 gone = [cp for cp in listing.checkpoints if cp.name == r.name]
                 listing = dataclasses.replace(listing, checkpoints=[cp for cp in listing.checkpoints if cp not in gone])
-                tree = _without(tree, dplan.checkpoint.dataset, dplan.checkpoint.origin)
+                tree = checkpoints.without(tree, dplan.checkpoint.dataset, dplan.checkpoint.origin)
                 if boot_tree is not None and dplan.boot_dataset:
                     twin = next((ds for ds in boot_tree if ds.name == dplan.boot_dataset), None)
-                    boot_tree = _without(boot_tree, dplan.boot_dataset, twin.origin if twin else None)
+                    boot_tree = checkpoints.without(boot_tree, dplan.boot_dataset, twin.origin if twin else None)
                 read = (listing, tree, boot_tree)
     finally:
         if removed:
@@ -313,18 +313,6 @@ def _read(ctx: Context) -> tuple[checkpoints.Listing, list[Dataset], list[Datase
         tree,
         ctx.zfs.list_tree(boot, (model.SNAPSHOT_MARK,)) if boot else None,
     )
-
-
-def _without(tree: list[Dataset], dataset: str, origin: str | None) -> list[Dataset]:
-    """``tree`` after the destroy of ``dataset`` (and of its origin snapshot, when no other
-    clone of that instant is left)."""
-    left = [ds for ds in tree if ds.name != dataset and not ds.name.startswith((dataset + "/", dataset + "@"))]
-    snap = next((ds for ds in left if ds.name == origin), None)
-    if origin and snap is not None and model.SNAPSHOT_MARK in snap.user and not any(ds.origin == origin for ds in left):
-        tag = "@" + origin.split("@", 1)[1]
-        fs = origin.split("@", 1)[0]
-        left = [ds for ds in left if not (ds.is_snapshot and ds.name.endswith(tag) and ds.name.startswith(fs))]
-    return left
 
 
 def after(ctx: Context, the_plan: PrunePlan) -> list[PoolSpace]:

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .checkpoints import Listing
-from .model import label, seed_time
+from .model import bad_mark, label, seed_time
 
 if TYPE_CHECKING:  # inspect and check load only for their commands
     from .check import Report
@@ -58,8 +58,8 @@ def _rows(rows: list[list[str | None]]) -> list[str]:
 
 def bad_text(mark: str) -> str:
     """``<time> <reason>`` as ``reason (since time)``."""
-    when, _, why = mark.partition(" ")
-    return f"{why or 'marked bad'} (since {seed_time(when)})"
+    when, why = bad_mark(mark)
+    return f"{why} (since {seed_time(when)})"
 
 
 def show_text(details: Details) -> str:

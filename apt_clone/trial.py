@@ -83,9 +83,9 @@ def wait_for_deadline(ctx: Context, uptime: str = "/proc/uptime") -> bool:
 def deadline_passed(ctx: Context) -> TrialResult:
     """The trial's deadline: when its verdict has not come (trial-commit never ran: a hang), it
     is marked bad and the machine reboots (forced: the hang may be a stop job) into the default."""
-    trial = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
-    if not trial or trial != ctx.system.dataset:
-        return TrialResult(trial, False, "no trial waits for its verdict")
+    trial = trial_of_this_boot(ctx)
+    if trial is None:
+        return TrialResult(None, False, "no trial waits for its verdict")
     ctx.zfs.inherit(ctx.system.container, TRIAL)
     ctx.boot.end_trial(ctx.system.container)
     seconds = config.load().deadline
