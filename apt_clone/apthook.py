@@ -275,7 +275,7 @@ def _why(exc: BaseException) -> str:
 
 
 def _make(request: hook.HookInput, cfg: Config) -> Result:
-    from . import model, operations
+    from . import checkpoints, model, operations
     from .context import open_context
     from .errors import require_root
     from .lock import exclusive
@@ -302,6 +302,7 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
                     {model.TITLE: title_of(st.commands, ""), model.COMMAND: "; ".join(st.commands)[:1000]},
                 )
                 save_state(st)
+                checkpoints.edit_menu(cx, {st.checkpoint: st.checkpoint})  # its title names this run too
                 return Result(f"apt-clone: this apt run joins checkpoint {st.checkpoint} ([hook] merge)")
             _copy_status()
             planned = [dpkgstatus.PackageChange(c.name, c.old, c.new) for c in request.changes if c.old != c.new]

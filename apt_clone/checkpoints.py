@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -18,9 +18,9 @@ from .boot import WITH_LISTING, grub
 from .context import Context
 from .errors import NotFound, Refused
 from .model import Created
-from .names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from .names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
 from .signals import shielded
-from .zfs import Dataset, ZfsError, ZfsNotFound
+from .zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
 from .zfs.cli import SAVED_MOUNTPOINT
 
 
@@ -66,16 +66,33 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
     )
 
 
+READ_PROPS = (*model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME, model.NEWEST)
+"""The user properties every read of checkpoints takes."""
+
+
 def read_tree(ctx: Context) -> list[Dataset]:
     """The container with its checkpoints and snapshots, in one zfs read (the bootloader takes
     the container's one-time boot property from it)."""
-    tree = ctx.zfs.list_tree(
-        ctx.system.container,
-        (*model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME),
-    )
+    tree = ctx.zfs.list_tree(ctx.system.container, READ_PROPS)
     if tree:  # the container itself comes first
         ctx.boot.seen_container(tree[0])
     return tree
+
+
+def read_named(ctx: Context, names: Iterable[str | None] = ()) -> list[Dataset]:
+    """The container, the running root and those of ``names`` that exist, in one zfs get: what a
+    command on one checkpoint reads instead of every checkpoint's properties (its cost does not
+    grow with their number)."""
+    wanted = [ctx.system.container, ctx.system.dataset, *(n for n in names if n)]
+    records = list(ctx.zfs.get_many(wanted, READ_PROPS).values())
+    for ds in records:
+        if ds.name == ctx.system.container:
+            ctx.boot.seen_container(ds)
+    return records
+
+
+def record_of(records: Iterable[Dataset], name: str | None) -> Dataset | None:
+    return next((ds for ds in records if ds.name == name), None) if name else None
 
 
 def _is_child(ds: Dataset, container: str) -> bool:
@@ -124,17 +141,18 @@ def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing
 
 
 def grub_home(ctx: Context, tree: list[Dataset] | None = None) -> layout.GrubHome:
-    """Where GRUB's directory is and whose copy GRUB reads (see :mod:`apt_clone.layout`)."""
-    tree = tree if tree is not None else read_tree(ctx)
-    recorded = tree[0].user.get(layout.HOME) if tree and tree[0].name == ctx.system.container else None
-    return layout.grub_home(ctx.system, recorded)
+    """Where GRUB's directory is and whose copy GRUB reads (see :mod:`apt_clone.layout`).
+    ``tree``: records holding the container's (None: read it)."""
+    container = record_of(tree if tree is not None else read_named(ctx), ctx.system.container)
+    return layout.grub_home(ctx.system, container.user.get(layout.HOME) if container else None)
 
 
 def record_grub_home(ctx: Context, tree: list[Dataset]) -> None:
     """Under the lock: when GRUB's directory lives inside checkpoints and no home is recorded,
     the running checkpoint is the one GRUB was installed from: record it."""
     home = grub_home(ctx, tree)
-    if home.where == "checkpoint" and tree and layout.HOME not in tree[0].user and home.checkpoint:
+    container = record_of(tree, ctx.system.container)
+    if home.where == "checkpoint" and container and layout.HOME not in container.user and home.checkpoint:
         ctx.zfs.set_props(ctx.system.container, {layout.HOME: home.checkpoint})
 
 
@@ -160,31 +178,82 @@ def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
     record_grub_home(ctx, tree)
     cps = _checkpoints(ctx, tree, None)
     boot = ctx.system.boot_container
-    twin_names = {ds.name for ds in ctx.zfs.list_tree(boot)} if boot else set()
-    entries = [
-        grub.MenuEntry(
-            cp.name,
-            cp.dataset,
-            model.label(cp),
-            cp.kernels or (tuple(grub.kernels_in(os.path.join(ctx.system.root, "boot"))) if cp.current else ()),
-            twin if (twin := _twin(ctx, cp.name)) in twin_names else None,
-        )
-        for cp in cps
-    ]
-    return ctx.boot.refresh_menu(entries, grub.cmdline_from_proc() if ctx.system.is_host_root else "ro")
+    twin_names = set(ctx.zfs.filesystems(boot)) if boot else set()
+    entries = [_menu_entry(ctx, cp, _twin(ctx, cp.name) in twin_names) for cp in cps]
+    return ctx.boot.refresh_menu(entries, _cmdline(ctx))
+
+
+def _cmdline(ctx: Context) -> str:
+    return grub.cmdline_from_proc() if ctx.system.is_host_root else "ro"
+
+
+def _menu_entry(ctx: Context, cp: model.Checkpoint, has_twin: bool) -> grub.MenuEntry:
+    kernels = cp.kernels or (tuple(grub.kernels_in(os.path.join(ctx.system.root, "boot"))) if cp.current else ())
+    return grub.MenuEntry(cp.name, cp.dataset, model.label(cp), kernels, _twin(ctx, cp.name) if has_twin else None)
+
+
+def edit_menu(ctx: Context, changes: Mapping[str, str | None]) -> None:
+    """Change only the GRUB menu's entries of the checkpoints ``changes`` names, each to the
+    checkpoint it now is (a rename: its new name; None: destroyed), reading those alone; a menu
+    this version did not write is rendered whole from one read (:func:`refresh_menu`)."""
+    if not ctx.boot.has_grub:
+        return
+    if not changes:
+        if not ctx.boot.edit_menu({}, _cmdline(ctx)):
+            refresh_menu(ctx)
+        return
+    container = ctx.system.container
+    now = [n for n in changes.values() if n]
+    records = read_named(ctx, [*(f"{container}/{n}" for n in now), *(_twin(ctx, n) for n in now)])
+    record_grub_home(ctx, records)
+    entries: dict[str, grub.MenuEntry | None] = {}
+    for old, new in changes.items():
+        ds = record_of(records, f"{container}/{new}") if new else None
+        found = _checkpoints(ctx, [r for r in records if r is ds or r.name == ctx.system.dataset], None)
+        cp = next((c for c in found if ds is not None and c.dataset == ds.name), None)
+        entries[old] = None if cp is None else _menu_entry(ctx, cp, record_of(records, _twin(ctx, cp.name)) is not None)
+    if not ctx.boot.edit_menu(entries, _cmdline(ctx)):
+        refresh_menu(ctx)
 
 
 def find(ctx: Context, name: str, tree: list[Dataset] | None = None) -> model.Checkpoint:
+    """Checkpoint ``name``: from ``tree``, or (None) from a read of it alone."""
     name = resolve_name(name, ctx.system.container)  # a bad name is refused before any read
-    return find_in(list_checkpoints(ctx, tree), name)
+    if tree is not None:
+        return find_in(list_checkpoints(ctx, tree), name)
+    return lookup(ctx, name)[0]
 
 
-def lookup(ctx: Context, name: str) -> tuple[model.Checkpoint, Listing, list[Dataset]]:
-    """Checkpoint ``name`` with the listing and the tree it was found in (one zfs read, one pool read)."""
+@dataclass(frozen=True)
+class Near:
+    """What a command on one checkpoint read: the records of the container, the running root,
+    the checkpoint and whatever else it asked for, and what boots next (the pool's bootfs)."""
+
+    records: list[Dataset]
+    next_boot: str | None
+
+    def checkpoint(self, ctx: Context, name: str) -> model.Checkpoint:
+        """Checkpoint ``name`` of these records; raises NotFound."""
+        name = resolve_name(name, ctx.system.container)
+        dataset = f"{ctx.system.container}/{name}"
+        ds = record_of(self.records, dataset)
+        candidates = [r for r in self.records if r is ds or r.name == ctx.system.dataset]
+        for cp in _checkpoints(ctx, candidates, self.next_boot):
+            if ds is not None and cp.dataset == dataset:
+                return cp
+        raise NotFound(f"no checkpoint named '{name}' in {ctx.system.container}")
+
+    def record(self, name: str | None) -> Dataset | None:
+        return record_of(self.records, name)
+
+
+def lookup(ctx: Context, name: str, *also: str | None) -> tuple[model.Checkpoint, Near]:
+    """Checkpoint ``name`` and what was read with it (``also``: more datasets, those that
+    exist): one zfs get and one pool read, whatever the number of checkpoints."""
     name = resolve_name(name, ctx.system.container)
-    tree = read_tree(ctx)
-    listing = list_checkpoints(ctx, tree)
-    return find_in(listing, name), listing, tree
+    records = read_named(ctx, [f"{ctx.system.container}/{name}", *also])
+    near = Near(records, ctx.boot.state(ctx.system.pool, ctx.system.container).next_boot)
+    return near.checkpoint(ctx, name), near
 
 
 def find_in(listing: Listing, name: str) -> model.Checkpoint:
@@ -218,31 +287,75 @@ def _descendants(tree: list[Dataset], dataset: str) -> list[Dataset]:
     return sorted((ds for ds in tree if not ds.is_snapshot and ds.name.startswith(prefix)), key=lambda d: d.name)
 
 
+def read_family(ctx: Context) -> list[Dataset]:
+    """What making a checkpoint reads: the container, the running root with the filesystems
+    under it (never their snapshots) and its boot dataset (one zfs list and one zfs get)."""
+    return read_named(ctx, [*ctx.zfs.filesystems(ctx.system.dataset), ctx.system.boot_dataset])
+
+
+NAME_TRIES = 8
+"""Names tried after the container's newest (taken by hand, say) before every name is listed."""
+
+
+def _taken(ctx: Context, name: str) -> list[str]:
+    """Which of a new checkpoint's datasets and snapshots exist already (one zfs get)."""
+    tag = snapshot_tag(name)
+    boot_ds = ctx.system.boot_dataset
+    names = [f"{ctx.system.container}/{name}", f"{ctx.system.dataset}@{tag}"]
+    if boot_ds:
+        names += [f"{ctx.system.boot_container}/{name}", f"{boot_ds}@{tag}"]
+    return list(ctx.zfs.get_many(names))
+
+
+def _new_name(ctx: Context, family: list[Dataset]) -> str:
+    """The next free name: after the container's newest (no listing), else after every name."""
+    current = ctx.system.current_name
+    container = record_of(family, ctx.system.container)
+    newest = container.user.get(model.NEWEST) if container else None
+    tried = {current, *([newest] if newest else [])}
+    for _ in range(NAME_TRIES):
+        candidate = next_name(current, tried)
+        if not _taken(ctx, candidate):
+            return candidate
+        tried.add(candidate)
+    tree = read_tree(ctx)
+    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_child(ds, ctx.system.container)}
+    prefix = ctx.system.dataset + "@"
+    tags = frozenset(ds.name[len(prefix) :] for ds in tree if ds.name.startswith(prefix))
+    twins = set(ctx.zfs.filesystems(ctx.system.boot_container)) if ctx.system.boot_container else set()
+    while True:
+        candidate = next_name(current, existing | tried, tags)
+        if _twin(ctx, candidate) not in twins:
+            return candidate
+        tried.add(candidate)
+
+
 def prepare_create(
     ctx: Context,
     *,
     title: str | None = None,
     kind: str = "manual",
     name: str | None = None,
-    tree: list[Dataset] | None = None,
+    family: list[Dataset] | None = None,
     props: dict[str, str] | None = None,
 ) -> Created:
-    """Names and checks for a new checkpoint of the current root; changes nothing."""
-    tree = tree if tree is not None else read_tree(ctx)
-    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_child(ds, ctx.system.container)}
-    prefix = ctx.system.dataset + "@"
-    tags = frozenset(ds.name[len(prefix) :] for ds in tree if ds.name.startswith(prefix))
+    """Names and checks for a new checkpoint of the current root; changes nothing. ``family``:
+    :func:`read_family` as read under the lock (None: read it)."""
+    family = family if family is not None else read_family(ctx)
     title = validate_title(title) if title is not None else model.KIND_TITLES[kind]
-    new = validate_name(name) if name is not None else next_name(ctx.system.current_name, existing, tags)
-    if new in existing:
-        raise Refused(f"'{ctx.system.container}/{new}' already exists")
+    if name is not None:
+        new = validate_name(name)
+        for taken in _taken(ctx, new):
+            if "@" in taken:
+                raise Refused(f"snapshot '{taken}' already exists: destroy it or choose another name")
+            raise Refused(f"'{taken}' already exists")
+    else:
+        new = _new_name(ctx, family)
     tag = snapshot_tag(new)
-    snapshot = f"{prefix}{tag}"
-    if tag in tags:
-        raise Refused(f"snapshot '{snapshot}' already exists: destroy it or choose another name")
     boot_ds = ctx.system.boot_dataset
     boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
     target = f"{ctx.system.container}/{new}"
+    snapshot = f"{ctx.system.dataset}@{tag}"
     return Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap, props)
 
 
@@ -253,13 +366,13 @@ def take_snapshots(ctx: Context, created: Created) -> None:
         ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
 
 
-def make_clones(ctx: Context, created: Created, command: str, tree: list[Dataset] | None = None) -> None:
-    """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata.
+def make_clones(ctx: Context, created: Created, command: str, family: list[Dataset] | None = None) -> None:
+    """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata;
+    the container records it as the newest.
 
-    ``tree``: the container's tree as read for :func:`prepare_create` (the running root and its
-    children have not changed since, only their snapshots were taken); None: read the root's."""
-    if tree is None:
-        tree = ctx.zfs.list_tree(ctx.system.dataset)
+    ``family``: :func:`read_family` as read for :func:`prepare_create` (the running root and its
+    children have not changed since, only their snapshots were taken); None: read it."""
+    tree = family if family is not None else read_family(ctx)
     origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
     tag = created.snapshot.split("@", 1)[1]
     props = {**clone_props(origin), **model.metadata(created.title, created.kind, command), **(created.props or {})}
@@ -271,9 +384,32 @@ def make_clones(ctx: Context, created: Created, command: str, tree: list[Dataset
         rel = child.name[len(ctx.system.dataset) :]
         ctx.zfs.clone(f"{child.name}@{tag}", created.dataset + rel, clone_props(child))
     if created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset:
-        boot = ctx.zfs.get(ctx.system.boot_dataset)
+        boot = record_of(tree, ctx.system.boot_dataset) or ctx.zfs.get(ctx.system.boot_dataset)
         # Never canmount=on: only the twin of what boots next mounts at /boot by itself (Bootloader.activate).
         ctx.zfs.clone(created.boot_snapshot, created.boot_dataset, {**clone_props(boot), "canmount": "noauto"})
+    if in_series(ctx.system.current_name, created.checkpoint):
+        try:
+            ctx.zfs.set_props(ctx.system.container, {model.NEWEST: created.checkpoint})
+        except ZfsError:
+            pass  # only a hint for the next name (checked before use): the checkpoint is made
+
+
+def remove_clones(ctx: Context, created: Created) -> None:
+    """Undo :func:`make_clones`: the new checkpoint and its boot twin unmounted and destroyed, and
+    the container's newest stepped back when it names them (the name is free again)."""
+    for dataset in (created.dataset, created.boot_dataset):
+        unmount_tree(ctx, dataset)
+        destroy_quietly(ctx, dataset)
+    try:
+        container = ctx.zfs.get_many([ctx.system.container], (model.NEWEST,)).get(ctx.system.container)
+        if container is not None and container.user.get(model.NEWEST) == created.checkpoint:
+            before = before_in_series(created.checkpoint)
+            if before:
+                ctx.zfs.set_props(ctx.system.container, {model.NEWEST: before})
+            else:
+                ctx.zfs.inherit(ctx.system.container, model.NEWEST)
+    except ZfsError:
+        pass  # only a hint (a full pool refuses even this): the next name is checked before use
 
 
 def destroy_quietly(ctx: Context, name: str | None) -> None:
@@ -300,20 +436,18 @@ def unmount_tree(ctx: Context, dataset: str | None, tree: list[Dataset] | None =
 
 def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None:
     """Remove a checkpoint just made (children and boot twin too) and its snapshots."""
-    for dataset, snapshot in ((created.dataset, created.snapshot), (created.boot_dataset, created.boot_snapshot)):
-        unmount_tree(ctx, dataset)
-        destroy_quietly(ctx, dataset)
+    remove_clones(ctx, created)
+    for snapshot in (created.snapshot, created.boot_snapshot):
         destroy_quietly(ctx, snapshot)  # recursive: the children's snapshots of that instant too
     if refresh:
-        refresh_menu(ctx)
+        edit_menu(ctx, {created.checkpoint: None})
 
 
 def rollback_in_place(ctx: Context, created: Created) -> None:
     """Roll the running root, its children and its boot twin back to the checkpoint's snapshots."""
     tag = created.snapshot.split("@", 1)[1]
-    tree = ctx.zfs.list_tree(ctx.system.dataset)
-    for ds in [d for d in tree if not d.is_snapshot]:
-        ctx.zfs.rollback(f"{ds.name}@{tag}")
+    for name in ctx.zfs.filesystems(ctx.system.dataset):
+        ctx.zfs.rollback(f"{name}@{tag}")
     if created.boot_snapshot:
         ctx.zfs.rollback(created.boot_snapshot)
 
@@ -359,37 +493,51 @@ def plan_destroy(
     destroys read them once); None: read them."""
     if activate_instead is not None:
         activate_instead = resolve_name(activate_instead, ctx.system.container)
-    if read is None:
-        cp, listing, tree = lookup(ctx, name)
-        boot_tree = None
+    other = None
+    if read is None:  # what this checkpoint touches, whatever the number of others
+        twin = _twin(ctx, resolve_name(name, ctx.system.container))
+        instead = f"{ctx.system.container}/{activate_instead}" if activate_instead else None
+        cp, near = lookup(ctx, name, instead, twin)
+        if activate_instead is not None:
+            other = near.checkpoint(ctx, activate_instead)  # a --force that names nothing is an error, used or not
+        tree, next_boot = near.records, near.next_boot
+        twin = twin if near.record(twin) else None
     else:
         listing, tree, boot_tree = read
-        cp = find_in(listing, name)
-    if activate_instead is not None:
-        find_in(listing, activate_instead)  # a --force that names nothing is an error, used or not
+        cp, next_boot = find_in(listing, name), listing.next_boot
+        if activate_instead is not None:
+            other = find_in(listing, activate_instead)
+        twin = _twin(ctx, cp.name) if ctx.system.boot_container else None
+        twin = twin if boot_tree is not None and any(ds.name == twin for ds in boot_tree) else None
     if cp.current:
         raise Refused(f"Can not destroy currently active system folder: '{cp.name}' is the running system")
     refuse_cutting_grub(ctx, cp, "destroy", tree)
     activate_first = None
     if cp.active:
-        if activate_instead is None:
+        if other is None:
             raise Refused(
                 f"'{cp.name}' boots next: activate another checkpoint first, or pass --force OTHER to activate OTHER"
             )
-        other = find_in(listing, activate_instead)
         if other.name == cp.name:
             raise Refused("--force must name another checkpoint to activate")
         activate_first = other.name
-    promote = _dependants_to_promote(tree, cp.dataset)
-    twin = _twin(ctx, cp.name)
-    if twin and ctx.system.boot_container:
-        if boot_tree is None:
-            boot_tree = ctx.zfs.list_tree(ctx.system.boot_container, (model.SNAPSHOT_MARK,))
-        if any(ds.name == twin for ds in boot_tree):
-            promote += _dependants_to_promote(boot_tree, twin)
-        else:
-            twin = None
-    return DestroyPlan(cp, promote, activate_first, twin, listing.next_boot)
+    if read is None:
+        promote = _promotions(ctx, cp.dataset) + (_promotions(ctx, twin) if twin else [])
+    else:
+        promote = _dependants_to_promote(tree, cp.dataset)
+        promote += _dependants_to_promote(boot_tree, twin) if twin and boot_tree is not None else []
+    return DestroyPlan(cp, promote, activate_first, twin, next_boot)
+
+
+def _promotions(ctx: Context, dataset: str) -> list[str]:
+    """:func:`_dependants_to_promote` from ``dataset``'s own tree and the clones of its snapshots
+    alone (most checkpoints have no snapshot: nothing more is read)."""
+    own = ctx.zfs.list_tree(dataset)
+    snaps = [ds.name for ds in own if ds.is_snapshot]
+    if not snaps:
+        return []
+    clones = [c for found in ctx.zfs.clones(snaps).values() for c in found]
+    return _dependants_to_promote(own + list(ctx.zfs.get_many(clones).values()), dataset)
 
 
 @dataclass(frozen=True)
@@ -413,23 +561,29 @@ def without(tree: list[Dataset], dataset: str, origin: str | None = None) -> lis
     return left
 
 
-def destroy_origin_if_ours(ctx: Context, origin: str, container: str, tree: list[Dataset] | None = None) -> str | None:
+def destroy_origin_if_ours(ctx: Context, origin: str, tree: list[Dataset] | None = None) -> str | None:
     """Destroy the origin snapshot (recursively: children's too) when apt-clone took it and no
-    other clone needs it. ``tree``: the container's tree as it is now (None: read it)."""
+    other clone needs it. ``tree``: the container's tree as it is now; None: read the snapshot
+    alone and let ZFS refuse while a clone needs one of them (it then destroys none)."""
     if tree is None:
         try:
-            tree = ctx.zfs.list_tree(container, (model.SNAPSHOT_MARK,))
+            snap = ctx.zfs.get_many([origin], (model.SNAPSHOT_MARK,)).get(origin)
         except ZfsError:
             return None
-    snap = next((ds for ds in tree if ds.name == origin), None)
+    else:
+        snap = next((ds for ds in tree if ds.name == origin), None)
     if snap is None or model.SNAPSHOT_MARK not in snap.user:
         return None
-    tag = "@" + origin.split("@", 1)[1]
-    fs = origin.split("@", 1)[0]
-    same_instant = {ds.name for ds in tree if ds.is_snapshot and ds.name.endswith(tag) and ds.name.startswith(fs)}
-    if any(ds.origin in same_instant for ds in tree if not ds.is_snapshot):
+    if tree is not None:
+        tag = "@" + origin.split("@", 1)[1]
+        fs = origin.split("@", 1)[0]
+        same_instant = {ds.name for ds in tree if ds.is_snapshot and ds.name.endswith(tag) and ds.name.startswith(fs)}
+        if any(ds.origin in same_instant for ds in tree if not ds.is_snapshot):
+            return None
+    try:
+        ctx.zfs.destroy(origin, recursive=True)
+    except ZfsHasDependentClones:
         return None
-    ctx.zfs.destroy(origin, recursive=True)
     return origin
 
 
@@ -468,16 +622,16 @@ class RenamePlan:
 
 def plan_rename(ctx: Context, old: str, new: str) -> RenamePlan:
     """Check a rename (not the running system, no clash); changes nothing."""
-    tree = read_tree(ctx)
-    cp = find(ctx, old, tree)
-    new = resolve_name(new, ctx.system.container)
+    old, new = resolve_name(old, ctx.system.container), resolve_name(new, ctx.system.container)
+    old_twin, new_twin = _twin(ctx, old), _twin(ctx, new)
+    cp, near = lookup(ctx, old, f"{ctx.system.container}/{new}", old_twin, new_twin)
     if cp.current:
         raise Refused(f"cannot rename '{cp.name}': it is the running system")
-    refuse_cutting_grub(ctx, cp, "rename", tree)
-    if any(_is_child(ds, ctx.system.container) and ds.name.endswith("/" + new) for ds in tree):
-        raise Refused(f"'{ctx.system.container}/{new}' already exists")
-    old_twin, new_twin = _twin(ctx, cp.name), _twin(ctx, new)
-    if not (old_twin and ctx.zfs.exists(old_twin)):
+    refuse_cutting_grub(ctx, cp, "rename", near.records)
+    for clash in (f"{ctx.system.container}/{new}", new_twin if near.record(old_twin) else None):
+        if near.record(clash):
+            raise Refused(f"'{clash}' already exists")
+    if not near.record(old_twin):
         old_twin = new_twin = None
     return RenamePlan(cp.dataset, f"{ctx.system.container}/{new}", old_twin, new_twin, cp.active)
 
@@ -496,7 +650,7 @@ def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:
     title = validate_title(title)
     cp = find(ctx, name)
     ctx.zfs.set_props(cp.dataset, {model.TITLE: title})
-    refresh_menu(ctx)
+    edit_menu(ctx, {cp.name: cp.name})
     return replace(cp, title=title)
 
 
@@ -511,13 +665,12 @@ def plan_rollback(ctx: Context, name: str) -> Created:
     """Check rolling the running root back to the snapshot checkpoint NAME was cloned from (then
     dropping NAME): the undo of an in-place change that was kept. Only when that snapshot is the
     running root's newest (nothing later would be lost). Changes nothing."""
-    tree = read_tree(ctx)
-    cp = find(ctx, name, tree)
+    cp = find(ctx, name)
     snap = cp.origin
     if not snap or not snap.startswith(ctx.system.dataset + "@"):
         raise Refused(f"'{cp.name}' was not cloned from the running system: activate it and reboot instead")
-    snaps = [ds for ds in tree if ds.is_snapshot and ds.name.startswith(ctx.system.dataset + "@")]
-    if snaps and snaps[-1].name != snap:
+    snaps = ctx.zfs.snapshots(ctx.system.dataset)
+    if snaps and snaps[-1] != snap:
         raise Refused(
             f"{snap} is not the newest snapshot of the running system: activate '{cp.name}' and reboot instead"
         )

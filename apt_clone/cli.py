@@ -27,7 +27,7 @@ else:  # pragma: no cover - embedded in a program that uses rich already
 try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.TyperException
     from click.exceptions import ClickException as _BadUsage
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,unused-ignore]
+    from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,attr-defined,unused-ignore]
 
 from . import checkpoints, config, render, testhooks
 from .context import Context, open_context

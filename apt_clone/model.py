@@ -24,13 +24,16 @@ COMMAND = props.key("command")
 SUMMARY = props.key("summary")
 ACTIVATED = props.key("activated")
 KERNELS = props.key("kernels")
+"""Space-separated kernel versions in the checkpoint's /boot, newest first (for the GRUB menu)."""
 REBOOT = props.key("reboot")
+"""Why the change that made a checkpoint needed a reboot (``show``)."""
 PINNED = props.key("pinned")
+"""Set (to the time it was pinned) on a checkpoint ``prune`` never removes."""
 BAD = props.key("bad")
 """Set (to the time and the reason) on a checkpoint whose trial boot failed."""
-"""Set (to the time it was pinned) on a checkpoint ``prune`` never removes."""
-"""Why the change that made a checkpoint needed a reboot (``show``)."""
-"""Space-separated kernel versions in the checkpoint's /boot, newest first (for the GRUB menu)."""
+NEWEST = props.key("newest")
+"""On the boot-environment container: the checkpoint apt-clone made last, whose number the next
+one continues (a new checkpoint's name is found without listing the others)."""
 SNAPSHOT_MARK = props.key("checkpoint-of")
 """Set on the snapshots apt-clone takes: destroying the checkpoint may destroy them too."""
 STEP_MARK = props.key("step-of")

@@ -66,13 +66,8 @@ def _valid(name: str) -> bool:
     return True
 
 
-def next_name(current: str, existing: set[str], taken_tags: frozenset[str] = frozenset()) -> str:
-    """The next free name continuing ``current``'s numbering: rootfs-nmu-000 -> rootfs-nmu-001.
-
-    Always a name :func:`validate_name` accepts (the prefix is cut to fit MAX_NAME, a current
-    name that is no valid checkpoint name restarts at ``rootfs-nmu-``), never one in
-    ``existing``, and never one whose snapshot tag (:func:`snapshot_tag`) is in ``taken_tags``
-    (the running root already has a snapshot of that name, a user's own)."""
+def _series(current: str) -> tuple[str, int]:
+    """The prefix and digit count of the names that continue ``current``'s numbering."""
     match = _NUMBERED.match(current)
     if match:
         prefix, width = match["prefix"], len(match["num"])
@@ -80,6 +75,31 @@ def next_name(current: str, existing: set[str], taken_tags: frozenset[str] = fro
         prefix, width = f"{current}-nmu-", 3
     if not _valid(f"{prefix}{0:0{width}d}"[:MAX_NAME] or "x"):
         prefix, width = "rootfs-nmu-", 3
+    return prefix, width
+
+
+def in_series(current: str, name: str) -> bool:
+    """Whether ``name`` is numbered like the names :func:`next_name` gives after ``current``."""
+    match = _NUMBERED.match(name)
+    return bool(match) and match is not None and match["prefix"] == _series(current)[0]
+
+
+def before_in_series(name: str) -> str | None:
+    """The name numbered one less than ``name`` (None for a number 0 or no number)."""
+    match = _NUMBERED.match(name)
+    if not match or int(match["num"]) == 0:
+        return None
+    return f"{match['prefix']}{int(match['num']) - 1:0{len(match['num'])}d}"
+
+
+def next_name(current: str, existing: set[str], taken_tags: frozenset[str] = frozenset()) -> str:
+    """The next free name continuing ``current``'s numbering: rootfs-nmu-000 -> rootfs-nmu-001.
+
+    Always a name :func:`validate_name` accepts (the prefix is cut to fit MAX_NAME, a current
+    name that is no valid checkpoint name restarts at ``rootfs-nmu-``), never one in
+    ``existing``, and never one whose snapshot tag (:func:`snapshot_tag`) is in ``taken_tags``
+    (the running root already has a snapshot of that name, a user's own)."""
+    prefix, width = _series(current)
     used = [int(m["num"]) for n in existing if (m := _NUMBERED.match(n)) and m["prefix"] == prefix]
     number = max(used, default=0) + 1
     while True:

@@ -27,7 +27,8 @@ from .signals import Interrupted, shielded
 from .zfs import Dataset, ZfsError, ZfsNotFound
 
 Tree = list[Dataset] | None
-"""The container's tree as a command's plan read it (see :func:`execute`)."""
+"""What a command's plan read under the lock, for its steps (see :func:`execute`): the
+container's tree (prune's destroys), or the running root's family (create)."""
 
 SPECS = {
     spec.ops: register(spec)
@@ -100,11 +101,10 @@ def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[St
         checkpoints.make_clones(ctx, created, st.command, tree)
 
     def unclone() -> None:
-        for dataset in (created.dataset, created.boot_dataset):
-            checkpoints.unmount_tree(ctx, dataset)
-            checkpoints.destroy_quietly(ctx, dataset)
+        checkpoints.remove_clones(ctx, created)
 
-    return [Step("snapshot", snapshot, unsnapshot), Step("clone", clone, unclone), Step("menu", _menu(ctx))]
+    menu = _menu(ctx, {created.checkpoint: created.checkpoint})
+    return [Step("snapshot", snapshot, unsnapshot), Step("clone", clone, unclone), Step("menu", menu)]
 
 
 def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[Step]:
@@ -151,7 +151,7 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
             # The plan's tree, less what was destroyed, is the tree now when nothing was promoted.
             now = None if tree is None or st.promoted or dataset != st.target else checkpoints.without(tree, dataset)
             if snap and container:
-                found = checkpoints.destroy_origin_if_ours(ctx, snap, container, now)
+                found = checkpoints.destroy_origin_if_ours(ctx, snap, now)
                 gone += [found] if found else []
         st.snapshot_destroyed = st.snapshot_destroyed or (gone[0] if gone else None)
 
@@ -160,7 +160,7 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
         Step("promote", promote, unpromote),
         Step("destroy", destroy),
         Step("origin", origin),
-        Step("menu", _menu(ctx) if st.menu else lambda: None),
+        Step("menu", _menu(ctx, {st.name: None}) if st.menu else lambda: None),
     ]
 
 
@@ -186,7 +186,7 @@ def _rename_steps(ctx: Context, st: RenameOp, save: Save, tree: Tree) -> list[St
     return [
         Step("rename", rename, unrename),
         Step("bootfs", bootfs, lambda: _restore_boot(ctx, st)),
-        Step("menu", _menu(ctx)),
+        Step("menu", _menu(ctx, {st.old.rsplit("/", 1)[1]: st.new.rsplit("/", 1)[1]})),
     ]
 
 
@@ -196,8 +196,8 @@ def _activate_steps(ctx: Context, st: ActivateOp, save: Save, tree: Tree) -> lis
         save()
         st.messages = checkpoints.set_default(ctx, st.target)
 
-    # What boots and the activation time are not in the menu: the plan's tree serves it.
-    return [Step("boot", boot, lambda: _restore_boot(ctx, st)), Step("menu", _menu(ctx, tree))]
+    # What boots and the activation time are not in the menu: no entry changes.
+    return [Step("boot", boot, lambda: _restore_boot(ctx, st)), Step("menu", _menu(ctx, {}))]
 
 
 def _trial_steps(ctx: Context, st: TrialOp, save: Save, tree: Tree) -> list[Step]:
@@ -219,7 +219,11 @@ def _rollback_steps(ctx: Context, st: RollbackOp, save: Save, tree: Tree) -> lis
     def destroy() -> None:
         checkpoints.undo_create(ctx, st.created, refresh=False)
 
-    return [Step("rollback", rollback), Step("destroy", destroy), Step("menu", _menu(ctx))]
+    return [
+        Step("rollback", rollback),
+        Step("destroy", destroy),
+        Step("menu", _menu(ctx, {st.created.checkpoint: None})),
+    ]
 
 
 S = TypeVar("S", bound=OpState)
@@ -245,9 +249,11 @@ BUILDERS: dict[str, Callable[[Context, OpState, Save, Tree], list[Step]]] = {
 }
 
 
-def _menu(ctx: Context, tree: Tree = None) -> Callable[[], None]:
+def _menu(ctx: Context, changes: dict[str, str | None]) -> Callable[[], None]:
+    """The menu step: the entries of ``changes`` edited (see :func:`checkpoints.edit_menu`)."""
+
     def menu() -> None:
-        checkpoints.refresh_menu(ctx, tree)
+        checkpoints.edit_menu(ctx, changes)
 
     return menu
 
@@ -342,9 +348,9 @@ def create(
 ) -> model.Created:
     """Make a checkpoint of the running root. ``command``: what it is recorded as made by;
     ``props``: more of its properties."""
-    tree = checkpoints.read_tree(ctx)
-    created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, tree=tree, props=props)
-    execute(ctx, CreateOp(**_envelope(ctx, "create", command), created=created), tree)
+    family = checkpoints.read_family(ctx)
+    created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, family=family, props=props)
+    execute(ctx, CreateOp(**_envelope(ctx, "create", command), created=created), family)
     return created
 
 
@@ -405,14 +411,14 @@ def rename(ctx: Context, old: str, new: str) -> checkpoints.Renamed:
 
 
 def activate(ctx: Context, name: str) -> checkpoints.Activated:
-    cp, listing, tree = checkpoints.lookup(ctx, name)
+    cp, near = checkpoints.lookup(ctx, name)
     st = ActivateOp(
         **_envelope(ctx, "activate", f"apt-clone activate {cp.name}"),
         name=cp.name,
         target=cp.dataset,
-        bootfs_seen=listing.next_boot,
+        bootfs_seen=near.next_boot,
     )
-    execute(ctx, st, tree)
+    execute(ctx, st)
     return checkpoints.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
 
 
@@ -426,12 +432,12 @@ def _bad_note(cp: model.Checkpoint) -> list[str]:
 
 def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
     """``activate --once``: boot NAME one time; a healthy boot makes it the default (trial.py)."""
-    cp, listing, _ = checkpoints.lookup(ctx, name)
+    cp, near = checkpoints.lookup(ctx, name)
     st = TrialOp(
         **_envelope(ctx, "trial", f"apt-clone activate --once {cp.name}"),
         name=cp.name,
         target=cp.dataset,
-        bootfs_seen=listing.next_boot,
+        bootfs_seen=near.next_boot,
     )
     execute(ctx, st)
     return checkpoints.Activated(cp.dataset, [*_bad_note(cp), *st.messages])

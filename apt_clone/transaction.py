@@ -257,7 +257,9 @@ def _step_unmount(ctx: Context, st: AptOp, ui: Interaction) -> None:
 def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = False) -> None:
     created = _need_created(st)
     destroy_step_snapshots(ctx, created)
-    checkpoints.refresh_menu(ctx)
+    # Both entries: the new checkpoint's, and the running root's whose kernels apt may have changed.
+    current = ctx.system.current_name
+    checkpoints.edit_menu(ctx, {created.checkpoint: created.checkpoint, current: current})
     if recovering:
         return
     if not st.in_clone:
@@ -287,9 +289,7 @@ def _undo_snapshot(ctx: Context, st: AptOp) -> None:
 
 def _undo_clone(ctx: Context, st: AptOp) -> None:
     if st.created is not None:
-        for dataset in (st.created.dataset, st.created.boot_dataset):
-            checkpoints.unmount_tree(ctx, dataset)
-            checkpoints.destroy_quietly(ctx, dataset)
+        checkpoints.remove_clones(ctx, st.created)
 
 
 def _undo_mount(ctx: Context, st: AptOp) -> None:
@@ -610,7 +610,7 @@ def rollback(ctx: Context, st: AptOp) -> None:
     journal = Journal(ctx.system.container)
     Engine(APT_SPEC, st, lambda: journal.save(st)).undo(_steps(ctx, st, _Quiet()), _undo_error)
     if st.created is not None:
-        checkpoints.refresh_menu(ctx)
+        checkpoints.edit_menu(ctx, {st.created.checkpoint: None})
 
 
 def _undo_error(step: str, exc: Exception) -> BaseException:

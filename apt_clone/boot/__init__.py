@@ -8,7 +8,7 @@ A one-time boot is GRUB's ``next_entry``; without GRUB, a container property rec
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..runner import DEFAULT_RUNNER, Runner
@@ -259,6 +259,18 @@ class Bootloader:
     def clear_once(self, container: str) -> None:
         if self._read_once(container):
             self._write_once(container, None)
+
+    def edit_menu(self, changes: Mapping[str, grub.MenuEntry | None], cmdline: str = "ro") -> bool:
+        """Change only the entries of ``changes`` in the menu (see :func:`grub.edit_menu`), when the
+        root has GRUB; False when the menu is to be rendered whole (:meth:`refresh_menu`)."""
+        if not self.has_grub or self.grub_dir is None:
+            return True
+        text = grub.read_menu(self.grub_dir)
+        edited = grub.edit_menu(text, changes, cmdline) if text is not None else None
+        if edited is None:
+            return False
+        grub.write_menu(self.grub_dir, edited[0], self.runner, checked=edited[1])
+        return True
 
     def refresh_menu(self, entries: Sequence[grub.MenuEntry], cmdline: str = "ro") -> str | None:
         """Rewrite boot/grub/apt-clone.cfg when the root has GRUB; returns its path."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..runner import DEFAULT_RUNNER, CommandNotFound, Completed, Runner
 from . import props as zprops
 from .backend import ZfsBackend
-from .errors import ZfsBusy, ZfsError, ZfsNotFound, ZfsUnavailable, error_from
+from .errors import ZfsBusy, ZfsError, ZfsNotFound, ZfsUnavailable, classify, error_from
 from .records import Dataset, Pool
 
 NATIVE_PROPS = (
@@ -143,6 +143,48 @@ class CliZfs(ZfsBackend):
             if ds.name == name:
                 return ds
         raise ZfsNotFound(f"cannot open '{name}': dataset does not exist")
+
+    def get_many(self, names: Sequence[str], user_props: Sequence[str] = ()) -> dict[str, Dataset]:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return {}
+        try:
+            result = self.runner.run(self._get_argv(wanted, user_props, recursive=False))
+        except CommandNotFound as exc:
+            raise ZfsUnavailable(str(exc)) from exc
+        # zfs reads every name it can and says "dataset does not exist" of each other one.
+        if not result.ok and not only_missing(result.stderr):
+            raise error_from(result.stderr or result.stdout, "zfs get failed")
+        return {ds.name: ds for ds in parse_get(result.stdout) if ds.name in wanted}
+
+    def filesystems(self, root: str) -> list[str]:
+        out = self._run(["zfs", "list", "-H", "-o", "name", "-t", "filesystem", "-r", root]).stdout
+        return sorted(line for line in out.splitlines() if line)
+
+    def snapshots(self, name: str) -> list[str]:
+        argv = ["zfs", "list", "-H", "-o", "name,createtxg", "-t", "snapshot", "-d", "1", name]
+        rows = [line.split("\t") for line in self._run(argv).stdout.splitlines() if "\t" in line]
+        return [n for n, _ in sorted(((n, _int(t)) for n, t in rows), key=lambda r: r[1])]
+
+    def clones(self, snapshots: Sequence[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {snap: [] for snap in snapshots}
+        if not snapshots:
+            return out
+        if self.dialect == OPENZFS:  # a property of each snapshot
+            got = self._run(["zfs", "get", "-Hp", "-o", "name,value", "clones", *out]).stdout
+            for line in got.splitlines():
+                name, _, value = line.partition("\t")
+                if name in out:
+                    out[name] = [c for c in value.split(",") if c and c != "-"]
+            return out
+        # zfs-fuse has no such property: the origins of the pools' filesystems, names only.
+        for pool in sorted({snap.split("/", 1)[0].split("@", 1)[0] for snap in snapshots}):
+            got = self._run(["zfs", "list", "-H", "-o", "name,origin", "-t", "filesystem", "-r", pool]).stdout
+            for line in got.splitlines():
+                name, _, origin = line.partition("\t")
+                if origin in out:
+                    out[origin].append(name)
+        return out
 
     def native(self, name: str, props: Sequence[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = dict.fromkeys(props)
@@ -313,6 +355,13 @@ def parse_features(text: str) -> dict[str, str]:
         if prop.startswith("feature@"):
             found[prop[len("feature@") :]] = value.strip()
     return found
+
+
+def only_missing(stderr: str) -> bool:
+    """Whether every line of a failed read's ``stderr`` says a dataset does not exist (the
+    others were read)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return bool(lines) and all(classify(line) is ZfsNotFound for line in lines)
 
 
 def _int(value: str) -> int:

@@ -61,6 +61,7 @@ _PATTERNS: tuple[tuple[str, type[ZfsError]], ...] = (
     ("/dev/zfs", ZfsUnavailable),
     ("transport endpoint is not connected", ZfsUnavailable),
     ("has dependent clones", ZfsHasDependentClones),
+    ("snapshot is cloned", ZfsHasDependentClones),
     ("has children", ZfsHasChildren),
     ("already exists", ZfsExists),
     ("is busy", ZfsBusy),

@@ -155,3 +155,56 @@ def test_envblk_newline_escape_and_unset_only_when_set(tmp_path):
     assert calls == []
     e.unset("after")
     assert calls == [["grub-editenv", env, "unset", "after"]] and e.read() == {"two": "line\none"}
+
+
+def test_edit_menu_changes_only_the_named_entries():
+    text = grub.render_menu(entries(4), "ro quiet")
+    renamed = grub.MenuEntry("renamed", "rpool/ROOT/renamed", "Renamed", ("6.1.0-13-amd64",))
+    new = grub.MenuEntry("rootfs-nmu-009", "rpool/ROOT/rootfs-nmu-009", "New", ("6.1.0-14-amd64",))
+    changes = {"rootfs-nmu-001": None, "rootfs-nmu-002": renamed, "rootfs-nmu-009": new}
+    edited = grub.edit_menu(text, changes, "ro quiet")
+    assert edited is not None
+    text2, checked = edited
+    wanted = [entries(4)[0], renamed, entries(4)[3], new]  # a rename keeps its place, a new one comes last
+    assert text2 == grub.render_menu(wanted, "ro quiet")
+    assert checked == grub.render_entry(renamed, "ro quiet") + grub.render_entry(new, "ro quiet")
+
+
+def test_edit_menu_wants_a_whole_rendering_when_it_cannot_trust_the_file():
+    text = grub.render_menu(entries(2), "ro")
+    assert grub.edit_menu(text, {}, "ro quiet") is None  # other kernel options: every entry changes
+    assert grub.edit_menu(text.replace("  }\n", "  }\nset x=1\n", 1), {}, "ro") is None  # edited by hand
+    assert grub.edit_menu("# an older apt-clone's menu\n", {}, "ro") is None
+    empty = grub.render_menu([], "ro")
+    one = grub.MenuEntry("a", "rpool/ROOT/a", "A", ("6.1",))
+    assert grub.edit_menu(empty, {"a": one}, "ro") == (grub.render_menu([one], "ro"), grub.render_entry(one, "ro"))
+    last = grub.edit_menu(grub.render_menu([one], "ro"), {"a": None}, "ro")
+    assert last is not None and last[0] == empty  # GRUB refuses an empty submenu: comments only
+
+
+@needs_grub
+def test_an_edited_menu_passes_grub_script_check(tmp_path):
+    runner = Runner()
+    grub.write_menu(str(tmp_path), grub.render_menu(entries(3)), runner)
+    edited = grub.edit_menu(grub.read_menu(str(tmp_path)) or "", {"x": entries(5)[4], "rootfs-nmu-000": None})
+    assert edited is not None
+    grub.write_menu(str(tmp_path), edited[0], runner, checked=edited[1])
+    subprocess.run(["grub-script-check", str(tmp_path / grub.MENU_FILE)], check=True)
+    bad = grub.MenuEntry("y", "rpool/ROOT/y", "Y", ("6.1",))
+    broken = grub.edit_menu(edited[0], {"y": bad})
+    assert broken is not None
+    with pytest.raises(Exception, match="grub-script-check"):  # the new lines are checked
+        grub.write_menu(str(tmp_path), broken[0], runner, checked=[*broken[1], "  }"])
+    assert "rpool/ROOT/y" not in (tmp_path / grub.MENU_FILE).read_text()
+
+
+def test_read_menu_refuses_a_link_and_a_file_others_can_write(tmp_path):
+    (tmp_path / "real.cfg").write_text("x")
+    (tmp_path / grub.MENU_FILE).symlink_to(tmp_path / "real.cfg")
+    assert grub.read_menu(str(tmp_path)) is None
+    (tmp_path / grub.MENU_FILE).unlink()
+    (tmp_path / grub.MENU_FILE).write_text("x")
+    (tmp_path / grub.MENU_FILE).chmod(0o666)
+    assert grub.read_menu(str(tmp_path)) is None
+    (tmp_path / grub.MENU_FILE).chmod(0o644)
+    assert grub.read_menu(str(tmp_path)) == "x"

@@ -159,3 +159,45 @@ def test_list_tree_puts_the_root_first_even_after_a_promotion():
     z.runner.queue.append((0, out, ""))
     names = [ds.name for ds in z.list_tree("p/R/b")]
     assert names == ["p/R/b", "p/R/b@initial", "p/R/b@nmu-001", "p/R/b/var"]
+
+
+def test_get_many_reads_the_named_ones_and_skips_the_missing():
+    z, _ = backend(ZFS_FUSE)
+    out = "p/a\ttype\tfilesystem\t-\np/a\torigin\t-\t-\n"
+    z.runner.queue.append((1, out, "cannot open 'p/b': dataset does not exist\n"))
+    found = z.get_many(["p/a", "p/b", "p/a"])
+    assert list(found) == ["p/a"]
+    (argv,) = z.runner.calls
+    assert "-r" not in argv and argv[-2:] == ("p/a", "p/b")  # each name once, never recursive
+
+
+def test_get_many_raises_what_is_not_a_missing_dataset():
+    z, _ = backend(ZFS_FUSE)
+    z.runner.queue.append((1, "", "cannot open 'p/b': dataset does not exist\npermission denied\n"))
+    with pytest.raises(ZfsError):
+        z.get_many(["p/a", "p/b"])
+    assert backend(ZFS_FUSE)[0].get_many([]) == {}
+
+
+def test_filesystems_never_read_snapshots():
+    z, _ = backend(ZFS_FUSE)
+    z.runner.queue.append((0, "p/a/var\np/a\n", ""))
+    assert z.filesystems("p/a") == ["p/a", "p/a/var"]
+    assert z.runner.calls == [("zfs", "list", "-H", "-o", "name", "-t", "filesystem", "-r", "p/a")]
+
+
+def test_clones_per_dialect():
+    z, _ = backend(OPENZFS)
+    z.runner.queue.append((0, "p/a@1\tp/b,p/c\np/a@2\t\n", ""))
+    assert z.clones(["p/a@1", "p/a@2"]) == {"p/a@1": ["p/b", "p/c"], "p/a@2": []}
+    assert z.runner.calls == [("zfs", "get", "-Hp", "-o", "name,value", "clones", "p/a@1", "p/a@2")]
+    z, _ = backend(ZFS_FUSE)  # no clones property: the pool's origins, names only
+    z.runner.queue.append((0, "p\t-\np/a\t-\np/b\tp/a@1\n", ""))
+    assert z.clones(["p/a@1"]) == {"p/a@1": ["p/b"]}
+    assert z.runner.calls[0][:6] == ("zfs", "list", "-H", "-o", "name,origin", "-t")
+
+
+def test_snapshots_oldest_first():
+    z, _ = backend(ZFS_FUSE)
+    z.runner.queue.append((0, "p/a@new\t90\np/a@old\t12\n", ""))
+    assert z.snapshots("p/a") == ["p/a@old", "p/a@new"]

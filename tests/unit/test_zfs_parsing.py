@@ -77,6 +77,7 @@ def test_missing_pool_raises_not_found():
         ("cannot create 't1/ROOT': dataset already exists", ZfsExists),
         ("cannot destroy 't1/ROOT': filesystem has children\nuse '-r' to destroy", ZfsHasChildren),
         ("cannot destroy 't1/a@s': snapshot has dependent clones", ZfsHasDependentClones),
+        ("cannot destroy 'p/a/var@s1': snapshot is cloned\nno snapshots destroyed", ZfsHasDependentClones),
         ("cannot create snapshot 't1/a@s': out of space", ZfsOutOfSpace),
         ("cannot set property for 't1': permission denied", ZfsPermission),
         ("connect: Connection refused\ninternal error: failed to initialize ZFS library", ZfsUnavailable),
