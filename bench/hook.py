@@ -20,6 +20,8 @@ from pathlib import Path
 from tests.package.conftest import Host, ensure_host
 from tests.sandbox import core
 
+from .common import Row, within_delta
+
 PACKAGE = "ac-extra"
 OFF = "[hook]\nenabled = no\n"
 
@@ -38,10 +40,8 @@ def _checkpoints(h: Host) -> list[str]:
     return [cp["name"] for cp in json.loads(got.stdout) if cp["kind"] == "automatic"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
+def measure(rounds: int) -> tuple[float, float, float]:
+    """(hook on, hook off, no hook) medians of ``apt-get install``."""
     h = ensure_host()
     core.reset(h.directory)
     conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
@@ -51,7 +51,7 @@ def main() -> int:
     modes = ("on", "off", "none")
     samples: dict[str, list[float]] = {m: [] for m in modes}
     try:
-        for i in range(args.rounds):
+        for i in range(rounds):
             for mode in modes[i % 3 :] + modes[: i % 3]:
                 conf.write_text(shipped if mode == "on" else OFF)
                 if mode == "none":
@@ -70,6 +70,19 @@ def main() -> int:
         if aside.exists():
             aside.rename(hook_file)
     on, off, none = (statistics.median(samples[m]) for m in modes)
+    return on, off, none
+
+
+def row(rounds: int) -> Row:
+    on, _, none = measure(rounds)
+    return within_delta("hook", f"`apt-get install {PACKAGE}` with the hook against without", on, none, 0.2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    on, off, none = measure(args.rounds)
     print(f"apt-get install {PACKAGE}, {args.rounds} rounds interleaved, medians:")
     print(f"  no hook (80apt-clone aside)   {none:.3f} s")
     print(f"  hook off ([hook] enabled=no)  {off:.3f} s  ({off - none:+.3f} s)")

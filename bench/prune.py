@@ -20,6 +20,8 @@ from pathlib import Path
 
 from apt_clone import model
 
+from .common import Row
+
 POLICY = "[prune]\nkeep = 0\ndaily = 0\nweekly = 0\nmonthly = 0\nmin-free = 0\n"
 
 
@@ -43,10 +45,8 @@ def make(pool: str, root: str, count: int) -> list[str]:
     return names
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=1000)
-    args = parser.parse_args()
+def measure(count: int) -> tuple[float, float]:
+    """(apt-clone prune, raw zfs destroy) seconds for ``count`` checkpoints."""
     from tests.sandbox import daemon
 
     daemon.ensure_running()
@@ -65,14 +65,14 @@ def main() -> int:
         conf.write_text(POLICY)
         env = {**os.environ, "APT_CLONE_CONFIG": str(conf), "APT_CLONE_STATE_DIR": str(base / "state"),
                "APT_CLONE_RUN_DIR": str(base / "run")}  # fmt: skip
-        names = make(pool, root, args.count)
+        names = make(pool, root, count)
         t0 = time.perf_counter()
         got = subprocess.run([sys.executable, "-m", "apt_clone", "--root", root, "-y", "prune"],
                              env=env, capture_output=True, text=True)  # fmt: skip
         ours = time.perf_counter() - t0
         if got.returncode != 0:
             raise SystemExit(f"prune failed: {got.stderr[-500:]}")
-        make(pool, root, args.count)
+        make(pool, root, count)
         t0 = time.perf_counter()
         for name in names:
             zfs("destroy", f"{pool}/ROOT/{name}")
@@ -80,6 +80,19 @@ def main() -> int:
         raw = time.perf_counter() - t0
     finally:
         subprocess.run(["zpool", "destroy", "-f", pool], check=False)
+    return ours, raw
+
+
+def row(count: int) -> Row:
+    ours, raw = measure(count)
+    return Row("prune", f"`prune` of {count} checkpoints against `zfs destroy` of each", ours, raw)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=1000)
+    args = parser.parse_args()
+    ours, raw = measure(args.count)
     print(f"prune of {args.count} checkpoints: apt-clone {ours:.1f} s, raw zfs destroy {raw:.1f} s, "
           f"ratio {ours / raw:.2f}")  # fmt: skip
     return 0

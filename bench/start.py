@@ -1,0 +1,41 @@
+"""The interpreter's start: ``apt-clone --version`` (the whole command line loaded) and the
+APT hook's fast path (``apt-clone hook-post`` with no hook run to record) against bare
+``python3 -c pass``, interleaved. Usage: ``python -m bench.start [--rounds 15]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+from .common import PY, Row, bytecode, interleaved, sh, table
+
+
+def rows(rounds: int) -> list[Row]:
+    bytecode()
+    state = tempfile.mkdtemp(prefix="bench-start.", dir="/var/tmp")
+    env = {**os.environ, "APT_CLONE_STATE_DIR": state, "APT_CLONE_RUN_DIR": state}
+    got = interleaved(
+        {
+            "bare": lambda: sh(PY, "-c", "pass"),
+            "cli": lambda: sh(PY, "-m", "apt_clone", "--version"),
+            "hook": lambda: sh(PY, "-m", "apt_clone", "hook-post", env=env),
+        },
+        rounds,
+    )
+    os.rmdir(state) if not os.listdir(state) else None
+    return [
+        Row("start", "`apt-clone --version` against `python3 -c pass`", got["cli"], got["bare"]),
+        Row("start", "the hook's fast path (`hook-post`, nothing to record)", got["hook"], got["bare"]),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    print(table(rows(parser.parse_args().rounds)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
