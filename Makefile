@@ -50,7 +50,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.run --readme
 
 demo-clean: setup
 	$(VENV)/bin/python -m tests.sandbox destroy --dir $(SANDBOX) || true

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+from . import mounts
 from .errors import OperationFailed
 from .runner import DEFAULT_RUNNER, Runner
 from .signals import shielded
@@ -19,37 +20,45 @@ from .signals import shielded
 POLICY_RC_D = "#!/bin/sh\n# Written by apt-clone: no service starts inside a checkpoint being upgraded.\nexit 101\n"
 
 
-def _mount(runner: Runner, argv: list[str]) -> None:
-    result = runner.run(argv)
-    if not result.ok:
-        raise OperationFailed(f"{' '.join(argv)}: {result.error_line()}")
-
-
 def unmount(runner: Runner, path: str) -> None:
     """Unmount one mount point; a busy one is detached lazily rather than left behind."""
-    result = runner.run(["umount", path])
-    if result.ok:
-        return
-    lazy = runner.run(["umount", "-l", path])
-    if not lazy.ok:
-        raise OperationFailed(f"cannot unmount {path}: {lazy.error_line()}")
+    try:
+        mounts.umount(path)
+    except OSError:
+        try:
+            mounts.umount(path, lazy=True)
+        except OSError as exc:
+            raise OperationFailed(f"cannot unmount {path}: {exc.strerror}") from None
 
 
 @contextmanager
-def _mounted(runner: Runner, argv: list[str], path: str) -> Iterator[None]:
+def _mounted(spec: mounts.Mount, path: str) -> Iterator[None]:
     """A mount for the duration; a signal can come neither between the mount and its undo
     being due nor during the undo (both are shielded)."""
     os.makedirs(path, exist_ok=True)
     done = False
     try:
         with shielded():
-            _mount(runner, [*argv, path])
+            try:
+                mounts.mount(spec, path)
+            except OSError as exc:
+                raise OperationFailed(str(exc.strerror)) from None
             done = True
         yield
     finally:
         if done:
             with shielded():
-                unmount(runner, path)
+                unmount(DEFAULT_RUNNER, path)
+
+
+CHROOT_SPECS = (
+    ("proc", mounts.Mount("proc", "proc", mounts.MS_NOSUID | mounts.MS_NODEV)),
+    ("sys", mounts.Mount("/sys", flags=mounts.MS_BIND)),
+    ("dev", mounts.Mount("/dev", flags=mounts.MS_BIND)),
+    ("dev/pts", mounts.Mount("/dev/pts", flags=mounts.MS_BIND)),
+    ("run", mounts.Mount("tmpfs", "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV, "mode=0755")),
+)
+"""What a chroot gets, parents first: the kernel's and the host's /sys, /dev, /dev/pts, and a /run of its own."""
 
 
 SAVED_SUFFIX = ".apt-clone-saved"
@@ -135,15 +144,8 @@ def chroot_environment(
     if target == "/":
         raise OperationFailed("refusing to set up a chroot on /")
     with ExitStack() as stack:
-        stack.enter_context(_mounted(runner, ["mount", "-t", "proc", "proc"], os.path.join(target, "proc")))
-        stack.enter_context(_mounted(runner, ["mount", "--bind", "/sys"], os.path.join(target, "sys")))
-        stack.enter_context(_mounted(runner, ["mount", "--bind", "/dev"], os.path.join(target, "dev")))
-        stack.enter_context(_mounted(runner, ["mount", "--bind", "/dev/pts"], os.path.join(target, "dev/pts")))
-        stack.enter_context(
-            _mounted(
-                runner, ["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs"], os.path.join(target, "run")
-            )
-        )
+        for where, spec in CHROOT_SPECS:
+            stack.enter_context(_mounted(spec, os.path.join(target, where)))
         if block_services:
             stack.enter_context(_file_replaced(os.path.join(target, "usr/sbin/policy-rc.d"), POLICY_RC_D.encode()))
         if copy_resolv_conf and os.path.isfile("/etc/resolv.conf"):

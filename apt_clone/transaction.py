@@ -239,9 +239,10 @@ def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
     dataset = created.dataset if st.in_clone else ctx.system.dataset
     found = st.kernels if st.kernels is not None else grub.kernels_in(_apt_target(ctx, st).path("boot"))
     kernels = " ".join(found)  # a journal of schema 2 did not record them: read them now
-    if kernels:
+    recorded = ctx.zfs.get(dataset, (model.KERNELS,)).user.get(model.KERNELS)
+    if kernels and kernels != recorded:
         ctx.zfs.set_props(dataset, {model.KERNELS: kernels})
-    elif model.KERNELS in ctx.zfs.get(dataset, (model.KERNELS,)).user:
+    elif not kernels and recorded is not None:
         ctx.zfs.inherit(dataset, model.KERNELS)
 
 

@@ -21,6 +21,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from apt_clone.zfs.cli import CliZfs
+
 from .common import Row, bytecode, clock, interleaved, sh, table, within_delta, within_ratio
 from .scale import Bench
 
@@ -66,7 +68,7 @@ class Job:
         names = sh("zfs", "list", "-H", "-o", "name", "-d", "1", "-t", "filesystem", b.container).stdout.split()
         for name in names:
             if name not in (b.container, b.first):
-                sh("zfs", "destroy", "-r", name)
+                CliZfs().destroy(name, recursive=True)  # "busy" a moment after an unmount: retried
         sh("zfs", "rollback", "-r", f"{b.first}@{BASE}")
 
     def raw_snapshot_clone(self) -> str:

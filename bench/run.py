@@ -11,6 +11,7 @@ Usage: ``python -m bench.run [--quick] [--rounds 5] [--counts 10,100,1000] [--no
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import platform
@@ -23,6 +24,18 @@ from .common import REPO, Row, table, write_readme
 def machine() -> str:
     zfs = "kernel OpenZFS" if os.path.isdir("/sys/module/zfs") else "zfs-fuse"
     return f"{platform.node()}: {os.cpu_count()} cores, {zfs}, Python {platform.python_version()}"
+
+
+def vm_figures() -> str:
+    """The scale benchmark on kernel OpenZFS, as the VM lane's test VM last ran it."""
+    from vm.lane import BENCH_VM
+
+    if not BENCH_VM.exists():
+        return "Kernel OpenZFS (the VM lane's test VM): not run here yet (`make test-vm` runs it)."
+    when = dt.datetime.fromtimestamp(BENCH_VM.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d")
+    head = (f"Kernel OpenZFS 2.3 in the VM lane's test VM (QEMU under TCG, 2 vCPUs shared with the "
+            f"other tests; `python -m bench.scale --counts 3,10 --rounds 3`, {when}):")  # fmt: skip
+    return f"{head}\n\n{BENCH_VM.read_text(encoding='utf-8').rstrip()}"
 
 
 def main() -> int:
@@ -57,7 +70,7 @@ def main() -> int:
     if args.readme:
         note = (f"Measured by `make bench` (`python -m bench.run --readme`) on {machine()}, commit "
                 f"{commit.stdout.strip()}; medians of {args.rounds} interleaved rounds.")  # fmt: skip
-        write_readme(f"{note}\n\n{text}")
+        write_readme(f"{note}\n\n{text}\n\n{vm_figures()}")
     return 0 if all(r.met is not False for r in rows) else 1
 
 

@@ -47,6 +47,8 @@ CACHE = Path(os.environ.get("APT_CLONE_VM_CACHE", "/var/cache/apt-clone-vm"))
 SUITE = "trixie"
 MIRROR = os.environ.get("APT_CLONE_MIRROR", "http://deb.debian.org/debian")
 LOGS = CACHE / "logs"
+BENCH_VM = LOGS / "bench-openzfs.md"
+"""The scale benchmark's table from the last test VM (kernel OpenZFS), for ``make bench``."""
 GUEST_PACKAGES = [
     "kmod",
     "zfsutils-linux",
@@ -252,7 +254,7 @@ def pack(guest: Path, version: str, deb: Path) -> Path:
         shutil.rmtree(staging)
     project = staging / "opt/apt-clone"
     project.mkdir(parents=True)
-    for item in ("apt_clone", "tests", "pyproject.toml", "grub", "systemd", "vm"):
+    for item in ("apt_clone", "tests", "bench", "pyproject.toml", "grub", "systemd", "vm"):
         src = REPO / item
         if src.is_dir():
             shutil.copytree(src, project / item, ignore=shutil.ignore_patterns("__pycache__"))
@@ -385,6 +387,12 @@ def vm_tests(kernel: Path, image: Path, sandbox_tar: Path) -> None:
             "passed" in line or "failed" in line or line.startswith("APT-CLONE-VM")
         ):
             print(f"    {stamp} {line.strip()}")
+    table = [line.split("] ", 1)[1] for _, line in _stamped(text) if line.startswith("[bench] |")]
+    if table:  # reported, never a failure of the lane (the figures are what it is for)
+        BENCH_VM.write_text("\n".join(table) + "\n", encoding="utf-8")
+        print("\n".join(f"    {row}" for row in table))
+    if found.get("bench") != "0":
+        print(f"    the benchmark did not finish in the VM (stage=bench rc={found.get('bench')}): see {log}")
     bad = [s for s in ("tests-cli", "tests-lzc") if found.get(s) != "0"]
     if bad:
         raise RuntimeError(f"in the VM: {', '.join(bad)} failed; serial console log: {log}")
