@@ -202,16 +202,17 @@ def edit_menu(ctx: Context, changes: Mapping[str, str | None]) -> None:
         if not ctx.boot.edit_menu({}, _cmdline(ctx)):
             refresh_menu(ctx)
         return
-    container = ctx.system.container
     now = [n for n in changes.values() if n]
-    records = read_named(ctx, [*(f"{container}/{n}" for n in now), *(_twin(ctx, n) for n in now)])
+    records = read_named(ctx, [*(f"{ctx.system.container}/{n}" for n in now), *(_twin(ctx, n) for n in now)])
     record_grub_home(ctx, records)
+    near = Near(records, None)
     entries: dict[str, grub.MenuEntry | None] = {}
     for old, new in changes.items():
-        ds = record_of(records, f"{container}/{new}") if new else None
-        found = _checkpoints(ctx, [r for r in records if r is ds or r.name == ctx.system.dataset], None)
-        cp = next((c for c in found if ds is not None and c.dataset == ds.name), None)
-        entries[old] = None if cp is None else _menu_entry(ctx, cp, record_of(records, _twin(ctx, cp.name)) is not None)
+        try:
+            cp = near.checkpoint(ctx, new) if new else None
+        except NotFound:
+            cp = None  # gone: its entry goes too
+        entries[old] = None if cp is None else _menu_entry(ctx, cp, near.record(_twin(ctx, cp.name)) is not None)
     if not ctx.boot.edit_menu(entries, _cmdline(ctx)):
         refresh_menu(ctx)
 

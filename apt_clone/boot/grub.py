@@ -1,11 +1,13 @@
 """GRUB: a menu with one entry per checkpoint, and the saved/next entries in grubenv.
 
 The menu is a file of its own, ``boot/grub/apt-clone.cfg``, that ``grub/42_apt-clone`` (installed
-in /etc/grub.d) sources from grub.cfg: apt-clone rewrites it after every change without running
-update-grub. It is generated from ZFS properties alone (one read, no mount, no scan of
+in /etc/grub.d) sources from grub.cfg: apt-clone keeps it up to date after every change without
+running update-grub. It is made from ZFS properties alone (no mount, no scan of
 ``.zfs/snapshot``): each checkpoint records the kernels of its own /boot in
-``org.aptclone:kernels``. Every string is single-quoted for GRUB, and the file is checked
-with ``grub-script-check`` before it replaces the old one.
+``org.aptclone:kernels``. A change edits the entries of the checkpoints it touched
+(:func:`edit_menu`); a menu this version did not write is rendered whole (:func:`render_menu`).
+Every string is single-quoted for GRUB, and what is new is checked with ``grub-script-check``
+before the file replaces the old one.
 """
 
 from __future__ import annotations

@@ -3,7 +3,15 @@ import pytest
 from apt_clone import model
 from apt_clone.cli import translate_short_forms
 from apt_clone.errors import UsageError
-from apt_clone.names import next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from apt_clone.names import (
+    before_in_series,
+    in_series,
+    next_name,
+    resolve_name,
+    snapshot_tag,
+    validate_name,
+    validate_title,
+)
 from apt_clone.render import label
 from apt_clone.system import dataset_mounted_at, managed_system, mounts_under, parse_mountinfo
 
@@ -101,3 +109,12 @@ def test_label_as_in_the_seed():
     assert label(_cp(kind="initial", title="Debian GNU/Linux 12")) == "Debian GNU/Linux 12 [initial]"
     text = label(_cp())
     assert text.startswith("Upgrade Checkpoint [nmu-001 : ") and text.endswith(" 2008]")
+
+
+def test_the_series_a_new_name_continues():
+    assert in_series("rootfs-nmu-000", "rootfs-nmu-041") and not in_series("rootfs-nmu-000", "mine")
+    assert in_series("debian", "debian-nmu-007") and not in_series("debian", "rootfs-nmu-007")
+    assert before_in_series("rootfs-nmu-010") == "rootfs-nmu-009"
+    assert before_in_series("rootfs-nmu-000") is None and before_in_series("mine") is None
+    # the container's newest is where the numbering goes on, without every name
+    assert next_name("rootfs-nmu-000", {"rootfs-nmu-000", "rootfs-nmu-041"}) == "rootfs-nmu-042"
