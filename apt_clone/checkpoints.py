@@ -192,10 +192,11 @@ def _menu_entry(ctx: Context, cp: model.Checkpoint, has_twin: bool) -> grub.Menu
     return grub.MenuEntry(cp.name, cp.dataset, model.label(cp), kernels, _twin(ctx, cp.name) if has_twin else None)
 
 
-def edit_menu(ctx: Context, changes: Mapping[str, str | None]) -> None:
+def edit_menu(ctx: Context, changes: Mapping[str, str | None], known: list[Dataset] | None = None) -> None:
     """Change only the GRUB menu's entries of the checkpoints ``changes`` names, each to the
-    checkpoint it now is (a rename: its new name; None: destroyed), reading those alone; a menu
-    this version did not write is rendered whole from one read (:func:`refresh_menu`)."""
+    checkpoint it now is (a rename: its new name; None: destroyed), reading those alone (``known``:
+    their records, the container's and the root's, as a command just made them: nothing is read);
+    a menu this version did not write is rendered whole from one read (:func:`refresh_menu`)."""
     if not ctx.boot.has_grub:
         return
     if not changes:
@@ -203,7 +204,7 @@ def edit_menu(ctx: Context, changes: Mapping[str, str | None]) -> None:
             refresh_menu(ctx)
         return
     now = [n for n in changes.values() if n]
-    records = read_named(ctx, [*(f"{ctx.system.container}/{n}" for n in now), *(_twin(ctx, n) for n in now)])
+    records = known or read_named(ctx, [*(f"{ctx.system.container}/{n}" for n in now), *(_twin(ctx, n) for n in now)])
     record_grub_home(ctx, records)
     near = Near(records, None)
     entries: dict[str, grub.MenuEntry | None] = {}
@@ -367,12 +368,13 @@ def take_snapshots(ctx: Context, created: Created) -> None:
         ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
 
 
-def make_clones(ctx: Context, created: Created, command: str, family: list[Dataset] | None = None) -> None:
+def make_clones(ctx: Context, created: Created, command: str, family: list[Dataset] | None = None) -> list[Dataset]:
     """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata;
     the container records it as the newest.
 
     ``family``: :func:`read_family` as read for :func:`prepare_create` (the running root and its
-    children have not changed since, only their snapshots were taken); None: read it."""
+    children have not changed since, only their snapshots were taken); None: read it. Returns
+    the family's records with the new checkpoint's (and its twin's) as made, for the menu."""
     tree = family if family is not None else read_family(ctx)
     origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
     tag = created.snapshot.split("@", 1)[1]
@@ -393,6 +395,20 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
             ctx.zfs.set_props(ctx.system.container, {model.NEWEST: created.checkpoint})
         except ZfsError:
             pass  # only a hint for the next name (checked before use): the checkpoint is made
+    made = [_as_made(created.dataset, created.snapshot, origin, props)]
+    if created.boot_dataset and created.boot_snapshot:
+        made.append(_as_made(created.boot_dataset, created.boot_snapshot, origin, {}))
+    return [*tree, *made]
+
+
+def _as_made(name: str, snapshot: str, origin: Dataset, props: Mapping[str, str]) -> Dataset:
+    """The record a read of a clone just made with ``props`` would give (what the menu uses)."""
+    native = {k: v for k, v in props.items() if ":" not in k}
+    return Dataset(
+        name, "filesystem", snapshot, 0, 0, 0, None, 0,
+        native.get("mountpoint", origin.mountpoint), native.get("canmount", "noauto"), False,
+        user={k: v for k, v in props.items() if ":" in k}, local=frozenset(native),
+    )  # fmt: skip
 
 
 def remove_clones(ctx: Context, created: Created) -> None:

@@ -97,13 +97,17 @@ def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[St
         for snap in (created.snapshot, created.boot_snapshot):
             checkpoints.destroy_quietly(ctx, snap)
 
+    made: list[Dataset] = []
+
     def clone() -> None:
-        checkpoints.make_clones(ctx, created, st.command, tree)
+        made[:] = checkpoints.make_clones(ctx, created, st.command, tree)
 
     def unclone() -> None:
         checkpoints.remove_clones(ctx, created)
 
-    menu = _menu(ctx, {created.checkpoint: created.checkpoint})
+    def menu() -> None:  # from what the clone step made; a recovery (nothing made here) reads it
+        checkpoints.edit_menu(ctx, {created.checkpoint: created.checkpoint}, made or None)
+
     return [Step("snapshot", snapshot, unsnapshot), Step("clone", clone, unclone), Step("menu", menu)]
 
 
