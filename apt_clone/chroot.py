@@ -14,13 +14,12 @@ from contextlib import ExitStack, contextmanager
 
 from . import mounts
 from .errors import OperationFailed
-from .runner import DEFAULT_RUNNER, Runner
 from .signals import shielded
 
 POLICY_RC_D = "#!/bin/sh\n# Written by apt-clone: no service starts inside a checkpoint being upgraded.\nexit 101\n"
 
 
-def unmount(runner: Runner, path: str) -> None:
+def unmount(path: str) -> None:
     """Unmount one mount point; a busy one is detached lazily rather than left behind."""
     try:
         mounts.umount(path)
@@ -48,7 +47,7 @@ def _mounted(spec: mounts.Mount, path: str) -> Iterator[None]:
     finally:
         if done:
             with shielded():
-                unmount(DEFAULT_RUNNER, path)
+                unmount(path)
 
 
 CHROOT_SPECS = (
@@ -108,7 +107,7 @@ def _file_replaced(path: str, content: bytes | None, source: str | None = None) 
             _restore(path)
 
 
-def restore_after_crash(target: str, runner: Runner = DEFAULT_RUNNER, *, files: bool = True) -> list[str]:
+def restore_after_crash(target: str, *, files: bool = True) -> list[str]:
     """Undo what a killed :func:`chroot_environment` left in ``target``: mounts and replaced
     files (``files=False``: mounts only, for a root about to be destroyed: on a full pool even
     a rename back can fail)."""
@@ -121,7 +120,7 @@ def restore_after_crash(target: str, runner: Runner = DEFAULT_RUNNER, *, files: 
         for rel in CHROOT_MOUNTS:
             path = os.path.join(target, rel)
             if path in mounted:
-                unmount(runner, path)
+                unmount(path)
                 done.append(f"unmounted {path}")
     for rel in REPLACED if files else ():
         path = os.path.join(target, rel)
@@ -134,7 +133,6 @@ def restore_after_crash(target: str, runner: Runner = DEFAULT_RUNNER, *, files: 
 @contextmanager
 def chroot_environment(
     target: str,
-    runner: Runner = DEFAULT_RUNNER,
     *,
     block_services: bool = True,
     copy_resolv_conf: bool = True,

@@ -592,7 +592,7 @@ def _teardown(ctx: Context, st: AptOp, *, discard: bool = False) -> None:
 
     for target in filter(None, (st.mount_dir, None if ctx.system.is_host_root else ctx.system.root)):
         kill_processes_in(target)
-        restore_after_crash(target, ctx.runner, files=not (discard and target == st.mount_dir))
+        restore_after_crash(target, files=not (discard and target == st.mount_dir))
     created = st.created
     if st.mount_dir and created is not None:
         try:
@@ -708,7 +708,7 @@ def _sweep_chroots(ctx: Context) -> list[str]:
     for target in targets:
         if kill_processes_in(target):
             done.append(f"stopped processes left in {target}")
-        done += restore_after_crash(target, ctx.runner)
+        done += restore_after_crash(target)
     return done
 
 
@@ -723,7 +723,7 @@ def _sweep_mount_dirs(ctx: Context) -> list[str]:
     if not os.path.isdir(base):
         return done
     for m in mounts_under(base):
-        unmount(ctx.runner, m.mountpoint)
+        unmount(m.mountpoint)
         done.append(f"unmounted {m.mountpoint}")
     for d in sorted(os.listdir(base)):
         path = os.path.join(base, d)

@@ -108,7 +108,7 @@ class AptTarget:
         if self.is_host:
             yield self
             return
-        with chroot_environment(self.root, self.runner):
+        with chroot_environment(self.root):
             try:
                 yield self
             finally:

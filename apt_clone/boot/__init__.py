@@ -269,7 +269,8 @@ class Bootloader:
         edited = grub.edit_menu(text, changes, cmdline) if text is not None else None
         if edited is None:
             return False
-        grub.write_menu(self.grub_dir, edited[0], self.runner, checked=edited[1])
+        if edited[0] != text:  # an activation changes no entry: nothing to write
+            grub.write_menu(self.grub_dir, edited[0], self.runner, checked=edited[1])
         return True
 
     def refresh_menu(self, entries: Sequence[grub.MenuEntry], cmdline: str = "ro") -> str | None:

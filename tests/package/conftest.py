@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from apt_clone.chroot import chroot_environment
-from apt_clone.runner import DEFAULT_RUNNER
 from tests.sandbox import core, host
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +53,7 @@ def _deb() -> Path:
 def _install(deb: Path):  # type: ignore[no-untyped-def]
     def prepare(root: str) -> None:
         shutil.copy(deb, os.path.join(root, "tmp", deb.name))
-        with chroot_environment(root, DEFAULT_RUNNER):
+        with chroot_environment(root):
             env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
             got = subprocess.run(
                 ["chroot", root, "apt-get", "-q", "-y", "install", f"/tmp/{deb.name}"],

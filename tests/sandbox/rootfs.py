@@ -113,7 +113,7 @@ def customise(root: str, runner: Runner) -> None:
         f.write("apt-clone-sandbox\n")
     initial = repo.build_repo(root, runner)
     repo.enable_suite(root, "stable")
-    with chroot_environment(root, runner):
+    with chroot_environment(root):
         debs = ["/" + os.path.relpath(deb, root) for deb in initial.values()]
         result = runner.run(["chroot", root, "dpkg", "-i", *debs])
         _check(result.ok, "dpkg -i of the initial sandbox packages failed", result.error_line())
