@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,7 @@ def measure(count: int) -> tuple[float, float]:
         raw = time.perf_counter() - t0
     finally:
         subprocess.run(["zpool", "destroy", "-f", pool], check=False)
+        shutil.rmtree(base, ignore_errors=True)
     return ours, raw
 
 

@@ -13,17 +13,16 @@ from .common import PY, Row, bytecode, interleaved, sh, table
 
 def rows(rounds: int) -> list[Row]:
     bytecode()
-    state = tempfile.mkdtemp(prefix="bench-start.", dir="/var/tmp")
-    env = {**os.environ, "APT_CLONE_STATE_DIR": state, "APT_CLONE_RUN_DIR": state}
-    got = interleaved(
-        {
-            "bare": lambda: sh(PY, "-c", "pass"),
-            "cli": lambda: sh(PY, "-m", "apt_clone", "--version"),
-            "hook": lambda: sh(PY, "-m", "apt_clone", "hook-post", env=env),
-        },
-        rounds,
-    )
-    os.rmdir(state) if not os.listdir(state) else None
+    with tempfile.TemporaryDirectory(prefix="bench-start.", dir="/var/tmp") as state:
+        env = {**os.environ, "APT_CLONE_STATE_DIR": state, "APT_CLONE_RUN_DIR": state}
+        got = interleaved(
+            {
+                "bare": lambda: sh(PY, "-c", "pass"),
+                "cli": lambda: sh(PY, "-m", "apt_clone", "--version"),
+                "hook": lambda: sh(PY, "-m", "apt_clone", "hook-post", env=env),
+            },
+            rounds,
+        )
     return [
         Row("start", "`apt-clone --version` against `python3 -c pass`", got["cli"], got["bare"]),
         Row("start", "the hook's fast path (`hook-post`, nothing to record)", got["hook"], got["bare"]),

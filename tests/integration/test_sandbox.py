@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
+
+import pytest
 
 from tests import helpers
 from tests.helpers import SandboxInfo, bootfs, zfs_names
@@ -122,3 +126,29 @@ def test_reset_restores_datasets_data_and_properties(pristine: SandboxInfo):
     assert helpers.zfs_state(pristine) == before_state
     assert helpers.zfs_get(pristine.first, "guid") != promoted
     assert bootfs(pristine) == pristine.first
+
+
+def test_a_killed_daemon_leaves_no_dead_mount_behind(pristine: SandboxInfo):
+    """A session's end kills zfs-fuse with the sandbox mounted (CI then inherits the dead FUSE
+    mounts, whose root still answers ``stat`` from the kernel's cache): create brings it back."""
+    from apt_clone.system import read_mounts
+    from tests.sandbox import daemon
+
+    pid = daemon.daemon_pid()
+    if pid is None:
+        pytest.skip("kernel ZFS: no daemon to kill")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while daemon.daemon_pid() == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.daemon_pid() is None
+    with pytest.raises(OSError):
+        os.statvfs(pristine.root)
+    created = sandbox_cli(pristine.directory, "create")
+    assert created.returncode == 0, created.stderr
+    for mount in read_mounts():
+        if mount.fstype == "fuse.zfs":
+            os.statvfs(mount.mountpoint)  # every zfs-fuse mount answers
+    with open(os.path.join(pristine.root, "etc/os-release")) as f:
+        assert "Debian" in f.read()
+    assert sandbox_cli(pristine.directory, "reset").returncode == 0

@@ -206,6 +206,8 @@ def create(
     if daemon.ensure_running(runner):
         state["daemon_started"] = True
         state["daemon_pid"] = daemon.daemon_pid()
+    else:
+        daemon.clear_stale_mounts(runner)  # a daemon that died and was started again by another
     zfs = SandboxZfs(runner)
     suite = suite or state.get("suite") or rootfs.host_codename()
     pools = [(sb.pool, sb.image)] + ([(sb.bpool, sb.bpool_image)] if sb.bpool else [])

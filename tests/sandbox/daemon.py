@@ -58,14 +58,23 @@ def _pid_from_proc() -> int | None:
 
 
 def clear_stale_mounts(runner: Runner = DEFAULT_RUNNER) -> None:
-    """Detach FUSE mounts of a daemon that died ("Transport endpoint is not connected")."""
-    for mount in read_mounts():
+    """Detach FUSE mounts of a daemon that died ("Transport endpoint is not connected").
+
+    With no daemon running every zfs-fuse mount is dead, even one whose ``stat`` still answers
+    from the kernel's attribute cache (a root mounted before the daemon was killed does); with
+    one running, a mount is dead when ``statvfs``, which always asks the daemon, fails. Deepest
+    first, so that a dead root does not hide the mounts below it."""
+    alive = daemon_pid() is not None
+    for mount in reversed(read_mounts()):
         if mount.fstype != "fuse.zfs":
             continue
-        try:
-            os.stat(mount.mountpoint)
-        except OSError:
-            runner.run(["umount", "-l", mount.mountpoint])
+        if alive:
+            try:
+                os.statvfs(mount.mountpoint)
+                continue
+            except OSError:
+                pass
+        runner.run(["umount", "-l", mount.mountpoint])
 
 
 def ensure_running(runner: Runner = DEFAULT_RUNNER, timeout: float = 30.0) -> bool:
