@@ -22,11 +22,7 @@ demo: setup
 
 # SKIP_VM=1 skips the real OpenZFS lane (QEMU VMs; see README for its time, fresh and cached).
 test: setup lint
-	$(VENV)/bin/python -m pytest -q tests --ignore=tests/package
-	$(MAKE) test-deb
-ifneq ($(SKIP_VM),1)
-	$(MAKE) test-vm
-endif
+	SKIP_VM=$(SKIP_VM) VENV=$(VENV) MAKE="$(MAKE)" ./scripts/test.sh
 
 test-vm: setup
 	$(VENV)/bin/python vm/lane.py

@@ -20,7 +20,7 @@ Stages (each printed with pass/fail and its time):
 
 Cache: /var/cache/apt-clone-vm (``$APT_CLONE_VM_CACHE``), keyed by suite, kernel version and
 package list. The modules build and the guest's debootstrap run side by side on a fresh machine.
-Usage: python3 vm/lane.py
+Usage: python3 vm/lane.py [--prepare]   (--prepare: the cached stages that start no VM, alone)
 """
 
 from __future__ import annotations
@@ -593,23 +593,45 @@ def _play_story(disk: Path, log: Path) -> str:
     return text
 
 
+def prepared() -> tuple[str, Path, Path]:
+    """The cached stages no VM runs in: the host's packages, the kernel and its modules, the
+    guest's userland (version, kernel directory, guest tree)."""
+    host_packages()
+    # On a fresh machine the modules build (CPU) and the guest's debootstrap (network, dpkg) overlap.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = pool.submit(stage("guest-debootstrap")(_debootstrap_guest), _guest_dir())
+        version, kernel = modules()
+        early.result()
+    return version, kernel, guest_rootfs(version, kernel)
+
+
+def prepare() -> int:
+    """``--prepare``: build what the lane caches (above, and the target tree) and start no VM, so
+    that ``make test`` can build it on a fresh machine while the host suite runs."""
+    t0 = time.monotonic()
+    try:
+        _, kernel, guest = prepared()
+        target_tree(guest, kernel)
+    except Exception as exc:
+        print(f"vm lane: preparing failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"vm lane: prepared in {time.monotonic() - t0:.0f}s")
+    return 0
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("vm lane: needs root", file=sys.stderr)
         return 2
+    if sys.argv[1:] == ["--prepare"]:
+        return prepare()
     sys.path.insert(0, str(REPO))
     from tests.sandbox import rootfs
 
     t0 = time.monotonic()
     try:
-        host_packages()
-        # On a fresh machine the modules build (CPU) and the guest's debootstrap (network, dpkg) overlap.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            early = pool.submit(stage("guest-debootstrap")(_debootstrap_guest), _guest_dir())
-            version, kernel = modules()
-            early.result()
+        version, kernel, guest = prepared()
         sandbox_tar = Path(rootfs.ensure_tarball("bookworm"))
-        guest = guest_rootfs(version, kernel)
         image = pack(guest, version, package())
         which = os.environ.get("APT_CLONE_VM_STAGES", "all")
 
