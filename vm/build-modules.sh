@@ -9,7 +9,10 @@ BUILD=$CACHE/build-chroot
 OUT=$CACHE/kernel
 mkdir -p "$CACHE"
 if [ -f "$OUT/.done" ]; then exit 0; fi
-rm -rf "$BUILD" "$OUT"
+# A build that was killed leaves its chroot's mounts (a bind of the host's /dev among them):
+# detach them before removing it, and never remove across a mount.
+{ findmnt -rn -o TARGET | grep -F "$BUILD/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
+rm -rf --one-file-system "$BUILD" "$OUT"
 debootstrap --variant=minbase --components=main,contrib trixie "$BUILD" "$MIRROR" >/dev/null
 cleanup() { for m in dev/pts dev sys proc; do umount -l "$BUILD/$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -30,4 +33,4 @@ cp "$BUILD"/var/cache/apt/archives/linux-image-*"$K"*.deb "$OUT/debs/" 2>/dev/nu
 echo "$K" > "$OUT/version"
 touch "$OUT/.done"
 cleanup
-rm -rf "$BUILD"
+rm -rf --one-file-system "$BUILD"

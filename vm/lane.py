@@ -188,8 +188,10 @@ def _guest_dir() -> Path:
 def _debootstrap_guest(guest: Path) -> None:
     if (guest / ".debootstrapped").exists():
         return
+    from tests.sandbox.rootfs import remove_tree  # never through what a killed debootstrap left mounted
+
     for old in guest.parent.glob("guest-*"):  # one cached guest (older package lists, a broken try) go
-        shutil.rmtree(old)
+        remove_tree(str(old))
     run(
         [
             "debootstrap",
@@ -623,9 +625,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("vm lane: needs root", file=sys.stderr)
         return 2
+    sys.path.insert(0, str(REPO))
     if sys.argv[1:] == ["--prepare"]:
         return prepare()
-    sys.path.insert(0, str(REPO))
     from tests.sandbox import rootfs
 
     t0 = time.monotonic()

@@ -152,3 +152,23 @@ def test_a_killed_daemon_leaves_no_dead_mount_behind(pristine: SandboxInfo):
     with open(os.path.join(pristine.root, "etc/os-release")) as f:
         assert "Debian" in f.read()
     assert sandbox_cli(pristine.directory, "reset").returncode == 0
+
+
+def test_a_build_tree_is_removed_without_crossing_what_is_mounted_in_it(tmp_path):
+    """A debootstrap killed with the host's /dev bound in its tree: the tree goes, what was
+    bound there stays (here a directory of the test's standing in for /dev)."""
+    from tests.sandbox import rootfs
+
+    host_dev = tmp_path / "host-dev"
+    host_dev.mkdir()
+    (host_dev / "null").write_text("a device node of the host")
+    build = tmp_path / "trixie.tar.build"
+    (build / "dev").mkdir(parents=True)
+    (build / "etc").mkdir()
+    subprocess.run(["mount", "--bind", str(host_dev), str(build / "dev")], check=True)
+    try:
+        rootfs.remove_tree(str(build))
+    finally:
+        subprocess.run(["umount", "-l", str(build / "dev")], check=False, capture_output=True)
+    assert not build.exists()
+    assert (host_dev / "null").read_text() == "a device node of the host"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from apt_clone.chroot import chroot_environment
 from apt_clone.errors import OperationFailed
 from apt_clone.runner import DEFAULT_RUNNER, Runner
+from apt_clone.system import mounts_under
 
 from . import repo
 
@@ -57,6 +58,17 @@ def tarball_path(suite: str, runner: Runner = DEFAULT_RUNNER, extra: Sequence[st
     return os.path.join(cache_dir(), f"rootfs-{suite}-{_arch(runner)}-minbase-r{repo.RECIPE_VERSION}{tag}.tar")
 
 
+def remove_tree(path: str, runner: Runner = DEFAULT_RUNNER) -> None:
+    """Remove a build tree, detaching first what a killed debootstrap or chroot left mounted in
+    it (its /proc, /sys, a bind of the host's /dev): removing through those would delete the
+    host's device nodes. Nothing is removed while something stays mounted there."""
+    for mount in mounts_under(path):
+        runner.run(["umount", "-l", mount.mountpoint])
+    if mounts_under(path):
+        raise OperationFailed(f"cannot remove {path}: something is still mounted under it")
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _check(result_ok: bool, what: str, detail: str) -> None:
     if not result_ok:
         raise OperationFailed(f"{what}: {detail}")
@@ -72,7 +84,7 @@ def ensure_tarball(  # type: ignore[no-untyped-def]
     os.makedirs(cache_dir(), exist_ok=True)
     build = path + ".build"
     if os.path.exists(build):
-        shutil.rmtree(build)
+        remove_tree(build, runner)
     debs = os.path.join(cache_dir(), "debs")
     os.makedirs(debs, exist_ok=True)
     log(f"sandbox: debootstrap {suite} (minbase) into the cache; later sandboxes reuse it")
@@ -93,7 +105,7 @@ def ensure_tarball(  # type: ignore[no-untyped-def]
         _check(result.ok, "tar failed", result.error_line())
         os.replace(part, path)
     finally:
-        shutil.rmtree(build, ignore_errors=True)
+        remove_tree(build, runner)
     return path
 
 
