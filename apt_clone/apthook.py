@@ -17,8 +17,11 @@ its standard input: :mod:`apt_clone.hook`) and ``apt-clone hook-post`` after it
 - Never for apt on another root, in a chroot (a debootstrap, an image build), or for the apt
   apt-clone runs itself (``$APT_CLONE_ACTIVE``).
 
-What the hook remembers between its calls lives in the run directory (``hook.json`` and the
-status copy ``hook-status``), which only root can write.
+What the hook remembers between its calls lives in the run directory (``hook.json``, the
+status copy ``hook-status``, and for the post's fast path ``hook-expect`` and ``hook-done``),
+which only root can write. apt runs the post as ``/usr/lib/apt-clone/hook-post`` (sh): when
+dpkg did what was planned (``dpkg-query``) it only notes the time (``hook-done``) and no Python
+starts; otherwise it runs ``apt-clone hook-post``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ if TYPE_CHECKING:
 SHELLS = frozenset({"sh", "dash", "bash", "busybox"})
 STATE_FILE = "hook.json"
 STATUS_COPY = "hook-status"
+EXPECT_FILE = "hook-expect"
+"""For the post's fast path: the run's package names, then what dpkg-query must show of them."""
+DONE_FILE = "hook-done"
+"""Left by the post's fast path: its time is when the run's last dpkg run ended."""
 STATUS_PATH = "/" + dpkgstatus.STATUS_PATH
 REBOOT_FLAG = "/run/reboot-required"
 
@@ -157,9 +164,41 @@ def load_state() -> HookState | None:
         try:
             data = json.load(f)
             data["run"] = AptRun(**data["run"])
-            return HookState(**data)
+            st = HookState(**data)
         except (ValueError, TypeError, KeyError):
             return None  # not ours to trust: start afresh
+    if st.ended is None:  # the post's fast path noted the end
+        try:
+            st.ended = os.lstat(_path(DONE_FILE)).st_mtime
+        except FileNotFoundError:
+            pass
+    return st
+
+
+def expectation(changes: list[hook.HookChange]) -> str:
+    """What the post's fast path checks once dpkg is done (``hook-expect``): the packages' names
+    on one line, then the lines ``dpkg-query -W -f='${db:Status-Status} ${Package}
+    ${Architecture} ${Version}\\n'`` must give for those installed, sorted as ``LC_ALL=C sort``
+    sorts them (a removed package shows none). "" (record with Python) when an architecture
+    is unknown."""
+    if not changes or any(c.arch is None for c in changes):
+        return ""
+    names = " ".join(sorted({c.name for c in changes}))
+    rows = sorted(f"installed {c.name} {c.arch} {c.new}" for c in changes if c.new is not None and c.action != "remove")
+    return names + "\n" + "".join(row + "\n" for row in rows)
+
+
+def arm_post(text: str) -> None:
+    """Leave the post its expectation (``""``: record with ``apt-clone hook-post``)."""
+    _discard(DONE_FILE)
+    write_atomic(_path(EXPECT_FILE), text, durable=False)
+
+
+def _discard(name: str) -> None:
+    try:
+        os.unlink(_path(name))
+    except FileNotFoundError:
+        pass
 
 
 def save_state(st: HookState) -> None:
@@ -255,6 +294,7 @@ def post(env: Mapping[str, str], chroot: bool | None = None) -> Result:
         if skip_reason(env, cfg, None, hook.in_chroot() if chroot is None else chroot):
             return QUIET
         st = load_state()
+        _discard(EXPECT_FILE)  # whatever this call finds, the fast path has nothing left to check
         if st is None or st.run != apt_run() or st.boot != boot_id():
             return QUIET
         return _record(st, cfg)
@@ -287,7 +327,8 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
     command = command_of(run, request.command)
     st = load_state()
     if st is not None and st.run == run and st.boot == boot:
-        return QUIET  # this run's checkpoint is made: a later dpkg run of the same apt
+        arm_post("")  # a later dpkg run of the same apt: its changes are recorded after it
+        return QUIET  # this run's checkpoint is made
     cx = open_context("/")
     try:
         with interrupts(), exclusive("apt-clone hook-pre", wait=3.0):
@@ -302,6 +343,7 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
                     {model.TITLE: title_of(st.commands, ""), model.COMMAND: "; ".join(st.commands)[:1000]},
                 )
                 save_state(st)
+                arm_post("")
                 checkpoints.edit_menu(cx, {st.checkpoint: st.checkpoint})  # its title names this run too
                 return Result(f"apt-clone: this apt run joins checkpoint {st.checkpoint} ([hook] merge)")
             _copy_status()
@@ -320,6 +362,7 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
             save_state(
                 HookState(run, created.checkpoint, created.dataset, [command], now, None, boot, rows, why, chunks)
             )
+            arm_post(expectation(request.changes))
     finally:
         cx.close()
     return Result(f"apt-clone: Rollback Checkpoint {created.checkpoint} made before dpkg ('apt-clone -a "

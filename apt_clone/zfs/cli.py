@@ -9,11 +9,16 @@ The dialects differ elsewhere:
 * zfs-fuse (pool version 23): no ``zfs list -p``, no flags on ``zpool get`` (pool properties
   come from ``zpool list -H -o``), one property per ``zfs set``, and ``zfs clone`` tries to
   mount the clone whatever ``canmount`` says, so a mountpoint is set only after cloning.
+  ``zfs snapshot -o`` works in both.
+
+Which one runs is known without running anything when OpenZFS's kernel module is loaded or
+zfs-fuse's daemon socket is there; otherwise ``zfs version`` tells (zfs-fuse does not know it).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +68,8 @@ class RetryPolicy:
 
 KERNEL_MODULE = "/sys/module/zfs"
 """Present when the OpenZFS kernel module is loaded: the dialect is known without running anything."""
+FUSE_SOCKET = "/run/zfs/zfs_socket"
+"""zfs-fuse's daemon socket (its CLI talks to nothing else): with no kernel module, zfs-fuse."""
 
 
 class CliZfs(ZfsBackend):
@@ -74,11 +81,13 @@ class CliZfs(ZfsBackend):
         dialect: str | None = None,
         retry: RetryPolicy | None = None,
         kernel_module: str = KERNEL_MODULE,
+        fuse_socket: str = FUSE_SOCKET,
     ) -> None:
         self.runner = runner
         self._dialect = dialect
         self.retry = retry or RetryPolicy()
         self._kernel_module = kernel_module
+        self._fuse_socket = fuse_socket
 
     # --- plumbing ---------------------------------------------------------------
     @property
@@ -88,10 +97,16 @@ class CliZfs(ZfsBackend):
         return self._dialect
 
     def _detect_dialect(self) -> str:
-        """OpenZFS when its kernel module is loaded (no exec: each costs a command's start-up);
-        otherwise ask ``zfs version``, which zfs-fuse does not know."""
+        """OpenZFS when its kernel module is loaded, zfs-fuse when its daemon's socket is there
+        without it (no exec: each costs a command's start-up); otherwise ask ``zfs version``,
+        which zfs-fuse does not know."""
         if os.path.isdir(self._kernel_module):
             return OPENZFS
+        try:
+            if stat.S_ISSOCK(os.lstat(self._fuse_socket).st_mode):
+                return ZFS_FUSE
+        except OSError:
+            pass
         try:
             result = self.runner.run(["zfs", "version"])
         except CommandNotFound as exc:
@@ -220,15 +235,7 @@ class CliZfs(ZfsBackend):
     def snapshot(self, name: str, *, recursive: bool = False, props: Mapping[str, str] | None = None) -> None:
         if "@" not in name:
             raise ZfsError(f"not a snapshot name: {name}")
-        argv = ["zfs", "snapshot"]
-        if recursive:
-            argv.append("-r")
-        if self.dialect == ZFS_FUSE:
-            self._run([*argv, name])
-            if props:
-                self.set_props(name, props)
-            return
-        self._run([*argv, *_opts(props), name])
+        self._run(["zfs", "snapshot", *(["-r"] if recursive else []), *_opts(props), name])
 
     def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None:
         props = dict(props or {})

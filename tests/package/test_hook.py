@@ -8,7 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
+from apt_clone.paths import run_dir
 from tests.package.conftest import Host
+from tests.sandbox.repo import enable_suite
 
 HOOK_LINE = "apt-clone: Rollback Checkpoint "
 
@@ -57,6 +59,8 @@ def test_apt_get_install_leaves_one_titled_checkpoint_with_its_changes(booted):
     changes = {row[0]: row for row in json.loads(shown.stdout)["changes"]}
     assert "ac-extra" in changes and changes["ac-extra"][1] is None, changes
     assert json.loads(shown.stdout)["checkpoint"]["summary"].endswith("installed, 0 removed")
+    # dpkg did what was planned: the post's fast path (sh, dpkg-query) noted the end, no Python.
+    assert Path(run_dir(), "hook-done").exists() and not Path(run_dir(), "hook-expect").exists()
 
     # The same again changes nothing: dpkg does not run, no checkpoint.
     again = h.apt_get("install", "ac-extra")
@@ -190,3 +194,28 @@ def test_back_to_back_runs_merge_into_one_checkpoint_naming_both(booted):
     assert "install ac-hello" in new[0]["title"] and "install ac-extra" in new[0]["title"], new[0]["title"]
     shown = json.loads(h.run("apt-clone", "--json", "show", new[0]["name"]).stdout)
     assert {"ac-hello", "ac-extra"} <= {r[0] for r in shown["changes"]}
+
+
+def test_what_dpkg_did_otherwise_than_planned_is_recorded_after_it(booted):
+    """A maintainer script asking for a reboot, a postinst failing: the post's fast path hands
+    the record to apt-clone, which writes what dpkg did."""
+    h = booted
+    enable_suite(h.root, "reboot")
+    enable_suite(h.root, "unstable")
+    assert h.apt_get("update").returncode == 0
+    before = names(h)
+    got = h.apt_get("install", "ac-kernel")
+    assert got.returncode == 0 and got.stderr.count(HOOK_LINE) == 1, got.stderr
+    (new,) = [cp for cp in listing(h) if cp["name"] not in before]
+    shown = json.loads(h.run("apt-clone", "--json", "show", new["name"]).stdout)
+    assert shown["reboot"] == "a maintainer script asked for it", shown
+    assert not Path(run_dir(), "hook-done").exists()  # recorded by apt-clone hook-post, not the fast path
+
+    before = names(h)
+    failed = h.apt_get("install", "ac-flaky")
+    assert failed.returncode != 0 and failed.stderr.count(HOOK_LINE) == 1, failed.stderr
+    (new,) = [cp for cp in listing(h) if cp["name"] not in before]
+    shown = json.loads(h.run("apt-clone", "--json", "show", new["name"]).stdout)
+    assert [r[:3] for r in shown["changes"]] == [["ac-flaky", "1.0", "2.0"]], shown
+    assert not Path(run_dir(), "hook-expect").exists()
+    assert h.run("dpkg-query", "-W", "-f", "${db:Status-Status}", "ac-flaky").stdout == "half-configured"

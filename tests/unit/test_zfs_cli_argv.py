@@ -18,9 +18,24 @@ def backend(dialect, runner=None, attempts=4):
 def test_dialect_detection(tmp_path):
     absent = str(tmp_path / "no-module")
     r = FakeRunner({("zfs", "version"): (0, "zfs-2.3.1-1\nzfs-kmod-2.3.1-1\n", "")})
-    assert CliZfs(r, kernel_module=absent).dialect == OPENZFS
+    assert CliZfs(r, kernel_module=absent, fuse_socket=absent).dialect == OPENZFS
     r = FakeRunner({("zfs", "version"): (2, "", "unrecognized command 'version'")})
-    assert CliZfs(r, kernel_module=absent).dialect == ZFS_FUSE
+    assert CliZfs(r, kernel_module=absent, fuse_socket=absent).dialect == ZFS_FUSE
+
+
+def test_zfs_fuse_daemon_socket_means_zfs_fuse_without_running_anything(tmp_path):
+    import socket
+
+    path = str(tmp_path / "zfs_socket")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(path)
+        r = FakeRunner()
+        assert CliZfs(r, kernel_module=str(tmp_path / "no-module"), fuse_socket=path).dialect == ZFS_FUSE
+        assert r.calls == []
+    plain = tmp_path / "not-a-socket"
+    plain.write_text("")
+    r = FakeRunner({("zfs", "version"): (0, "zfs-2.3.1-1\n", "")})
+    assert CliZfs(r, kernel_module=str(tmp_path / "no-module"), fuse_socket=str(plain)).dialect == OPENZFS
 
 
 def test_loaded_kernel_module_means_openzfs_without_running_anything(tmp_path):
@@ -130,13 +145,11 @@ def test_zfs_fuse_rollback_io_error_is_transient_but_not_elsewhere():
     assert len(r.calls) == 1 and sleeps == []
 
 
-def test_snapshot_props_on_zfs_fuse_are_set_after():
-    z, _ = backend(ZFS_FUSE)
+@pytest.mark.parametrize("dialect", [ZFS_FUSE, OPENZFS])
+def test_snapshot_props_go_with_the_snapshot_in_both_dialects(dialect):
+    z, _ = backend(dialect)
     z.snapshot("p/a@s", recursive=True, props={"org.aptclone:checkpoint-of": "x"})
-    assert z.runner.calls == [
-        ("zfs", "snapshot", "-r", "p/a@s"),
-        ("zfs", "set", "org.aptclone:checkpoint-of=x", "p/a@s"),
-    ]
+    assert z.runner.calls == [("zfs", "snapshot", "-r", "-o", "org.aptclone:checkpoint-of=x", "p/a@s")]
 
 
 def test_never_mount_all():

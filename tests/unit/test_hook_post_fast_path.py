@@ -1,0 +1,107 @@
+"""The APT hook's post (apt/hook-post, sh): dpkg did what was planned, so only the end is noted
+and no Python starts; anything else goes to ``apt-clone hook-post``. Run here against a
+dpkg-query that answers from a table; tests/package runs it with apt and dpkg for real."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from apt_clone import apthook, hook
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "apt" / "hook-post"
+DATA = Path(__file__).parent / "data"
+
+
+def _changes(name: str) -> list[hook.HookChange]:
+    text = (DATA / name).read_text()
+    return hook.parse(text).changes
+
+
+def test_the_expectation_names_the_packages_and_what_dpkg_query_shows_of_those_installed():
+    assert apthook.expectation(_changes("pre-install-v3-install.txt")) == "hello\ninstalled hello amd64 2.10-5\n"
+    assert apthook.expectation(_changes("pre-install-v3-remove.txt")) == "hello\n"
+    changes = [
+        hook.HookChange("zz", "all", "1", "2", "upgrade"),
+        hook.HookChange("aa", "amd64", None, "1:3", "install"),
+        hook.HookChange("mm", "amd64", "4", None, "remove"),
+    ]
+    assert apthook.expectation(changes) == "aa mm zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n"
+
+
+def test_an_unknown_architecture_leaves_the_record_to_python():
+    assert apthook.expectation([hook.HookChange("x", None, None, "1", "install")]) == ""
+
+
+@pytest.fixture
+def post(tmp_path):
+    """Run the script with a run directory, a dpkg-query printing ``table`` and an apt-clone
+    that notes it was called; (exit status, whether apt-clone ran)."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    table = tmp_path / "dpkg-query.out"
+    called = tmp_path / "called"
+    (bin_dir / "dpkg-query").write_text(f"#!/bin/sh\ncat {table}\n")
+    (bin_dir / "apt-clone").write_text(f'#!/bin/sh\necho "$@" >{called}\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+
+    def call(expect: str | None, rows: str) -> tuple[int, bool]:
+        if expect is not None:
+            (run / "hook-expect").write_text(expect)
+        table.write_text(rows)
+        called.unlink(missing_ok=True)
+        env = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "APT_CLONE_RUN_DIR": str(run),
+            "APT_CLONE_TEST_PROGRAM": str(bin_dir / "apt-clone"),
+        }
+        got = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, check=False)
+        return got.returncode, called.exists() and called.read_text() == "hook-post\n"
+
+    call.run = run  # type: ignore[attr-defined]
+    return call
+
+
+def test_nothing_to_check_is_nothing_to_do(post):
+    assert post(None, "") == (0, False)
+    assert not (post.run / "hook-done").exists()
+
+
+def test_dpkg_did_what_was_planned_only_the_end_is_noted(post):
+    expect = "aa mm zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n"
+    rows = "installed zz all 2\nconfig-files mm amd64 4\ninstalled aa amd64 1:3\n"
+    assert post(expect, rows) == (0, False)
+    assert (post.run / "hook-done").exists() and not (post.run / "hook-expect").exists()
+    assert post(None, rows) == (0, False)  # consumed: a later run's post finds nothing
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "installed zz all 2\nhalf-configured aa amd64 1:3\n",  # a failed postinst
+        "installed zz all 1\ninstalled aa amd64 1:3\n",  # an upgrade that did not happen
+        "installed zz all 2\n",  # an install that did not happen
+        "installed zz all 2\ninstalled aa amd64 1:3\ninstalled mm amd64 4\n",  # a removal that did not
+        "installed zz all 2\ninstalled aa amd64 1:3\ninstalled aa i386 1:3\n",  # another architecture's
+    ],
+)
+def test_anything_else_is_recorded_by_apt_clone(post, rows):
+    assert post("aa mm zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n", rows) == (0, True)
+    assert not (post.run / "hook-done").exists()
+
+
+def test_an_empty_expectation_is_recorded_by_apt_clone(post):
+    assert post("", "") == (0, True)
+
+
+def test_a_link_is_never_followed(post, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("aa\ninstalled aa amd64 1\n")
+    os.symlink(target, post.run / "hook-expect")
+    assert post(None, "installed aa amd64 1\n") == (0, False)
+    assert target.exists() and not (post.run / "hook-done").exists()
