@@ -19,6 +19,7 @@ from .context import Context
 from .errors import NotFound, Refused
 from .model import Created
 from .names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from .side_by_side import side_by_side
 from .signals import shielded
 from .zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
 from .zfs.cli import SAVED_MOUNTPOINT
@@ -362,10 +363,13 @@ def prepare_create(
 
 
 def take_snapshots(ctx: Context, created: Created) -> None:
-    """Snapshot the root with its children at one instant, then its boot twin."""
-    ctx.zfs.snapshot(created.snapshot, recursive=True, props={model.SNAPSHOT_MARK: created.checkpoint})
-    if created.boot_snapshot:
-        ctx.zfs.snapshot(created.boot_snapshot, props={model.SNAPSHOT_MARK: created.checkpoint})
+    """Snapshot the root with its children at one instant and, at the same time, its boot twin."""
+    mark = {model.SNAPSHOT_MARK: created.checkpoint}
+    boot = created.boot_snapshot
+    side_by_side(
+        lambda: ctx.zfs.snapshot(created.snapshot, recursive=True, props=mark),
+        (lambda: ctx.zfs.snapshot(boot, props=mark)) if boot else None,
+    )
 
 
 def make_clones(ctx: Context, created: Created, command: str, family: list[Dataset] | None = None) -> list[Dataset]:
@@ -382,19 +386,28 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
     kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
     if kernels:
         props[model.KERNELS] = " ".join(kernels)
-    ctx.zfs.clone(created.snapshot, created.dataset, props)
-    for child in _descendants(tree, ctx.system.dataset):
-        rel = child.name[len(ctx.system.dataset) :]
-        ctx.zfs.clone(f"{child.name}@{tag}", created.dataset + rel, clone_props(child))
-    if created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset:
+
+    def root() -> None:
+        ctx.zfs.clone(created.snapshot, created.dataset, props)
+        for child in _descendants(tree, ctx.system.dataset):
+            rel = child.name[len(ctx.system.dataset) :]
+            ctx.zfs.clone(f"{child.name}@{tag}", created.dataset + rel, clone_props(child))
+
+    def boot_twin() -> None:
+        assert created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset
         boot = record_of(tree, ctx.system.boot_dataset) or ctx.zfs.get(ctx.system.boot_dataset)
         # Never canmount=on: only the twin of what boots next mounts at /boot by itself (Bootloader.activate).
         ctx.zfs.clone(created.boot_snapshot, created.boot_dataset, {**clone_props(boot), "canmount": "noauto"})
-    if in_series(ctx.system.current_name, created.checkpoint):
+
+    def newest() -> None:
         try:
             ctx.zfs.set_props(ctx.system.container, {model.NEWEST: created.checkpoint})
         except ZfsError:
             pass  # only a hint for the next name (checked before use): the checkpoint is made
+
+    has_twin = bool(created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset)
+    in_the_series = in_series(ctx.system.current_name, created.checkpoint)
+    side_by_side(root, boot_twin if has_twin else None, newest if in_the_series else None)
     made = [_as_made(created.dataset, created.snapshot, origin, props)]
     if created.boot_dataset and created.boot_snapshot:
         made.append(_as_made(created.boot_dataset, created.boot_snapshot, origin, {}))
