@@ -173,12 +173,31 @@ def _downloaded(host: AptTarget, change: Change) -> str:
     return host.path(f"var/cache/apt/archives/{change.deb_filename()}")
 
 
+_FAMILIES: dict[str, list[Dataset]] = {}
+"""The running root's family as the snapshot step read it under the lock, for the clone step
+of the same run, by the new checkpoint's dataset (a resumed run reads it again)."""
+RECORD_KEYS = frozenset({model.SUMMARY, model.REBOOT, *model.CHANGE_KEYS})
+"""The properties that record a checkpoint's package changes."""
+
+
+def _planned_props(st: AptOp) -> dict[str, str]:
+    """The changes the plan makes, recorded with the clone (the metadata step writes only what
+    apt did otherwise)."""
+    changes = [dpkgstatus.PackageChange(c.name, c.old, c.new) for c in plan_of(st).changes if c.old != c.new]
+    return model.change_props(changes, bool(st.reboot), st.reboot_why or "")
+
+
 def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
     if st.created is None:
-        created = checkpoints.prepare_create(ctx, kind="upgrade" if st.in_clone else "rollback")
+        family = checkpoints.read_family(ctx)
+        kind = "upgrade" if st.in_clone else "rollback"
+        created = checkpoints.prepare_create(ctx, kind=kind, family=family, props=_planned_props(st))
         st.created = created
         ui.emit(ev.CreatingCheckpoint(model.KIND_TITLES[created.kind]))
         Journal(ctx.system.container).save(st)  # the names are known before anything exists
+        checkpoints.take_snapshots(ctx, created)  # the names were found free just now, under the lock
+        _FAMILIES[created.dataset] = family
+        return
     created = _need_created(st)
     if not ctx.zfs.exists(created.snapshot):
         checkpoints.take_snapshots(ctx, created)
@@ -186,8 +205,9 @@ def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
 
 def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
-    if not ctx.zfs.exists(created.dataset):
-        checkpoints.make_clones(ctx, created, st.command)
+    family = _FAMILIES.pop(created.dataset, None)  # this run took the snapshots: no clone yet
+    if family is not None or not ctx.zfs.exists(created.dataset):
+        checkpoints.make_clones(ctx, created, st.command, family)
     ui.emit(ev.CheckpointMade(model.KIND_TITLES[created.kind], created.checkpoint, ctx.system.container))
 
 
@@ -235,7 +255,9 @@ def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
     changes = [dpkgstatus.PackageChange(str(r[0]), r[1], r[2]) for r in st.changes]
     why = st.reboot_why or ("a maintainer script asked for it during apt" if st.reboot_asked else "")
-    record_changes(ctx, created.dataset, changes, st.reboot or st.reboot_asked, why)
+    planned = {k: v for k, v in (created.props or {}).items() if k in RECORD_KEYS}
+    if model.change_props(changes, st.reboot or st.reboot_asked, why) != planned:  # apt did otherwise
+        record_changes(ctx, created.dataset, changes, st.reboot or st.reboot_asked, why, planned)
     dataset = created.dataset if st.in_clone else ctx.system.dataset
     found = st.kernels if st.kernels is not None else grub.kernels_in(_apt_target(ctx, st).path("boot"))
     kernels = " ".join(found)  # a journal of schema 2 did not record them: read them now
@@ -257,7 +279,8 @@ def _step_unmount(ctx: Context, st: AptOp, ui: Interaction) -> None:
 
 def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = False) -> None:
     created = _need_created(st)
-    destroy_step_snapshots(ctx, created)
+    if st.in_clone:  # only the clone mode takes step snapshots
+        destroy_step_snapshots(ctx, created)
     # Both entries: the new checkpoint's, and the running root's whose kernels apt may have changed.
     current = ctx.system.current_name
     checkpoints.edit_menu(ctx, {created.checkpoint: created.checkpoint, current: current})

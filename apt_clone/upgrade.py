@@ -12,6 +12,7 @@ Two modes:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -100,6 +101,16 @@ def describe_plan(plan: Plan) -> list[str]:
 
 
 def record_changes(
-    ctx: Context, dataset: str, changes: list[dpkgstatus.PackageChange], reboot: bool, why: str = ""
+    ctx: Context,
+    dataset: str,
+    changes: list[dpkgstatus.PackageChange],
+    reboot: bool,
+    why: str = "",
+    recorded: Mapping[str, str] | None = None,
 ) -> None:
-    ctx.zfs.set_props(dataset, model.change_props(changes, reboot, why))
+    """Record ``changes`` on ``dataset``; ``recorded``: what it records now (a key no longer
+    needed is removed)."""
+    props = model.change_props(changes, reboot, why)
+    ctx.zfs.set_props(dataset, props)
+    for key in sorted(set(recorded or ()) - set(props)):
+        ctx.zfs.inherit(dataset, key)

@@ -282,6 +282,25 @@ def test_reboot_detection_follows_the_config(pristine: SandboxInfo, tmp_path):
     assert "Reboot:     ac-hello (upgrade: only a reboot replaces it)" in show
 
 
+def test_what_apt_did_otherwise_than_planned_is_recorded_after_it(pristine: SandboxInfo, tmp_path):
+    """The plan's changes go with the clone; what apt did otherwise (here a maintainer script
+    asking for a reboot during an in-place upgrade: [reboot] scripts = no looked away before)
+    is written after apt."""
+    enable_suite(pristine, "reboot")
+    env = config_env(tmp_path, "[reboot]\nscripts = no\n")
+    out = ok(apt_clone(pristine, "-y", "upgrade", env=env)).stdout
+    assert "Creating Rollback Checkpoint..." in out and installed_version(pristine.root, "ac-kernel") == "1.1"
+    assert (
+        zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:summary")
+        == "2 upgraded, 0 installed, 0 removed, reboot required"
+    )
+    assert (
+        zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:reboot") == "a maintainer script asked for it during apt"
+    )
+    shown = json.loads(ok(apt_clone(pristine, "--json", "show", "rootfs-nmu-001")).stdout)
+    assert [r[0] for r in shown["changes"]] == ["ac-hello", "ac-kernel"]
+
+
 def test_a_file_source_inside_an_offline_root_is_read_from_inside_it(pristine: SandboxInfo):
     """--root DIR with a file: apt source (a repository inside the image): the plan finds its
     packages, as apt-get inside DIR does."""
