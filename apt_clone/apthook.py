@@ -38,7 +38,7 @@ from . import dpkgstatus, hook
 from .apt import HOOK_GUARD_ENV
 from .apt import reboot as reboot_rules
 from .errors import Unfinished
-from .paths import boot_id, open_private, run_dir, write_atomic
+from .paths import boot_id, in_chroot, open_private, run_dir, write_atomic
 
 if TYPE_CHECKING:
     from .config import Config
@@ -272,7 +272,7 @@ def pre(text: str, env: Mapping[str, str], chroot: bool | None = None) -> Result
     try:
         cfg = config.load()
         request = hook.parse(text)
-        if skip_reason(env, cfg, request.other_root, hook.in_chroot() if chroot is None else chroot):
+        if skip_reason(env, cfg, request.other_root, in_chroot() if chroot is None else chroot):
             return QUIET
         if not request.changes:
             return QUIET
@@ -291,7 +291,7 @@ def post(env: Mapping[str, str], chroot: bool | None = None) -> Result:
 
     try:
         cfg = config.load()
-        if skip_reason(env, cfg, None, hook.in_chroot() if chroot is None else chroot):
+        if skip_reason(env, cfg, None, in_chroot() if chroot is None else chroot):
             return QUIET
         st = load_state()
         _discard(EXPECT_FILE)  # whatever this call finds, the fast path has nothing left to check

@@ -57,12 +57,20 @@ def run_hook(command: str) -> int:
     """The APT hook's two calls: one line at most, on standard error, and apt's exit status."""
     import os
 
-    from . import apthook
+    from .apt import HOOK_GUARD_ENV
+    from .paths import in_chroot
 
     if command == "hook-pre":
-        text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+        data = sys.stdin.buffer.read()  # all of it: apt must not meet a closed pipe
+        if os.environ.get(HOOK_GUARD_ENV) or in_chroot():
+            return 0  # not this system's apt (apthook.skip_reason): decided before the heavy imports
+        from . import apthook
+
+        text = data.decode("utf-8", errors="replace")
         result = apthook.pre(text, os.environ)
     else:
+        from . import apthook
+
         result = apthook.post(os.environ)
     if result.line:
         print(result.line, file=sys.stderr, flush=True)

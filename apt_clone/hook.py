@@ -97,13 +97,3 @@ def summary(changes: list[HookChange]) -> str:
              ("downgrade", "downgraded"), ("reinstall", "reinstalled"))  # fmt: skip
     parts = [f"{n} {w}" for a, w in words if (n := sum(1 for c in changes if c.action == a))]
     return ", ".join(parts) or "no package changes"
-
-
-def in_chroot(proc_root: str = "/proc/1/root") -> bool:
-    """Whether this process runs in a chroot (its / is not init's), as debianutils' ischroot
-    tells; unknown (no /proc, no right to look) counts as a chroot: no checkpoint then."""
-    try:
-        mine, init = os.stat("/"), os.stat(proc_root + "/")
-    except OSError:
-        return True
-    return (mine.st_dev, mine.st_ino) != (init.st_dev, init.st_ino)

@@ -124,3 +124,13 @@ def write_atomic(path: str, data: str | bytes, *, durable: bool) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def in_chroot(proc_root: str = "/proc/1/root") -> bool:
+    """Whether this process runs in a chroot (its / is not init's), as debianutils' ischroot
+    tells; unknown (no /proc, no right to look) counts as a chroot: no checkpoint then."""
+    try:
+        mine, init = os.stat("/"), os.stat(proc_root + "/")
+    except OSError:
+        return True
+    return (mine.st_dev, mine.st_ino) != (init.st_dev, init.st_ino)
