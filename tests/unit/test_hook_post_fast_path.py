@@ -50,7 +50,7 @@ def post(tmp_path):
     for f in bin_dir.iterdir():
         f.chmod(0o755)
 
-    def call(expect: str | None, rows: str) -> tuple[int, bool]:
+    def call(expect: str | None, rows: str, **more: str) -> tuple[int, bool]:
         if expect is not None:
             (run / "hook-expect").write_text(expect)
         table.write_text(rows)
@@ -59,6 +59,7 @@ def post(tmp_path):
             "PATH": f"{bin_dir}:/usr/bin:/bin",
             "APT_CLONE_RUN_DIR": str(run),
             "APT_CLONE_TEST_PROGRAM": str(bin_dir / "apt-clone"),
+            **more,
         }
         got = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, check=False)
         return got.returncode, called.exists() and called.read_text() == "hook-post\n"
@@ -105,3 +106,9 @@ def test_a_link_is_never_followed(post, tmp_path):
     os.symlink(target, post.run / "hook-expect")
     assert post(None, "installed aa amd64 1\n") == (0, False)
     assert target.exists() and not (post.run / "hook-done").exists()
+
+
+def test_apt_clones_own_apt_run_leaves_the_hooked_runs_record_alone(post):
+    expect = "aa\ninstalled aa amd64 1\n"
+    assert post(expect, "installed aa amd64 2\n", APT_CLONE_ACTIVE="1") == (0, False)
+    assert (post.run / "hook-expect").read_text() == expect
