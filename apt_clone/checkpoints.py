@@ -427,9 +427,13 @@ def _as_made(name: str, snapshot: str, origin: Dataset, props: Mapping[str, str]
 def remove_clones(ctx: Context, created: Created) -> None:
     """Undo :func:`make_clones`: the new checkpoint and its boot twin unmounted and destroyed, and
     the container's newest stepped back when it names them (the name is free again)."""
-    for dataset in (created.dataset, created.boot_dataset):
+
+    def remove(dataset: str) -> None:
         unmount_tree(ctx, dataset)
         destroy_quietly(ctx, dataset)
+
+    twin = created.boot_dataset
+    side_by_side(lambda: remove(created.dataset), (lambda: remove(twin)) if twin else None)
     try:
         container = ctx.zfs.get_many([ctx.system.container], (model.NEWEST,)).get(ctx.system.container)
         if container is not None and container.user.get(model.NEWEST) == created.checkpoint:
@@ -467,8 +471,9 @@ def unmount_tree(ctx: Context, dataset: str | None, tree: list[Dataset] | None =
 def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None:
     """Remove a checkpoint just made (children and boot twin too) and its snapshots."""
     remove_clones(ctx, created)
-    for snapshot in (created.snapshot, created.boot_snapshot):
-        destroy_quietly(ctx, snapshot)  # recursive: the children's snapshots of that instant too
+    boot = created.boot_snapshot
+    # recursive: the children's snapshots of that instant too
+    side_by_side(lambda: destroy_quietly(ctx, created.snapshot), (lambda: destroy_quietly(ctx, boot)) if boot else None)
     if refresh:
         edit_menu(ctx, {created.checkpoint: None})
 
@@ -476,10 +481,13 @@ def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None
 def rollback_in_place(ctx: Context, created: Created) -> None:
     """Roll the running root, its children and its boot twin back to the checkpoint's snapshots."""
     tag = created.snapshot.split("@", 1)[1]
-    for name in ctx.zfs.filesystems(ctx.system.dataset):
-        ctx.zfs.rollback(f"{name}@{tag}")
-    if created.boot_snapshot:
-        ctx.zfs.rollback(created.boot_snapshot)
+    boot = created.boot_snapshot
+
+    def root() -> None:
+        for name in ctx.zfs.filesystems(ctx.system.dataset):
+            ctx.zfs.rollback(f"{name}@{tag}")
+
+    side_by_side(root, (lambda: ctx.zfs.rollback(boot)) if boot else None)
 
 
 # --- destroy ----------------------------------------------------------------------------
