@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from . import dpkgstatus, hook
 from .apt import HOOK_GUARD_ENV
 from .apt import reboot as reboot_rules
-from .errors import Unfinished
+from .errors import AptCloneError, Unfinished
 from .paths import boot_id, in_chroot, open_private, run_dir, write_atomic
 
 if TYPE_CHECKING:
@@ -189,9 +189,14 @@ def expectation(changes: list[hook.HookChange]) -> str:
 
 
 def arm_post(text: str) -> None:
-    """Leave the post its expectation (``""``: record with ``apt-clone hook-post``)."""
-    _discard(DONE_FILE)
-    write_atomic(_path(EXPECT_FILE), text, durable=False)
+    """Leave the post its expectation (``""``: record with ``apt-clone hook-post``). Best effort:
+    the checkpoint is made; without it the next hooked run records what dpkg did (its post
+    "never came")."""
+    try:
+        _discard(DONE_FILE)
+        write_atomic(_path(EXPECT_FILE), text, durable=False)
+    except (OSError, AptCloneError):
+        pass
 
 
 def _discard(name: str) -> None:
@@ -305,8 +310,6 @@ def post(env: Mapping[str, str], chroot: bool | None = None) -> Result:
 
 
 def _why(exc: BaseException) -> str:
-    from .errors import AptCloneError
-
     if isinstance(exc, AptCloneError):
         return exc.message
     if isinstance(exc, OSError):
