@@ -2,7 +2,7 @@
 # make test: the host suite, the package's tests, then the VM lane (SKIP_VM=1: no lane).
 # The lane's cached stages that start no VM (the kernel modules build, the guest's and the
 # target's trees: minutes on a fresh machine, nothing once cached) are built beside the host
-# suite, which needs neither; their output is printed when they are done.
+# suite, which needs neither; their output is printed when they are done. Ctrl-C stops both.
 set -u
 VENV=${VENV:-.venv}
 PY=$VENV/bin/python
@@ -10,8 +10,11 @@ MAKE=${MAKE:-make}
 prep=
 if [ "${SKIP_VM:-0}" != 1 ]; then
     log=$(mktemp /tmp/apt-clone-vm-prepare.XXXXXX)
-    "$PY" vm/lane.py --prepare >"$log" 2>&1 &
+    # In a session of its own (a background job of sh ignores SIGINT): a Ctrl-C or SIGTERM of
+    # make test ends it with its children through the trap below.
+    setsid "$PY" vm/lane.py --prepare >"$log" 2>&1 &
     prep=$!
+    trap 'kill -TERM "-$prep" 2>/dev/null; rm -f "$log"; exit 130' INT TERM
 fi
 status=0
 "$PY" -m pytest -q tests --ignore=tests/package || status=$?
