@@ -12,7 +12,7 @@ if [ "${SKIP_VM:-0}" != 1 ]; then
     log=$(mktemp /tmp/apt-clone-vm-prepare.XXXXXX)
     # In a session of its own (a background job of sh ignores SIGINT): a Ctrl-C or SIGTERM of
     # make test ends it with its children through the trap below.
-    setsid "$PY" vm/lane.py --prepare >"$log" 2>&1 &
+    setsid -w "$PY" vm/lane.py --prepare >"$log" 2>&1 &
     prep=$!
     trap 'kill -TERM "-$prep" 2>/dev/null; rm -f "$log"; exit 130' INT TERM
 fi

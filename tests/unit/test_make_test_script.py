@@ -54,3 +54,15 @@ def test_ctrl_c_stops_the_preparation_beside_the_suite(tmp_path):
     finally:
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
+
+
+def test_the_preparations_output_and_status_come_after_the_suite(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    fake = venv / "bin" / "python"
+    fake.write_text('#!/bin/sh\ncase "$1" in vm/lane.py) echo prepared; exit 3 ;; esac\nexit 0\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "VENV": str(venv), "MAKE": "true", "SKIP_VM": "0"}
+    got = subprocess.run(["sh", "scripts/test.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert "vm lane (beside the host suite): prepared" in got.stdout
+    assert got.returncode == 3  # the suite passed, the preparation failed: make test fails
