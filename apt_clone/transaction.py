@@ -173,9 +173,10 @@ def _downloaded(host: AptTarget, change: Change) -> str:
     return host.path(f"var/cache/apt/archives/{change.deb_filename()}")
 
 
-_FAMILIES: dict[str, list[Dataset]] = {}
+_FAMILIES: dict[int, tuple[AptOp, list[Dataset]]] = {}
 """The running root's family as the snapshot step read it under the lock, for the clone step
-of the same run, by the new checkpoint's dataset (a resumed run reads it again)."""
+of the same run: by the operation's record, the very object (a resumed run, whose record is
+read from the journal again, reads the family again)."""
 RECORD_KEYS = frozenset({model.SUMMARY, model.REBOOT, *model.CHANGE_KEYS})
 """The properties that record a checkpoint's package changes."""
 
@@ -196,7 +197,7 @@ def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
         ui.emit(ev.CreatingCheckpoint(model.KIND_TITLES[created.kind]))
         Journal(ctx.system.container).save(st)  # the names are known before anything exists
         checkpoints.take_snapshots(ctx, created)  # the names were found free just now, under the lock
-        _FAMILIES[created.dataset] = family
+        _FAMILIES[id(st)] = (st, family)
         return
     created = _need_created(st)
     if not ctx.zfs.exists(created.snapshot):
@@ -205,8 +206,10 @@ def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
 
 def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
-    family = _FAMILIES.pop(created.dataset, None)  # this run took the snapshots: no clone yet
-    if family is not None or not ctx.zfs.exists(created.dataset):
+    mine, family = _FAMILIES.pop(id(st), (None, None))
+    if mine is not st:
+        family = None
+    if family is not None or not ctx.zfs.exists(created.dataset):  # this run took the snapshots: no clone yet
         checkpoints.make_clones(ctx, created, st.command, family)
     ui.emit(ev.CheckpointMade(model.KIND_TITLES[created.kind], created.checkpoint, ctx.system.container))
 
