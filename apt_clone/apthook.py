@@ -424,11 +424,8 @@ def _set_changes(zfs: ZfsBackend | None, st: HookState, cfg: Config) -> bool:
         zfs = open_backend()
     props = model.change_props(changes, bool(why), why)
     chunks = sum(1 for key in props if key in model.CHANGE_KEYS)
-    zfs.set_props(st.dataset, props)
-    for key in model.CHANGE_KEYS[chunks : st.chunks]:
-        zfs.inherit(st.dataset, key)
-    if st.reboot and not why:
-        zfs.inherit(st.dataset, model.REBOOT)
+    before = [model.SUMMARY, *model.CHANGE_KEYS[: st.chunks], *([model.REBOOT] if st.reboot else [])]
+    model.write_changes(zfs, st.dataset, props, before)
     st.recorded, st.reboot, st.chunks = rows, why, chunks
     return True
 

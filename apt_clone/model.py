@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,7 @@ from .zfs import props
 
 if TYPE_CHECKING:
     from .dpkgstatus import PackageChange
+    from .zfs import ZfsBackend
 
 SCHEMA_VERSION = "1"
 
@@ -100,6 +101,14 @@ def change_props(changes: Sequence[PackageChange], reboot: bool, why: str = "") 
     for i, piece in enumerate(pieces):
         out[CHANGE_KEYS[i]] = piece
     return out
+
+
+def write_changes(zfs: ZfsBackend, dataset: str, record: Mapping[str, str], before: Iterable[str]) -> None:
+    """Replace the record of a checkpoint's package changes (:func:`change_props`) on
+    ``dataset``: ``before`` names the keys it had (one no longer needed is removed)."""
+    zfs.set_props(dataset, record)
+    for key in sorted(set(before) - set(record)):
+        zfs.inherit(dataset, key)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,6 @@ from .upgrade import (
     AptRequest,
     Interaction,
     Outcome,
-    record_changes,
 )
 from .zfs import Dataset, ZfsError, ZfsNotFound
 
@@ -259,8 +258,9 @@ def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
     changes = [dpkgstatus.PackageChange(str(r[0]), r[1], r[2]) for r in st.changes]
     why = st.reboot_why or ("a maintainer script asked for it during apt" if st.reboot_asked else "")
     planned = {k: v for k, v in (created.props or {}).items() if k in RECORD_KEYS}
-    if model.change_props(changes, st.reboot or st.reboot_asked, why) != planned:  # apt did otherwise
-        record_changes(ctx, created.dataset, changes, st.reboot or st.reboot_asked, why, planned)
+    done = model.change_props(changes, st.reboot or st.reboot_asked, why)
+    if done != planned:  # apt did otherwise
+        model.write_changes(ctx.zfs, created.dataset, done, planned)
     dataset = created.dataset if st.in_clone else ctx.system.dataset
     found = st.kernels if st.kernels is not None else grub.kernels_in(_apt_target(ctx, st).path("boot"))
     kernels = " ".join(found)  # a journal of schema 2 did not record them: read them now

@@ -12,12 +12,9 @@ Two modes:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from . import dpkgstatus, model
-from .context import Context
 from .errors import OperationFailed
 
 if TYPE_CHECKING:  # python-apt planning loads only for apt operations
@@ -98,19 +95,3 @@ def describe_plan(plan: Plan) -> list[str]:
         f"Download: {plan.download_bytes} bytes; disk space change: {plan.space_bytes} bytes ({plan.summary()})."
     )
     return lines
-
-
-def record_changes(
-    ctx: Context,
-    dataset: str,
-    changes: list[dpkgstatus.PackageChange],
-    reboot: bool,
-    why: str = "",
-    recorded: Mapping[str, str] | None = None,
-) -> None:
-    """Record ``changes`` on ``dataset``; ``recorded``: what it records now (a key no longer
-    needed is removed)."""
-    props = model.change_props(changes, reboot, why)
-    ctx.zfs.set_props(dataset, props)
-    for key in sorted(set(recorded or ()) - set(props)):
-        ctx.zfs.inherit(dataset, key)
