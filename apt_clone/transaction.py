@@ -583,19 +583,20 @@ def _failed(ctx: Context, st: AptOp, ui: Interaction, why: str, exc: BaseExcepti
     except Refused:
         yes = False
     if yes:
-        ui.emit(ev.RollingBack())
-        try:
-            with shielded(then_raise=False):
+        # From the first line to the last, a Ctrl-C is held: the user sees the rollback whole.
+        with shielded(then_raise=False):
+            ui.emit(ev.RollingBack())
+            try:
                 rollback(ctx, st)
-        except (Exception, Interrupted) as undo_exc:
-            st.state, st.error = "failed", f"{why}; the rollback failed too: {undo_exc}"
-            journal.save(st)
-            raise OperationFailed(
-                f"upgrade failed ({why}) and rolling it back failed too ({undo_exc}): "
-                "free space if the pool is full (apt-clone -r OLD), then run 'apt-clone recover'"
-            ) from undo_exc
-        journal.finish(st, "rolled-back")
-        ui.emit(ev.RolledBack())
+            except Exception as undo_exc:
+                st.state, st.error = "failed", f"{why}; the rollback failed too: {undo_exc}"
+                journal.save(st)
+                raise OperationFailed(
+                    f"upgrade failed ({why}) and rolling it back failed too ({undo_exc}): "
+                    "free space if the pool is full (apt-clone -r OLD), then run 'apt-clone recover'"
+                ) from undo_exc
+            journal.finish(st, "rolled-back")
+            ui.emit(ev.RolledBack())
         raise AptFailed(f"upgrade failed ({why}); all changes were rolled back", rolled_back=True)
     created = _need_created(st)
     if st.in_clone and st.mount_dir:
