@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import checkpoints, config, dpkgstatus, layout
+from .boot.counter import Counter
 from .context import Context
 from .system import Mount, read_mounts
 from .zfs import ZfsError
@@ -137,11 +138,16 @@ def _trials(ctx: Context, add: Add) -> None:
     if ctx.boot.writes_env:
         add(Finding("ok", "trials", "GRUB can write its grubenv: it counts a trial's tries ([trial] tries) "
                     "before each boot: a trial that dies before userspace comes back to the default"))  # fmt: skip
+    elif isinstance(place := ctx.boot.counter, Counter):
+        add(Finding("ok", "trials", f"GRUB's grubenv is on ZFS, which GRUB cannot write: it counts a trial's tries "
+                    f"([trial] tries) in {place.env} ({place.module}) before each boot: a trial that dies before "
+                    "userspace comes back to the default"))  # fmt: skip
     else:
-        add(Finding("risk", "trials", "GRUB's grubenv is on ZFS, which GRUB cannot write: a trial boot (-a --once) "
-                    "is spent early in userspace by apt-clone-boot.service, and one that dies before that (a "
-                    "kernel or initramfs panic) boots again until the default is picked in GRUB's menu",
-                    "keep GRUB's directory on a partition GRUB writes (an ESP or an ext2 /boot/grub)"))  # fmt: skip
+        add(Finding("risk", "trials", f"GRUB's grubenv is on ZFS, which GRUB cannot write, and {place}: a trial boot "
+                    "(-a --once) is spent early in userspace by apt-clone-boot.service, and one that dies before "
+                    "that (a kernel or initramfs panic) boots again until the default is picked in GRUB's menu",
+                    "mount a FAT or ext2/3/4 filesystem GRUB can write (the ESP) at /boot/efi, or name its "
+                    "mountpoint in [trial] counter"))  # fmt: skip
 
 
 def _boot_target(ctx: Context, add: Add) -> None:

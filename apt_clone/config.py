@@ -37,6 +37,8 @@ SECONDS = ("<seconds>",)
 UNITS = ("<unit>",)
 UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
 COUNT = ("<number>",)
+DIRECTORY = ("<directory>", "off")
+DIRECTORY_RE = re.compile(r"^/[A-Za-z0-9._+/-]*$")
 MAX_SECONDS = 7 * 24 * 3600
 MAX_COUNT = 100000
 
@@ -53,6 +55,8 @@ SETTINGS = (
             "before a trial boot becomes the default: no failed systemd unit and the checks pass, or no check"),
     Setting("trial", "tries", "1", COUNT,
             "boots a trial gets, counted by GRUB before each where it can write grubenv (not on ZFS)"),
+    Setting("trial", "counter", "/boot/efi", DIRECTORY,
+            "where grubenv is on ZFS: the mounted FAT or ext2/3/4 filesystem GRUB counts the tries in, or off"),
     Setting("trial", "deadline", "600", SECONDS,
             "seconds from early boot a trial has to reach its verdict; past it (a hang) it is bad and reboots"),
     Setting("trial", "units", "", UNITS, "systemd units that must be active before a trial boot becomes the default"),
@@ -89,6 +93,8 @@ class Config:
     then: str = "ask"
     health: str = "failed-units"
     tries: int = 1
+    counter: str = "/boot/efi"
+    """Where GRUB counts a trial's tries when its grubenv is on ZFS (``off``: nowhere)."""
     deadline: int = 600
     trial_units: tuple[str, ...] = ()
     check_timeout: int = 120
@@ -145,6 +151,9 @@ def parse(text: str, source: str) -> Config:
             if setting.choices == SECONDS:
                 if not value.isdigit() or int(value) > MAX_SECONDS:
                     raise UsageError(f"{source}: {section}.{key} = {value!r}: whole seconds, 0 to {MAX_SECONDS}")
+            elif setting.choices == DIRECTORY:
+                if value != "off" and (not DIRECTORY_RE.match(value) or "/../" in value + "/"):
+                    raise UsageError(f"{source}: {section}.{key} = {value!r}: an absolute directory, or off")
             elif setting.choices == UNITS:
                 bad = [w for w in value.split() if not UNIT.match(w)]
                 if bad:
@@ -167,6 +176,7 @@ def parse(text: str, source: str) -> Config:
         then=v["apt", "then"],
         health=v["trial", "health"],
         tries=max(1, int(v["trial", "tries"])),
+        counter=v["trial", "counter"],
         deadline=int(v["trial", "deadline"]),
         trial_units=tuple(v["trial", "units"].split()),
         check_timeout=int(v["trial", "check-timeout"]),

@@ -42,10 +42,10 @@ def open_context(root: str = "/", runner: Runner = DEFAULT_RUNNER, zfs: ZfsBacke
     cleanup = ExitStack()
     elsewhere = home.where == "checkpoint" and home.checkpoint != system.current_name and holder is not None
     if not elsewhere or holder is None or not backend.exists(holder):  # a lost home: `apt-clone check` says so
-        boot = Bootloader(backend, home.directory, runner, boot_container=system.boot_container)
+        boot = Bootloader(backend, home.directory, runner, boot_container=system.boot_container, root=system.root)
     else:
         opener = lambda: _mount_home(backend, home, holder, cleanup)  # noqa: E731
-        boot = Bootloader(backend, None, runner, opener=opener, boot_container=system.boot_container)
+        boot = Bootloader(backend, None, runner, opener=opener, boot_container=system.boot_container, root=system.root)
     return Context(system, backend, boot, runner, cleanup)
 
 

@@ -126,7 +126,7 @@ def steps(ctx: Context, st: ShareGrubOp, save: Callable[[], None], tree: object 
         if layout.HOME in ctx.zfs.get(ctx.system.container, (layout.HOME,)).user:
             ctx.zfs.inherit(ctx.system.container, layout.HOME)
         ctx.boot = Bootloader(ctx.zfs, os.path.join(ctx.system.root, "boot/grub"), ctx.runner,
-                              boot_container=ctx.system.boot_container)  # fmt: skip
+                              boot_container=ctx.system.boot_container, root=ctx.system.root)  # fmt: skip
         checkpoints.refresh_menu(ctx)
 
     return [

@@ -2,10 +2,11 @@
 
 ``apt-clone -a NAME --once`` (and "reboot now" after an upgrade) sets GRUB's ``next_entry`` and
 arms the trial in a property of the boot-environment container, which every checkpoint sees.
-On the next boot ``apt-clone-boot.service`` spends ``next_entry`` early (GRUB cannot write its
-grubenv on ZFS), so a boot that fails falls back to the old default the time after; once the
-system is up, ``apt-clone-trial.service`` runs ``trial-commit``: if the trial checkpoint is the
-one running and the system is healthy, it becomes the default.
+GRUB counts the trial's tries before each boot of it (in grubenv, or where that is on ZFS in
+the counter of :mod:`apt_clone.boot.counter`), so a boot that dies comes back to the old default
+once they are spent; with nowhere to count, ``apt-clone-boot.service`` spends ``next_entry`` early
+in boot. Once the system is up, ``apt-clone-trial.service`` runs ``trial-commit``: if the trial
+checkpoint is the one running and the system is healthy, it becomes the default.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def arm(ctx: Context, dataset: str) -> list[str]:
     """Arm a trial: boot ``dataset`` once; a healthy boot then makes it the default. The one
     definition of the action (``-a --once`` runs it as its journalled commit step, "reboot now"
     after an upgrade within the upgrade's boot step)."""
+    if ctx.boot.has_grub and not ctx.boot.writes_env:
+        from . import checkpoints
+
+        checkpoints.edit_menu(ctx, {})  # an older version's menu sources no counter script: rendered anew
     message = ctx.boot.boot_once(dataset, config.load().tries)
     ctx.zfs.set_props(ctx.system.container, {TRIAL: dataset})
     return [message, TRIAL_NOTE.format(name=dataset.rsplit("/", 1)[1])]

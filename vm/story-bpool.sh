@@ -14,7 +14,8 @@ case $stage in
     out=$(apt-clone check 2>&1); echo "$out" > /dev/ttyS0
     echo "$out" | grep -q "GRUB's directory is inside checkpoint 'rootfs-nmu-000'" || fail "check does not see GRUB inside the checkpoint"
     echo "$out" | grep -q "/var/log is on rpool/var/log, outside the checkpoints" || fail "check does not see rpool/var/log"
-    pass "bpool layout: apt installed the package; check reports GRUB inside rootfs-nmu-000 and rpool/var/log outside"
+    echo "$out" | grep -qF "counts a trial's tries ([trial] tries) in /boot/efi/apt-clone/grubenv" || fail "check does not count trials on the ESP"
+    pass "bpool layout: apt installed the package; check reports GRUB inside rootfs-nmu-000, rpool/var/log outside, trials counted on the ESP"
     next 2
     run apt-clone -y -s dist-upgrade --then reboot || fail "dist-upgrade"
     ;;
@@ -24,7 +25,9 @@ case $stage in
     listing || fail "apt-clone -l"
     echo "$listed" | grep -q '^o o rootfs-nmu-001' || fail "after a healthy trial boot rootfs-nmu-001 is not active and current"
     grep -q "logged before the upgrade" $LOG || fail "the log line is gone"
-    pass "trial boot of rootfs-nmu-001 committed, its own /boot mounted, the log line kept"
+    [ "$(findmnt -n -o FSTYPE /boot/efi)" = vfat ] || fail "the ESP is not mounted on the trial's own /boot"
+    grub-editenv /boot/efi/apt-clone/grubenv list | grep -q '^apt_clone_trial=.' && fail "the committed trial is still armed on the ESP"
+    pass "trial boot of rootfs-nmu-001 committed, its own /boot mounted (the ESP on it), the log line kept"
     apt-clone -y -r rootfs-nmu-000 > /dev/ttyS0 2>&1; rc=$?
     [ $rc = 3 ] || fail "-r of GRUB's home exited $rc, not 3"
     run apt-clone -y share-grub || fail "share-grub"
@@ -41,13 +44,28 @@ case $stage in
     [ "$(findmnt -n -o SOURCE /boot/grub)" = bpool/grub ] || fail "/boot/grub is not bpool/grub after a reboot"
     grep -q "logged before the upgrade" $LOG || fail "the log line is gone"
     pass "GRUB boots from bpool/grub; rootfs-nmu-001 with its /boot; the log line kept"
+    # grubenv is on ZFS (bpool/grub), which GRUB cannot write: a trial that panics before userspace
+    # comes back by itself only because GRUB counts its try on the ESP.
+    apt-clone -y create --name trial-panic --title "panics before userspace" > /dev/ttyS0 || fail "create trial-panic"
+    mkdir -p /mnt/broken
+    mount -t zfs -o zfsutil rpool/ROOT/trial-panic /mnt/broken || fail "mount trial-panic"
+    rm -f /mnt/broken/usr/lib/systemd/systemd /mnt/broken/usr/sbin/init /mnt/broken/usr/bin/sh /mnt/broken/usr/bin/dash
+    umount /mnt/broken
+    out=$(apt-clone -y activate trial-panic --once 2>&1) || fail "activate trial-panic --once: $out"
+    echo "$out" > /dev/ttyS0
+    echo "$out" | grep -q "one try counted by GRUB in /boot/efi/apt-clone/grubenv" || fail "the trial's try is not counted on the ESP"
     next 4
     systemctl reboot
     ;;
 4)
-    [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "last boot is $root"
-    run apt-clone -l
-    pass "two more reboots work; the bpool story is complete"
+    [ "$root" = rpool/ROOT/rootfs-nmu-001 ] || fail "after the trial that panicked we run $root"
+    listing || fail "apt-clone -l"
+    echo "$listed" | grep -q '^o o rootfs-nmu-001' || fail "the default moved after a trial that panicked"
+    echo "$listed" | grep 'trial-panic' | grep -q 'BAD' || fail "the trial that never came up is not marked bad"
+    env=$(grub-editenv /boot/efi/apt-clone/grubenv list); echo "$env" > /dev/ttyS0
+    echo "$env" | grep -q '^apt_clone_trial=.' && fail "the trial is still armed on the ESP"
+    pass "the trial of trial-panic panicked, GRUB spent its try on the ESP and came back to rootfs-nmu-001 by itself, marked bad"
+    pass "the bpool story is complete"
     say "RESULT=PASS"
     next done
     systemctl poweroff

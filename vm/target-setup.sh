@@ -22,7 +22,7 @@ KDEB=$(basename "$(ls "$KERNEL"/debs/linux-image-*.deb | head -n1)")
 cp "$KERNEL/debs/$KDEB" "$T/tmp/"
 chroot "$T" apt-get -q update >/dev/null
 chroot "$T" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends \
-    /tmp/zfs-modules.deb "/tmp/$KDEB" initramfs-tools zfs-initramfs grub-pc systemd-sysv busybox >/dev/null
+    /tmp/zfs-modules.deb "/tmp/$KDEB" initramfs-tools zfs-initramfs grub-pc systemd-sysv busybox dosfstools >/dev/null
 rm -f "$T/tmp/zfs-modules.deb" "$T/tmp/$KDEB"
 cat > "$T/etc/default/grub" <<'GRUB'
 GRUB_DEFAULT=0

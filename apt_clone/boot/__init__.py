@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..runner import DEFAULT_RUNNER, Runner
 from ..zfs import Dataset, ZfsBackend, props
-from . import grub
+from . import counter, grub
 
 ONCE = props.key("boot-once")
 """On the boot-environment container: the checkpoint to boot one time only (no GRUB)."""
@@ -60,17 +60,21 @@ class Bootloader:
         *,
         opener: Callable[[], str] | None = None,
         boot_container: str | None = None,
+        root: str = "/",
     ) -> None:
         """``grub_dir``: GRUB's directory (``<root>/boot/grub``), or None for bootfs only.
         ``opener``: GRUB reads another checkpoint's copy of its directory, which this mounts
         (under the lock, on first use) and returns; ``grub_dir`` is then None."""
         self.zfs = zfs
+        self.root = root
+        """The managed root: ``[trial] counter`` is a directory in it."""
         self.boot_container = boot_container
         """The boot pool's container (``bpool/BOOT``): the twin of what boots next auto-mounts at /boot."""
         self._grub_dir = grub_dir
         self._opener = opener
         self.runner = runner
         self._grubenv: grub.GrubEnv | None = None
+        self._counter: counter.Counter | str | None = None
         self._once: dict[str, str | None] = {}
         """The one-time boot property per container as last read or written here (its only writer)."""
 
@@ -125,7 +129,9 @@ class Bootloader:
         if not self.has_grub or container is None or not (self.readable or _locked()):
             return BootState(bootfs=bootfs)
         env = self.grubenv.read()
-        counted = env.get(grub.TRIAL_VAR) if env.get(grub.TRIES_VAR) else None
+        count = self.count_env()
+        counts = env if count is self.grubenv else count.read() if count is not None else {}
+        counted = counts.get(grub.TRIAL_VAR) if counts.get(grub.TRIES_VAR) else None
         return BootState(
             bootfs=bootfs,
             grub_default=self._dataset(container, env.get("saved_entry")),
@@ -141,7 +147,7 @@ class Bootloader:
         if self.has_grub:
             entry = grub.saved_entry(name)
             self.grubenv.set(saved_entry=entry)
-            self.grubenv.unset("next_entry", grub.TRIAL_VAR, grub.TRIES_VAR)
+            self._end_count()
             messages.append(f"Default GRUB entry '{entry}' will boot '{dataset}' ZFS clone.")
         self.clear_once(container)
         if self.boot_container:
@@ -173,10 +179,14 @@ class Bootloader:
 
         ``bootfs``: the pool's bootfs as the caller has just read it under the lock (None: read it)."""
         env = self.grubenv.read() if self.has_grub else {}
+        count = self.count_env()
+        counts = env if count is self.grubenv else count.read() if count is not None else {}
         return {
             "bootfs": bootfs or self.zfs.pool(pool).bootfs,
             "saved_entry": env.get("saved_entry"),
             "next_entry": env.get("next_entry"),
+            grub.TRIAL_VAR: counts.get(grub.TRIAL_VAR),
+            grub.TRIES_VAR: counts.get(grub.TRIES_VAR),
             "once": self._read_once(container),
             "twin": self.auto_twin(),
         }
@@ -187,15 +197,10 @@ class Bootloader:
         if self.zfs.pool(pool).bootfs != saved.get("bootfs"):
             self.zfs.set_bootfs(pool, saved.get("bootfs"))
         if self.has_grub:
-            env = self.grubenv.read()
-            for key in ("saved_entry", "next_entry"):
-                value = saved.get(key)
-                if env.get(key) == value:
-                    continue
-                if value:
-                    self.grubenv.set(**{key: value})
-                else:
-                    self.grubenv.unset(key)
+            _put_back(self.grubenv, saved, ("saved_entry", "next_entry"))
+            count = self.count_env()
+            if count is not None and (count.exists() or saved.get(grub.TRIAL_VAR)):
+                _put_back(count, saved, (grub.TRIAL_VAR, grub.TRIES_VAR))
         once = saved.get("once")
         if once:
             self._write_once(container, once)
@@ -224,6 +229,19 @@ class Bootloader:
             self.grubenv.unset("next_entry")
             self.grubenv.set(**{grub.TRIAL_VAR: grub.saved_entry(name), grub.TRIES_VAR: "1" * tries})
             return f"Next boots: '{dataset}', {tries} tries counted by GRUB; the default stays until it is activated."
+        place = self.counter if self.has_grub and not self.writes_env else None
+        if isinstance(place, counter.Counter) and self.grub_dir is not None:
+            counter.prepare(place, self.runner)
+            text = counter.script(place, counter.fs_uuid(place, self.runner))
+            grub.write_menu(self.grub_dir, text, self.runner, name=counter.SCRIPT)
+            self.grubenv.unset("next_entry")
+            env = grub.GrubEnv(place.env, self.runner)
+            env.set(**{grub.TRIAL_VAR: grub.saved_entry(name), grub.TRIES_VAR: "1" * tries})
+            said = f"{tries} tries" if tries > 1 else "one try"
+            return (
+                f"Next boots: '{dataset}', {said} counted by GRUB in {place.env}; "
+                "the default stays until it is activated."
+            )
         if self.has_grub:
             self.grubenv.set(next_entry=grub.saved_entry(name))
         else:
@@ -231,15 +249,44 @@ class Bootloader:
         said = f"Next boot only: '{dataset}'; the default stays until it is activated."
         if self.has_grub and not self.writes_env:
             said += (
-                " GRUB cannot write its grubenv here (on ZFS): apt-clone-boot.service spends the request"
-                " early in boot, so a trial that dies before that boots again: pick the default in GRUB's menu."
+                f" GRUB cannot write its grubenv here (on ZFS) and has nowhere to count ({place}):"
+                " apt-clone-boot.service spends the request early in boot, so a trial that dies before"
+                " that boots again: pick the default in GRUB's menu."
             )
         return said
+
+    @property
+    def counter(self) -> counter.Counter | str:
+        """Where GRUB counts a trial's tries when it cannot write its grubenv (``[trial]
+        counter``), or why nowhere."""
+        if self._counter is None:
+            from .. import config
+
+            where = config.load().counter
+            self._counter = counter.find(where if where == "off" else os.path.join(self.root, where.lstrip("/")))
+        return self._counter
+
+    def count_env(self) -> grub.GrubEnv | None:
+        """The environment block GRUB counts a trial's tries in: its grubenv where it writes
+        that, else the counter's; None: nowhere."""
+        if not self.has_grub:
+            return None
+        if self.writes_env:
+            return self.grubenv
+        place = self.counter
+        return grub.GrubEnv(place.env, self.runner) if isinstance(place, counter.Counter) else None
+
+    def _end_count(self) -> None:
+        """No more one-time boot nor tries."""
+        self.grubenv.unset("next_entry", grub.TRIAL_VAR, grub.TRIES_VAR)
+        count = self.count_env()
+        if count is not None and count is not self.grubenv:
+            count.unset(grub.TRIAL_VAR, grub.TRIES_VAR)
 
     def end_trial(self, container: str) -> None:
         """The trial's verdict is in: no more tries (GRUB's count, a one-time request)."""
         if self.has_grub:
-            self.grubenv.unset("next_entry", grub.TRIAL_VAR, grub.TRIES_VAR)
+            self._end_count()
         self.clear_once(container)
 
     def take_once(self, container: str) -> str | None:
@@ -278,3 +325,17 @@ class Bootloader:
         if not self.has_grub or self.grub_dir is None:
             return None
         return grub.write_menu(self.grub_dir, grub.render_menu(entries, cmdline), self.runner)
+
+
+def _put_back(env: grub.GrubEnv, saved: Mapping[str, str | None], keys: Sequence[str]) -> None:
+    """Set ``keys`` of ``env`` to their ``saved`` values (None: unset), writing only what differs
+    (a key ``saved`` lacks, from an older journal, stays as it is)."""
+    now = env.read()
+    for key in keys:
+        value = saved.get(key)
+        if key not in saved or now.get(key) == value:
+            continue
+        if value:
+            env.set(**{key: value})
+        else:
+            env.unset(key)

@@ -98,7 +98,7 @@ TRIES_VAR = "apt_clone_tries"
 TRIAL_COUNTER = """\
 # A trial boot with tries (apt-clone -a NAME --once, [trial] tries): GRUB spends one before each
 # boot of it, so that a panic, a watchdog reset or a power cut comes back to the default once they
-# are spent, with no help from the trial system. Only where GRUB can write grubenv (not on ZFS).
+# are spent, with no help from the trial system. Here where GRUB can write grubenv (not on ZFS).
 if [ -n "${apt_clone_trial}" ]; then
   if regexp --set=1:apt_clone_left '^1(1*)$' "${apt_clone_tries}"; then
     set apt_clone_tries="${apt_clone_left}"
@@ -109,6 +109,11 @@ if [ -n "${apt_clone_trial}" ]; then
     set apt_clone_trial=
     save_env apt_clone_trial
   fi
+fi
+# Where GRUB cannot write grubenv (on ZFS) it counts on a filesystem it writes (an ESP): the
+# script apt-clone writes next to this menu when it arms a trial there ([trial] counter).
+if [ -f "${prefix}/apt-clone-trial.cfg" ]; then
+  source "${prefix}/apt-clone-trial.cfg"
 fi"""
 
 
@@ -215,10 +220,17 @@ def check_script(path: str, runner: Runner = DEFAULT_RUNNER) -> None:
         raise OperationFailed(f"generated GRUB menu fails grub-script-check: {result.error_line()}")
 
 
-def write_menu(grub_dir: str, text: str, runner: Runner = DEFAULT_RUNNER, checked: Sequence[str] | None = None) -> str:
-    """Write ``<grub_dir>/apt-clone.cfg`` atomically, checked by grub-script-check first: all
-    of it, or (``checked``) only its new lines, the rest having been checked when written."""
-    path = os.path.join(grub_dir, MENU_FILE)
+def write_menu(
+    grub_dir: str,
+    text: str,
+    runner: Runner = DEFAULT_RUNNER,
+    checked: Sequence[str] | None = None,
+    name: str = MENU_FILE,
+) -> str:
+    """Write ``<grub_dir>/<name>`` (the menu, apt-clone.cfg) atomically, checked by
+    grub-script-check first: all of it, or (``checked``) only its new lines, the rest having
+    been checked when written."""
+    path = os.path.join(grub_dir, name)
     tmp = path + ".new"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)

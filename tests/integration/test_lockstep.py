@@ -236,3 +236,70 @@ def test_only_the_twin_of_what_boots_next_mounts_by_itself_and_a_boot_mounts_its
         assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0  # binds it again
     assert apt_clone(sb, "-y", "-a", "rootfs-nmu-000").returncode == 0
     assert [zfs_get(f"{boot}/{n}", "canmount") for n in ("rootfs-nmu-000", "rootfs-nmu-001")] == ["on", "noauto"]
+
+
+def _grubenv(path: str) -> dict[str, str]:
+    out = subprocess.run(["grub-editenv", path, "list"], capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_where_grubenv_is_on_zfs_grub_counts_a_trial_on_the_esp(family, tmp_path):
+    """The guide's layout: GRUB's directory in bpool/BOOT/<name>, grubenv on ZFS, which GRUB cannot
+    write. With a filesystem GRUB writes at /boot/efi (ext2 here; FAT in the VM lane), a trial's
+    tries are counted there, so a trial that dies before userspace comes back by itself."""
+    from tests.sandbox import core
+
+    sb, boot = family
+    assert sandbox_cli("grub", "--inside", directory=sb.directory).returncode == 0
+    # zfs-fuse remounts a dataset whose canmount changes (OpenZFS does not), which fails with the
+    # ESP mounted on it: the twins' canmount settled first, as the default's activation leaves them.
+    assert apt_clone(sb, "-y", "-a", "rootfs-nmu-000").returncode == 0
+    esp = os.path.join(sb.root, "boot/efi")
+    image = tmp_path / "esp.img"
+    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
+    os.makedirs(esp, exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+    try:
+        import json
+
+        uuid = subprocess.run(["findmnt", "-n", "-o", "UUID", esp], capture_output=True, text=True).stdout.strip()
+        counter = os.path.join(esp, "apt-clone/grubenv")
+        (trials,) = [
+            f for f in json.loads(apt_clone(sb, "--json", "check").stdout)["findings"] if f["topic"] == "trials"
+        ]
+        assert trials["level"] == "ok" and f"counts a trial's tries ([trial] tries) in {counter}" in trials["text"]
+        assert apt_clone(sb, "create").returncode == 0
+        armed = apt_clone(sb, "-y", "-a", "rootfs-nmu-001", "--once")
+        assert armed.returncode == 0 and f"one try counted by GRUB in {counter}" in armed.stdout, armed.stdout
+        assert _grubenv(counter) == {"apt_clone_trial": "apt-clone>apt-clone-rootfs-nmu-001", "apt_clone_tries": "1"}
+        grub_dir = os.path.join(sb.root, "boot/grub")  # rootfs-nmu-000's twin's: GRUB's home, running
+        assert "next_entry" not in _grubenv(os.path.join(grub_dir, "grubenv"))
+        with open(os.path.join(grub_dir, "apt-clone-trial.cfg")) as f:
+            script = f.read()
+        assert f"search --no-floppy --fs-uuid --set=apt_clone_env '{uuid}'" in script and "insmod ext2" in script
+        assert 'save_env --file "(${apt_clone_env})/apt-clone/grubenv" apt_clone_tries' in script
+        assert subprocess.run(["grub-script-check", os.path.join(grub_dir, "apt-clone-trial.cfg")]).returncode == 0
+        with open(os.path.join(grub_dir, "apt-clone.cfg")) as f:
+            assert 'source "${prefix}/apt-clone-trial.cfg"' in f.read()
+        listed = apt_clone(sb, "-l").stdout
+        assert "rootfs-nmu-001" in listed
+        # GRUB boots the trial, spending its try; it dies before userspace; GRUB boots the default.
+        assert core.grub_picks(sb.directory) == sb.ds("rootfs-nmu-001")
+        assert _grubenv(counter)["apt_clone_tries"] == ""
+        assert core.grub_picks(sb.directory) == sb.first  # the trial forgotten: GRUB's default boots
+        assert _grubenv(counter)["apt_clone_trial"] == ""
+        verdict = apt_clone(sb, "-y", "trial-commit")
+        assert "did not come up" in verdict.stdout, verdict.stdout + verdict.stderr
+        assert "BAD" in apt_clone(sb, "-l").stdout
+        # Armed again, then the default chosen by hand: the count is gone.
+        assert apt_clone(sb, "-y", "-a", "rootfs-nmu-001", "--once").returncode == 0
+        assert _grubenv(counter)["apt_clone_tries"] == "1"
+        chosen = apt_clone(sb, "-y", "-a", "rootfs-nmu-000")
+        assert chosen.returncode == 0, chosen.stderr
+        assert "apt_clone_trial" not in _grubenv(counter) and "apt_clone_tries" not in _grubenv(counter)
+    finally:
+        subprocess.run(["umount", esp], check=False)
+        assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
+        subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)
+        subprocess.run(["zfs", "inherit", "org.aptclone:trial", sb.container], check=False)

@@ -30,7 +30,7 @@ from typing import Any
 
 from apt_clone import model
 from apt_clone.apt.execute import kill_processes_in
-from apt_clone.boot import Bootloader, grub
+from apt_clone.boot import Bootloader, counter, grub
 from apt_clone.errors import OperationFailed, UsageError
 from apt_clone.journal import Journal
 from apt_clone.runner import DEFAULT_RUNNER, Runner
@@ -357,28 +357,46 @@ def _default_boot(boot: Bootloader, sb: Sandbox) -> str | None:
 
 
 def _counted_trial(boot: Bootloader, sb: Sandbox) -> str | None:
-    """GRUB's part of a counted trial, as the menu's counter does it (apt_clone.boot.grub.TRIAL_COUNTER):
-    a try left: spend it and boot the trial; none: forget the trial."""
-    if not boot.has_grub:
+    """GRUB's part of a counted trial, as the menu's counter does it (apt_clone.boot.grub.TRIAL_COUNTER,
+    or where grubenv is on ZFS apt_clone.boot.counter's script, in the block it names): a try
+    left: spend it and boot the trial; none: forget the trial."""
+    count = boot.count_env()
+    if count is None or boot.grub_dir is None:
         return None
-    env = boot.grubenv.read()
+    if count is not boot.grubenv and not os.path.exists(os.path.join(boot.grub_dir, counter.SCRIPT)):
+        return None  # no script sources that block
+    env = count.read()
     trial = env.get(grub.TRIAL_VAR)
     if not trial:
         return None
     tries = env.get(grub.TRIES_VAR, "")
     if re.fullmatch(r"1(1*)", tries):
-        boot.grubenv.set(**{grub.TRIES_VAR: tries[1:]})
+        count.set(**{grub.TRIES_VAR: tries[1:]})
         name = grub.name_from_entry(trial)
         return f"{sb.container}/{name}" if name else None
-    boot.grubenv.set(**{grub.TRIAL_VAR: ""})
+    count.set(**{grub.TRIAL_VAR: ""})
     return None
+
+
+def _grub_reads(sb: Sandbox, zfs: ZfsBackend, runner: Runner) -> Bootloader:
+    """The GRUB directory GRUB reads: the shared one, or (``grub --inside``) the running checkpoint's."""
+    inside = _load_state(sb).get("grub_inside")
+    where = os.path.join(sb.root, "boot/grub") if inside else sb.grub_dir
+    return Bootloader(zfs, where, runner, root=sb.root)
 
 
 def next_boot(sb: Sandbox, zfs: ZfsBackend, runner: Runner = DEFAULT_RUNNER) -> str | None:
     """What boots next: GRUB's one-time entry (consumed, as GRUB does) or a counted trial with a
     try left, else its default, else bootfs."""
     boot = Bootloader(zfs, sb.grub_dir, runner)
-    return _counted_trial(boot, sb) or boot.take_once(sb.container) or _default_boot(boot, sb)
+    counted = _counted_trial(_grub_reads(sb, zfs, runner), sb)
+    return counted or boot.take_once(sb.container) or _default_boot(boot, sb)
+
+
+def grub_picks(directory: str, runner: Runner = DEFAULT_RUNNER) -> str | None:
+    """What GRUB boots now (spending a try or the one-time request, as it does), booting nothing:
+    a boot that dies before userspace, as a panic does."""
+    return next_boot(_existing(directory), SandboxZfs(runner), runner)
 
 
 def reboot(directory: str, runner: Runner = DEFAULT_RUNNER) -> tuple[str | None, str]:
