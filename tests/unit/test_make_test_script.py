@@ -31,6 +31,11 @@ def _wait_for(what, seconds=20.0):
     return False
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_preparation_beside_the_suite(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -43,7 +48,11 @@ def test_ctrl_c_stops_the_preparation_beside_the_suite(tmp_path):
     )
     fake.chmod(0o755)
     env = {**os.environ, "VENV": str(venv), "MAKE": "false", "SKIP_VM": "0"}
-    script = subprocess.Popen(["sh", "scripts/test.sh"], cwd=REPO, env=env, start_new_session=True)
+    # As from a terminal: SIGINT not ignored (a background job of a shell, as make test may run
+    # here, starts with it ignored, and sh cannot trap a signal ignored on entry).
+    script = subprocess.Popen(
+        ["sh", "scripts/test.sh"], cwd=REPO, env=env, start_new_session=True, preexec_fn=_default_signals
+    )
     try:
         prep_pid, suite_pid = tmp_path / "prep.pid", tmp_path / "suite.pid"
         assert _wait_for(lambda: prep_pid.exists() and suite_pid.exists() and prep_pid.read_text().strip())
