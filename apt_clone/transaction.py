@@ -2,8 +2,9 @@
 
 Steps (``apt-clone --steps``): plan, fetch, snapshot, clone, mount, apt, metadata, unmount, boot.
 The journal is written and fsynced before and after every step. In the clone mode the clone is
-snapshotted (``@acstep-<step>``) after each step that can change it, so that resuming from an
-earlier step starts from that step's state; those snapshots go when the operation ends.
+snapshotted (``@acstep-<step>``) after the steps a resume can go back to (:data:`BOUNDARY`), so
+that resuming from an earlier step starts from that step's state; those snapshots go when the
+operation ends.
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ APT_SPEC = register(OpSpec(", ".join(opstate.APT_OPS), STEPS, commit="apt", comm
 """Once apt went through, a crash completes the checkpoint; before, it is undone."""
 STEP_NAMES = APT_SPEC.names
 CLONE_ONLY = ("mount", "unmount")
-BOUNDARY = ("clone", "mount", "apt", "metadata")
-"""Steps after which the clone is snapshotted (upgrade in the clone)."""
+BOUNDARY = ("clone", "mount")
+"""Steps after which the clone is snapshotted (upgrade in the clone): the states a resume from a
+step up to ``apt`` goes back to (the last boundary before it). None after ``apt`` or
+``metadata``: no resume goes back to those (each one cost a snapshot and a destroy per pool)."""
 STEP_SNAPSHOT = "acstep-"
 
 
