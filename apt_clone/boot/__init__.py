@@ -7,6 +7,7 @@ A one-time boot is GRUB's ``next_entry``; without GRUB, a container property rec
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -129,8 +130,7 @@ class Bootloader:
         if not self.has_grub or container is None or not (self.readable or _locked()):
             return BootState(bootfs=bootfs)
         env = self.grubenv.read()
-        count = self.count_env()
-        counts = env if count is self.grubenv else count.read() if count is not None else {}
+        counts = self._counts(env)
         counted = counts.get(grub.TRIAL_VAR) if counts.get(grub.TRIES_VAR) else None
         return BootState(
             bootfs=bootfs,
@@ -179,8 +179,7 @@ class Bootloader:
 
         ``bootfs``: the pool's bootfs as the caller has just read it under the lock (None: read it)."""
         env = self.grubenv.read() if self.has_grub else {}
-        count = self.count_env()
-        counts = env if count is self.grubenv else count.read() if count is not None else {}
+        counts = self._counts(env)
         return {
             "bootfs": bootfs or self.zfs.pool(pool).bootfs,
             "saved_entry": env.get("saved_entry"),
@@ -266,15 +265,25 @@ class Bootloader:
             self._counter = counter.find(where if where == "off" else os.path.join(self.root, where.lstrip("/")))
         return self._counter
 
-    def count_env(self) -> grub.GrubEnv | None:
-        """The environment block GRUB counts a trial's tries in: its grubenv where it writes
-        that, else the counter's; None: nowhere."""
+    @functools.cached_property
+    def _count(self) -> grub.GrubEnv | None:
         if not self.has_grub:
             return None
         if self.writes_env:
             return self.grubenv
         place = self.counter
         return grub.GrubEnv(place.env, self.runner) if isinstance(place, counter.Counter) else None
+
+    def count_env(self) -> grub.GrubEnv | None:
+        """The environment block GRUB counts a trial's tries in: its grubenv where it writes
+        that, else the counter's; None: nowhere. Decided once per command (mountinfo is read
+        once, not at every read of what boots next)."""
+        return self._count
+
+    def _counts(self, env: dict[str, str]) -> dict[str, str]:
+        """The count's variables, ``env`` being grubenv as just read (not read again)."""
+        count = self.count_env()
+        return env if count is self.grubenv else count.read() if count is not None else {}
 
     def _end_count(self) -> None:
         """No more one-time boot nor tries."""
