@@ -12,11 +12,12 @@ from __future__ import annotations
 import configparser
 import os
 import re
-import stat
 from dataclasses import dataclass
 
 from .apt.reboot import DEFAULT_PACKAGES
-from .errors import UsageError
+from .errors import Untrusted, UsageError
+from .paths import open_trusted_file
+from .text import escaped
 
 PATH = "/etc/apt-clone/apt-clone.conf"
 CONFIG_ENV = "APT_CLONE_CONFIG"
@@ -35,12 +36,17 @@ class Setting:
 
 SECONDS = ("<seconds>",)
 UNITS = ("<unit>",)
-UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
+UNIT = re.compile(r"^[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]*$")
+"""A systemd unit name (never one that starts like an option)."""
+WHOLE = re.compile(r"[0-9]{1,9}")
+"""A whole number in ASCII digits (``str.isdigit`` takes other scripts' digits and ``²``)."""
 COUNT = ("<number>",)
 DIRECTORY = ("<directory>", "off")
 DIRECTORY_RE = re.compile(r"^/[A-Za-z0-9._+/-]*$")
 MAX_SECONDS = 7 * 24 * 3600
 MAX_COUNT = 100000
+MAX_BYTES = 1 << 20
+"""The file's largest size (the shipped one is a few kilobytes)."""
 
 
 PATTERN = re.compile(r"^[a-z0-9*?\[][a-z0-9+.*?\[\]:-]*$")
@@ -115,25 +121,10 @@ def path() -> str:
     return os.environ.get(CONFIG_ENV, PATH)
 
 
-def _check_trusted(file: str, fd: int) -> None:
-    """Refuse a file (or a directory above it) that another user could change."""
-    st = os.fstat(fd)
-    euid = os.geteuid()
-    if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, euid) or st.st_mode & 0o022:
-        raise UsageError(f"{file}: not a regular file that only root can write: not read (chmod go-w, chown root)")
-    parent = os.path.dirname(os.path.abspath(file))
-    while True:
-        pst = os.stat(parent)
-        if pst.st_uid not in (0, euid) or (pst.st_mode & 0o022 and not pst.st_mode & stat.S_ISVTX):
-            raise UsageError(f"{file}: its directory {parent} is writable by other users: not read")
-        if parent == "/":
-            return
-        parent = os.path.dirname(parent)
-
-
 def parse(text: str, source: str) -> Config:
     """The settings of a file's text; an unknown section, key or value is a UsageError."""
-    parser = configparser.ConfigParser(interpolation=None, empty_lines_in_values=False)
+    # No DEFAULT section: "[DEFAULT]" is a section like any other, and refused as unknown.
+    parser = configparser.ConfigParser(interpolation=None, empty_lines_in_values=False, default_section="\0")
     try:
         parser.read_string(text, source)
     except configparser.Error as exc:
@@ -142,14 +133,14 @@ def parse(text: str, source: str) -> Config:
     values: dict[tuple[str, str], str] = {}
     for section in parser.sections():
         if not any(s.section == section for s in SETTINGS):
-            raise UsageError(f"{source}: unknown section [{section}] (sections: {', '.join(SECTIONS)})")
+            raise UsageError(f"{source}: unknown section [{escaped(section)}] (sections: {', '.join(SECTIONS)})")
         for key, value in parser.items(section):
             setting = known.get((section, key))
             if setting is None:
                 names = ", ".join(s.key for s in SETTINGS if s.section == section)
-                raise UsageError(f"{source}: unknown setting '{key}' in [{section}] (settings: {names})")
+                raise UsageError(f"{source}: unknown setting '{escaped(key)}' in [{section}] (settings: {names})")
             if setting.choices == SECONDS:
-                if not value.isdigit() or int(value) > MAX_SECONDS:
+                if not WHOLE.fullmatch(value) or int(value) > MAX_SECONDS:
                     raise UsageError(f"{source}: {section}.{key} = {value!r}: whole seconds, 0 to {MAX_SECONDS}")
             elif setting.choices == DIRECTORY:
                 if value != "off" and (not DIRECTORY_RE.match(value) or "/../" in value + "/"):
@@ -160,7 +151,7 @@ def parse(text: str, source: str) -> Config:
                     raise UsageError(f"{source}: {section}.{key}: {bad[0]!r} is not a systemd unit name")
             elif setting.choices == COUNT:
                 top = 100 if key == "min-free" else 10 if key == "tries" else MAX_COUNT
-                if not value.isdigit() or int(value) > top:
+                if not WHOLE.fullmatch(value) or int(value) > top:
                     raise UsageError(f"{source}: {section}.{key} = {value!r}: a whole number, 0 to {top}")
             elif setting.choices is None:
                 bad = [w for w in value.split() if not PATTERN.match(w)]
@@ -207,14 +198,22 @@ def load() -> Config:
     if file in _loaded:
         return _loaded[file]
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = open_trusted_file(file)
     except FileNotFoundError:
         config = Config()
+    except Untrusted as exc:
+        where = "it" if exc.path == file else exc.path
+        raise UsageError(
+            f"{file}: cannot read it: {where} {exc.why}; only root may write it and the directories above it "
+            "(chown root, chmod go-w)"
+        ) from exc
     except OSError as exc:
         raise UsageError(f"{file}: cannot read it: {exc.strerror}") from exc
     else:
-        with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
-            _check_trusted(file, f.fileno())
-            config = parse(f.read(), file)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise UsageError(f"{file}: longer than {MAX_BYTES} bytes: not read")
+        config = parse(data.decode("utf-8", errors="replace"), file)
     _loaded[file] = config
     return config

@@ -47,6 +47,14 @@ class Refused(AptCloneError):
     exit_code = EXIT_REFUSED
 
 
+class Untrusted(Refused):
+    """A file or directory another user could change (or a link): root does not use it."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path} {why}: not trusted")
+        self.path, self.why = path, why
+
+
 class NoSpace(Refused):
     """Too little free space for the change; ``prunable``: how many checkpoints prune would
     remove to make room (0: prune cannot help)."""

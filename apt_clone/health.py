@@ -4,8 +4,10 @@ Required checks must all pass; wanted checks only warn:
 
 - executables in ``/etc/apt-clone/health.d/required`` and ``.../wanted`` of the managed root,
   run in name order, each within ``[trial] check-timeout`` seconds (past it its process group
-  is ended and it counts as failed). Root runs them, so each must be a regular file of root's
-  that no other user can write, in directories no other user can write, never a link;
+  is ended and it counts as failed; what it leaves running is never waited for). Root runs
+  them, so each must be a regular file of root's that no other user can write, in directories
+  up to ``/`` that no other user can write, never through a link; each is run by a descriptor
+  of the file that was checked;
 - with ``[trial] health = failed-units``, no systemd unit in the failed state (required);
 - the units named in ``[trial] units``, each active (required).
 
@@ -15,14 +17,18 @@ Required checks must all pass; wanted checks only warn:
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 
 from .config import Config
-from .runner import Runner
+from .errors import Refused, Untrusted
+from .paths import open_trusted_dir, open_trusted_entry
+from .runner import CommandNotFound, Runner
+from .text import escaped
 
 HEALTH_DIR = "etc/apt-clone/health.d"
 """Below the managed root."""
+SKIPPED = ("~", ".dpkg-old", ".dpkg-new", ".dpkg-dist")
+"""Names that are never checks (an editor's or dpkg's leftovers)."""
 
 
 @dataclass(frozen=True)
@@ -53,53 +59,56 @@ class Verdict:
         return f"{passed} check(s) passed" if self.results else "no checks"
 
 
-def _untrusted(path: str, st: os.stat_result) -> str | None:
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symbolic link"
-    if st.st_uid != 0 and st.st_uid != os.geteuid():
-        return f"is owned by uid {st.st_uid}"
-    if st.st_mode & 0o022:
-        return "is writable by other users"
-    return None
+def _not_run(name: str, required: bool, why: str) -> CheckResult:
+    return CheckResult(name, required, False, f"not run: {why}")
 
 
-def scripts(root: str, kind: str) -> tuple[list[str], list[CheckResult]]:
-    """The executables of ``health.d/<kind>`` (name order), and what was refused (as failures)."""
+def _checks(root: str, kind: str) -> tuple[int | None, list[str], list[CheckResult]]:
+    """``health.d/<kind>``'s descriptor and entry names (name order; None: no such directory),
+    or what refuses it (a failure when required)."""
     directory = os.path.join(root, HEALTH_DIR, kind)
-    refused: list[CheckResult] = []
     try:
-        st = os.lstat(directory)
+        fd = open_trusted_dir(directory)
     except FileNotFoundError:
-        return [], []
-    why = _untrusted(directory, st) or (None if stat.S_ISDIR(st.st_mode) else "is not a directory")
-    if why:
-        return [], [CheckResult(f"health.d/{kind}", kind == "required", False, f"not run: {directory} {why}")]
-    found = []
-    for name in sorted(os.listdir(directory)):
-        if name.startswith(".") or name.endswith(("~", ".dpkg-old", ".dpkg-new", ".dpkg-dist")):
-            continue
-        path = os.path.join(directory, name)
-        st = os.lstat(path)
-        why = _untrusted(path, st)
-        if why is None and not stat.S_ISREG(st.st_mode):
-            why = "is not a regular file"
-        if why is None and not st.st_mode & 0o100:
-            continue  # not executable: not a check (as run-parts does)
-        if why:
-            refused.append(CheckResult(name, kind == "required", False, f"not run: it {why}"))
-            continue
-        found.append(path)
-    return found, refused
+        return None, [], []
+    except (Refused, OSError) as exc:
+        why = exc.message if isinstance(exc, Refused) else f"{directory}: {exc.strerror}"
+        return None, [], [_not_run(f"health.d/{kind}", kind == "required", escaped(why))]
+    try:
+        names = sorted(os.listdir(fd))
+    except OSError as exc:
+        os.close(fd)
+        return None, [], [_not_run(f"health.d/{kind}", kind == "required", f"{directory}: {exc.strerror}")]
+    return fd, [n for n in names if not n.startswith(".") and not n.endswith(SKIPPED)], []
 
 
-def _run_check(runner: Runner, path: str, required: bool, timeout: int) -> CheckResult:
-    got = runner.run([path], timeout=timeout or None)
-    name = os.path.basename(path)
+def _run_check(runner: Runner, directory: int, name: str, required: bool, timeout: int) -> CheckResult | None:
+    """Run check ``name`` by a descriptor of the file that was checked (never by its path
+    again: nothing can swap it in between); None when it is not executable (not a check, as
+    run-parts has it). Its verdict is its exit status within ``timeout`` seconds."""
+    shown = escaped(name)
+    try:
+        fd = open_trusted_entry(directory, name, shown)
+    except Refused as exc:
+        return _not_run(shown, required, f"it {exc.why}" if isinstance(exc, Untrusted) else exc.message)
+    except OSError as exc:
+        return _not_run(shown, required, f"cannot open it: {exc.strerror}")
+    try:
+        if not os.fstat(fd).st_mode & 0o100:
+            return None
+        try:
+            got = runner.run_detached([f"/proc/self/fd/{fd}"], timeout=timeout or None, pass_fds=(fd,))
+        except (OSError, CommandNotFound) as exc:  # no interpreter, not a program (an empty file)
+            why = exc.strerror if isinstance(exc, OSError) else "its interpreter is missing"
+            return CheckResult(shown, required, False, f"cannot run it: {why}")
+    finally:
+        os.close(fd)
     if got.timed_out:
-        return CheckResult(name, required, False, f"no answer within {timeout} s")
+        return CheckResult(shown, required, False, f"no answer within {timeout} s")
     if got.ok:
-        return CheckResult(name, required, True, "passed")
-    return CheckResult(name, required, False, f"exit status {got.returncode}: {got.error_line()}")
+        return CheckResult(shown, required, True, "passed")
+    said = got.error_line() if (got.stdout + got.stderr).strip() else f"exited with status {got.returncode}"
+    return CheckResult(shown, required, False, f"exit status {got.returncode}: {escaped(said)}")
 
 
 def failed_units(runner: Runner) -> CheckResult:
@@ -111,6 +120,7 @@ def failed_units(runner: Runner) -> CheckResult:
 
 
 def unit_active(runner: Runner, unit: str) -> CheckResult:
+    """``unit`` is active (its name never starts like an option: :data:`config.UNIT`)."""
     state = runner.run(["systemctl", "is-active", unit]).stdout.strip() or "unknown"
     return CheckResult(unit, True, state == "active", state)
 
@@ -122,7 +132,14 @@ def evaluate(runner: Runner, root: str, cfg: Config) -> Verdict:
     results: list[CheckResult] = [failed_units(runner)] if cfg.health == "failed-units" else []
     results += [unit_active(runner, unit) for unit in cfg.trial_units]
     for kind in ("required", "wanted"):
-        paths, refused = scripts(root, kind)
+        directory, names, refused = _checks(root, kind)
         results += refused
-        results += [_run_check(runner, p, kind == "required", cfg.check_timeout) for p in paths]
+        if directory is None:
+            continue
+        try:
+            for name in names:
+                found = _run_check(runner, directory, name, kind == "required", cfg.check_timeout)
+                results += [found] if found is not None else []
+        finally:
+            os.close(directory)
     return Verdict(not any(r.required and not r.ok for r in results), results)

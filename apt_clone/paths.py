@@ -9,10 +9,11 @@ directory on the way that another user could change.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
-from .errors import Refused
+from .errors import Refused, Untrusted
 
 STATE_DIR_ENV = "APT_CLONE_STATE_DIR"
 RUN_DIR_ENV = "APT_CLONE_RUN_DIR"
@@ -31,14 +32,17 @@ def mount_base() -> str:
     return os.path.join(run_dir(), "mnt")
 
 
-def _unsafe(path: str, st: os.stat_result, euid: int) -> str | None:
-    """Why another user could change what ``path`` holds, or None."""
+def _unsafe(path: str, st: os.stat_result, euid: int, last: bool = True) -> str | None:
+    """Why another user could change what directory ``path`` holds, or None (a sticky one such
+    as /tmp is fine on the way: the entry below it must be root's)."""
     if stat.S_ISLNK(st.st_mode):
         return "is a symbolic link"
     if not stat.S_ISDIR(st.st_mode):
         return "is not a directory"
     if st.st_uid not in (0, euid):
         return f"is owned by uid {st.st_uid}"
+    if st.st_mode & 0o022 and (last or not st.st_mode & stat.S_ISVTX):
+        return f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 
 
@@ -65,16 +69,86 @@ def secure_dir(path: str, mode: int = 0o700, *, create: bool = True) -> str:
             except FileExistsError:
                 pass
             st = os.lstat(current)
-        why = _unsafe(current, st, euid)
-        last = i == len(parts) - 1
-        # a sticky directory (/tmp) on the way is fine: the entry below it must be root's
-        if why is None and st.st_mode & 0o022 and (last or not st.st_mode & stat.S_ISVTX):
-            why = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+        why = _unsafe(current, st, euid, i == len(parts) - 1)
         if why:
             raise Refused(
                 f"unsafe directory {current}: it {why}; apt-clone keeps its state only where root alone writes"
             )
     return path
+
+
+def open_trusted_dir(path: str) -> int:
+    """A descriptor of directory ``path`` reached from ``/`` one name at a time, never through a
+    link, every directory on the way root's and writable by no other user (a sticky one above
+    the last excepted): what root then reads or runs from it no other user could have put
+    there. Refused (naming the directory) otherwise; FileNotFoundError when a part is missing."""
+    euid = os.geteuid()
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    parts = [p for p in os.path.abspath(path).split("/") if p]
+    fd = os.open("/", flags)
+    current = "/"
+    try:
+        for i in range(len(parts) + 1):
+            if i:
+                current = os.path.join(current, parts[i - 1])
+                try:
+                    below = os.open(parts[i - 1], flags, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    raise Untrusted(current, "is a symbolic link or not a directory") from None
+                os.close(fd)
+                fd = below
+            why = _unsafe(current, os.fstat(fd), euid, i == len(parts))
+            if why:
+                raise Untrusted(current, why)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_trusted_file(path: str) -> int:
+    """A descriptor of regular file ``path`` that only root can change (see
+    :func:`open_trusted_dir` for the directories above it): never a link, and opened without
+    blocking, so a FIFO or a device in its place is refused, never waited on or read."""
+    parent = open_trusted_dir(os.path.dirname(os.path.abspath(path)))
+    try:
+        fd = open_trusted_entry(parent, os.path.basename(path), path)
+    finally:
+        os.close(parent)
+    return fd
+
+
+def open_trusted_entry(parent: int, name: str, path: str) -> int:
+    """File ``name`` of trusted directory ``parent`` (``path``: what a refusal calls it), as
+    :func:`open_trusted_file` opens it. What is not a regular file is never opened."""
+    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    why = _file_unsafe(st)
+    if why:
+        raise Untrusted(path, why)
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        now = os.fstat(fd)
+        why = _file_unsafe(now) or (None if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino) else "was replaced")
+        if why:
+            raise Untrusted(path, why)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _file_unsafe(st: os.stat_result) -> str | None:
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_uid not in (0, os.geteuid()):
+        return f"is owned by uid {st.st_uid}"
+    if st.st_mode & 0o022:
+        return "is writable by other users"
+    return None
 
 
 def open_private(path: str, flags: int, mode: int = 0o600) -> int:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,38 @@ class Runner:
         if os.environ.get(TRACE_ENV) == "1":
             print(f"[{time.perf_counter() - started:7.3f}s rc={proc.returncode}] {' '.join(argv)}", file=sys.stderr)
         return Completed(tuple(argv), proc.returncode, out, raw_err.decode("utf-8", "replace"), timed_out)
+
+    def run_detached(
+        self, argv: Sequence[str], *, timeout: float | None, pass_fds: Sequence[int] = (), keep: int = 65536
+    ) -> Completed:
+        """Run with no input and judge by the exit status alone: its output goes to files (the
+        first ``keep`` bytes of each are kept), so a process it leaves behind holding them is
+        never waited for. ``timeout``: past it the process group is ended (``timed_out``).
+        ``pass_fds``: descriptors the child keeps (a program run by its descriptor)."""
+        _check_argv(argv)
+        timed_out = False
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    pass_fds=tuple(pass_fds),
+                    start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                terminate_group(proc, grace=2.0)
+            except BaseException:
+                terminate_group(proc)
+                raise
+            texts = [os.pread(f.fileno(), keep, 0).decode("utf-8", "replace") for f in (out, err)]
+        return Completed(tuple(argv), proc.returncode, texts[0], texts[1], timed_out)
 
     def stream(
         self,

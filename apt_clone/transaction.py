@@ -706,6 +706,7 @@ def recover(ctx: Context) -> list[str]:
         refuse_while_working(st)
         done.append(_recover_one(ctx, journal, st))
     done += _sweep(ctx)
+    done += trial.recover(ctx)
     return done or ["nothing to recover: no unfinished operation, no leftovers"]
 
 

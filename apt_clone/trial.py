@@ -19,9 +19,13 @@ from dataclasses import dataclass
 
 from . import config, health, model
 from .context import Context
+from .paths import boot_id
+from .text import escaped
 from .zfs import ZfsError, props
 
 TRIAL = props.key("trial")
+VERDICT = props.key("verdict")
+"""On the container while a trial's verdict is under way: the boot id of the boot judging it."""
 BAD = model.BAD
 
 
@@ -91,10 +95,10 @@ def deadline_passed(ctx: Context) -> TrialResult:
     trial = trial_of_this_boot(ctx)
     if trial is None:
         return TrialResult(None, False, "no trial waits for its verdict")
-    ctx.zfs.inherit(ctx.system.container, TRIAL)
-    ctx.boot.end_trial(ctx.system.container)
     seconds = config.load().deadline
     mark_bad(ctx, trial, f"no verdict within {seconds} s of boot (a hang)")
+    ctx.boot.end_trial(ctx.system.container)
+    _disarm(ctx)
     message = f"'{trial}' reached no verdict within {seconds} s: marked bad; rebooting into the default"
     if ctx.system.is_host_root:
         ctx.runner.stream(["systemctl", "reboot", "--force"])
@@ -131,34 +135,47 @@ def _own_boot(ctx: Context) -> str | None:
 
 
 def mark_bad(ctx: Context, dataset: str, why: str) -> None:
-    """Mark a checkpoint bad: it failed its trial (``-l`` and ``show`` say so, ``-a`` asks again)."""
-    ctx.zfs.set_props(dataset, {BAD: f"{model.utc_now()} {why}"[:1000]})
+    """Mark a checkpoint bad: it failed its trial (``-l`` and ``show`` say so, ``-a`` asks again).
+    ``why`` may hold what a check printed: it is written escaped, on one line."""
+    ctx.zfs.set_props(dataset, {BAD: escaped(f"{model.utc_now()} {why}")[:1000]})
+
+
+def _disarm(ctx: Context) -> None:
+    """The verdict is in: the trial and its mark of a verdict under way go."""
+    for prop in (TRIAL, VERDICT):
+        ctx.zfs.inherit(ctx.system.container, prop)
 
 
 def commit(ctx: Context) -> TrialResult:
-    """After boot: make the trial checkpoint the default if it runs and is healthy; disarm in any
-    case. An unhealthy one is marked bad and (``[trial] on-failure = reboot``, on the running
-    system only) the machine reboots into the default, which did not change."""
+    """After boot: make the trial checkpoint the default if it runs and is healthy. An unhealthy
+    one is marked bad and (``[trial] on-failure = reboot``, on the running system only) the
+    machine reboots into the default, which did not change.
+
+    The trial stays armed until its verdict is written (its checks may take minutes): a
+    trial-commit killed on the way leaves it armed, with :data:`VERDICT` naming this boot, so
+    :func:`recover` judges it again, or the deadline (still waiting) or the next boot falls
+    back; it is never dropped."""
     container = ctx.zfs.get(ctx.system.container, (TRIAL,))
     trial = container.user.get(TRIAL)
     if not trial:
         return TrialResult(None, False, "no trial boot armed")
-    ctx.zfs.inherit(ctx.system.container, TRIAL)
     if trial != ctx.system.dataset:
         ctx.boot.end_trial(ctx.system.container)
         with contextlib.suppress(ZfsError):
             mark_bad(ctx, trial, "its trial boot did not come up")
+        _disarm(ctx)
         return TrialResult(trial, False, f"the trial boot of '{trial}' did not come up: the default is unchanged")
-    if ctx.system.is_host_root:  # the verdict comes now: the deadline is not needed
-        ctx.runner.run(["systemctl", "stop", DEADLINE_UNIT])
+    ctx.zfs.set_props(ctx.system.container, {VERDICT: boot_id() or "unknown"})
     cfg = config.load()
     verdict = health.evaluate(ctx.runner, ctx.system.root, cfg)
     for w in verdict.warnings:
         print(f"apt-clone: wanted health check {w.name} failed ({w.detail})", file=sys.stderr)
     if not verdict.ok:
         why = verdict.summary()
-        ctx.boot.end_trial(ctx.system.container)  # the verdict is final: no try is left for it
         mark_bad(ctx, trial, f"unhealthy trial boot: {why}")
+        ctx.boot.end_trial(ctx.system.container)  # the verdict is final: no try is left for it
+        _disarm(ctx)
+        _stop_deadline(ctx)
         message = f"'{trial}' booted but is not healthy ({why}): marked bad; the default is unchanged"
         if cfg.on_failure == "reboot" and ctx.system.is_host_root:
             ctx.runner.stream(["systemctl", "reboot"])
@@ -169,4 +186,30 @@ def commit(ctx: Context) -> TrialResult:
     operations.activate(ctx, trial.rsplit("/", 1)[1])
     with contextlib.suppress(ZfsError):
         ctx.zfs.inherit(trial, BAD)
+    _disarm(ctx)
+    _stop_deadline(ctx)
     return TrialResult(trial, True, f"'{trial}' booted healthy ({verdict.summary()}) and is now the default")
+
+
+def _stop_deadline(ctx: Context) -> None:
+    """The verdict is written: the deadline is not needed (it stays while the checks run: a
+    verdict that never comes still ends in a fall back)."""
+    if ctx.system.is_host_root:
+        ctx.runner.run(["systemctl", "stop", DEADLINE_UNIT])
+
+
+def interrupted_verdict(ctx: Context) -> str | None:
+    """The trial whose verdict this boot began and never wrote (trial-commit was killed), when
+    it is the checkpoint running: what ``recover`` judges again."""
+    container = ctx.zfs.get(ctx.system.container, (TRIAL, VERDICT))
+    trial, began = container.user.get(TRIAL), container.user.get(VERDICT)
+    if trial and trial == ctx.system.dataset and began and began == (boot_id() or "unknown"):
+        return trial
+    return None
+
+
+def recover(ctx: Context) -> list[str]:
+    """``recover``'s part: judge again a trial whose verdict was interrupted in this boot."""
+    if interrupted_verdict(ctx) is None:
+        return []
+    return [f"the interrupted trial verdict, judged again: {commit(ctx).message}"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import SandboxInfo, apt_clone, bootfs, config_env, reboot
+from tests.helpers import SandboxInfo, apt_clone, apt_clone_popen, bootfs, config_env, reboot, zfs_get
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -215,3 +216,67 @@ def test_a_trial_that_reaches_no_verdict_by_its_deadline_is_marked_bad(with_kern
     reboot(sb)  # (the real one reboots by itself, forced): the default boots
     assert apt_clone(sb, "-l").stdout.splitlines()[1].startswith("o o rootfs-nmu-000")
     assert apt_clone(sb, "-y", "trial-deadline").stdout.strip() == "no trial waits for its verdict"
+
+
+def _trial_with_check(sb: SandboxInfo, tmp_path: Path, body: str) -> dict[str, str]:
+    """A trial of a new checkpoint that holds required check ``body`` (sh), booted; the
+    environment whose systemctl knows no failed unit."""
+    checks = Path(sb.root, "etc/apt-clone/health.d/required")
+    checks.mkdir(parents=True)
+    check = checks / "50-check"
+    check.write_text(f"#!/bin/sh\n{body}\n")
+    check.chmod(0o755)
+    try:
+        apt_clone(sb, "create")  # the trial checkpoint holds the check
+    finally:
+        shutil.rmtree(Path(sb.root, "etc/apt-clone/health.d"))
+    apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+    reboot(sb)
+    env = config_env(tmp_path, "[trial]\nhealth = failed-units\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text("#!/bin/sh\nexit 0\n")  # no unit failed
+    (fake / "systemctl").chmod(0o755)
+    env["PATH"] = f"{fake}:{os.environ['PATH']}"
+    return env
+
+
+def test_a_failed_check_whose_output_has_tabs_and_controls_still_marks_the_trial_bad(
+    with_kernel: SandboxInfo, tmp_path
+):
+    sb = with_kernel
+    env = _trial_with_check(sb, tmp_path, "printf 'disk\\tfull\\n\\033]0;x\\007' >&2; exit 1")
+    try:
+        result = apt_clone(sb, "-y", "trial-commit", env=env)
+        assert result.returncode == 0, result
+        assert "50-check: exit status 1: disk\\tfull" in result.stdout and "marked bad" in result.stdout, result
+        assert "\x1b" not in result.stdout + result.stderr
+        shown = apt_clone(sb, "show", "rootfs-nmu-001").stdout
+        assert "unhealthy trial boot: 50-check: exit status 1: disk\\tfull" in shown, shown
+        assert apt_clone(sb, "-y", "trial-commit", env=env).stdout.strip() == "no trial boot armed"
+    finally:
+        reboot(sb)  # the default, as the real trial's reboot does
+    assert bootfs(sb) == sb.first
+
+
+def test_a_trial_commit_killed_during_its_checks_is_judged_again_by_recover(with_kernel: SandboxInfo, tmp_path):
+    """The trial stays armed while its checks run: SIGKILL there loses no verdict, and
+    'recover' in the same boot runs the checks again and finishes it."""
+    sb = with_kernel
+    started, go = tmp_path / "started", tmp_path / "go"
+    os.mkfifo(started)
+    env = _trial_with_check(sb, tmp_path, f"[ -e {go} ] && exit 0\necho started > {started}\nexec sleep 600")
+    proc = apt_clone_popen(sb, "-y", "trial-commit", env=env)
+    with open(started) as f:  # the check runs: the event
+        assert f.read().strip() == "started"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    subprocess.run(["pkill", "-f", "^sleep 600$"], check=False)
+    assert zfs_get(sb.container, "org.aptclone:trial") == sb.ds("rootfs-nmu-001")  # still armed
+    go.write_text("")
+    recovered = apt_clone(sb, "recover", env=env)
+    assert recovered.returncode == 0, recovered
+    assert "interrupted trial verdict, judged again" in recovered.stdout, recovered.stdout
+    assert "booted healthy" in recovered.stdout and bootfs(sb) == sb.ds("rootfs-nmu-001"), recovered.stdout
+    assert zfs_get(sb.container, "org.aptclone:trial") == "-"
+    assert apt_clone(sb, "recover").stdout.startswith("nothing to recover")

@@ -51,11 +51,11 @@ def test_what_is_not_known_is_refused_with_the_line_to_fix(conf, text, message):
 def test_a_file_another_user_can_write_is_not_read(conf):
     conf.write_text("[apt]\nmode = clone\n")
     os.chmod(conf, 0o666)
-    with pytest.raises(UsageError, match="only root can write"):
+    with pytest.raises(UsageError, match="cannot read it: it is writable by other users; only root may write it"):
         config.load()
     os.chmod(conf, 0o644)
     os.chmod(conf.parent, 0o777)
-    with pytest.raises(UsageError, match="writable by other users"):
+    with pytest.raises(UsageError, match=f"cannot read it: {conf.parent} is writable by other users"):
         config.load()
     os.chmod(conf.parent, 0o755)
     assert config.load().mode == "clone"
@@ -78,3 +78,42 @@ def test_the_shipped_file_holds_every_setting_at_its_default():
     text = shipped.read_text()
     for s in config.SETTINGS:
         assert f"# {s.key} = {s.default}".rstrip() in text, s.key
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[trial]\ndeadline = \u00b2\n", "trial.deadline = '\u00b2': whole seconds"),
+        ("[trial]\ndeadline = \u0663\n", "trial.deadline = '\u0663': whole seconds"),  # an Arabic-Indic three
+        ("[prune]\nkeep = \uff15\n", "prune.keep = '\uff15': a whole number"),
+        ("[DEFAULT]\nmode = clone\n", "unknown section [DEFAULT]"),
+        ("[trial]\nunits = ssh.service -x\n", "trial.units: '-x' is not a systemd unit name"),
+        ("[trial]\nunits = --now\n", "trial.units: '--now' is not a systemd unit name"),
+        ("[apt]\n\x1b[31mkey = 1\n", "unknown setting '\\x1b[31mkey' in [apt]"),
+        ("[\x1b]0;owned\x07]\nx = 1\n", "unknown section [\\x1b]0;owned\\x07]"),
+    ],
+)
+def test_what_a_careless_edit_writes_is_one_clear_refusal(conf, text, message):
+    """Other scripts' digits, a DEFAULT section, a unit that reads as an option and terminal
+    control characters in a key (shown escaped): each is refused in one line (exit 2)."""
+    conf.write_text(text)
+    with pytest.raises(UsageError) as got:
+        config.load()
+    assert message in got.value.message, got.value.message
+    assert "\x1b" not in got.value.message and "\x07" not in got.value.message
+
+
+def test_a_fifo_directory_or_device_as_the_file_is_refused_without_waiting(conf):
+    """Opened without blocking and checked before a byte is read: a FIFO nobody writes does not
+    hang the command (nor every apt run through the hook)."""
+    os.mkfifo(conf)
+    with pytest.raises(UsageError, match="cannot read it: it is not a regular file"):
+        config.load()
+    conf.unlink()
+    conf.mkdir()
+    with pytest.raises(UsageError, match="cannot read it: it is not a regular file"):
+        config.load()
+    conf.rmdir()
+    conf.symlink_to("/dev/zero")
+    with pytest.raises(UsageError, match="cannot read it: it is a symbolic link"):
+        config.load()

@@ -4,7 +4,10 @@ time limits), failed and named systemd units (a recorded systemctl), and what is
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+
+import pytest
 
 from apt_clone import config, health
 from apt_clone.runner import Completed, Runner
@@ -91,3 +94,71 @@ def test_health_none_checks_nothing(tmp_path):
     _check(tmp_path, "required", "10-no", "raise SystemExit(1)")
     v = health.evaluate(Systemd("x.service loaded failed failed\n"), str(tmp_path), config.Config(health="none"))
     assert v.ok and not v.results
+
+
+def _sh_check(root, kind, name, body, mode=0o755):
+    d = root / health.HEALTH_DIR / kind
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(mode)
+    return path
+
+
+def test_whatever_a_failing_check_prints_or_is_named_its_verdict_is_one_line(tmp_path):
+    """Tabs, newlines and terminal controls in a check's output or name come out escaped (a
+    ZFS property and a terminal take them); a check that cannot run at all fails, never raises."""
+    _sh_check(tmp_path, "required", "10-tab", "printf 'disk\\tfull\\n\\033[2J' >&2; exit 1")
+    _sh_check(tmp_path, "required", "20-new\nline", "exit 1")
+    noperl = _sh_check(tmp_path, "required", "30-nointerp", "")
+    noperl.write_text("#!/nonexistent/interpreter\n")
+    _sh_check(tmp_path, "required", "40-empty", "").write_text("")
+    v = health.evaluate(Systemd(), str(tmp_path), config.Config())
+    got = {r.name: r.detail for r in v.failures}
+    assert got == {
+        "10-tab": "exit status 1: disk\\tfull",
+        "20-new\\nline": "exit status 1: exited with status 1",
+        "30-nointerp": "cannot run it: its interpreter is missing",
+        "40-empty": "cannot run it: Exec format error",
+    }, got
+    assert all(c.isprintable() for c in v.summary()), v.summary()
+
+
+def test_a_passing_check_that_leaves_a_process_behind_is_judged_by_its_exit(tmp_path):
+    """``setsid sleep 40 & exit 0``: passed at once, the process it left is never waited for."""
+    import time
+
+    _sh_check(tmp_path, "required", "10-spawns", "setsid sleep 40 & exit 0")
+    started = time.monotonic()
+    v = health.evaluate(Systemd(), str(tmp_path), config.Config(check_timeout=3))
+    assert v.ok and v.results[-1].detail == "passed", v
+    assert time.monotonic() - started < 3, "the check's leftover was waited for"
+    subprocess.run(["pkill", "-f", "^sleep 40$"], check=False)
+
+
+@pytest.mark.parametrize("where", ["etc/apt-clone/health.d", "etc/apt-clone", "etc"])
+def test_checks_under_a_directory_others_can_write_are_not_run(tmp_path, where):
+    marker = tmp_path / "ran"
+    _sh_check(tmp_path, "required", "10-ok", f"touch {marker}; exit 0")
+    os.chmod(tmp_path / where, 0o777)
+    v = health.evaluate(Systemd(), str(tmp_path), config.Config())
+    assert not v.ok and not marker.exists()
+    assert v.failures[0].detail == f"not run: {tmp_path / where} is writable by other users (mode 777): not trusted"
+    os.chmod(tmp_path / where, 0o755)
+    assert health.evaluate(Systemd(), str(tmp_path), config.Config()).ok and marker.exists()
+
+
+def test_a_check_is_run_by_a_descriptor_of_the_file_checked(tmp_path):
+    """What runs is the file that was checked, by its descriptor: never its path looked up again."""
+    out = tmp_path / "argv0"
+    _sh_check(tmp_path, "required", "10-who", f'echo "$0" > {out}')
+    assert health.evaluate(Systemd(), str(tmp_path), config.Config()).ok
+    assert out.read_text().strip().startswith(("/proc/self/fd/", "/dev/fd/")), out.read_text()
+
+
+def test_a_fifo_or_device_as_a_check_is_refused_without_opening_it(tmp_path):
+    d = tmp_path / health.HEALTH_DIR / "required"
+    d.mkdir(parents=True)
+    os.mkfifo(d / "10-fifo", 0o755)
+    v = health.evaluate(Systemd(), str(tmp_path), config.Config())
+    assert [(r.name, r.detail) for r in v.failures] == [("10-fifo", "not run: it is not a regular file")]
