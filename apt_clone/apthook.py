@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -39,6 +38,7 @@ from .apt import HOOK_GUARD_ENV
 from .apt import reboot as reboot_rules
 from .errors import AptCloneError, Unfinished
 from .paths import boot_id, in_chroot, open_private, run_dir, write_atomic
+from .text import escaped
 
 if TYPE_CHECKING:
     from .config import Config
@@ -136,7 +136,7 @@ def command_of(run: AptRun, recorded: str, proc: str = "/proc") -> str:
     """The command that started apt: as apt recorded it (``apt install nginx``), else the apt
     process's own command line (python-apt programs such as ``unattended-upgrade`` record none)."""
     if recorded and recorded != "apt":
-        return recorded
+        return escaped(recorded)[:1000]
     try:
         with open(f"{proc}/{run.pid}/cmdline", "rb") as f:
             words = [w.decode("utf-8", errors="replace") for w in f.read().split(b"\0") if w]
@@ -147,7 +147,7 @@ def command_of(run: AptRun, recorded: str, proc: str = "/proc") -> str:
         words = words[script:]
     if not words:
         return recorded or "apt"
-    return " ".join([os.path.basename(words[0]), *words[1:]])[:200]
+    return escaped(" ".join([os.path.basename(words[0]), *words[1:]]))[:200]
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def save_state(st: HookState) -> None:
 
 def _copy_status(root: str = "/") -> None:
     """Keep the dpkg status of before dpkg runs (what the post compares with)."""
-    fd = os.open(os.path.join(root, dpkgstatus.STATUS_PATH), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(os.path.join(root, dpkgstatus.STATUS_PATH), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
         data = f.read()
     write_atomic(_path(STATUS_COPY), data, durable=False)
@@ -240,13 +240,9 @@ def skip_reason(env: Mapping[str, str], cfg: Config, other_root: str | None, chr
     return None
 
 
-def _printable(text: str) -> str:
-    return "".join("?" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") else c for c in text)
-
-
 def title_of(commands: list[str], summary: str) -> str:
     """``apt install nginx: 1 installed``; a merged checkpoint names every run it holds."""
-    head = "; ".join(_printable(c) for c in commands)
+    head = "; ".join(escaped(c) for c in commands)
     text = f"{head}: {summary}" if len(commands) == 1 else f"{head} ({len(commands)} apt runs)"
     return text if len(text) <= 200 else text[:199] + "…"
 
@@ -266,6 +262,17 @@ def failure(reason: str, cfg: Config | None) -> Result:
     required = cfg is not None and cfg.hook_required
     tail = "; apt stops before dpkg ([hook] required = yes)" if required else ""
     return Result(f"apt-clone: no checkpoint: {reason}{tail}", 1 if required else 0)
+
+
+def oversized(reason: str) -> Result:
+    """``hook-pre`` whose input was not read (past its bound): no checkpoint, one line."""
+    from . import config
+
+    try:
+        cfg = config.load()
+    except AptCloneError:
+        cfg = None
+    return QUIET if cfg is not None and not cfg.hook else failure(reason, cfg)
 
 
 # --- the two calls ----------------------------------------------------------------------------
@@ -362,14 +369,19 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
             )
             rows = [c.as_list() for c in planned]
             chunks = sum(1 for key in props if key in model.CHANGE_KEYS)
-            save_state(
-                HookState(run, created.checkpoint, created.dataset, [command], now, None, boot, rows, why, chunks)
-            )
-            arm_post(expectation(request.changes))
+            lost = ""
+            try:
+                save_state(
+                    HookState(run, created.checkpoint, created.dataset, [command], now, None, boot, rows, why, chunks)
+                )
+            except (OSError, AptCloneError) as exc:  # the checkpoint is made: it says so, and apt goes on
+                lost = f"; what dpkg does is not recorded in it ({_why(exc)})"
+            else:
+                arm_post(expectation(request.changes))
     finally:
         cx.close()
     return Result(f"apt-clone: Rollback Checkpoint {created.checkpoint} made before dpkg ('apt-clone -a "
-                  f"{created.checkpoint}' returns to it)")  # fmt: skip
+                  f"{created.checkpoint}' returns to it){lost}")  # fmt: skip
 
 
 def _still_ours(cx: Context, st: HookState) -> bool:

@@ -6,6 +6,7 @@ The seed's short forms work as in the seed, with global options before them:
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -109,7 +110,7 @@ def _ask(opts: Options, question: Callable[[], str]) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-_JSON = {"emitted": False}
+_JSON = {"emitted": False, "wanted": False}
 """Whether this command has printed its JSON document (one per command, errors included)."""
 
 
@@ -129,7 +130,10 @@ def _show_version(value: bool) -> None:
     if value:
         from . import __version__
 
-        print(f"apt-clone {__version__}")
+        if _JSON["wanted"]:
+            _emit(render.to_json({"version": __version__}))
+        else:
+            print(f"apt-clone {__version__}")
         raise typer.Exit(0)
 
 
@@ -692,14 +696,19 @@ def main(argv: list[str] | None = None) -> int:
     safe_output()
     if "--json" not in args:
         return _run(args, debug)[0]
-    _JSON["emitted"] = False
+    _JSON["emitted"], _JSON["wanted"] = False, True
     sys.stdout.flush()
     document_fd = os.dup(1)
     os.dup2(2, 1)  # what children (apt-get, dpkg) print goes to stderr
     saved_stdout = sys.stdout
-    sys.stdout = open(document_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    document = open(document_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    help_text = io.StringIO() if "--help" in args else None  # click prints it: the text becomes the document
+    sys.stdout = help_text or document
     try:
         rc, error = _run(args, debug)
+        sys.stdout = document
+        if help_text is not None and rc == 0 and not _JSON["emitted"]:
+            _emit(render.to_json({"help": help_text.getvalue()}))
         if not _JSON["emitted"] and (rc != 0 or error):
             _emit(render.to_json({"error": error or "cancelled", "exit_code": rc}))
         sys.stdout.flush()

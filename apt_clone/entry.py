@@ -53,27 +53,56 @@ def run_boot_command(root: str, command: str) -> tuple[str, object]:
         cx.close()
 
 
+MAX_HOOK_INPUT = 64 << 20
+"""The most of the hook's input read (apt's largest real one is a few megabytes): past it no
+checkpoint is made, and nothing more is read."""
+
+
+def _read_input() -> bytes | None:
+    """The hook's input, at most :data:`MAX_HOOK_INPUT` bytes (None: more than that). A closed
+    standard input reads as empty."""
+    import os
+
+    chunks, size = [], 0
+    while size <= MAX_HOOK_INPUT:
+        try:
+            chunk = os.read(0, 1 << 20)
+        except OSError:
+            break  # closed or unreadable: what was read is the input
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks) if size <= MAX_HOOK_INPUT else None
+
+
 def run_hook(command: str) -> int:
-    """The APT hook's two calls: one line at most, on standard error, and apt's exit status."""
+    """The APT hook's two calls: one line at most, on standard error, and apt's exit status
+    (a line that cannot be written, stderr being full or closed, changes nothing)."""
     import os
 
     from .apt import HOOK_GUARD_ENV
     from .paths import in_chroot
 
     if command == "hook-pre":
-        data = sys.stdin.buffer.read()  # all of it: apt must not meet a closed pipe
+        data = _read_input()  # all of it (apt must not meet a closed pipe), within the bound
         if os.environ.get(HOOK_GUARD_ENV) or in_chroot():
             return 0  # not this system's apt (apthook.skip_reason): decided before the heavy imports
         from . import apthook
 
-        text = data.decode("utf-8", errors="replace")
-        result = apthook.pre(text, os.environ)
+        if data is None:
+            result = apthook.oversized(f"its input is longer than {MAX_HOOK_INPUT >> 20} MiB: not read")
+        else:
+            result = apthook.pre(data.decode("utf-8", errors="replace"), os.environ)
     else:
         from . import apthook
 
         result = apthook.post(os.environ)
     if result.line:
-        print(result.line, file=sys.stderr, flush=True)
+        try:
+            os.write(2, (result.line + "\n").encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass  # the line is lost, never the checkpoint nor apt's run
     return result.status
 
 

@@ -44,7 +44,7 @@ class HookInput:
         """The root apt works on when it is not this system's (``-o RootDir=``, ``Dir=``)."""
         for key in ("RootDir", "Dir"):
             value = self.config.get(key)
-            if value and os.path.normpath(value) != "/":
+            if value and os.path.realpath(value) != "/":  # "//" and "/." are this root too
                 return value
         return None
 

@@ -152,8 +152,9 @@ def _file_unsafe(st: os.stat_result) -> str | None:
 
 
 def open_private(path: str, flags: int, mode: int = 0o600) -> int:
-    """Open a file of ours in a checked directory: no link followed, a regular file of root's."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    """Open a file of ours in a checked directory: no link followed, a regular file of root's
+    (opened without blocking: a FIFO put in its place is refused, never waited on)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid()) or st.st_nlink != 1:

@@ -219,3 +219,23 @@ def test_what_dpkg_did_otherwise_than_planned_is_recorded_after_it(booted):
     assert [r[:3] for r in shown["changes"]] == [["ac-flaky", "1.0", "2.0"]], shown
     assert not Path(run_dir(), "hook-expect").exists()
     assert h.run("dpkg-query", "-W", "-f", "${db:Status-Status}", "ac-flaky").stdout == "half-configured"
+
+
+def test_a_tab_in_an_apt_argument_and_a_planted_state_file_still_leave_the_checkpoint(booted):
+    """A tab in an argument is recorded escaped; a directory planted where the hook writes its
+    state makes the checkpoint all the same, and the line says so (apt goes on, required too)."""
+    h = booted
+    set_config(h, "[hook]\nrequired = yes\n")
+    planted = Path(run_dir(), "hook.json.tmp")
+    planted.mkdir(parents=True)
+    try:
+        before = names(h)
+        got = h.apt_get("-o", "Foo::Bar=a\tb", "install", "ac-extra")
+    finally:
+        planted.rmdir()
+    assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+    assert version_of(h, "ac-extra")
+    lines = [line for line in got.stderr.splitlines() if line.startswith("apt-clone:")]
+    assert len(lines) == 1 and lines[0].startswith(HOOK_LINE) and "not recorded" in lines[0], got.stderr
+    new = [cp for cp in listing(h) if cp["name"] not in before]
+    assert len(new) == 1 and "Foo::Bar=a\\tb" in new[0]["title"], new

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -65,7 +67,7 @@ def test_titles_say_the_command_and_the_changes():
     assert apthook.title_of(["apt install nginx"], "1 installed") == "apt install nginx: 1 installed"
     merged = apthook.title_of(["apt install a", "apt-get remove b"], "")
     assert merged == "apt install a; apt-get remove b (2 apt runs)"
-    assert apthook.title_of(["apt install \x1b[31mred"], "1 installed") == "apt install ?[31mred: 1 installed"
+    assert apthook.title_of(["apt install \x1b[31mred"], "1 installed") == "apt install \\x1b[31mred: 1 installed"
     assert len(apthook.title_of(["apt install " + "x" * 400], "1 installed")) == 200
 
 
@@ -137,3 +139,67 @@ def test_the_command_is_apts_record_or_the_apt_process_command_line(tmp_path):
     assert apthook.command_of(run, "apt install nginx", str(tmp_path)) == "apt install nginx"
     assert apthook.command_of(run, "", str(tmp_path)) == "unattended-upgrade -v"
     assert apthook.command_of(AptRun(21, 1), "", str(tmp_path)) == "apt"
+
+
+def _hook_pre(tmp_path, *, stdin=None, stderr=subprocess.PIPE, shell_prefix="", conf=""):
+    """``apt-clone hook-pre`` as apt runs it (a process of its own), with a configuration and a
+    run directory of the test's; bounded by a time limit (a hang fails the test)."""
+    (tmp_path / "apt-clone.conf").write_text(conf)
+    env = {
+        **os.environ,
+        config.CONFIG_ENV: str(tmp_path / "apt-clone.conf"),
+        "APT_CLONE_RUN_DIR": str(tmp_path / "run"),
+        "APT_CLONE_STATE_DIR": str(tmp_path / "state"),
+    }
+    # As on a host: in a PID namespace of its own, where /proc/1/root is this root (no chroot).
+    hook = ["sh", "-c", f'{shell_prefix} exec "$0" -m apt_clone hook-pre', sys.executable]
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", *hook]
+    return subprocess.run(argv, stdin=stdin, stderr=stderr, stdout=subprocess.PIPE, env=env, timeout=60)
+
+
+def test_a_full_or_closed_stderr_and_a_closed_stdin_never_stop_apt(tmp_path):
+    with open("/dev/full", "w") as full:
+        got = _hook_pre(tmp_path, stdin=subprocess.DEVNULL, stderr=full)  # its line cannot be written
+    assert got.returncode == 0
+    closed = _hook_pre(tmp_path, shell_prefix="exec 0<&-;")
+    assert closed.returncode == 0 and b"Traceback" not in closed.stderr, closed.stderr
+    assert closed.stderr.decode().startswith("apt-clone: no checkpoint: not apt's hook protocol"), closed.stderr
+    required = _hook_pre(tmp_path, stdin=subprocess.DEVNULL, conf="[hook]\nrequired = yes\n")
+    assert required.returncode == 1  # only [hook] required = yes stops apt
+
+
+def test_endless_input_is_read_only_to_its_bound(tmp_path):
+    with open("/dev/zero", "rb") as zero:
+        got = _hook_pre(tmp_path, stdin=zero)
+    assert got.returncode == 0
+    assert (
+        got.stderr.decode()
+        == f"apt-clone: no checkpoint: its input is longer than {entry.MAX_HOOK_INPUT >> 20} MiB: not read\n"
+    )
+
+
+@pytest.mark.parametrize("where", ["config", "state"])
+def test_a_fifo_in_place_of_the_configuration_or_the_hook_state_blocks_nothing(tmp_path, where):
+    """Opened without blocking and checked first: one line, and apt goes on (a hang fails this test)."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    (tmp_path / "apt-clone.conf").unlink(missing_ok=True)
+    prefix = f"rm -f {tmp_path}/apt-clone.conf; mkfifo {tmp_path}/apt-clone.conf;" if where == "config" else ""
+    if where == "state":
+        os.mkfifo(run / apthook.STATE_FILE, 0o600)
+    with open(os.path.join(DATA, "pre-install-v3-install.txt"), "rb") as data:
+        got = _hook_pre(tmp_path, stdin=data, shell_prefix=prefix)
+    line = got.stderr.decode()
+    assert got.returncode == 0 and line.startswith("apt-clone: no checkpoint: "), line
+    assert ("not a regular file" in line) if where == "config" else ("unsafe file" in line), line
+
+
+def test_an_apt_argument_with_a_tab_or_newline_is_recorded_escaped(tmp_path):
+    (tmp_path / "30").mkdir()
+    (tmp_path / "30" / "cmdline").write_bytes(b"apt-get\0-o\0Foo::Bar=a\tb\nc\0install\0x\0")
+    got = apthook.command_of(AptRun(30, 1), "", str(tmp_path))
+    assert got == "apt-get -o Foo::Bar=a\\tb\\nc install x"
+    assert apthook.command_of(AptRun(30, 1), "apt install a\tb", str(tmp_path)) == "apt install a\\tb"
+    from apt_clone.zfs import props
+
+    props.validate_value(props.key("command"), got)  # what ZFS takes

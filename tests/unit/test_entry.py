@@ -24,3 +24,16 @@ def test_boot_commands_are_recognised(args, expected):
 )
 def test_everything_else_goes_to_the_cli(args):
     assert boot_command(args) is None
+
+
+@pytest.mark.parametrize(("args", "key"), [(["--json", "--version"], "version"), (["--json", "--help"], "help"),
+                                           (["--json", "list", "--help"], "help")])  # fmt: skip
+def test_json_version_and_help_are_one_json_document(args, key):
+    import json
+    import subprocess
+    import sys
+
+    got = subprocess.run([sys.executable, "-m", "apt_clone", *args], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    document = json.loads(got.stdout)
+    assert list(document) == [key] and document[key], document

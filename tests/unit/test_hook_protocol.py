@@ -66,3 +66,18 @@ def test_a_long_title_is_cut_and_a_chroot_is_seen(tmp_path):
     assert in_chroot() is expected
     assert in_chroot(str(tmp_path)) is True  # another directory for init's root: a chroot
     assert in_chroot(str(tmp_path / "missing")) is True
+
+
+@pytest.mark.parametrize("root", ["/", "//", "/.", "///./"])
+def test_every_spelling_of_this_root_is_this_root(root):
+    text = "\n".join(
+        [
+            "VERSION 3",
+            f"RootDir={root}",
+            "Dir=/",
+            "",
+            "bash 5.2.37-2 amd64 foreign = 5.2.37-2 amd64 foreign /x/bash.deb",
+            "",
+        ]
+    )
+    assert parse(text).other_root is None
