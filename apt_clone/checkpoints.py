@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from . import layout, model
+from . import automount, layout, model
 from .boot import WITH_LISTING, grub
 from .context import Context
 from .errors import NotFound, Refused
@@ -359,7 +359,9 @@ def prepare_create(
     boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
     target = f"{ctx.system.container}/{new}"
     snapshot = f"{ctx.system.dataset}@{tag}"
-    return Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap, props)
+    container = record_of(family, ctx.system.container)
+    newest = (container.user.get(model.NEWEST) or "") if container else ""
+    return Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap, props, newest)
 
 
 def take_snapshots(ctx: Context, created: Created) -> None:
@@ -383,6 +385,7 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
     origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
     tag = created.snapshot.split("@", 1)[1]
     props = {**clone_props(origin), **model.metadata(created.title, created.kind, command), **(created.props or {})}
+    props["canmount"] = "noauto"  # a root never mounts by itself (apt_clone.automount)
     kernels = grub.kernels_in(os.path.join(ctx.system.root, "boot"))
     if kernels:
         props[model.KERNELS] = " ".join(kernels)
@@ -391,7 +394,8 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
         ctx.zfs.clone(created.snapshot, created.dataset, props)
         for child in _descendants(tree, ctx.system.dataset):
             rel = child.name[len(ctx.system.dataset) :]
-            ctx.zfs.clone(f"{child.name}@{tag}", created.dataset + rel, clone_props(child))
+            child_props = {**clone_props(child), **automount.new_props(child)}
+            ctx.zfs.clone(f"{child.name}@{tag}", created.dataset + rel, child_props)
 
     def boot_twin() -> None:
         assert created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset
@@ -437,7 +441,10 @@ def remove_clones(ctx: Context, created: Created) -> None:
     try:
         container = ctx.zfs.get_many([ctx.system.container], (model.NEWEST,)).get(ctx.system.container)
         if container is not None and container.user.get(model.NEWEST) == created.checkpoint:
-            before = before_in_series(created.checkpoint)
+            # as read before the create ("": none); a journal older than that field: the name before
+            before = created.newest_before
+            if before is None:
+                before = before_in_series(created.checkpoint)
             if before:
                 ctx.zfs.set_props(ctx.system.container, {model.NEWEST: before})
             else:
@@ -632,14 +639,60 @@ class Activated:
     messages: list[str]
 
 
-def set_default(ctx: Context, dataset: str) -> list[str]:
+def set_default(ctx: Context, dataset: str, previous: str | None = None) -> list[str]:
     """Activate: ``dataset`` boots from now on (pool bootfs, GRUB's default entry, any one-time
-    request cleared) and carries the time it was activated. The one definition of the action:
-    ``-a``, ``destroy --force``, ``trial-commit`` and ``--then activate`` all come here (the
-    journalled ones through :func:`apt_clone.operations.activate`'s step)."""
+    request cleared, the children that mount by themselves: :mod:`apt_clone.automount`) and
+    carries the time it was activated. The one definition of the action: ``-a``, ``destroy
+    --force``, ``trial-commit`` and ``--then activate`` all come here (the journalled ones through
+    :func:`apt_clone.operations.activate`'s step). ``previous``: what booted by default before,
+    as the caller read it (None: read it)."""
+    previous = previous or ctx.zfs.pool(ctx.system.pool).bootfs
     messages = ctx.boot.activate(dataset)
+    tree, roots = mount_tree(ctx, dataset, previous)
+    automount.apply(ctx.zfs, tree, roots, automount.of_default(tree, roots, dataset))
     ctx.zfs.set_props(dataset, {model.ACTIVATED: model.utc_now()})
     return messages
+
+
+def mount_tree(ctx: Context, *checkpoints: str | None) -> tuple[list[Dataset], list[str]]:
+    """The filesystems of the running root and of ``checkpoints`` (datasets of the container)
+    with what :mod:`apt_clone.automount` reads, and their roots: what an activation or a trial
+    changes (the running root, what boots by default, what is to boot). Never the container's
+    whole tree: the cost does not grow with the number of checkpoints."""
+    wanted = [
+        name
+        for name in dict.fromkeys((ctx.system.dataset, *checkpoints))
+        if name and name.rsplit("/", 1)[0] == ctx.system.container
+    ]
+    names: list[str] = []
+    for name in wanted:
+        try:
+            names += ctx.zfs.filesystems(name)
+        except ZfsNotFound:
+            pass
+    records = ctx.zfs.get_many(names, (automount.MARK, SAVED_MOUNTPOINT))
+    return [records[n] for n in names if n in records], [n for n in wanted if n in records]
+
+
+def save_boot(ctx: Context, bootfs: str | None = None, target: str | None = None) -> dict[str, str | None]:
+    """Everything an activation or a trial of ``target`` changes (:meth:`Bootloader.save`, and
+    which datasets of ``target``, the running root and the default mount by themselves), for
+    :func:`restore_boot`. ``bootfs``: as the caller read it under the lock (None: read it)."""
+    saved = ctx.boot.save(ctx.system.pool, ctx.system.container, bootfs)
+    if target is not None:
+        roots = (target, saved.get("bootfs"))
+        tree, found = mount_tree(ctx, *roots)
+        saved["automount"] = " ".join(sorted(automount.mounting(tree, found)))
+        saved["automount-of"] = " ".join(found)
+    return saved
+
+
+def restore_boot(ctx: Context, saved: dict[str, str | None]) -> None:
+    """Put back what :func:`save_boot` read (a journal without ``automount``: what boots only)."""
+    ctx.boot.restore(ctx.system.pool, ctx.system.container, saved)
+    if "automount" in saved:
+        tree, roots = mount_tree(ctx, *(saved.get("automount-of") or "").split())
+        automount.apply(ctx.zfs, tree, roots, set((saved["automount"] or "").split()))
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,9 @@ class Created:
     boot_snapshot: str | None = None
     props: dict[str, str] | None = None
     """More properties of the new checkpoint (the APT hook's package changes, as planned)."""
+    newest_before: str | None = None
+    """The container's newest as read before (what an undo puts back; "": none; None: unknown,
+    a journal older than this field)."""
 
 
 @dataclass(frozen=True)

@@ -73,17 +73,20 @@ SPECS["share-grub"] = grubshare.SPEC
 Save = Callable[[], None]
 
 
-def _save_boot(ctx: Context, st: DestroyOp | RenameOp | ActivateOp, bootfs: str | None = None) -> None:
+def _save_boot(
+    ctx: Context, st: DestroyOp | RenameOp | ActivateOp, bootfs: str | None = None, target: str | None = None
+) -> None:
     """Record what boots before a step changes it, once (the journal keeps it for the undo).
 
-    ``bootfs``: the pool's bootfs as the command's plan read it under the lock (None: read it)."""
+    ``bootfs``: the pool's bootfs as the command's plan read it under the lock (None: read it);
+    ``target``: the checkpoint the step activates or arms (what mounts by itself is saved too)."""
     if st.boot_before is None:
-        st.boot_before = ctx.boot.save(ctx.system.pool, ctx.system.container, bootfs)
+        st.boot_before = checkpoints.save_boot(ctx, bootfs, target)
 
 
 def _restore_boot(ctx: Context, st: DestroyOp | RenameOp | ActivateOp) -> None:
     if st.boot_before:
-        ctx.boot.restore(ctx.system.pool, ctx.system.container, st.boot_before)
+        checkpoints.restore_boot(ctx, st.boot_before)
 
 
 def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[Step]:
@@ -114,9 +117,10 @@ def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[St
 def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[Step]:
     def activate() -> None:
         if st.activate_first:
-            _save_boot(ctx, st, st.bootfs_seen)
+            first = f"{ctx.system.container}/{st.activate_first}"
+            _save_boot(ctx, st, st.bootfs_seen, first)
             save()
-            checkpoints.set_default(ctx, f"{ctx.system.container}/{st.activate_first}")
+            checkpoints.set_default(ctx, first, (st.boot_before or {}).get("bootfs"))
 
     def promote() -> None:
         for name in st.promote:
@@ -196,9 +200,9 @@ def _rename_steps(ctx: Context, st: RenameOp, save: Save, tree: Tree) -> list[St
 
 def _activate_steps(ctx: Context, st: ActivateOp, save: Save, tree: Tree) -> list[Step]:
     def boot() -> None:
-        _save_boot(ctx, st, st.bootfs_seen)
+        _save_boot(ctx, st, st.bootfs_seen, st.target)
         save()
-        st.messages = checkpoints.set_default(ctx, st.target)
+        st.messages = checkpoints.set_default(ctx, st.target, (st.boot_before or {}).get("bootfs"))
 
     # What boots and the activation time are not in the menu: no entry changes.
     return [Step("boot", boot, lambda: _restore_boot(ctx, st)), Step("menu", _menu(ctx, {}))]
@@ -206,10 +210,10 @@ def _activate_steps(ctx: Context, st: ActivateOp, save: Save, tree: Tree) -> lis
 
 def _trial_steps(ctx: Context, st: TrialOp, save: Save, tree: Tree) -> list[Step]:
     def once() -> None:
-        _save_boot(ctx, st, st.bootfs_seen)
+        _save_boot(ctx, st, st.bootfs_seen, st.target)
 
     def arm() -> None:
-        st.messages = trial.arm(ctx, st.target)
+        st.messages = trial.arm(ctx, st.target, (st.boot_before or {}).get("bootfs"))
 
     # The undo of "once" puts back what boots: also what a journal of schema 1, whose "once"
     # booted once, needs.

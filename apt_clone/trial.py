@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import config, health, model
+from . import automount, checkpoints, config, health, model
 from .context import Context
 from .paths import boot_id
 from .text import escaped
@@ -39,27 +39,52 @@ class TrialResult:
 TRIAL_NOTE = "After a healthy boot of '{name}' it becomes the default; a failed boot falls back."
 
 
-def arm(ctx: Context, dataset: str) -> list[str]:
+def arm(ctx: Context, dataset: str, default: str | None = None) -> list[str]:
     """Arm a trial: boot ``dataset`` once; a healthy boot then makes it the default. The one
     definition of the action (``-a --once`` runs it as its journalled commit step, "reboot now"
-    after an upgrade within the upgrade's boot step)."""
+    after an upgrade within the upgrade's boot step). ``default``: what boots by default, as the
+    caller read it (None: read it)."""
+    default = default or ctx.zfs.pool(ctx.system.pool).bootfs
     if ctx.boot.has_grub and not ctx.boot.writes_env:
-        from . import checkpoints
-
         checkpoints.edit_menu(ctx, {})  # an older version's menu sources no counter script: rendered anew
     message = ctx.boot.boot_once(dataset, config.load().tries)
+    tree, roots = checkpoints.mount_tree(ctx, default)  # the default's children stay; no root mounts by itself
+    automount.apply(ctx.zfs, tree, roots, automount.mounting(tree, roots) - set(roots))
     ctx.zfs.set_props(ctx.system.container, {TRIAL: dataset})
     return [message, TRIAL_NOTE.format(name=dataset.rsplit("/", 1)[1])]
 
 
 def boot_started(ctx: Context) -> str:
     """Early in boot: spend the one-time request, as GRUB would if it could write grubenv, and
-    mount the booted checkpoint's own boot twin at /boot when another one is there (a trial boot,
-    or one picked in GRUB's menu, finds the default's twin mounted by zfs-mount.service)."""
+    mount the booted checkpoint's own boot twin at /boot and its own children when another's are
+    there (a trial boot, or one picked in GRUB's menu, finds the default's mounted by
+    zfs-mount.service: :mod:`apt_clone.automount`)."""
     own = _own_boot(ctx)  # first: GRUB's home may be the twin that was at /boot, mounted aside next
     spent = ctx.boot.take_once(ctx.system.container)
     said = f"one-time boot request for '{spent}' spent" if spent else "no one-time boot request"
-    return "; ".join([said, *filter(None, [own])])
+    return "; ".join([said, *filter(None, [own, *_own_children(ctx)])])
+
+
+def _own_children(ctx: Context) -> list[str]:
+    """The booted checkpoint's own children mounted, and no other checkpoint's (``zfs mount -a``
+    mounts those of what boots by default, which a trial or a pick in GRUB's menu is not): what
+    was done, or why something was left as it is."""
+    tree, roots = checkpoints.mount_tree(ctx, ctx.zfs.pool(ctx.system.pool).bootfs)
+    others, own = automount.misplaced(tree, roots, ctx.system.dataset, ctx.system.root)
+    said: list[str] = []
+    for ds in others:
+        try:
+            ctx.zfs.unmount(ds.name)
+        except ZfsError as exc:
+            return [*said, f"{ds.name} (another checkpoint's) is mounted at {ds.mountpoint} and stays: {exc}"]
+        said.append(f"unmounted {ds.name} (another checkpoint's)")
+    for ds in own:
+        try:
+            ctx.zfs.mount(ds.name)
+        except ZfsError as exc:
+            return [*said, f"{ds.name} is not mounted: {exc}"]
+        said.append(f"mounted {ds.name} at {ds.mountpoint}")
+    return said
 
 
 DEADLINE_UNIT = "apt-clone-trial-deadline.service"

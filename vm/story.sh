@@ -87,12 +87,14 @@ case $stage in
     dpkg-query -W -f '${Status}' ac-extra 2>/dev/null | grep -q " installed" && fail "ac-extra still installed after the rollback"
     [ "$(count)" -eq "$before" ] || fail "the rollback left $(count) checkpoints"
     pass "apt-get install ac-extra made one checkpoint ($cp) through the hook; rollback to it undid the install"
-    # A trial whose required health check fails is marked bad and reboots into the default.
+    # A trial whose required health check fails is marked bad and reboots into the default,
+    # whatever the check prints (a tab, a terminal control) and whatever it leaves running
+    # (a process holding its output: its verdict is its exit status, never waited for).
     apt-clone -y create --name trial-bad-check --title "a required health check fails" > /dev/ttyS0 || fail "create trial-bad-check"
     mkdir -p /mnt/trial
     mount -t zfs -o zfsutil rpool/ROOT/trial-bad-check /mnt/trial || fail "mount trial-bad-check"
     mkdir -p /mnt/trial/etc/apt-clone/health.d/required
-    printf '#!/bin/sh\necho "the service under test does not answer" >&2\nexit 1\n' > /mnt/trial/etc/apt-clone/health.d/required/50-service
+    printf '#!/bin/sh\nsetsid sleep 3600 &\nprintf "the service under test\\tdoes not answer\\033[2J\\n" >&2\nexit 1\n' > /mnt/trial/etc/apt-clone/health.d/required/50-service
     chmod 755 /mnt/trial/etc/apt-clone/health.d/required/50-service
     umount /mnt/trial
     next 4
@@ -104,15 +106,17 @@ case $stage in
     listing || fail "apt-clone -l"
     echo "$listed" | grep -q '^o o rootfs-nmu-001' || fail "the default moved after an unhealthy trial"
     echo "$listed" | grep 'trial-bad-check' | grep -q 'BAD' || fail "trial-bad-check is not marked bad"
-    apt-clone show trial-bad-check | grep -q "Bad: *unhealthy trial boot: 50-service: exit status 1" || fail "show does not say why"
-    pass "a trial whose required health check failed was marked bad and came back to rootfs-nmu-001 by itself"
-    # A trial that hangs in userspace (a start job that never ends) reaches no verdict: its
-    # deadline (short here: set in that checkpoint only) marks it bad and reboots into the default.
-    apt-clone -y create --name trial-hang --title "hangs before its verdict" > /dev/ttyS0 || fail "create trial-hang"
+    shown=$(apt-clone show trial-bad-check); echo "$shown" > /dev/ttyS0
+    echo "$shown" | grep -qF 'Bad:        unhealthy trial boot: 50-service: exit status 1: the service under test\tdoes not answer\x1b[2J' || fail "show does not say why, escaped"
+    pass "a trial whose required health check failed (a tab and a terminal control in its output, a process left holding it) was marked bad and came back to rootfs-nmu-001 by itself"
+    # A trial whose verdict is killed while its checks run (here the check SIGKILLs trial-commit)
+    # stays armed: its deadline (short here: set in that checkpoint only) marks it bad and reboots
+    # into the default, as for a trial that hangs before its verdict.
+    apt-clone -y create --name trial-hang --title "its verdict is killed" > /dev/ttyS0 || fail "create trial-hang"
     mount -t zfs -o zfsutil rpool/ROOT/trial-hang /mnt/trial || fail "mount trial-hang"
-    printf '[Unit]\nDescription=hangs forever\nBefore=multi-user.target\n[Service]\nType=oneshot\nExecStart=/bin/sleep infinity\nTimeoutStartSec=infinity\n[Install]\nWantedBy=multi-user.target\n' > /mnt/trial/etc/systemd/system/hang.service
-    mkdir -p /mnt/trial/etc/systemd/system/multi-user.target.wants
-    ln -s ../hang.service /mnt/trial/etc/systemd/system/multi-user.target.wants/hang.service
+    mkdir -p /mnt/trial/etc/apt-clone/health.d/required
+    printf '#!/bin/sh\nkill -KILL $PPID\nexec sleep 3600\n' > /mnt/trial/etc/apt-clone/health.d/required/50-kill-verdict
+    chmod 755 /mnt/trial/etc/apt-clone/health.d/required/50-kill-verdict
     printf '[trial]\ndeadline = 60\n' > /mnt/trial/etc/apt-clone/apt-clone.conf
     umount /mnt/trial
     next 5
@@ -124,8 +128,8 @@ case $stage in
     listing || fail "apt-clone -l"
     echo "$listed" | grep -q '^o o rootfs-nmu-001' || fail "the default moved after a hung trial"
     echo "$listed" | grep 'trial-hang' | grep -q 'BAD' || fail "trial-hang is not marked bad"
-    apt-clone show trial-hang | grep -q "no verdict within 60 s of boot (a hang)" || fail "show does not say it hung"
-    pass "a trial that hung in userspace reached its deadline, was marked bad and came back to rootfs-nmu-001 by itself"
+    apt-clone show trial-hang | grep -q "no verdict within 60 s of boot (a hang)" || fail "show does not say it reached no verdict"
+    pass "a trial whose verdict was killed during its checks stayed armed, reached its deadline, was marked bad and came back to rootfs-nmu-001 by itself"
     pass "the story is complete"
     say "RESULT=PASS"
     next done

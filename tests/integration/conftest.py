@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,17 +48,20 @@ class Toy:
     def ds(self, name: str) -> str:
         return f"{self.pool}/ROOT/{name}"
 
-    def cli(self, *args: str, root: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run_module("apt_clone", ["--root", root or self.root, *args], env=self.env)
+    def cli(
+        self, *args: str, root: str | None = None, env_extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_module("apt_clone", ["--root", root or self.root, *args], env={**self.env, **(env_extra or {})})
 
 
 @pytest.fixture
 def toy(sandbox: SandboxInfo, tmp_path) -> Iterator[Toy]:
     """``<pool>/ROOT/be1`` mounted at tmp/root with a grubenv, state and run dirs of its own."""
     pool = f"acsb-toy-{os.getpid()}-{next(_TOYS)}"
-    image = tmp_path / "pool.img"
-    subprocess.run(["truncate", "-s", "100M", str(image)], check=True)
-    subprocess.run(["zpool", "create", "-m", str(tmp_path / "top"), pool, str(image)], check=True)
+    images = tempfile.mkdtemp(dir="/var/tmp", prefix="acsb-toy.")  # not a tmpfs (the VM's /tmp is one)
+    image = os.path.join(images, "pool.img")
+    subprocess.run(["truncate", "-s", "100M", image], check=True)
+    subprocess.run(["zpool", "create", "-m", str(tmp_path / "top"), pool, image], check=True)
     zfs("create", "-o", "mountpoint=none", f"{pool}/ROOT")
     zfs("create", "-o", f"mountpoint={tmp_path / 'root'}", f"{pool}/ROOT/be1")
     os.makedirs(tmp_path / "root/boot/grub")
@@ -66,3 +71,4 @@ def toy(sandbox: SandboxInfo, tmp_path) -> Iterator[Toy]:
     from tests.sandbox.core import SandboxZfs
 
     SandboxZfs().destroy_pool(pool)  # zfs-fuse is often "busy" right after a test: retried
+    shutil.rmtree(images)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import SandboxInfo, apt_clone, bootfs, reboot, zfs_get, zfs_names, zfs_state
+from tests.integration.conftest import Toy, all_names, zfs
 
 
 def listing(sb: SandboxInfo) -> list[dict]:
@@ -247,3 +250,64 @@ def test_destroy_keeps_other_checkpoints_cloned_from_it(pristine: SandboxInfo):
     names = [c["name"] for c in listing(pristine)]
     assert names == ["rootfs-nmu-000", "rootfs-nmu-002"]
     assert zfs_get(pristine.ds("rootfs-nmu-002"), "origin") == f"{pristine.first}@nmu-001"
+
+
+def _mounts_under(top: str) -> dict[str, str]:
+    """Mount point -> what is mounted there (the last mount: what a path reaches), under ``top``."""
+    found: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            point = left.split()[4]
+            if point == top or point.startswith(top + "/"):
+                found[point] = right.split()[1]
+    return found
+
+
+def test_a_root_and_child_with_canmount_on_are_checkpointed_never_over_the_running_system(toy: Toy):
+    """Ubuntu's layout (a root and its children canmount=on): every dataset of a checkpoint is
+    canmount=noauto from the moment it exists (on OpenZFS 2.2+ a clone that mounts itself does
+    so over the running root); on activation canmount=on moves to the children of what boots
+    next, and no root ever mounts by itself."""
+    be1 = toy.ds("be1")
+    zfs("set", "canmount=on", be1)
+    zfs("create", "-o", "canmount=on", f"{be1}/var")  # mounted at root/var, as zfs mount -a does
+    Path(toy.root, "marker").write_text("the running root")
+    Path(toy.root, "var", "marker").write_text("the running var")
+    before = _mounts_under(toy.root)
+    assert before[toy.root] == be1 and before[os.path.join(toy.root, "var")] == f"{be1}/var"
+
+    made = toy.cli("-y", "--json", "create")
+    assert made.returncode == 0, made.stderr
+    new = json.loads(made.stdout)["checkpoint"]
+    be2 = toy.ds(new)
+    assert _mounts_under(toy.root) == before  # nothing mounted over the running system
+    assert Path(toy.root, "var", "marker").read_text() == "the running var"
+    for ds in (be2, f"{be2}/var"):
+        assert (zfs_get(ds, "canmount"), zfs_get(ds, "mounted")) == ("noauto", "no"), ds
+    assert zfs_get(f"{be2}/var", "org.aptclone:canmount") == "on"  # it mounts by itself once it boots next
+
+    def canmounts() -> list[str]:
+        return [zfs_get(ds, "canmount") for ds in (be1, f"{be1}/var", be2, f"{be2}/var")]
+
+    assert toy.cli("-y", "-a", new).returncode == 0
+    assert canmounts() == ["noauto", "noauto", "noauto", "on"]
+    assert zfs_get(f"{be1}/var", "org.aptclone:canmount") == "on"
+    assert _mounts_under(toy.root) == before  # setting canmount mounts and unmounts nothing
+    assert toy.cli("-y", "-a", "be1").returncode == 0
+    assert canmounts() == ["noauto", "on", "noauto", "noauto"]
+    assert toy.cli("-y", "-r", new).returncode == 0
+    assert _mounts_under(toy.root) == before
+
+
+def test_a_failed_create_leaves_the_containers_properties_as_they_were(toy: Toy):
+    container = f"{toy.pool}/ROOT"
+
+    def local_props() -> str:
+        return zfs("get", "-H", "-s", "local", "-o", "property,value", "all", container)
+
+    before = local_props()
+    failed = toy.cli("-y", "create", env_extra={"APT_CLONE_TEST_FAIL_AT": "create.clone:ran"})
+    assert failed.returncode != 0 and "injected" in failed.stderr.lower(), failed.stderr
+    assert local_props() == before
+    assert sorted(all_names(toy.pool)) == sorted([toy.pool, container, toy.ds("be1")])

@@ -303,3 +303,39 @@ def test_where_grubenv_is_on_zfs_grub_counts_a_trial_on_the_esp(family, tmp_path
         assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
         subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)
         subprocess.run(["zfs", "inherit", "org.aptclone:trial", sb.container], check=False)
+
+
+def test_with_ubuntus_canmount_on_a_trial_boot_gets_its_own_children_never_the_defaults(family):
+    sb, boot = family
+    var0, var1 = f"{sb.first}/var", sb.ds("rootfs-nmu-001/var")
+    where = os.path.join(sb.root, "var")
+    # Ubuntu's layout: the children canmount=on (the root too: test_checkpoints; zfs-fuse cannot
+    # set it here, where it remounts the root with the mounts on it)
+    subprocess.run(["zfs", "set", "canmount=on", var0], check=True)
+    try:
+        assert apt_clone(sb, "create").returncode == 0
+        assert (zfs_get(var1, "canmount"), zfs_get(var1, "org.aptclone:canmount")) == ("noauto", "on")
+        assert apt_clone(sb, "-y", "-a", "rootfs-nmu-001", "--once").returncode == 0
+        # The default's children still mount by themselves, the trial's not.
+        assert [zfs_get(ds, "canmount") for ds in (var0, var1)] == ["on", "noauto"]
+        assert sandbox_cli("reboot", directory=sb.directory).returncode == 0
+        assert mounted(sb)[sb.root] == sb.ds("rootfs-nmu-001")
+        # As zfs-mount.service leaves a trial boot: the default's var (canmount=on) at /var.
+        subprocess.run(["zfs", "unmount", var1], check=True)
+        subprocess.run(["zfs", "mount", var0], check=True)
+        assert mounted(sb)[where] == var0
+        started = apt_clone(sb, "-y", "boot-started")
+        assert started.returncode == 0, started.stderr
+        assert f"unmounted {var0} (another checkpoint's)" in started.stdout, started.stdout
+        assert f"mounted {var1} at {where}" in started.stdout, started.stdout
+        assert mounted(sb)[where] == var1
+        again = apt_clone(sb, "-y", "boot-started")  # as it should be: nothing to do
+        assert again.returncode == 0 and "mounted" not in again.stdout, again.stdout
+        # Back in the default, activating the other moves canmount=on with it (zfs-fuse remounts a
+        # mounted twin whose canmount is set: the trial's own commit is proven on OpenZFS, vm/).
+        assert sandbox_cli("reboot", directory=sb.directory).returncode == 0
+        assert mounted(sb)[where] == var0
+        assert apt_clone(sb, "-y", "-a", "rootfs-nmu-001").returncode == 0
+        assert [zfs_get(ds, "canmount") for ds in (var0, var1)] == ["noauto", "on"]
+    finally:
+        subprocess.run(["zfs", "set", "canmount=noauto", var0], check=False)
