@@ -19,7 +19,7 @@ its standard input: :mod:`apt_clone.hook`) and ``apt-clone hook-post`` after it
 
 What the hook remembers between its calls lives in the run directory (``hook.json``, the
 status copy ``hook-status``, and for the post's fast path ``hook-expect`` and ``hook-done``),
-which only root can write. apt runs the post as ``/usr/lib/apt-clone/hook-post`` (sh): when
+which only root can write. apt runs the post as ``/usr/libexec/apt-clone/hook-post`` (sh): when
 dpkg did what was planned (``dpkg-query``) it only notes the time (``hook-done``) and no Python
 starts; otherwise it runs ``apt-clone hook-post``.
 """

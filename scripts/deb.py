@@ -47,7 +47,7 @@ INSTALLS = (
     "/usr/share/man/man5/apt-clone.conf.5.gz",
     "/usr/share/bash-completion/completions/apt-clone",
     "/etc/apt/apt.conf.d/80apt-clone",
-    "/usr/lib/apt-clone/hook-post",
+    "/usr/libexec/apt-clone/hook-post",
     "/usr/lib/systemd/system/apt-clone-prune.service",
     "/usr/lib/systemd/system/apt-clone-prune.timer",
     "/usr/lib/systemd/system/apt-clone-trial-deadline.service",

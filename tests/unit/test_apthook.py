@@ -141,6 +141,9 @@ def test_the_command_is_apts_record_or_the_apt_process_command_line(tmp_path):
     assert apthook.command_of(AptRun(21, 1), "", str(tmp_path)) == "apt"
 
 
+AS_ON_A_HOST = pytest.mark.skipif(os.geteuid() != 0, reason="a PID namespace of its own needs root (unshare)")
+
+
 def _hook_pre(tmp_path, *, stdin=None, stderr=subprocess.PIPE, shell_prefix="", conf=""):
     """``apt-clone hook-pre`` as apt runs it (a process of its own), with a configuration and a
     run directory of the test's; bounded by a time limit (a hang fails the test)."""
@@ -157,6 +160,7 @@ def _hook_pre(tmp_path, *, stdin=None, stderr=subprocess.PIPE, shell_prefix="", 
     return subprocess.run(argv, stdin=stdin, stderr=stderr, stdout=subprocess.PIPE, env=env, timeout=60)
 
 
+@AS_ON_A_HOST
 def test_a_full_or_closed_stderr_and_a_closed_stdin_never_stop_apt(tmp_path):
     with open("/dev/full", "w") as full:
         got = _hook_pre(tmp_path, stdin=subprocess.DEVNULL, stderr=full)  # its line cannot be written
@@ -168,6 +172,7 @@ def test_a_full_or_closed_stderr_and_a_closed_stdin_never_stop_apt(tmp_path):
     assert required.returncode == 1  # only [hook] required = yes stops apt
 
 
+@AS_ON_A_HOST
 def test_endless_input_is_read_only_to_its_bound(tmp_path):
     with open("/dev/zero", "rb") as zero:
         got = _hook_pre(tmp_path, stdin=zero)
@@ -178,6 +183,7 @@ def test_endless_input_is_read_only_to_its_bound(tmp_path):
     )
 
 
+@AS_ON_A_HOST
 @pytest.mark.parametrize("where", ["config", "state"])
 def test_a_fifo_in_place_of_the_configuration_or_the_hook_state_blocks_nothing(tmp_path, where):
     """Opened without blocking and checked first: one line, and apt goes on (a hang fails this test)."""
