@@ -27,10 +27,12 @@ test: setup lint
 test-vm: setup
 	$(VENV)/bin/python vm/lane.py
 
-# The Debian package: built in a clean Debian 13 chroot and linted (deb), then also installed by
+# The Debian package: built in a clean Debian 13 chroot and linted (deb: the host gets only
+# debootstrap and dpkg-dev, never a ZFS, GRUB, kernel or initramfs package), then also installed by
 # apt into another one and purged, and installed in a Debian 13 root on ZFS run as a booted host
 # for the tests of what it installs (the APT hook: tests/package). Results in dist/.
-deb: setup
+deb:
+	./scripts/install-debian-deps.sh deb
 	$(PY) scripts/deb.py build
 
 test-deb: setup

@@ -1,3 +1,3 @@
 """apt-clone: transactional apt operations checkpointed with ZFS."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

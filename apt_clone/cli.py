@@ -402,6 +402,9 @@ class CliInteraction:
             return False
         return confirm(text, yes=False)
 
+    def person_answers(self) -> bool:
+        return not self.opts.yes and sys.stdin.isatty() and sys.stdout.isatty()
+
     def after_upgrade(self, checkpoint: str) -> str:
         if self.then:
             return self.then

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .apt.reboot import DEFAULT_PACKAGES
 from .errors import Untrusted, UsageError
-from .paths import open_trusted_file
+from .paths import open_trusted_file, test_setting
 from .text import escaped
 
 PATH = "/etc/apt-clone/apt-clone.conf"
@@ -57,6 +57,9 @@ SETTINGS = (
     Setting("apt", "update", "yes", ("yes", "no"), "update the APT sources before planning (--no-update: not once)"),
     Setting("apt", "then", "ask", ("ask", "nothing", "activate", "reboot"),
             "after an upgrade in the clone, without --then: ask (with -y: nothing), or do this"),
+    Setting("apt", "conffiles", "keep", ("keep", "new", "ask"),
+            "without a person at a terminal (-y, a service): a conffile changed here and in the package "
+            "keeps yours, takes the package's, or makes dpkg ask (which fails and rolls back)"),
     Setting("trial", "health", "failed-units", ("failed-units", "none"),
             "before a trial boot becomes the default: no failed systemd unit and the checks pass, or no check"),
     Setting("trial", "tries", "1", COUNT,
@@ -97,6 +100,8 @@ class Config:
     mode: str = "auto"
     update: bool = True
     then: str = "ask"
+    conffiles: str = "keep"
+    """What dpkg does with a changed conffile when no person answers (see :data:`apt.execute.CONFFILES`)."""
     health: str = "failed-units"
     tries: int = 1
     counter: str = "/boot/efi"
@@ -118,7 +123,7 @@ class Config:
 
 
 def path() -> str:
-    return os.environ.get(CONFIG_ENV, PATH)
+    return test_setting(CONFIG_ENV) or PATH
 
 
 def parse(text: str, source: str) -> Config:
@@ -165,6 +170,7 @@ def parse(text: str, source: str) -> Config:
         mode=v["apt", "mode"],
         update=v["apt", "update"] == "yes",
         then=v["apt", "then"],
+        conffiles=v["apt", "conffiles"],
         health=v["trial", "health"],
         tries=max(1, int(v["trial", "tries"])),
         counter=v["trial", "counter"],

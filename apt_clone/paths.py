@@ -18,13 +18,25 @@ from .errors import Refused, Untrusted
 STATE_DIR_ENV = "APT_CLONE_STATE_DIR"
 RUN_DIR_ENV = "APT_CLONE_RUN_DIR"
 
+PACKAGED = os.path.abspath(__file__).startswith("/usr/lib/python3/")
+"""apt-clone as the Debian package installs it (see :func:`test_setting`)."""
+
+
+def test_setting(name: str) -> str | None:
+    """A test-only environment variable (another state, run or configuration path, a fault to
+    inject, a ZFS backend to force): inert in the installed package run by root, where an
+    environment variable alone must never change what apt-clone does."""
+    if PACKAGED and os.geteuid() == 0:
+        return None
+    return os.environ.get(name)
+
 
 def state_dir() -> str:
-    return os.environ.get(STATE_DIR_ENV, "/var/lib/apt-clone")
+    return test_setting(STATE_DIR_ENV) or "/var/lib/apt-clone"
 
 
 def run_dir() -> str:
-    return os.environ.get(RUN_DIR_ENV, "/run/apt-clone")
+    return test_setting(RUN_DIR_ENV) or "/run/apt-clone"
 
 
 def mount_base() -> str:

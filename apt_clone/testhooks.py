@@ -3,7 +3,8 @@ interrupted, chosen by environment variables (unset in production: each point is
 
 ``APT_CLONE_TEST_KILL_AT=POINT`` SIGKILLs the process there, ``APT_CLONE_TEST_SIGINT_AT=POINT``
 sends it SIGINT (as a Ctrl-C would, at a known moment), ``APT_CLONE_TEST_FAIL_AT=POINT`` raises
-an error. Points: ``STEP:before|after`` of an apt operation, ``OP.STEP:before|ran|after`` of a
+an error (never in the installed package run by root: :func:`apt_clone.paths.test_setting`).
+Points: ``STEP:before|after`` of an apt operation, ``OP.STEP:before|ran|after`` of a
 checkpoint command, ``diff.mounted``, ``list.read``.
 """
 
@@ -13,6 +14,7 @@ import os
 import signal
 
 from .errors import OperationFailed
+from .paths import test_setting
 
 KILL_ENV = "APT_CLONE_TEST_KILL_AT"
 SIGINT_ENV = "APT_CLONE_TEST_SIGINT_AT"
@@ -21,9 +23,9 @@ FAIL_ENV = "APT_CLONE_TEST_FAIL_AT"
 
 def point(where: str) -> None:
     """A named point: die, get SIGINT or fail here when a test asks for it."""
-    if os.environ.get(KILL_ENV) == where:
+    if test_setting(KILL_ENV) == where:
         os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get(SIGINT_ENV) == where:
+    if test_setting(SIGINT_ENV) == where:
         os.kill(os.getpid(), signal.SIGINT)
-    if os.environ.get(FAIL_ENV) == where:
+    if test_setting(FAIL_ENV) == where:
         raise OperationFailed(f"failure injected at {where}")

@@ -225,12 +225,17 @@ def _step_mount(ctx: Context, st: AptOp, ui: Interaction) -> None:
     checkpoints.mount_family(ctx, created, st.mount_dir)
 
 
-def _apt_target(ctx: Context, st: AptOp) -> AptTarget:
-    return AptTarget(ctx.runner, st.mount_dir if st.in_clone and st.mount_dir else ctx.system.root)
+def _apt_target(ctx: Context, st: AptOp, ui: Interaction | None = None) -> AptTarget:
+    """Where apt runs; ``ui``: for the run that changes packages, who answers dpkg's questions
+    (a person at a terminal; otherwise ``[apt] conffiles`` decides)."""
+    root = st.mount_dir if st.in_clone and st.mount_dir else ctx.system.root
+    if ui is None:
+        return AptTarget(ctx.runner, root)
+    return AptTarget(ctx.runner, root, conffiles="ask" if ui.person_answers() else config.load().conffiles)
 
 
 def _step_apt(ctx: Context, st: AptOp, ui: Interaction) -> None:
-    target = _apt_target(ctx, st)
+    target = _apt_target(ctx, st, ui)
     before = dpkgstatus.read(target.root)
     host_flag = target.is_host and os.path.exists("/run/reboot-required")
     journal = Journal(ctx.system.container)
@@ -810,6 +815,9 @@ class _Quiet:
 
     def after_upgrade(self, checkpoint: str) -> str:
         return "nothing"
+
+    def person_answers(self) -> bool:
+        return False
 
 
 def new_state(ctx: Context, op: str, packages: tuple[str, ...], **kw: Any) -> AptOp:

@@ -42,6 +42,11 @@ class Interaction(Protocol):
         """One of THEN_CHOICES."""
         ...
 
+    def person_answers(self) -> bool:
+        """Whether a person answers questions here (a terminal, no -y): dpkg's conffile
+        questions and apt-listchanges are then theirs, as under plain apt."""
+        ...
+
 
 @dataclass(frozen=True)
 class AptRequest:

@@ -7,7 +7,10 @@
   deb.py check   build, then install the .deb with apt into another clean Debian 13 chroot (its
                  Depends resolved from the archive), run apt-clone --version, --help and --steps
                  there with Debian's own python3 libraries, check what dpkg -L and the conffiles
-                 hold and that the units are enabled, then purge it: only its own files and state go.
+                 hold and that the units are enabled, then purge it: only its own files and state go;
+                 then the install route on a ZFS host chroot (install-route).
+  deb.py install-route   scripts/install-debian-deps.sh in a Debian 13 chroot with zfsutils-linux
+                 and zfs-initramfs installed changes none of its packages.
 
 The two chroots come from tarballs cached in /var/cache/apt-clone-deb ($APT_CLONE_DEB_CACHE): a
 debootstrapped trixie minbase (main and contrib), and that plus the Build-Depends and lintian,
@@ -120,6 +123,64 @@ def build_tarball() -> Path:
         run(["chroot", str(tree), "useradd", "-m", "-d", "/build", "-u", str(BUILDER_UID), "builder"])
         _pack(tree, out)
     return out
+
+
+def zfs_host_tarball() -> Path:
+    """The base standing in for a Debian 13 host whose root is on ZFS: zfsutils-linux and
+    zfs-initramfs installed, and what building the package needs on the host (debootstrap,
+    dpkg-dev), so that its install step has nothing to do."""
+    base = base_tarball()
+    out = CACHE / f"{SUITE}-zfs-host-r{BASE_RECIPE}.tar"
+    if out.exists():
+        return out
+    log("the ZFS host chroot: zfsutils-linux, zfs-initramfs (cached)")
+    with chroot_from(base) as tree:
+        apt(tree, "update")
+        apt(tree, "install", "-y", "zfsutils-linux", "zfs-initramfs", "debootstrap", "dpkg-dev")
+        apt(tree, "clean")
+        _pack(tree, out)
+    return out
+
+
+def _packages(tree: Path) -> dict[str, str]:
+    """Every package dpkg knows in ``tree``: its status and version."""
+    out = run(["chroot", str(tree), "dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n"],
+              capture_output=True).stdout  # fmt: skip
+    return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines() if line}
+
+
+def install_route() -> None:
+    """The README's install route on a host whose root is on ZFS changes none of its packages:
+    make deb's step installs nothing there, the demo's and the tests' never zfs-fuse (it would
+    remove zfsutils-linux and zfs-initramfs) nor anything that changes an installed package, and
+    a plan that would remove one is refused in one line."""
+    with chroot_from(zfs_host_tarball()) as tree:
+        shutil.copy(REPO / "scripts/install-debian-deps.sh", tree / "tmp/install-debian-deps.sh")
+
+        def deps(*args: str, extra: str = "") -> subprocess.CompletedProcess[str]:
+            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "APT_CLONE_DEPS_EXTRA": extra}
+            return subprocess.run(["chroot", str(tree), "sh", "/tmp/install-debian-deps.sh", *args],
+                                  capture_output=True, text=True, env=env)  # fmt: skip
+
+        before = _packages(tree)
+        assert all(before.get(p, "").startswith("ii ") for p in ("zfsutils-linux", "zfs-initramfs")), before
+        got = deps("deb")
+        assert got.returncode == 0 and _packages(tree) == before, (got.stderr, "make deb's step changed packages")
+        refused = deps("deb", extra="zfs-fuse")
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 1 and len(lines) == 1, refused.stderr
+        assert "would remove" in lines[0] and "zfsutils-linux" in lines[0] and "refused" in lines[0], lines
+        assert _packages(tree) == before, "a refused plan changed packages"
+        got = deps()
+        assert got.returncode == 0, got.stderr[-2000:]
+        assert "kernel OpenZFS is here" in got.stderr, got.stderr[-2000:]
+        after = _packages(tree)
+        changed = sorted(p for p, state in before.items() if after.get(p) != state)
+        assert not changed, f"the demo's and the tests' step changed {changed}"
+        assert "zfs-fuse" not in after, "zfs-fuse was installed beside kernel OpenZFS"
+        added = sorted(set(after) - set(before))
+        log(f"install route on a ZFS host chroot: make deb's step changed nothing; the demo's added {len(added)} "
+            "packages and changed none (no zfs-fuse); a plan removing zfsutils-linux was refused")  # fmt: skip
 
 
 def apt(tree: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -268,6 +329,12 @@ def check(deb: Path) -> None:
         assert "transactional apt operations" in page and "EXIT STATUS" in page, page[:500]
         assert "mode =" in inside("man", "-P", "cat", "5", "apt-clone.conf")
         log(f"installed: --version, --help, --steps, man, completion work; dpkg -L holds {len(INSTALLS)} files")
+        apt(tree, "remove", "-y", "apt-clone-zfs")  # not purged: the hook's conffile stays
+        ran = apt(tree, "install", "-y", "hello", capture_output=True)
+        said = ran.stdout + ran.stderr
+        assert "apt-clone" not in said and "not found" not in said, said[-2000:]
+        apt(tree, "purge", "-y", "hello")
+        log("removed, not purged: apt runs its hook's conffile and prints nothing of apt-clone's")
         state = tree / "var/lib/apt-clone"
         state.mkdir(mode=0o700, exist_ok=True)
         (state / "journal-x.json").write_text("{}")
@@ -303,6 +370,9 @@ def main() -> int:
         build()
     elif what == "check":
         check(build())
+        install_route()
+    elif what == "install-route":
+        install_route()
     elif what == "path":
         print(current_deb())
     else:

@@ -57,8 +57,21 @@ def check_apt_locks(root: str) -> None:
         raise LockHeld(f"apt/dpkg is busy: {holder}")
 
 
-def apt_get_argv(op: str, packages: tuple[str, ...], *, download_only: bool = False, tty: bool = False) -> list[str]:
-    argv = ["apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+CONFFILES = {
+    "keep": ("--force-confdef", "--force-confold"),
+    "new": ("--force-confnew",),
+    "ask": (),
+}
+"""dpkg's options for a conffile changed both here and in the package (``[apt] conffiles``):
+keep the admin's, take the package's, or let dpkg ask."""
+
+
+def apt_get_argv(
+    op: str, packages: tuple[str, ...], *, download_only: bool = False, tty: bool = False, conffiles: str = "keep"
+) -> list[str]:
+    argv = ["apt-get", "-y"]
+    for opt in CONFFILES[conffiles]:
+        argv += ["-o", f"Dpkg::Options::={opt}"]
     if not tty:
         argv += ["-q", "-o", "Dpkg::Use-Pty=0", "-o", "Dpkg::Progress-Fancy=0"]
     if download_only:
@@ -66,8 +79,12 @@ def apt_get_argv(op: str, packages: tuple[str, ...], *, download_only: bool = Fa
     return [*argv, op, *packages]
 
 
-def apt_env(tty: bool) -> dict[str, str]:
-    env = {HOOK_GUARD_ENV: "1", "APT_LISTCHANGES_FRONTEND": "none", "LC_ALL": "C.UTF-8"}
+def apt_env(tty: bool, person: bool = False) -> dict[str, str]:
+    """apt's environment: non-interactive without a terminal; apt-listchanges shows its news only
+    to a ``person`` answering at one (as under plain apt)."""
+    env = {HOOK_GUARD_ENV: "1", "LC_ALL": "C.UTF-8"}
+    if not person:
+        env["APT_LISTCHANGES_FRONTEND"] = "none"
     if not tty:
         env["DEBIAN_FRONTEND"] = "noninteractive"
     return env
@@ -93,10 +110,13 @@ def kill_processes_in(root: str) -> int:
 class AptTarget:
     """A root directory apt-get runs on: the host itself or a chroot with its mounts."""
 
-    def __init__(self, runner: Runner, root: str, *, tty: bool | None = None) -> None:
+    def __init__(self, runner: Runner, root: str, *, tty: bool | None = None, conffiles: str = "keep") -> None:
+        """``conffiles``: what dpkg does with a conffile changed here and in the package
+        (:data:`CONFFILES`; ``ask``: dpkg asks, and apt-listchanges shows its news)."""
         self.runner = runner
         self.root = os.path.realpath(root)
         self.tty = sys.stdout.isatty() if tty is None else tty
+        self.conffiles = conffiles
 
     @property
     def is_host(self) -> bool:
@@ -126,8 +146,10 @@ class AptTarget:
         on_start: Callable[[int], None] | None = None,
     ) -> int:
         """Run apt-get with its output on the terminal; returns its exit status."""
-        argv = self.argv(apt_get_argv(op, packages, download_only=download_only, tty=self.tty))
-        return self.runner.stream(argv, env=apt_env(self.tty), on_start=on_start)
+        argv = self.argv(
+            apt_get_argv(op, packages, download_only=download_only, tty=self.tty, conffiles=self.conffiles)
+        )
+        return self.runner.stream(argv, env=apt_env(self.tty, self.conffiles == "ask"), on_start=on_start)
 
     def update(self) -> int:
         argv = self.argv(["apt-get", "-q", "update"] if not self.tty else ["apt-get", "update"])

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 
+from ..paths import test_setting
 from ..runner import DEFAULT_RUNNER, Runner
 from .backend import ZfsBackend
 from .cli import OPENZFS, ZFS_FUSE, CliZfs, RetryPolicy
@@ -29,7 +30,7 @@ BACKEND_ENV = "APT_CLONE_ZFS_BACKEND"
 
 def open_backend(runner: Runner = DEFAULT_RUNNER) -> ZfsBackend:
     """The best backend for this machine."""
-    choice = os.environ.get(BACKEND_ENV, "auto")
+    choice = test_setting(BACKEND_ENV) or "auto"
     if choice == "cli":
         return CliZfs(runner)
     if os.path.exists("/dev/zfs") or choice == "lzc":

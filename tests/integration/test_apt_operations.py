@@ -352,3 +352,55 @@ def test_a_kernel_installed_in_the_clone_gets_its_initramfs_and_menu_entry(prist
     )
     assert os.path.getsize(initrd) > 0 and listing.returncode == 0, listing.stderr
     assert "init" in listing.stdout.split()  # a real initramfs, made by mkinitramfs in the clone
+
+
+def _conffile_package(suite: str, version: str) -> None:
+    """ac-conf VERSION, whose /etc/ac-conf.conf is a conffile that says its version."""
+    tree = os.path.join(suite, f"tree-{version}")
+    os.makedirs(os.path.join(tree, "DEBIAN"))
+    os.makedirs(os.path.join(tree, "etc"))
+    with open(os.path.join(tree, "etc/ac-conf.conf"), "w") as f:
+        f.write(f"shipped {version}\n")
+    with open(os.path.join(tree, "DEBIAN/conffiles"), "w") as f:
+        f.write("/etc/ac-conf.conf\n")
+    with open(os.path.join(tree, "DEBIAN/control"), "w") as f:
+        f.write(f"Package: ac-conf\nVersion: {version}\nArchitecture: all\nMaintainer: t <t@t.invalid>\n"
+                "Description: a conffile that changes\n")  # fmt: skip
+    deb = os.path.join(suite, f"ac-conf_{version}_all.deb")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("conffiles", ["keep", "new", "ask"])
+def test_a_conffile_changed_here_and_in_the_package_follows_the_setting(pristine: SandboxInfo, tmp_path, conffiles):
+    """With -y (no person to answer dpkg): [apt] conffiles keeps the admin's file, takes the
+    package's, or lets dpkg ask, which with nobody to answer fails and is rolled back."""
+    from tests.sandbox.repo import index
+
+    suite = os.path.join(pristine.root, "srv/ac-conf")
+    os.makedirs(suite)
+    _conffile_package(suite, "1.0")
+    subprocess.run(["chroot", pristine.root, "dpkg", "-i", "/srv/ac-conf/ac-conf_1.0_all.deb"], check=True,
+                   capture_output=True)  # fmt: skip
+    _conffile_package(suite, "1.1")
+    os.unlink(os.path.join(suite, "ac-conf_1.0_all.deb"))
+    index(suite)
+    with open(os.path.join(pristine.root, "etc/apt/sources.list.d/ac-conf.list"), "w") as f:
+        f.write("deb [trusted=yes] copy:/srv/ac-conf ./\n")
+    conf = os.path.join(pristine.root, "etc/ac-conf.conf")
+    with open(conf, "w") as f:
+        f.write("mine\n")
+    env = config_env(tmp_path, f"[apt]\nconffiles = {conffiles}\n")
+    before = zfs_state(pristine)
+    got = apt_clone(pristine, "-y", "install", "ac-conf", env=env)
+    if conffiles == "ask":
+        assert got.returncode != 0, got.stdout[-2000:]
+        assert "conffile" in (got.stdout + got.stderr), got.stdout[-2000:] + got.stderr
+        assert installed_version(pristine.root, "ac-conf") == "1.0" and zfs_state(pristine) == before
+        return
+    ok(got)
+    assert installed_version(pristine.root, "ac-conf") == "1.1"
+    with open(conf) as f:
+        assert f.read() == ("mine\n" if conffiles == "keep" else "shipped 1.1\n")
+    kept = conf + (".dpkg-dist" if conffiles == "keep" else ".dpkg-old")
+    with open(kept) as f:
+        assert f.read() == ("shipped 1.1\n" if conffiles == "keep" else "mine\n")

@@ -239,3 +239,21 @@ def test_a_tab_in_an_apt_argument_and_a_planted_state_file_still_leave_the_check
     assert len(lines) == 1 and lines[0].startswith(HOOK_LINE) and "not recorded" in lines[0], got.stderr
     new = [cp for cp in listing(h) if cp["name"] not in before]
     assert len(new) == 1 and "Foo::Bar=a\\tb" in new[0]["title"], new
+
+
+def test_the_test_only_environment_is_inert_in_the_installed_package(booted):
+    """Fault injection, another configuration, run or state directory: an environment variable
+    alone never changes what root's installed apt-clone does."""
+    h = booted
+    Path(h.root, "tmp/bad.conf").write_text("[nonsense]\n")
+    env = {
+        "APT_CLONE_TEST_FAIL_AT": "list.read",
+        "APT_CLONE_CONFIG": "/tmp/bad.conf",
+        "APT_CLONE_RUN_DIR": "/tmp/run-elsewhere",
+        "APT_CLONE_STATE_DIR": "/tmp/state-elsewhere",
+    }
+    listed = h.run("apt-clone", "-l", env=env)
+    assert listed.returncode == 0, listed.stderr
+    made = h.run("apt-clone", "-y", "create", env={**env, "APT_CLONE_TEST_FAIL_AT": "create.clone:ran"})
+    assert made.returncode == 0, made.stderr
+    assert not Path(h.root, "tmp/run-elsewhere").exists() and not Path(h.root, "tmp/state-elsewhere").exists()

@@ -34,7 +34,7 @@ def test_every_setting_is_read(conf):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[apt]\nmood = clone\n", "unknown setting 'mood' in [apt] (settings: mode, update, then)"),
+        ("[apt]\nmood = clone\n", "unknown setting 'mood' in [apt] (settings: mode, update, then, conffiles)"),
         ("[apt]\nmode = sometimes\n", "apt.mode = 'sometimes': one of auto, clone"),
         ("[hooks]\nenabled = yes\n", "unknown section [hooks]"),
         ("[hook]\nmerge = soon\n", "hook.merge = 'soon': whole seconds"),
@@ -117,3 +117,17 @@ def test_a_fifo_directory_or_device_as_the_file_is_refused_without_waiting(conf)
     conf.symlink_to("/dev/zero")
     with pytest.raises(UsageError, match="cannot read it: it is a symbolic link"):
         config.load()
+
+
+def test_the_test_only_environment_is_inert_for_root_in_the_installed_package(conf, monkeypatch, tmp_path):
+    from apt_clone import paths, testhooks
+
+    conf.write_text("[apt]\nmode = clone\n")
+    monkeypatch.setenv(paths.RUN_DIR_ENV, str(tmp_path / "run"))
+    monkeypatch.setenv(testhooks.FAIL_ENV, "here")
+    monkeypatch.setattr(paths.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(paths, "PACKAGED", True)
+    assert config.path() == config.PATH and paths.run_dir() == "/run/apt-clone"
+    testhooks.point("here")  # no failure injected
+    monkeypatch.setattr(paths, "PACKAGED", False)
+    assert config.path() == str(conf) and paths.run_dir() == str(tmp_path / "run")
