@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	./scripts/demo.sh $(SANDBOX)
 
-# SKIP_VM=1 skips the real OpenZFS lane (QEMU VMs; see README for its time, fresh and cached).
+# SKIP_VM=1 skips the real OpenZFS lane (QEMU VMs; docs/testing.md gives its time, fresh and cached).
 test: setup lint
 	SKIP_VM=$(SKIP_VM) VENV=$(VENV) MAKE="$(MAKE)" ./scripts/test.sh
 

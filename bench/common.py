@@ -1,5 +1,5 @@
 """What the benchmarks share: commands run side by side and interleaved, medians, ratios,
-targets, and the table ``make bench`` writes into the README."""
+targets, and the table ``make bench`` writes into docs/performance.md."""
 
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def table(rows: Sequence[Row]) -> str:
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def write_readme(text: str, readme: Path = REPO / "README.md") -> None:
-    """Put ``text`` between the README's bench markers (appended with them when they are missing)."""
+def write_readme(text: str, readme: Path = REPO / "docs" / "performance.md") -> None:
+    """Put ``text`` between the bench markers of docs/performance.md (appended with them when they are missing)."""
     body = readme.read_text(encoding="utf-8")
     block = f"{START}\n{text.rstrip()}\n{END}"
     if START in body and END in body:

@@ -1,6 +1,6 @@
 """Every benchmark, one table: the interpreter's start, the main job, the scale (10, 100 and
 1,000 checkpoints), prune of 1,000 and the APT hook, each against the raw commands it wraps,
-interleaved, medians. ``make bench`` runs it with ``--readme``: the table goes into README.md
+interleaved, medians. ``make bench`` runs it with ``--readme``: the table goes into docs/performance.md
 between its bench markers, with the machine and the command. The results also go to
 ``bench/results.json``.
 

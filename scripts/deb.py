@@ -149,6 +149,30 @@ def _packages(tree: Path) -> dict[str, str]:
     return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines() if line}
 
 
+def autopkgtest(deb: Path) -> None:
+    """The package's autopkgtest (debian/tests: the unit tests against the installed package, a
+    smoke test of the command) by autopkgtest itself, in a clean Debian 13 chroot (null runner)."""
+    with chroot_from(base_tarball()) as tree:
+        shutil.copy(deb, tree / "tmp" / deb.name)
+        for rel in _sources():
+            dest = tree / "tmp/src" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest)
+        apt(tree, "update")
+        apt(tree, "install", "-y", "autopkgtest")
+        log("autopkgtest (null runner) in a clean chroot: debian/tests")
+        got = subprocess.run(["chroot", str(tree), "autopkgtest", f"/tmp/{deb.name}", "/tmp/src/", "--", "null"],
+                             capture_output=True, text=True,
+                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})  # fmt: skip
+        DIST.mkdir(exist_ok=True)
+        (DIST / "autopkgtest.log").write_text(got.stdout + got.stderr)
+        summary = [line for line in got.stdout.splitlines() if re.match(r"^(unit|smoke)\s+(PASS|FAIL|SKIP)", line)]
+        if got.returncode != 0 or len(summary) != 2:
+            tail = "\n".join((got.stdout + got.stderr).splitlines()[-40:])
+            raise SystemExit(f"deb: autopkgtest failed (dist/autopkgtest.log):\n{tail}")
+        log("autopkgtest: " + "; ".join(" ".join(line.split()) for line in summary))
+
+
 def install_route() -> None:
     """The README's install route on a host whose root is on ZFS changes none of its packages:
     make deb's step installs nothing there, the demo's and the tests' never zfs-fuse (it would
@@ -369,8 +393,12 @@ def main() -> int:
     if what == "build":
         build()
     elif what == "check":
-        check(build())
+        deb = build()
+        check(deb)
+        autopkgtest(deb)
         install_route()
+    elif what == "autopkgtest":
+        autopkgtest(current_deb())
     elif what == "install-route":
         install_route()
     elif what == "path":
