@@ -173,6 +173,30 @@ def autopkgtest(deb: Path) -> None:
         log("autopkgtest: " + "; ".join(" ".join(line.split()) for line in summary))
 
 
+def piuparts(deb: Path) -> None:
+    """piuparts on the .deb (install, remove, purge in a clean Debian 13 with main and contrib:
+    nothing left behind, no error), run by piuparts in a chroot of its own, from the cached base."""
+    base = base_tarball()
+    with chroot_from(base) as tree:
+        shutil.copy(deb, tree / "tmp" / deb.name)
+        run(["gzip", "-1", "-c", str(base)], stdout=(tree / "tmp/base.tgz").open("wb"))
+        apt(tree, "update")
+        apt(tree, "install", "-y", "piuparts")
+        log(f"piuparts {deb.name} (trixie, main and contrib)")
+        argv = ["chroot", str(tree), "piuparts", "--basetgz", "/tmp/base.tgz", "-d", SUITE,
+                "--mirror", f"{MIRROR} main contrib", "--no-upgrade-test", "--warn-on-others",
+                "-l", "/tmp/piuparts.log", f"/tmp/{deb.name}"]  # fmt: skip
+        got = subprocess.run(argv, capture_output=True, text=True,
+                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})  # fmt: skip
+        DIST.mkdir(exist_ok=True)
+        logged = tree / "tmp/piuparts.log"
+        (DIST / "piuparts.log").write_text(logged.read_text() if logged.exists() else got.stdout + got.stderr)
+        if got.returncode != 0:
+            tail = "\n".join((got.stdout + got.stderr).splitlines()[-30:])
+            raise SystemExit(f"deb: piuparts failed (dist/piuparts.log):\n{tail}")
+        log("piuparts: PASS (install, remove, purge: nothing left behind)")
+
+
 def install_route() -> None:
     """The README's install route on a host whose root is on ZFS changes none of its packages:
     make deb's step installs nothing there, the demo's and the tests' never zfs-fuse (it would
@@ -321,6 +345,18 @@ def _listing(tree: Path) -> set[str]:
     return found
 
 
+def security() -> None:
+    """Each unit's exposure as ``systemd-analyze security`` rates it (the host's systemd)."""
+    if shutil.which("systemd-analyze") is None:
+        log("systemd-analyze security: no systemd-analyze here")
+        return
+    for unit in sorted((REPO / "systemd").glob("*.service")):
+        got = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True,
+                             text=True)  # fmt: skip
+        last = (got.stdout.strip().splitlines() or ["?"])[-1]
+        log(f"systemd-analyze security: {last.replace('→ Overall exposure level for ', '')}")
+
+
 def check(deb: Path) -> None:
     v = version()
     with chroot_from(base_tarball()) as tree:
@@ -394,11 +430,14 @@ def main() -> int:
         build()
     elif what == "check":
         deb = build()
+        security()
         check(deb)
         autopkgtest(deb)
         install_route()
     elif what == "autopkgtest":
         autopkgtest(current_deb())
+    elif what == "piuparts":
+        piuparts(current_deb())
     elif what == "install-route":
         install_route()
     elif what == "path":
