@@ -300,7 +300,15 @@ def build() -> Path:
         changes = tree / "build" / f"apt-clone-zfs_{v}_amd64.changes"
         if not changes.exists():
             (changes,) = (tree / "build").glob(f"apt-clone-zfs_{v}_*.changes")
-        lint = ["lintian", "--pedantic", "--display-info", "--fail-on", "error,warning", changes.name]
+        lint = [
+            "lintian",
+            "--pedantic",
+            "--display-info",
+            "--display-experimental",
+            "--fail-on",
+            "error,warning",
+            changes.name,
+        ]
         linted = as_builder("/build", *lint)
         (DIST / "lintian.txt").write_text(linted.stdout + linted.stderr)
         for old in DIST.glob("apt-clone-zfs_*"):

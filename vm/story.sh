@@ -106,8 +106,9 @@ case $stage in
     listing || fail "apt-clone -l"
     echo "$listed" | grep -q '^o o rootfs-nmu-001' || fail "the default moved after an unhealthy trial"
     echo "$listed" | grep 'trial-bad-check' | grep -q 'BAD' || fail "trial-bad-check is not marked bad"
-    shown=$(apt-clone show trial-bad-check); echo "$shown" > /dev/ttyS0
-    echo "$shown" | grep -qF 'Bad:        unhealthy trial boot: 50-service: exit status 1: the service under test\tdoes not answer\x1b[2J' || fail "show does not say why, escaped"
+    # (printf, not echo: dash's echo would turn the escaped \t back into a tab)
+    shown=$(apt-clone show trial-bad-check); printf '%s\n' "$shown" > /dev/ttyS0
+    printf '%s\n' "$shown" | grep -qF 'Bad:        unhealthy trial boot: 50-service: exit status 1: the service under test\tdoes not answer\x1b[2J' || fail "show does not say why, escaped"
     pass "a trial whose required health check failed (a tab and a terminal control in its output, a process left holding it) was marked bad and came back to rootfs-nmu-001 by itself"
     # A trial whose verdict is killed while its checks run (here the check SIGKILLs trial-commit)
     # stays armed: its deadline (short here: set in that checkpoint only) marks it bad and reboots
