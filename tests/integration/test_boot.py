@@ -121,35 +121,20 @@ def test_unhealthy_trial_is_not_committed(with_kernel: SandboxInfo, tmp_path):
 
 def test_a_failed_required_check_marks_the_trial_bad_and_activating_it_asks_again(with_kernel: SandboxInfo, tmp_path):
     sb = with_kernel
-    checks = Path(sb.root, "etc/apt-clone/health.d/required")
-    checks.mkdir(parents=True)
-    try:
-        check = checks / "50-service-answers"
-        check.write_text("#!/bin/sh\necho 'nothing listens on port 80' >&2\nexit 1\n")
-        check.chmod(0o755)
-        apt_clone(sb, "create")  # the trial checkpoint holds the check
-        apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
-        reboot(sb)
-        env = config_env(tmp_path, "[trial]\nhealth = failed-units\nunits =\n")
-        fake = tmp_path / "bin"
-        fake.mkdir()
-        (fake / "systemctl").write_text("#!/bin/sh\nexit 0\n")  # no unit failed
-        (fake / "systemctl").chmod(0o755)
-        env["PATH"] = f"{fake}:{os.environ['PATH']}"
-        result = apt_clone(sb, "-y", "trial-commit", env=env)
-        assert "50-service-answers: exit status 1: nothing listens on port 80" in result.stdout, result.stdout
-        assert "marked bad" in result.stdout and "rebooting" not in result.stdout  # --root: never reboots this machine
-        assert bootfs(sb) == sb.first
-        listed = apt_clone(sb, "-l").stdout
-        assert "rootfs-nmu-001" in listed and "BAD)" in listed, listed
-        shown = apt_clone(sb, "show", "rootfs-nmu-001").stdout
-        assert "Bad:        unhealthy trial boot: 50-service-answers: exit status 1" in shown, shown
-        again = apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
-        assert again.returncode == 0 and "was marked bad (unhealthy trial boot" in again.stdout, again.stdout
-        refused = apt_clone(sb, "activate", "rootfs-nmu-001")  # no -y and no terminal: the question is not answered
-        assert refused.returncode != 0
-    finally:
-        shutil.rmtree(Path(sb.root, "etc/apt-clone/health.d"), ignore_errors=True)
+    body = "echo 'nothing listens on port 80' >&2\nexit 1"
+    env = _trial_with_check(sb, tmp_path, body, name="50-service-answers")
+    result = apt_clone(sb, "-y", "trial-commit", env=env)
+    assert "50-service-answers: exit status 1: nothing listens on port 80" in result.stdout, result.stdout
+    assert "marked bad" in result.stdout and "rebooting" not in result.stdout  # --root: never reboots this machine
+    assert bootfs(sb) == sb.first
+    listed = apt_clone(sb, "-l").stdout
+    assert "rootfs-nmu-001" in listed and "BAD)" in listed, listed
+    shown = apt_clone(sb, "show", "rootfs-nmu-001").stdout
+    assert "Bad:        unhealthy trial boot: 50-service-answers: exit status 1" in shown, shown
+    again = apt_clone(sb, "-y", "activate", "rootfs-nmu-001", "--once")
+    assert again.returncode == 0 and "was marked bad (unhealthy trial boot" in again.stdout, again.stdout
+    refused = apt_clone(sb, "activate", "rootfs-nmu-001")  # no -y and no terminal: the question is not answered
+    assert refused.returncode != 0
 
 
 def test_grub_d_script_and_default_snippet():
@@ -226,12 +211,12 @@ def test_a_trial_that_reaches_no_verdict_by_its_deadline_is_marked_bad(with_kern
     assert apt_clone(sb, "-y", "trial-deadline").stdout.strip() == "no trial waits for its verdict"
 
 
-def _trial_with_check(sb: SandboxInfo, tmp_path: Path, body: str) -> dict[str, str]:
-    """A trial of a new checkpoint that holds required check ``body`` (sh), booted; the
-    environment whose systemctl knows no failed unit."""
+def _trial_with_check(sb: SandboxInfo, tmp_path: Path, body: str, name: str = "50-check") -> dict[str, str]:
+    """A trial of a new checkpoint that holds required check ``name`` running ``body`` (sh),
+    booted; the environment whose systemctl knows no failed unit."""
     checks = Path(sb.root, "etc/apt-clone/health.d/required")
     checks.mkdir(parents=True)
-    check = checks / "50-check"
+    check = checks / name
     check.write_text(f"#!/bin/sh\n{body}\n")
     check.chmod(0o755)
     try:
