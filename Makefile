@@ -4,7 +4,7 @@ VENV      ?= .venv
 SANDBOX   ?= /var/tmp/apt-clone-demo
 STAMP      = $(VENV)/.installed
 
-.PHONY: setup deps demo test test-unit test-vm test-deb deb lint bench clean demo-clean
+.PHONY: setup deps demo test test-unit test-vm test-deb deb piuparts lint bench clean demo-clean
 
 setup: deps $(STAMP)
 
@@ -38,6 +38,12 @@ deb:
 test-deb: setup
 	$(PY) scripts/deb.py check
 	$(VENV)/bin/python -m pytest -q tests/package
+
+# piuparts on the .deb alone (install, remove, purge in a clean Debian 13, main and contrib);
+# make test-deb runs it too.
+piuparts:
+	./scripts/install-debian-deps.sh deb
+	$(PY) scripts/deb.py piuparts
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit

@@ -441,6 +441,7 @@ def main() -> int:
         security()
         check(deb)
         autopkgtest(deb)
+        piuparts(deb)
         install_route()
     elif what == "autopkgtest":
         autopkgtest(current_deb())
