@@ -197,7 +197,7 @@ def piuparts(deb: Path) -> None:
         log("piuparts: PASS (install, remove, purge: nothing left behind)")
 
 
-def install_route() -> None:
+def install_route(deb: Path | None = None) -> None:
     """The README's install route on a host whose root is on ZFS changes none of its packages:
     make deb's step installs nothing there, the demo's and the tests' never zfs-fuse (it would
     remove zfsutils-linux and zfs-initramfs) nor anything that changes an installed package, and
@@ -229,6 +229,13 @@ def install_route() -> None:
         added = sorted(set(after) - set(before))
         log(f"install route on a ZFS host chroot: make deb's step changed nothing; the demo's added {len(added)} "
             "packages and changed none (no zfs-fuse); a plan removing zfsutils-linux was refused")  # fmt: skip
+        if deb is not None:  # and the package installs there, changing none of them either
+            shutil.copy(deb, tree / "tmp" / deb.name)
+            apt(tree, "install", "-y", "--no-remove", f"/tmp/{deb.name}")
+            now = _packages(tree)
+            changed = sorted(p for p, state in after.items() if now.get(p) != state)
+            assert not changed and now.get("apt-clone-zfs", "").startswith("ii "), changed
+            log(f"install route: apt install ./{deb.name} there changed no installed package")
 
 
 def apt(tree: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -442,7 +449,7 @@ def main() -> int:
         check(deb)
         autopkgtest(deb)
         piuparts(deb)
-        install_route()
+        install_route(deb)
     elif what == "autopkgtest":
         autopkgtest(current_deb())
     elif what == "piuparts":
