@@ -4,7 +4,7 @@ VENV      ?= .venv
 SANDBOX   ?= /var/tmp/apt-clone-demo
 STAMP      = $(VENV)/.installed
 
-.PHONY: setup deps demo test test-unit test-vm test-deb deb piuparts lint bench clean demo-clean
+.PHONY: setup deps demo check test test-unit test-vm test-deb deb piuparts lint bench clean demo-clean
 
 setup: deps $(STAMP)
 
@@ -44,6 +44,10 @@ test-deb: setup
 piuparts:
 	./scripts/install-debian-deps.sh deb
 	$(PY) scripts/deb.py piuparts
+
+# The developer's fast loop: ruff, mypy and the unit tests (no root, no ZFS; under a minute).
+check: setup lint
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit

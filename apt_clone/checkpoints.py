@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from . import automount, layout, model
+from . import automount, config, layout, model
 from .boot import WITH_LISTING, grub
 from .context import Context
 from .errors import NotFound, Refused
@@ -21,7 +21,7 @@ from .model import Created
 from .names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
 from .side_by_side import side_by_side
 from .signals import shielded
-from .zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
+from .zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound, props
 from .zfs.cli import SAVED_MOUNTPOINT
 
 
@@ -652,6 +652,26 @@ def set_default(ctx: Context, dataset: str, previous: str | None = None) -> list
     automount.apply(ctx.zfs, tree, roots, automount.of_default(tree, roots, dataset))
     ctx.zfs.set_props(dataset, {model.ACTIVATED: model.utc_now()})
     return messages
+
+
+TRIAL = props.key("trial")
+"""On the container: the checkpoint armed for a trial boot (its verdict: :mod:`apt_clone.trial`)."""
+TRIAL_NOTE = "After a healthy boot of '{name}' it becomes the default; a failed boot falls back."
+
+
+def arm_trial(ctx: Context, dataset: str, default: str | None = None) -> list[str]:
+    """Arm a trial: boot ``dataset`` once; a healthy boot then makes it the default. The one
+    definition of the action (``-a --once`` runs it as its journalled commit step, "reboot now"
+    after an upgrade within the upgrade's boot step). ``default``: what boots by default, as the
+    caller read it (None: read it)."""
+    default = default or ctx.zfs.pool(ctx.system.pool).bootfs
+    if ctx.boot.has_grub and not ctx.boot.writes_env:
+        edit_menu(ctx, {})  # an older version's menu sources no counter script: rendered anew
+    message = ctx.boot.boot_once(dataset, config.load().tries)
+    tree, roots = mount_tree(ctx, default)  # the default's children stay; no root mounts by itself
+    automount.apply(ctx.zfs, tree, roots, automount.mounting(tree, roots) - set(roots))
+    ctx.zfs.set_props(ctx.system.container, {TRIAL: dataset})
+    return [message, TRIAL_NOTE.format(name=dataset.rsplit("/", 1)[1])]
 
 
 def mount_tree(ctx: Context, *checkpoints: str | None) -> tuple[list[Dataset], list[str]]:

@@ -32,11 +32,11 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from . import checkpoints, config, render, testhooks
 from .context import Context, open_context
-from .entry import run_boot_command
-from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, last_report, report, require_root, safe_output
+from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, require_root
 from .lock import exclusive
 from .names import resolve_name, validate_name, validate_title
 from .prompts import choose, confirm
+from .report import last_report, report, safe_output
 from .signals import Interrupted, interrupts
 
 if TYPE_CHECKING:
@@ -570,6 +570,8 @@ def recover_cmd(ctx: typer.Context) -> None:
 @app.command("boot-started", hidden=True)
 def boot_started_cmd(ctx: typer.Context) -> None:
     """Early boot (apt-clone-boot.service): spend a one-time boot request."""
+    from .trial import run_boot_command  # the verdict's modules stay off every other command's start-up
+
     opts = _opts(ctx)
     message = run_boot_command(opts.root, "boot-started")[0]
     _out(opts, message, {"message": message})
@@ -578,6 +580,8 @@ def boot_started_cmd(ctx: typer.Context) -> None:
 @app.command("trial-commit", hidden=True)
 def trial_commit_cmd(ctx: typer.Context) -> None:
     """After boot (apt-clone-trial.service): make a healthy trial checkpoint the default."""
+    from .trial import run_boot_command  # the verdict's modules stay off every other command's start-up
+
     opts = _opts(ctx)
     message, result = run_boot_command(opts.root, "trial-commit")
     _out(opts, message, result)
@@ -586,6 +590,8 @@ def trial_commit_cmd(ctx: typer.Context) -> None:
 @app.command("trial-deadline", hidden=True)
 def trial_deadline_cmd(ctx: typer.Context) -> None:
     """A trial's deadline (a systemd timer set at its boot): no verdict yet means it hung."""
+    from .trial import run_boot_command  # the verdict's modules stay off every other command's start-up
+
     opts = _opts(ctx)
     message, result = run_boot_command(opts.root, "trial-deadline")
     _out(opts, message, result)

@@ -14,10 +14,34 @@ import os
 import re
 from dataclasses import dataclass
 
-from .apt.reboot import DEFAULT_PACKAGES
 from .errors import Untrusted, UsageError
 from .paths import open_trusted_file, test_setting
 from .text import escaped
+
+DEFAULT_PACKAGES = (
+    "linux-image-*",
+    "linux-modules-*",
+    "libc6",
+    "systemd",
+    "systemd-sysv",
+    "libsystemd0",
+    "libsystemd-shared",
+    "udev",
+    "dbus",
+    "dbus-daemon",
+    "dbus-broker",
+    "initramfs-tools",
+    "initramfs-tools-core",
+    "dracut",
+    "dracut-core",
+    "zfs-initramfs",
+    "zfs-dracut",
+    "zfs-dkms",
+    "zfs-modules-*",
+    "intel-microcode",
+    "amd64-microcode",
+)
+"""The default of ``[reboot] packages``: what only a reboot replaces."""
 
 PATH = "/etc/apt-clone/apt-clone.conf"
 CONFIG_ENV = "APT_CLONE_CONFIG"

@@ -30,29 +30,6 @@ def boot_command(args: list[str]) -> tuple[str, str] | None:
     return root, args[-1]
 
 
-def run_boot_command(root: str, command: str) -> tuple[str, object]:
-    """Spend a one-time boot request (``boot-started``) or commit a healthy trial boot
-    (``trial-commit``): the message, and the result for ``--json``."""
-    from . import trial
-    from .context import open_context
-    from .errors import require_root
-    from .lock import exclusive
-
-    require_root()
-    cx = open_context(root)
-    try:
-        if command == "trial-deadline" and not trial.wait_for_deadline(cx):
-            return "no trial waits for its verdict", {"message": "no trial waits for its verdict"}
-        with exclusive():
-            if command == "boot-started":
-                message = trial.boot_started(cx)
-                return message, {"message": message}
-            result = trial.deadline_passed(cx) if command == "trial-deadline" else trial.commit(cx)
-            return result.message, result
-    finally:
-        cx.close()
-
-
 MAX_HOOK_INPUT = 64 << 20
 """The most of the hook's input read (apt's largest real one is a few megabytes): past it no
 checkpoint is made, and nothing more is read."""
@@ -115,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as cli_main
 
         return cli_main(args)
-    from .errors import AptCloneError, report, safe_output
+    from .errors import AptCloneError
+    from .report import report, safe_output
     from .signals import Interrupted, interrupts
+    from .trial import run_boot_command
 
     safe_output()
     try:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from . import checkpoints, grubshare, model, trial
+from . import checkpoints, grubshare, model
 from .context import Context
 from .engine import Engine, OpSpec, Step, register
 from .errors import AptCloneError, OperationFailed, Refused, Unfinished
@@ -213,7 +213,7 @@ def _trial_steps(ctx: Context, st: TrialOp, save: Save, tree: Tree) -> list[Step
         _save_boot(ctx, st, st.bootfs_seen, st.target)
 
     def arm() -> None:
-        st.messages = trial.arm(ctx, st.target, (st.boot_before or {}).get("bootfs"))
+        st.messages = checkpoints.arm_trial(ctx, st.target, (st.boot_before or {}).get("bootfs"))
 
     # The undo of "once" puts back what boots: also what a journal of schema 1, whose "once"
     # booted once, needs.
@@ -398,6 +398,21 @@ def deferred_of(st: OpState) -> OpState | None:
     if isinstance(st, DestroyOp) and not st.unfinished and st.deferred:
         return from_json(st.deferred)
     return None
+
+
+def load_journal(ctx: Context) -> tuple[Journal, OpState | None]:
+    """The journal of the running system. A journal written on another checkpoint (a copy that
+    came along when that checkpoint was cloned or rolled back) is history, not pending work.
+    A finished destroy that ran while another operation was pending hands that one back."""
+    journal = Journal(ctx.system.container)
+    st = journal.load()
+    deferred = None if st is None else deferred_of(st)
+    if deferred is not None:
+        st = deferred
+        journal.save(st)
+    if st is not None and st.dataset != ctx.system.dataset:
+        return journal, None
+    return journal, st
 
 
 def _hand_back(ctx: Context, deferred: OpState) -> list[str]:

@@ -198,7 +198,7 @@ def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.
     boot_tree = ctx.zfs.list_tree(boot_container, (model.SNAPSHOT_MARK,)) if boot_container else []
     boot = {ds.name: ds for ds in boot_tree}
     home = checkpoints.grub_home(ctx, tree)
-    from .trial import TRIAL
+    from .checkpoints import TRIAL
 
     armed = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
     protected: dict[str, str] = {}
@@ -271,7 +271,6 @@ def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> l
     (``deferred``) goes from destroy to destroy until one of them finishes it; what it involves
     is left."""
     from . import operations
-    from .transaction import load_journal
 
     removed: list[str] = []
     read = _read(ctx)
@@ -286,7 +285,7 @@ def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> l
             operations.destroy(ctx, dplan, deferred, menu=False, tree=read[1])
             removed.append(r.name)
             if deferred is not None:
-                pending = load_journal(ctx)[1]
+                pending = operations.load_journal(ctx)[1]
                 deferred = pending if pending is not None and pending.unfinished else None
             if dplan.promote:
                 read = _read(ctx)

@@ -309,7 +309,7 @@ def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = F
         messages = checkpoints.set_default(ctx, created.dataset)  # the menu does not say what boots
         ui.emit(ev.Activated(created.dataset, tuple(messages)))
     elif choice == "reboot":
-        ui.emit(ev.TrialArmed(tuple(trial.arm(ctx, created.dataset))))
+        ui.emit(ev.TrialArmed(tuple(checkpoints.arm_trial(ctx, created.dataset))))
         if ctx.system.is_host_root:
             st.reboot_now = True  # once the journal says the operation is done
         else:
@@ -415,21 +415,6 @@ def _rollback_clone_to(ctx: Context, created: model.Created, step: str) -> None:
 
 
 # --- the engine -----------------------------------------------------------------------------
-def load_journal(ctx: Context) -> tuple[Journal, OpState | None]:
-    """The journal of the running system. A journal written on another checkpoint (a copy that
-    came along when that checkpoint was cloned or rolled back) is history, not pending work.
-    A finished destroy that ran while another operation was pending hands that one back."""
-    journal = Journal(ctx.system.container)
-    st = journal.load()
-    deferred = None if st is None else operations.deferred_of(st)
-    if deferred is not None:
-        st = deferred
-        journal.save(st)
-    if st is not None and st.dataset != ctx.system.dataset:
-        return journal, None
-    return journal, st
-
-
 def _group_member(pgid: int) -> str | None:
     """A live (not zombie) process of process group ``pgid``, as "pid N (command)"."""
     for entry in os.listdir("/proc"):
@@ -480,7 +465,7 @@ def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str],
     nothing is dropped, saying so. Returns what was done, and (``freeing``: for a destroy, which
     must stay possible on a full pool) the operation that could not be finished now: the destroy
     keeps it and hands it back when it is done."""
-    journal, st = load_journal(ctx)
+    journal, st = operations.load_journal(ctx)
     if st is None or not st.unfinished:
         return [], None
     refuse_while_working(st)
@@ -666,7 +651,7 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
     for given in (step, pause_at):
         if given is not None and given not in STEP_NAMES:
             raise UsageError(f"unknown step {given!r} (steps: {', '.join(STEP_NAMES)})")
-    journal, st = load_journal(ctx)
+    journal, st = operations.load_journal(ctx)
     if st is not None and st.unfinished:
         refuse_while_working(st)
     if st is not None and not isinstance(st, AptOp) and st.unfinished:
@@ -705,7 +690,7 @@ def recover(ctx: Context) -> list[str]:
     recovered after it."""
     done: list[str] = []
     for _ in range(3):  # a destroy, the operation it kept (and, at most, one it kept in turn)
-        journal, st = load_journal(ctx)
+        journal, st = operations.load_journal(ctx)
         if st is None or not st.unfinished:
             break
         refuse_while_working(st)

@@ -17,13 +17,15 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import automount, checkpoints, config, health, model
-from .context import Context
+from . import automount, checkpoints, config, health, model, operations
+from .context import Context, open_context
+from .errors import require_root
+from .lock import exclusive
 from .paths import boot_id
 from .text import escaped
 from .zfs import ZfsError, props
 
-TRIAL = props.key("trial")
+TRIAL = checkpoints.TRIAL
 VERDICT = props.key("verdict")
 """On the container while a trial's verdict is under way: the boot id of the boot judging it."""
 BAD = model.BAD
@@ -34,24 +36,6 @@ class TrialResult:
     trial: str | None
     committed: bool
     message: str
-
-
-TRIAL_NOTE = "After a healthy boot of '{name}' it becomes the default; a failed boot falls back."
-
-
-def arm(ctx: Context, dataset: str, default: str | None = None) -> list[str]:
-    """Arm a trial: boot ``dataset`` once; a healthy boot then makes it the default. The one
-    definition of the action (``-a --once`` runs it as its journalled commit step, "reboot now"
-    after an upgrade within the upgrade's boot step). ``default``: what boots by default, as the
-    caller read it (None: read it)."""
-    default = default or ctx.zfs.pool(ctx.system.pool).bootfs
-    if ctx.boot.has_grub and not ctx.boot.writes_env:
-        checkpoints.edit_menu(ctx, {})  # an older version's menu sources no counter script: rendered anew
-    message = ctx.boot.boot_once(dataset, config.load().tries)
-    tree, roots = checkpoints.mount_tree(ctx, default)  # the default's children stay; no root mounts by itself
-    automount.apply(ctx.zfs, tree, roots, automount.mounting(tree, roots) - set(roots))
-    ctx.zfs.set_props(ctx.system.container, {TRIAL: dataset})
-    return [message, TRIAL_NOTE.format(name=dataset.rsplit("/", 1)[1])]
 
 
 def boot_started(ctx: Context) -> str:
@@ -206,8 +190,6 @@ def commit(ctx: Context) -> TrialResult:
             ctx.runner.stream(["systemctl", "reboot"])
             return TrialResult(trial, False, message + "; rebooting into it")
         return TrialResult(trial, False, message)
-    from . import operations  # the journalled activation (operations imports this module)
-
     operations.activate(ctx, trial.rsplit("/", 1)[1])
     with contextlib.suppress(ZfsError):
         ctx.zfs.inherit(trial, BAD)
@@ -238,3 +220,21 @@ def recover(ctx: Context) -> list[str]:
     if interrupted_verdict(ctx) is None:
         return []
     return [f"the interrupted trial verdict, judged again: {commit(ctx).message}"]
+
+
+def run_boot_command(root: str, command: str) -> tuple[str, object]:
+    """Spend a one-time boot request (``boot-started``) or commit a healthy trial boot
+    (``trial-commit``): the message, and the result for ``--json``."""
+    require_root()
+    cx = open_context(root)
+    try:
+        if command == "trial-deadline" and not wait_for_deadline(cx):
+            return "no trial waits for its verdict", {"message": "no trial waits for its verdict"}
+        with exclusive():
+            if command == "boot-started":
+                message = boot_started(cx)
+                return message, {"message": message}
+            result = deadline_passed(cx) if command == "trial-deadline" else commit(cx)
+            return result.message, result
+    finally:
+        cx.close()

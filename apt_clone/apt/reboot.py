@@ -14,30 +14,6 @@ from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Protocol
 
-DEFAULT_PACKAGES = (
-    "linux-image-*",
-    "linux-modules-*",
-    "libc6",
-    "systemd",
-    "systemd-sysv",
-    "libsystemd0",
-    "libsystemd-shared",
-    "udev",
-    "dbus",
-    "dbus-daemon",
-    "dbus-broker",
-    "initramfs-tools",
-    "initramfs-tools-core",
-    "dracut",
-    "dracut-core",
-    "zfs-initramfs",
-    "zfs-dracut",
-    "zfs-dkms",
-    "zfs-modules-*",
-    "intel-microcode",
-    "amd64-microcode",
-)
-"""The default of ``[reboot] packages``: what only a reboot replaces."""
 KERNELS = "linux-image-*"
 """A new one of these is a kernel meant to boot: installing it needs a reboot to use it."""
 TAKE_EFFECT = ("upgrade", "downgrade", "reinstall", "remove")

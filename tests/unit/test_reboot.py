@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from apt_clone.apt.plan import Change
-from apt_clone.apt.reboot import DEFAULT_PACKAGES, describe, reasons, script_reason
+from apt_clone.apt.reboot import describe, reasons, script_reason
+from apt_clone.config import DEFAULT_PACKAGES
 
 
 def _names(*changes: tuple[str, str]) -> list[str]:
