@@ -1,7 +1,9 @@
 """Trial boots: boot a checkpoint once, and make it the default only after a healthy boot.
 
-``apt-clone -a NAME --once`` (and "reboot now" after an upgrade) sets GRUB's ``next_entry`` and
-arms the trial in a property of the boot-environment container, which every checkpoint sees.
+``apt-clone -a NAME --once`` (and "reboot now" after an upgrade) arms the trial
+(:func:`apt_clone.checkpoints.arm_trial`): GRUB's ``next_entry`` and a property of the
+boot-environment container, which every checkpoint sees. This module holds what happens at boot:
+the boot-time commands and the trial's verdict.
 GRUB counts the trial's tries before each boot of it (in grubenv, or where that is on ZFS in
 the counter of :mod:`apt_clone.boot.counter`), so a boot that dies comes back to the old default
 once they are spent; with nowhere to count, ``apt-clone-boot.service`` spends ``next_entry`` early

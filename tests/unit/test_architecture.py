@@ -82,3 +82,45 @@ def test_the_import_graph_has_no_circle():
 
 def test_a_circle_is_found():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_architecture_page_names_every_module():
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        top, _, name = rel.rpartition("/")
+        # a module of a subpackage is named in its row as `name` beside the package's `dir/`
+        if f"`{rel}`" not in page and not (top and f"`{top}/`" in page and f"`{name}`" in page):
+            missing.append(rel)
+    assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+LAYERS = (
+    ("entry", ("__main__", "entry")),
+    ("command line", ("cli", "render", "render_events", "prompts", "report")),
+    ("apt operations", ("transaction", "upgrade", "events")),
+    ("the APT hook", ("apthook", "hook")),
+    ("trial boots", ("trial", "health")),
+    ("checkpoint commands", ("operations", "checkpoints", "automount", "prune", "inspect", "check", "grubshare")),
+    ("engine", ("engine", "journal", "opstate", "testhooks")),
+    ("the managed system", ("context", "model", "layout")),
+    ("side effects", ("zfs", "boot", "apt", "chroot", "mounts", "side_by_side", "dpkgstatus")),
+    ("foundation", ("errors", "signals", "paths", "runner", "lock", "config", "system", "names", "text", "")),
+)
+"""docs/architecture.md's layers, top to bottom, by top-level module or subpackage."""
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    return next(i for i, (_, names) in enumerate(LAYERS) if top in names)
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    upward = sorted(
+        f"{m} ({LAYERS[_layer(m)][0]}) imports {t} ({LAYERS[_layer(t)][0]})"
+        for m, targets in _graph().items()
+        for t in targets
+        if _layer(t) < _layer(m)
+    )
+    assert upward == []
