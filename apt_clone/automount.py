@@ -83,14 +83,15 @@ def misplaced(
 ) -> tuple[list[Dataset], list[Dataset]]:
     """At boot, with ``booted`` the root running: another checkpoint's datasets mounted under the
     system's root directory ``under`` (deepest first: to unmount), and the booted checkpoint's own
-    children not mounted (parents first: to mount)."""
+    children that would mount by themselves were it the default (on, or marked) but are not
+    mounted (parents first: to mount). A child its admin keeps ``noauto`` stays as it is."""
     prefix = under.rstrip("/") + "/"
     others, own = [], []
     for ds, root in _inside(tree, roots):
-        if ds.name == root:
+        if ds.name == root or not (ds.mountpoint or "").startswith(prefix):
             continue
-        if root != booted and ds.mounted and (ds.mountpoint or "").startswith(prefix):
+        if root != booted and ds.mounted:
             others.append(ds)
-        elif root == booted and not ds.mounted and ds.canmount != "off" and (ds.mountpoint or "").startswith(prefix):
+        elif root == booted and not ds.mounted and (ds.canmount == "on" or ds.user.get(MARK) == "on"):
             own.append(ds)
     return sorted(others, key=lambda d: d.name, reverse=True), sorted(own, key=lambda d: d.name)

@@ -71,6 +71,7 @@ def test_a_clone_never_mounts_by_itself_and_is_marked_when_its_origin_did():
 
 def test_a_boot_of_another_checkpoint_swaps_the_defaults_children_for_its_own():
     booted_tree = [ds("ubuntu", mounted=False), ds("ubuntu/var", "on", True), ds("nmu-001", mounted=True),
-                   ds("nmu-001/var", mark=True), ds("home", "on", True, mp="/home")]  # fmt: skip
+                   ds("nmu-001/var", mark=True), ds("nmu-001/srv"),  # kept noauto by its admin
+                   ds("home", "on", True, mp="/home")]  # fmt: skip
     others, own = automount.misplaced(booted_tree, ROOTS, f"{C}/nmu-001", "/")
     assert [d.name for d in others] == [f"{C}/ubuntu/var"] and [d.name for d in own] == [f"{C}/nmu-001/var"]
