@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import automount, checkpoints, config, health, model, operations
+from . import automount, checkpoints, config, health, model
 from .context import Context, open_context
 from .errors import require_root
 from .lock import exclusive
@@ -192,6 +192,8 @@ def commit(ctx: Context) -> TrialResult:
             ctx.runner.stream(["systemctl", "reboot"])
             return TrialResult(trial, False, message + "; rebooting into it")
         return TrialResult(trial, False, message)
+    from . import operations  # the journalled activation: the engine stays off every boot's start-up
+
     operations.activate(ctx, trial.rsplit("/", 1)[1])
     with contextlib.suppress(ZfsError):
         ctx.zfs.inherit(trial, BAD)
