@@ -639,16 +639,23 @@ class Activated:
     messages: list[str]
 
 
-def set_default(ctx: Context, dataset: str, previous: str | None = None) -> list[str]:
+Mounts = tuple[list[Dataset], list[str]]
+"""What :func:`mount_tree` read: the filesystems, and the checkpoints' roots among them."""
+
+
+def set_default(ctx: Context, dataset: str, previous: str | None = None, mounts: Mounts | None = None) -> list[str]:
     """Activate: ``dataset`` boots from now on (pool bootfs, GRUB's default entry, any one-time
     request cleared, the children that mount by themselves: :mod:`apt_clone.automount`) and
     carries the time it was activated. The one definition of the action: ``-a``, ``destroy
     --force``, ``trial-commit`` and ``--then activate`` all come here (the journalled ones through
     :func:`apt_clone.operations.activate`'s step). ``previous``: what booted by default before,
-    as the caller read it (None: read it)."""
-    previous = previous or ctx.zfs.pool(ctx.system.pool).bootfs
+    as the caller read it (None: read it); ``mounts``: :func:`mount_tree` of ``dataset`` and
+    ``previous`` as the caller's :func:`save_boot` just read it (None: read it)."""
+    if mounts is None:
+        previous = previous or ctx.zfs.pool(ctx.system.pool).bootfs
+        mounts = mount_tree(ctx, dataset, previous)
     messages = ctx.boot.activate(dataset)
-    tree, roots = mount_tree(ctx, dataset, previous)
+    tree, roots = mounts
     automount.apply(ctx.zfs, tree, roots, automount.of_default(tree, roots, dataset))
     ctx.zfs.set_props(dataset, {model.ACTIVATED: model.utc_now()})
     return messages
@@ -674,7 +681,7 @@ def arm_trial(ctx: Context, dataset: str, default: str | None = None) -> list[st
     return [message, TRIAL_NOTE.format(name=dataset.rsplit("/", 1)[1])]
 
 
-def mount_tree(ctx: Context, *checkpoints: str | None) -> tuple[list[Dataset], list[str]]:
+def mount_tree(ctx: Context, *checkpoints: str | None) -> Mounts:
     """The filesystems of the running root and of ``checkpoints`` (datasets of the container)
     with what :mod:`apt_clone.automount` reads, and their roots: what an activation or a trial
     changes (the running root, what boots by default, what is to boot). Never the container's
@@ -694,17 +701,20 @@ def mount_tree(ctx: Context, *checkpoints: str | None) -> tuple[list[Dataset], l
     return [records[n] for n in names if n in records], [n for n in wanted if n in records]
 
 
-def save_boot(ctx: Context, bootfs: str | None = None, target: str | None = None) -> dict[str, str | None]:
+def save_boot(
+    ctx: Context, bootfs: str | None = None, target: str | None = None
+) -> tuple[dict[str, str | None], Mounts | None]:
     """Everything an activation or a trial of ``target`` changes (:meth:`Bootloader.save`, and
     which datasets of ``target``, the running root and the default mount by themselves), for
-    :func:`restore_boot`. ``bootfs``: as the caller read it under the lock (None: read it)."""
+    :func:`restore_boot`; and what was read of their mounts, for :func:`set_default` (None:
+    no ``target``). ``bootfs``: as the caller read it under the lock (None: read it)."""
     saved = ctx.boot.save(ctx.system.pool, ctx.system.container, bootfs)
-    if target is not None:
-        roots = (target, saved.get("bootfs"))
-        tree, found = mount_tree(ctx, *roots)
-        saved["automount"] = " ".join(sorted(automount.mounting(tree, found)))
-        saved["automount-of"] = " ".join(found)
-    return saved
+    if target is None:
+        return saved, None
+    tree, found = mounts = mount_tree(ctx, target, saved.get("bootfs"))
+    saved["automount"] = " ".join(sorted(automount.mounting(tree, found)))
+    saved["automount-of"] = " ".join(found)
+    return saved, mounts
 
 
 def restore_boot(ctx: Context, saved: dict[str, str | None]) -> None:

@@ -75,13 +75,16 @@ Save = Callable[[], None]
 
 def _save_boot(
     ctx: Context, st: DestroyOp | RenameOp | ActivateOp, bootfs: str | None = None, target: str | None = None
-) -> None:
+) -> checkpoints.Mounts | None:
     """Record what boots before a step changes it, once (the journal keeps it for the undo).
 
     ``bootfs``: the pool's bootfs as the command's plan read it under the lock (None: read it);
-    ``target``: the checkpoint the step activates or arms (what mounts by itself is saved too)."""
-    if st.boot_before is None:
-        st.boot_before = checkpoints.save_boot(ctx, bootfs, target)
+    ``target``: the checkpoint the step activates or arms (what mounts by itself is saved too).
+    Returns what it read of the mounts, for the activation (None: nothing read now)."""
+    if st.boot_before is not None:
+        return None
+    st.boot_before, mounts = checkpoints.save_boot(ctx, bootfs, target)
+    return mounts
 
 
 def _restore_boot(ctx: Context, st: DestroyOp | RenameOp | ActivateOp) -> None:
@@ -118,9 +121,9 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
     def activate() -> None:
         if st.activate_first:
             first = f"{ctx.system.container}/{st.activate_first}"
-            _save_boot(ctx, st, st.bootfs_seen, first)
+            mounts = _save_boot(ctx, st, st.bootfs_seen, first)
             save()
-            checkpoints.set_default(ctx, first, (st.boot_before or {}).get("bootfs"))
+            checkpoints.set_default(ctx, first, (st.boot_before or {}).get("bootfs"), mounts)
 
     def promote() -> None:
         for name in st.promote:
@@ -200,9 +203,9 @@ def _rename_steps(ctx: Context, st: RenameOp, save: Save, tree: Tree) -> list[St
 
 def _activate_steps(ctx: Context, st: ActivateOp, save: Save, tree: Tree) -> list[Step]:
     def boot() -> None:
-        _save_boot(ctx, st, st.bootfs_seen, st.target)
+        mounts = _save_boot(ctx, st, st.bootfs_seen, st.target)
         save()
-        st.messages = checkpoints.set_default(ctx, st.target, (st.boot_before or {}).get("bootfs"))
+        st.messages = checkpoints.set_default(ctx, st.target, (st.boot_before or {}).get("bootfs"), mounts)
 
     # What boots and the activation time are not in the menu: no entry changes.
     return [Step("boot", boot, lambda: _restore_boot(ctx, st)), Step("menu", _menu(ctx, {}))]

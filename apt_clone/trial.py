@@ -57,19 +57,18 @@ def _own_children(ctx: Context) -> list[str]:
     was done, or why something was left as it is."""
     tree, roots = checkpoints.mount_tree(ctx, ctx.zfs.pool(ctx.system.pool).bootfs)
     others, own = automount.misplaced(tree, roots, ctx.system.dataset, ctx.system.root)
+    steps = [
+        *((ctx.zfs.unmount, ds, f"unmounted {ds.name} (another checkpoint's)",
+           f"{ds.name} (another checkpoint's) is mounted at {ds.mountpoint} and stays") for ds in others),
+        *((ctx.zfs.mount, ds, f"mounted {ds.name} at {ds.mountpoint}", f"{ds.name} is not mounted") for ds in own),
+    ]  # fmt: skip
     said: list[str] = []
-    for ds in others:
+    for act, ds, done, failed in steps:
         try:
-            ctx.zfs.unmount(ds.name)
+            act(ds.name)
         except ZfsError as exc:
-            return [*said, f"{ds.name} (another checkpoint's) is mounted at {ds.mountpoint} and stays: {exc}"]
-        said.append(f"unmounted {ds.name} (another checkpoint's)")
-    for ds in own:
-        try:
-            ctx.zfs.mount(ds.name)
-        except ZfsError as exc:
-            return [*said, f"{ds.name} is not mounted: {exc}"]
-        said.append(f"mounted {ds.name} at {ds.mountpoint}")
+            return [*said, f"{failed}: {exc}"]
+        said.append(done)
     return said
 
 
