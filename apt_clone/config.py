@@ -141,7 +141,7 @@ class Config:
     hook_merge: int = 0
     """Seconds (0: every hooked apt run gets its own checkpoint)."""
     prune: tuple[int, int, int, int, int, int] = (10, 7, 4, 6, 0, 20)
-    """keep, daily, weekly, monthly, max-age (days), min-free (percent): see :mod:`apt_clone.prune`."""
+    """keep, daily, weekly, monthly, max-age (days), min-free (percent): see :mod:`apt_clone.checkpoints.prune`."""
     path: str | None = None
     """The file they came from; None: none was there (the defaults)."""
 

@@ -7,8 +7,8 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from . import layout, lock
-from .boot import Bootloader
+from . import lock
+from .boot import Bootloader, layout
 from .paths import mount_base, secure_dir
 from .runner import DEFAULT_RUNNER, Runner
 from .signals import shielded

@@ -30,7 +30,7 @@ class PackageChange:
 
 def _newer(a: str, b: str) -> bool:
     try:
-        import apt_pkg
+        import apt_pkg  # python-apt only when versions are compared
 
         apt_pkg.init_system()
         return bool(apt_pkg.version_compare(a, b) > 0)
@@ -41,7 +41,7 @@ def _newer(a: str, b: str) -> bool:
 def parse(fd: int) -> dict[str, str]:
     """Installed packages of a dpkg status file open on ``fd`` (read with python-apt's
     ``apt_pkg.TagFile``) and their versions; ``name:arch`` for a second architecture's copy."""
-    import apt_pkg
+    import apt_pkg  # python-apt only when a status file is read
 
     out: dict[str, str] = {}
     with apt_pkg.TagFile(fd) as tags:  # closed here: its file must not keep a checkpoint busy

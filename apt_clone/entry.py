@@ -1,7 +1,7 @@
 """The ``apt-clone`` program.
 
 apt runs two commands around dpkg (``apt-clone hook-pre`` with the hook protocol on its input,
-``apt-clone hook-post``: :mod:`apt_clone.apthook`), systemd two at every boot (``apt-clone -y
+``apt-clone hook-post``: :mod:`apt_clone.apt.hook`), systemd two at every boot (``apt-clone -y
 boot-started`` early, ``apt-clone -y trial-commit`` once the system is up). They take no options
 beyond ``--root`` and ``-y``, so they go straight to their service function without loading the
 command-line parser (typer and click cost a noticeable part of a second where boots are slow, and
@@ -10,6 +10,7 @@ every apt run pays for the hook); everything else goes to the CLI.
 
 from __future__ import annotations
 
+import os
 import sys
 
 BOOT_COMMANDS = ("boot-started", "trial-commit", "trial-deadline")
@@ -38,8 +39,6 @@ checkpoint is made, and nothing more is read."""
 def _read_input() -> bytes | None:
     """The hook's input, at most :data:`MAX_HOOK_INPUT` bytes (None: more than that). A closed
     standard input reads as empty."""
-    import os
-
     chunks, size = [], 0
     while size <= MAX_HOOK_INPUT:
         try:
@@ -56,25 +55,22 @@ def _read_input() -> bytes | None:
 def run_hook(command: str) -> int:
     """The APT hook's two calls: one line at most, on standard error, and apt's exit status
     (a line that cannot be written, stderr being full or closed, changes nothing)."""
-    import os
-
-    from .apt import HOOK_GUARD_ENV
-    from .paths import in_chroot
+    from .paths import HOOK_GUARD_ENV, in_chroot  # each path below loads only what it runs
 
     if command == "hook-pre":
         data = _read_input()  # all of it (apt must not meet a closed pipe), within the bound
         if os.environ.get(HOOK_GUARD_ENV) or in_chroot():
-            return 0  # not this system's apt (apthook.skip_reason): decided before the heavy imports
-        from . import apthook
+            return 0  # not this system's apt (hook.skip_reason): decided before the heavy imports
+        from .apt import hook  # the hook's module only for this system's apt
 
         if data is None:
-            result = apthook.oversized(f"its input is longer than {MAX_HOOK_INPUT >> 20} MiB: not read")
+            result = hook.oversized(f"its input is longer than {MAX_HOOK_INPUT >> 20} MiB: not read")
         else:
-            result = apthook.pre(data.decode("utf-8", errors="replace"), os.environ)
+            result = hook.pre(data.decode("utf-8", errors="replace"), os.environ)
     else:
-        from . import apthook
+        from .apt import hook  # hook-post: Python runs only when dpkg did otherwise than planned
 
-        result = apthook.post(os.environ)
+        result = hook.post(os.environ)
     if result.line:
         try:
             os.write(2, (result.line + "\n").encode("utf-8", "backslashreplace"))
@@ -89,13 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         return run_hook(args[0])
     found = boot_command(args)
     if found is None:
-        from .cli import main as cli_main
+        from .cli.app import main as cli_main  # typer and click: never on the hook's or the boot's path
 
         return cli_main(args)
+    # a boot-time command: its verdict's modules, never the command-line parser
+    from .cli.report import report, safe_output
     from .errors import AptCloneError
-    from .report import report, safe_output
     from .signals import Interrupted, interrupts
-    from .trial import run_boot_command
+    from .trial.verdict import run_boot_command
 
     safe_output()
     try:

@@ -17,6 +17,8 @@ from .errors import Refused, Untrusted
 
 STATE_DIR_ENV = "APT_CLONE_STATE_DIR"
 RUN_DIR_ENV = "APT_CLONE_RUN_DIR"
+HOOK_GUARD_ENV = "APT_CLONE_ACTIVE"
+"""Set in the environment of every apt apt-clone runs: its own hooks stay silent there."""
 
 PACKAGED = os.path.abspath(__file__).startswith("/usr/lib/python3/")
 """apt-clone as the Debian package installs it (see :func:`test_setting`)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from apt_clone import model
 from apt_clone.boot import grub
-from apt_clone.checkpoints import READ_PROPS
+from apt_clone.checkpoints.services import READ_PROPS
 from apt_clone.zfs.cli import NATIVE_PROPS, OPENZFS, CliZfs
 
 from .common import PY, Row, ac_env, bytecode, clock, interleaved, sh, table, within_ratio

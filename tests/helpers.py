@@ -15,7 +15,7 @@ from pathlib import Path
 SANDBOX_DIR = os.environ.get("APT_CLONE_TEST_SANDBOX", "/var/tmp/apt-clone-test-sandbox")
 
 _MAINS = {"apt_clone": "apt_clone.entry", "tests.sandbox": "tests.sandbox.__main__"}
-_PRELOAD = {"apt_clone": ("apt_clone.cli",)}
+_PRELOAD = {"apt_clone": ("apt_clone.cli.app",)}
 FORK = os.environ.get("APT_CLONE_TEST_FORK") == "1"
 """Run the command lines in a forked child of the test process instead of a new interpreter.
 

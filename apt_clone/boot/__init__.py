@@ -11,10 +11,17 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from .. import config
+from ..lock import held
 from ..runner import DEFAULT_RUNNER, Runner
+from ..system import ZFS_FSTYPES, read_mounts
 from ..zfs import Dataset, ZfsBackend, props
-from . import counter, grub
+from . import grub
+
+if TYPE_CHECKING:
+    from . import counter
 
 ONCE = props.key("boot-once")
 """On the boot-environment container: the checkpoint to boot one time only (no GRUB)."""
@@ -45,8 +52,6 @@ class BootState:
 
 
 def _locked() -> bool:
-    from ..lock import held
-
     return held()
 
 
@@ -213,8 +218,6 @@ class Bootloader:
         """Whether GRUB itself can write its grubenv (not on ZFS: GRUB writes no ZFS)."""
         if not self.has_grub or self.grub_dir is None:
             return False
-        from ..system import ZFS_FSTYPES, read_mounts
-
         where = os.path.realpath(self.grub_dir)
         under = [m for m in read_mounts() if where == m.mountpoint or where.startswith(m.mountpoint.rstrip("/") + "/")]
         best = max(under, key=lambda m: len(m.mountpoint), default=None)
@@ -229,6 +232,8 @@ class Bootloader:
             self.grubenv.set(**{grub.TRIAL_VAR: grub.saved_entry(name), grub.TRIES_VAR: "1" * tries})
             return f"Next boots: '{dataset}', {tries} tries counted by GRUB; the default stays until it is activated."
         place = self.counter if self.has_grub and not self.writes_env else None
+        from . import counter  # the trial counter's module: only where GRUB cannot write its grubenv
+
         if isinstance(place, counter.Counter) and self.grub_dir is not None:
             counter.prepare(place, self.runner)
             text = counter.script(place, counter.fs_uuid(place, self.runner))
@@ -259,7 +264,7 @@ class Bootloader:
         """Where GRUB counts a trial's tries when it cannot write its grubenv (``[trial]
         counter``), or why nowhere."""
         if self._counter is None:
-            from .. import config
+            from . import counter  # only where GRUB cannot write its grubenv (never on -l's usual path)
 
             where = config.load().counter
             self._counter = counter.find(where if where == "off" else os.path.join(self.root, where.lstrip("/")))
@@ -272,7 +277,7 @@ class Bootloader:
         if self.writes_env:
             return self.grubenv
         place = self.counter
-        return grub.GrubEnv(place.env, self.runner) if isinstance(place, counter.Counter) else None
+        return grub.GrubEnv(place.env, self.runner) if not isinstance(place, str) else None
 
     def count_env(self) -> grub.GrubEnv | None:
         """The environment block GRUB counts a trial's tries in: its grubenv where it writes

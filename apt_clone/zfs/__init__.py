@@ -35,7 +35,7 @@ def open_backend(runner: Runner = DEFAULT_RUNNER) -> ZfsBackend:
         return CliZfs(runner)
     if os.path.exists("/dev/zfs") or choice == "lzc":
         if importlib.util.find_spec("libzfs_core") is not None:
-            from .lzc import LazyModule, LzcZfs
+            from .lzc import LazyModule, LzcZfs  # libzfs_core's binding only where /dev/zfs is
 
             return LzcZfs(LazyModule("libzfs_core"), runner)
         if choice == "lzc":

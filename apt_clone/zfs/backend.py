@@ -6,6 +6,7 @@ import abc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from .errors import ZfsNotFound
 from .records import Dataset, Pool
 
 
@@ -33,7 +34,6 @@ class ZfsBackend(abc.ABC):
     def get_many(self, names: Sequence[str], user_props: Sequence[str] = ()) -> dict[str, Dataset]:
         """The named datasets and snapshots that exist (none of their descendants), by name, in
         one read: what a command on one checkpoint reads instead of the whole container."""
-        from .errors import ZfsNotFound
 
         out: dict[str, Dataset] = {}
         for name in dict.fromkeys(names):
@@ -62,7 +62,6 @@ class ZfsBackend(abc.ABC):
         return out
 
     def exists(self, name: str) -> bool:
-        from .errors import ZfsNotFound
 
         try:
             self.get(name)

@@ -97,7 +97,7 @@ def test_boot_time_commands_do_not_load_the_command_line_parser(pristine: Sandbo
     code = (
         "import sys; from apt_clone.entry import main;"
         f"codes = [main(['--root', {pristine.root!r}, '-y', c]) for c in ('boot-started', 'trial-commit')];"
-        "heavy = ('typer', 'click', 'apt_clone.cli', 'apt_clone.operations');"
+        "heavy = ('typer', 'click', 'apt_clone.cli.app', 'apt_clone.checkpoints.commands');"
         "print(codes, sorted(m for m in heavy if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from apt_clone.operations import SPECS
+from apt_clone.checkpoints.commands import SPECS
 from tests.helpers import SandboxInfo, apt_clone, bootfs, leftovers, reboot, sandbox_cli, zfs_names, zfs_state
 
 # share-grub runs grub-install on the host's boot disks: it is proven in the VM lane's bpool story.

@@ -174,7 +174,7 @@ def test_not_a_zfs_root_and_not_root(pristine: SandboxInfo, tmp_path):
 def test_listing_does_not_import_questionary_or_rich(pristine: SandboxInfo):
     """Prompts load questionary when they ask; typer's decorations (rich) never load: apt-clone runs at every boot."""
     code = (
-        f"import sys; from apt_clone.cli import main; rc = main(['--root', {pristine.root!r}, '-l']);"
+        f"import sys; from apt_clone.cli.app import main; rc = main(['--root', {pristine.root!r}, '-l']);"
         "print(sorted(m for m in ('questionary', 'rich', 'pygments') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

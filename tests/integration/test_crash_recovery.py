@@ -139,8 +139,8 @@ def test_sigkill_in_the_middle_of_apt_then_recover(pristine: SandboxInfo, mode):
 
 
 def still_working_in(sb: SandboxInfo) -> str | None:
-    from apt_clone.journal import Journal
-    from apt_clone.transaction import still_working
+    from apt_clone.apt.operation import still_working
+    from apt_clone.engine.journal import Journal
 
     st = Journal(sb.container).load()
     return still_working(st) if st is not None else None
@@ -149,7 +149,7 @@ def still_working_in(sb: SandboxInfo) -> str | None:
 def test_a_reused_pid_in_the_journal_never_blocks_recovery(pristine: SandboxInfo):
     """The journal's pid belongs to another process now (after a reboot, or reused): under the
     lock no other apt-clone runs, so the interrupted command is recovered all the same."""
-    from apt_clone.journal import Journal
+    from apt_clone.engine.journal import Journal
 
     before = zfs_state(pristine)
     killed = apt_clone(pristine, "-y", "create", env={"APT_CLONE_TEST_KILL_AT": "create.clone:ran"})
@@ -228,8 +228,8 @@ def test_resume_after_a_download_failure_does_not_download_again(pristine: Sandb
 
 def test_a_journal_written_on_another_checkpoint_is_history(pristine: SandboxInfo):
     """A clone carries a copy of the journal as it was when it was snapshotted: not pending work."""
-    from apt_clone.journal import Journal
-    from apt_clone.opstate import AptOp
+    from apt_clone.engine.journal import Journal
+    from apt_clone.engine.opstate import AptOp
 
     journal = Journal(pristine.container)
     stale = AptOp(

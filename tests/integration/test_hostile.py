@@ -193,7 +193,7 @@ def test_ctrl_c_never_exits_0_and_leaves_nothing(pristine, args, where):
 
 # --- 5. chroot binds ---------------------------------------------------------------------------
 def test_sigterm_while_chroot_binds_are_up_leaves_none(pristine):
-    from apt_clone.journal import Journal
+    from apt_clone.engine.journal import Journal
 
     sb = pristine
     sys_dir = os.path.join(sb.root, "sys")

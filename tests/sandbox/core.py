@@ -31,8 +31,8 @@ from typing import Any
 from apt_clone import model
 from apt_clone.apt.execute import kill_processes_in
 from apt_clone.boot import Bootloader, counter, grub
+from apt_clone.engine.journal import Journal
 from apt_clone.errors import OperationFailed, UsageError
-from apt_clone.journal import Journal
 from apt_clone.runner import DEFAULT_RUNNER, Runner
 from apt_clone.system import ZFS_FSTYPES, dataset_mounted_at, mounts_under, read_mounts
 from apt_clone.zfs import CliZfs, ZfsBackend, ZfsNotFound

@@ -25,10 +25,10 @@ def test_dpkgs_conffile_question_is_a_persons_at_a_terminal_else_the_setting_dec
         def person_answers(self) -> bool:
             return True
 
-    from apt_clone import transaction
-    from apt_clone.opstate import AptOp
+    from apt_clone.apt import operation
+    from apt_clone.engine.opstate import AptOp
 
     st = AptOp(op="install", command="apt-clone install x", root="/", container="p/ROOT", dataset="p/ROOT/a")
     ctx = SimpleNamespace(runner=None, system=SimpleNamespace(root="/"))
-    target = transaction._apt_target(ctx, st, Person())  # type: ignore[arg-type]
+    target = operation._apt_target(ctx, st, Person())  # type: ignore[arg-type]
     assert isinstance(target, AptTarget) and target.conffiles == "ask"

@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from apt_clone import apthook, config, entry
-from apt_clone.apthook import AptRun, HookState
+from apt_clone import config, entry
+from apt_clone.apt import hook
+from apt_clone.apt.hook import AptRun, HookState
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -28,22 +29,22 @@ def _proc(tmp_path, table):
 
 def test_the_apt_process_is_the_first_ancestor_that_is_not_a_shell(tmp_path):
     proc = _proc(tmp_path, {30: ("sh", 20, 300), 20: ("apt-get", 10, 200), 10: ("bash", 1, 100)})
-    assert apthook.apt_run(30, proc) == AptRun(20, 200)
+    assert hook.apt_run(30, proc) == AptRun(20, 200)
 
 
 def test_apts_own_child_belongs_to_the_apt_that_forked_it(tmp_path):
     """Post-Invoke runs from a child of apt-get: sh <- apt-get <- apt-get <- bash."""
     table = {59: ("sh", 56, 590), 56: ("apt-get", 9, 560), 9: ("apt-get", 5, 90), 5: ("bash", 1, 50)}
-    assert apthook.apt_run(59, _proc(tmp_path, table)) == AptRun(9, 90)
+    assert hook.apt_run(59, _proc(tmp_path, table)) == AptRun(9, 90)
 
 
 def test_a_comm_with_spaces_and_parentheses_is_read(tmp_path):
     proc = _proc(tmp_path, {30: ("sh", 20, 300), 20: ("unattended-upgr) x", 1, 222)})
-    assert apthook.apt_run(30, proc) == AptRun(20, 222)
+    assert hook.apt_run(30, proc) == AptRun(20, 222)
 
 
 def test_an_unreadable_process_is_itself(tmp_path):
-    assert apthook.apt_run(77, str(tmp_path)) == AptRun(77, 0)
+    assert hook.apt_run(77, str(tmp_path)) == AptRun(77, 0)
 
 
 @pytest.mark.parametrize(
@@ -56,19 +57,19 @@ def test_an_unreadable_process_is_itself(tmp_path):
     ],
 )
 def test_what_is_not_this_systems_apt_run_is_skipped(cfg, env, other, chroot, why):
-    assert why in (apthook.skip_reason(env, cfg, other, chroot) or "")
+    assert why in (hook.skip_reason(env, cfg, other, chroot) or "")
 
 
 def test_this_systems_apt_run_is_not_skipped():
-    assert apthook.skip_reason({}, config.Config(), None, False) is None
+    assert hook.skip_reason({}, config.Config(), None, False) is None
 
 
 def test_titles_say_the_command_and_the_changes():
-    assert apthook.title_of(["apt install nginx"], "1 installed") == "apt install nginx: 1 installed"
-    merged = apthook.title_of(["apt install a", "apt-get remove b"], "")
+    assert hook.title_of(["apt install nginx"], "1 installed") == "apt install nginx: 1 installed"
+    merged = hook.title_of(["apt install a", "apt-get remove b"], "")
     assert merged == "apt install a; apt-get remove b (2 apt runs)"
-    assert apthook.title_of(["apt install \x1b[31mred"], "1 installed") == "apt install \\x1b[31mred: 1 installed"
-    assert len(apthook.title_of(["apt install " + "x" * 400], "1 installed")) == 200
+    assert hook.title_of(["apt install \x1b[31mred"], "1 installed") == "apt install \\x1b[31mred: 1 installed"
+    assert len(hook.title_of(["apt install " + "x" * 400], "1 installed")) == 200
 
 
 def _state(ended):
@@ -77,16 +78,16 @@ def _state(ended):
 
 def test_a_run_joins_the_last_checkpoint_only_within_the_merge_interval():
     cfg = config.Config(hook_merge=60)
-    assert apthook.may_join(_state(1000.0), cfg, 1059.0, "boot")
-    assert not apthook.may_join(_state(1000.0), cfg, 1061.0, "boot")
-    assert not apthook.may_join(_state(1000.0), cfg, 1010.0, "another boot")
-    assert not apthook.may_join(_state(None), cfg, 1010.0, "boot")  # still running
-    assert not apthook.may_join(_state(1000.0), config.Config(), 1001.0, "boot")  # merge = 0
+    assert hook.may_join(_state(1000.0), cfg, 1059.0, "boot")
+    assert not hook.may_join(_state(1000.0), cfg, 1061.0, "boot")
+    assert not hook.may_join(_state(1000.0), cfg, 1010.0, "another boot")
+    assert not hook.may_join(_state(None), cfg, 1010.0, "boot")  # still running
+    assert not hook.may_join(_state(1000.0), config.Config(), 1001.0, "boot")  # merge = 0
 
 
 def test_a_failure_is_one_line_and_stops_apt_only_when_required():
-    assert apthook.failure("pool full", config.Config()) == apthook.Result("apt-clone: no checkpoint: pool full", 0)
-    stop = apthook.failure("pool full", config.Config(hook_required=True))
+    assert hook.failure("pool full", config.Config()) == hook.Result("apt-clone: no checkpoint: pool full", 0)
+    stop = hook.failure("pool full", config.Config(hook_required=True))
     assert stop.status == 1 and stop.line.startswith("apt-clone: no checkpoint: pool full; apt stops")
 
 
@@ -114,13 +115,13 @@ def test_the_hook_says_nothing_and_does_nothing_when_off(tmp_path, monkeypatch, 
 def test_bad_input_or_a_bad_config_is_one_line_and_apt_goes_on(tmp_path, monkeypatch):
     monkeypatch.setenv(config.CONFIG_ENV, str(tmp_path / "none.conf"))
     config._loaded.clear()
-    got = apthook.pre("VERSION 2\n", {}, chroot=False)
+    got = hook.pre("VERSION 2\n", {}, chroot=False)
     assert got.status == 0 and got.line and got.line.startswith("apt-clone: no checkpoint: not apt's hook protocol")
     conf = tmp_path / "bad.conf"
     conf.write_text("[hook]\nrequired = maybe\n")
     monkeypatch.setenv(config.CONFIG_ENV, str(conf))
     config._loaded.clear()
-    got = apthook.pre(_hook_input(), {}, chroot=False)
+    got = hook.pre(_hook_input(), {}, chroot=False)
     assert got.status == 0 and "hook.required = 'maybe'" in (got.line or "")
     config._loaded.clear()
 
@@ -129,16 +130,16 @@ def test_a_run_with_no_package_changes_makes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv(config.CONFIG_ENV, str(tmp_path / "none.conf"))
     config._loaded.clear()
     head = _hook_input().split("\n\n", 1)[0]
-    assert apthook.pre(head + "\n\n", {}, chroot=False) == apthook.QUIET
+    assert hook.pre(head + "\n\n", {}, chroot=False) == hook.QUIET
 
 
 def test_the_command_is_apts_record_or_the_apt_process_command_line(tmp_path):
     (tmp_path / "20").mkdir()
     (tmp_path / "20" / "cmdline").write_bytes(b"/usr/bin/python3\0-u\0/usr/bin/unattended-upgrade\0-v\0")
     run = AptRun(20, 1)
-    assert apthook.command_of(run, "apt install nginx", str(tmp_path)) == "apt install nginx"
-    assert apthook.command_of(run, "", str(tmp_path)) == "unattended-upgrade -v"
-    assert apthook.command_of(AptRun(21, 1), "", str(tmp_path)) == "apt"
+    assert hook.command_of(run, "apt install nginx", str(tmp_path)) == "apt install nginx"
+    assert hook.command_of(run, "", str(tmp_path)) == "unattended-upgrade -v"
+    assert hook.command_of(AptRun(21, 1), "", str(tmp_path)) == "apt"
 
 
 AS_ON_A_HOST = pytest.mark.skipif(os.geteuid() != 0, reason="a PID namespace of its own needs root (unshare)")
@@ -192,7 +193,7 @@ def test_a_fifo_in_place_of_the_configuration_or_the_hook_state_blocks_nothing(t
     (tmp_path / "apt-clone.conf").unlink(missing_ok=True)
     prefix = f"rm -f {tmp_path}/apt-clone.conf; mkfifo {tmp_path}/apt-clone.conf;" if where == "config" else ""
     if where == "state":
-        os.mkfifo(run / apthook.STATE_FILE, 0o600)
+        os.mkfifo(run / hook.STATE_FILE, 0o600)
     with open(os.path.join(DATA, "pre-install-v3-install.txt"), "rb") as data:
         got = _hook_pre(tmp_path, stdin=data, shell_prefix=prefix)
     line = got.stderr.decode()
@@ -203,9 +204,9 @@ def test_a_fifo_in_place_of_the_configuration_or_the_hook_state_blocks_nothing(t
 def test_an_apt_argument_with_a_tab_or_newline_is_recorded_escaped(tmp_path):
     (tmp_path / "30").mkdir()
     (tmp_path / "30" / "cmdline").write_bytes(b"apt-get\0-o\0Foo::Bar=a\tb\nc\0install\0x\0")
-    got = apthook.command_of(AptRun(30, 1), "", str(tmp_path))
+    got = hook.command_of(AptRun(30, 1), "", str(tmp_path))
     assert got == "apt-get -o Foo::Bar=a\\tb\\nc install x"
-    assert apthook.command_of(AptRun(30, 1), "apt install a\tb", str(tmp_path)) == "apt install a\\tb"
+    assert hook.command_of(AptRun(30, 1), "apt install a\tb", str(tmp_path)) == "apt install a\\tb"
     from apt_clone.zfs import props
 
     props.validate_value(props.key("command"), got)  # what ZFS takes

@@ -1,8 +1,8 @@
-"""Which checkpoint datasets mount by themselves (apt_clone.automount), on records alone."""
+"""Which checkpoint datasets mount by themselves (apt_clone.checkpoints.automount), on records alone."""
 
 from __future__ import annotations
 
-from apt_clone import automount
+from apt_clone.checkpoints import automount
 from apt_clone.zfs import Dataset
 
 C = "rpool/ROOT"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer.main
 
-from apt_clone.cli import app
+from apt_clone.cli.app import app
 
 SCRIPT = Path(__file__).resolve().parents[2] / "completion" / "apt-clone"
 

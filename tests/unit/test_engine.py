@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from apt_clone.engine import Engine, OpSpec, Step
+from apt_clone.engine.opstate import OpState
+from apt_clone.engine.steps import Engine, OpSpec, Step
 from apt_clone.errors import OperationFailed
-from apt_clone.opstate import OpState
 
 SPEC = OpSpec("demo", (("a", ""), ("b", ""), ("c", ""), ("d", "")), commit="c")
 AFTER_DONE = OpSpec("demo", SPEC.steps, commit="b", commit_when="done")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from apt_clone import events as ev
-from apt_clone.render_events import as_json, lines
+from apt_clone.apt import events as ev
+from apt_clone.cli.render_events import as_json, lines
 
 SAMPLES = [
     ev.Updating(),

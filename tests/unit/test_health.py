@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from apt_clone import config, health
+from apt_clone import config
 from apt_clone.runner import Completed, Runner
+from apt_clone.trial import health
 
 
 class Systemd(Runner):

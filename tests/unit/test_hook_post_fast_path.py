@@ -8,31 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from apt_clone import apthook, hook
+from apt_clone.apt import hook, protocol
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "apt" / "hook-post"
 DATA = Path(__file__).parent / "data"
 
 
-def _changes(name: str) -> list[hook.HookChange]:
+def _changes(name: str) -> list[protocol.HookChange]:
     text = (DATA / name).read_text()
-    return hook.parse(text).changes
+    return protocol.parse(text).changes
 
 
 def test_the_expectation_names_the_packages_and_what_dpkg_query_shows_of_those_installed():
-    assert apthook.expectation(_changes("pre-install-v3-install.txt")) == "hello\ninstalled hello amd64 2.10-5\n"
-    assert apthook.expectation(_changes("pre-install-v3-remove.txt")) == "hello\n"
+    assert hook.expectation(_changes("pre-install-v3-install.txt")) == "hello\ninstalled hello amd64 2.10-5\n"
+    assert hook.expectation(_changes("pre-install-v3-remove.txt")) == "hello\n"
     changes = [
-        hook.HookChange("zz", "all", "1", "2", "upgrade"),
-        hook.HookChange("aa", "amd64", None, "1:3", "install"),
-        hook.HookChange("mm", "amd64", "4", None, "remove"),
+        protocol.HookChange("zz", "all", "1", "2", "upgrade"),
+        protocol.HookChange("aa", "amd64", None, "1:3", "install"),
+        protocol.HookChange("mm", "amd64", "4", None, "remove"),
     ]
-    assert apthook.expectation(changes) == "aa mm zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n"
+    assert hook.expectation(changes) == "aa mm zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n"
 
 
 def test_an_unknown_architecture_leaves_the_record_to_python():
-    assert apthook.expectation([hook.HookChange("x", None, None, "1", "install")]) == ""
+    assert hook.expectation([protocol.HookChange("x", None, None, "1", "install")]) == ""
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from apt_clone.apthook import title_of
-from apt_clone.hook import HookChange, ProtocolError, parse, summary
+from apt_clone.apt.hook import title_of
+from apt_clone.apt.protocol import HookChange, ProtocolError, parse, summary
 from apt_clone.paths import in_chroot
 
 DATA = Path(__file__).parent / "data"

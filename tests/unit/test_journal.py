@@ -3,8 +3,8 @@
 import os
 import stat
 
-from apt_clone.journal import Journal, boot_id
-from apt_clone.opstate import AptOp
+from apt_clone.engine.journal import Journal, boot_id
+from apt_clone.engine.opstate import AptOp
 
 
 def test_roundtrip_and_permissions(tmp_path, monkeypatch):
@@ -30,7 +30,7 @@ def test_roundtrip_and_permissions(tmp_path, monkeypatch):
 
 
 def test_only_a_live_apt_of_the_same_boot_keeps_an_operation_working(tmp_path, monkeypatch):
-    from apt_clone.transaction import still_working
+    from apt_clone.apt.operation import still_working
 
     monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path))
     root = str(tmp_path / "root")
@@ -57,8 +57,8 @@ def test_unknown_fields_from_a_newer_version_are_ignored(tmp_path, monkeypatch):
 def test_a_schema_2_record_is_read_into_the_typed_one():
     """Schema 2 kept a checkpoint command's state in ``args`` and an apt operation's checkpoint in
     loose fields; both come back as this version's records."""
+    from apt_clone.engine.opstate import SCHEMA, DestroyOp, from_json
     from apt_clone.model import Created
-    from apt_clone.opstate import SCHEMA, DestroyOp, from_json
 
     env = {"packages": [], "command": "c", "root": "/", "container": "p/ROOT", "dataset": "p/ROOT/a", "schema": 2}
     apt = from_json({**env, "op": "install", "packages": ["x"], "checkpoint": "b", "target": "p/ROOT/b",
@@ -77,7 +77,7 @@ def test_a_schema_2_record_is_read_into_the_typed_one():
 def test_a_record_of_an_unknown_operation_is_refused():
     import pytest
 
-    from apt_clone.opstate import from_json
+    from apt_clone.engine.opstate import from_json
 
     with pytest.raises(ValueError, match="unknown operation"):
         from_json({"op": "frobnicate", "command": "c", "root": "/", "container": "p", "dataset": "p/a"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apt_clone.layout import GrubHome, holder_of, in_checkpoint, place_of
+from apt_clone.boot.layout import GrubHome, holder_of, in_checkpoint, place_of
 from apt_clone.system import ManagedSystem, Mount
 from apt_clone.zfs.cli import parse_features
 
@@ -39,7 +39,7 @@ def test_pool_features_from_zpool_get():
 def test_check_notes_an_encrypted_root_and_its_key():
     from types import SimpleNamespace
 
-    from apt_clone import check
+    from apt_clone.checkpoints import check
 
     class Zfs:
         def native(self, name, props):

@@ -10,7 +10,7 @@ import pytest
 import typer.main
 
 from apt_clone import config
-from apt_clone.cli import app
+from apt_clone.cli.app import app
 
 MAN = Path(__file__).resolve().parents[2] / "docs" / "man"
 

@@ -1,7 +1,8 @@
 import pytest
 
 from apt_clone import model
-from apt_clone.cli import translate_short_forms
+from apt_clone.cli.app import translate_short_forms
+from apt_clone.cli.render import label
 from apt_clone.errors import UsageError
 from apt_clone.names import (
     before_in_series,
@@ -12,7 +13,6 @@ from apt_clone.names import (
     validate_name,
     validate_title,
 )
-from apt_clone.render import label
 from apt_clone.system import dataset_mounted_at, managed_system, mounts_under, parse_mountinfo
 
 

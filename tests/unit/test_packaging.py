@@ -33,5 +33,5 @@ def test_the_wheel_holds_no_sandbox_and_no_tests(tmp_path):
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "apt_clone/cli.py" in names
+    assert "apt_clone/cli/app.py" in names
     assert not [n for n in names if "sandbox" in n or n.startswith("tests/")], names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from apt_clone.prune import Candidate, Policy, PoolSpace, select
+from apt_clone.checkpoints.prune import Candidate, Policy, PoolSpace, select
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from apt_clone import checkpoints, operations
 from apt_clone.boot import Bootloader
+from apt_clone.checkpoints import commands, services
 from apt_clone.context import Context
+from apt_clone.engine.opstate import SCHEMA
 from apt_clone.errors import NotFound, OperationFailed, Refused
-from apt_clone.opstate import SCHEMA
 from apt_clone.runner import DEFAULT_RUNNER
 from apt_clone.system import ManagedSystem, managed_system
 from tests.fakezfs import FakeZfs
@@ -101,10 +101,10 @@ def world(request, tmp_path, monkeypatch) -> Iterator[World]:
 def test_create_then_destroy_leaves_the_tree_as_it_was(world):
     before = world.state()
     ctx = world.make_ctx()
-    created = operations.create(ctx, title="by hand")
+    created = commands.create(ctx, title="by hand")
     assert created.checkpoint == "be2" and created.snapshot == world.ds("be1") + "@be2"
     assert (world.ds("be2"), world.ds("be1") + "@be2") in world.state()
-    operations.destroy(ctx, checkpoints.plan_destroy(ctx, "be2"))
+    commands.destroy(ctx, services.plan_destroy(ctx, "be2"))
     assert world.state() == before
 
 
@@ -112,61 +112,61 @@ def test_a_failure_before_the_commit_step_is_undone(world, monkeypatch):
     before = world.state()
     monkeypatch.setenv("APT_CLONE_TEST_FAIL_AT", "create.menu:before")
     with pytest.raises(OperationFailed, match="failure injected"):
-        operations.create(world.make_ctx())
+        commands.create(world.make_ctx())
     assert world.state() == before
 
 
 def test_destroying_an_origin_promotes_its_clone_and_drops_the_snapshot(world):
-    operations.create(world.make_ctx())
+    commands.create(world.make_ctx())
     world.boot_into("be2")
     ctx = world.make_ctx()
-    plan = checkpoints.plan_destroy(ctx, "be1")
+    plan = services.plan_destroy(ctx, "be1")
     assert plan.promote == [world.ds("be2")]
-    result = operations.destroy(ctx, plan)
+    result = commands.destroy(ctx, plan)
     assert result.promoted == [world.ds("be2")]
     assert world.state() == sorted([(world.pool, None), (f"{world.pool}/ROOT", None), (world.ds("be2"), None)])
 
 
 def test_a_failed_destroy_is_undone_promotions_included(world, monkeypatch):
-    operations.create(world.make_ctx())
+    commands.create(world.make_ctx())
     world.boot_into("be2")
     ctx = world.make_ctx()
     before = world.state()
     monkeypatch.setenv("APT_CLONE_TEST_FAIL_AT", "destroy.destroy:before")
     with pytest.raises(OperationFailed):
-        operations.destroy(ctx, checkpoints.plan_destroy(ctx, "be1"))
+        commands.destroy(ctx, services.plan_destroy(ctx, "be1"))
     assert world.state() == before  # promoted back: be2 is a clone of be1@be2 again
 
 
 def test_refusals_change_nothing(world):
     ctx = world.make_ctx()
-    operations.create(ctx)
-    operations.activate(ctx, "be1")
+    commands.create(ctx)
+    commands.activate(ctx, "be1")
     before = world.state()
     with pytest.raises(Refused, match="running system"):
-        checkpoints.plan_destroy(ctx, "be1")
+        services.plan_destroy(ctx, "be1")
     with pytest.raises(NotFound):
-        checkpoints.plan_destroy(ctx, "be2", activate_instead="nosuch")
+        services.plan_destroy(ctx, "be2", activate_instead="nosuch")
     with pytest.raises(Refused, match="already exists"):
-        checkpoints.prepare_create(ctx, name="be2")
+        services.prepare_create(ctx, name="be2")
     with pytest.raises(Refused, match="running system"):
-        checkpoints.plan_rename(ctx, "be1", "other")
-    operations.activate(ctx, "be2")
+        services.plan_rename(ctx, "be1", "other")
+    commands.activate(ctx, "be2")
     with pytest.raises(Refused, match="boots next"):
-        checkpoints.plan_destroy(ctx, "be2")
+        services.plan_destroy(ctx, "be2")
     assert world.state() == before
 
 
 def test_activate_rename_and_trial(world):
     ctx = world.make_ctx()
-    operations.create(ctx)
-    operations.activate(ctx, "be2")
-    listing = checkpoints.list_checkpoints(ctx)
+    commands.create(ctx)
+    commands.activate(ctx, "be2")
+    listing = services.list_checkpoints(ctx)
     assert listing.next_boot == world.ds("be2")
-    operations.rename(ctx, "be2", "renamed")
-    assert checkpoints.list_checkpoints(ctx).next_boot == world.ds("renamed")  # bootfs followed it
-    operations.activate(ctx, "be1")
-    armed = operations.arm_trial(ctx, "renamed")
+    commands.rename(ctx, "be2", "renamed")
+    assert services.list_checkpoints(ctx).next_boot == world.ds("renamed")  # bootfs followed it
+    commands.activate(ctx, "be1")
+    armed = commands.arm_trial(ctx, "renamed")
     assert any("healthy boot" in line for line in armed.messages)
     assert ctx.boot.take_once(f"{world.pool}/ROOT") == world.ds("renamed")
 
@@ -198,12 +198,12 @@ def test_a_journal_of_the_previous_version_is_recovered(world):
     killed after its boot step is undone."""
     import json
 
-    from apt_clone import transaction
-    from apt_clone.journal import Journal
+    from apt_clone import recovery
+    from apt_clone.engine.journal import Journal
     from apt_clone.paths import secure_dir
 
     ctx = world.make_ctx()
-    operations.create(ctx)
+    commands.create(ctx)
     before = ctx.boot.save(world.pool, f"{world.pool}/ROOT")
     ctx.boot.activate(world.ds("be2"))  # what the killed run's boot step did
     journal = Journal(f"{world.pool}/ROOT")
@@ -216,7 +216,7 @@ def test_a_journal_of_the_previous_version_is_recovered(world):
     secure_dir(os.path.dirname(journal.path))
     with open(journal.path, "w") as f:
         json.dump(v1, f)
-    done = transaction.recover(ctx)
+    done = recovery.recover(ctx)
     assert any("undid 'apt-clone activate be2'" in line for line in done), done
     assert ctx.boot.state(world.pool, f"{world.pool}/ROOT").bootfs == before["bootfs"]
     loaded = journal.load()
@@ -226,7 +226,7 @@ def test_a_journal_of_the_previous_version_is_recovered(world):
 def test_a_journal_from_a_newer_version_is_refused(tmp_path, monkeypatch):
     import json
 
-    from apt_clone.journal import Journal
+    from apt_clone.engine.journal import Journal
 
     monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("APT_CLONE_RUN_DIR", str(tmp_path / "run"))

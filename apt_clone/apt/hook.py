@@ -17,7 +17,7 @@ its standard input: :mod:`apt_clone.hook`) and ``apt-clone hook-post`` after it
 - Never for apt on another root, in a chroot (a debootstrap, an image build), or for the apt
   apt-clone runs itself (``$APT_CLONE_ACTIVE``).
 
-What the hook remembers between its calls lives in the run directory (``hook.json``, the
+What the hook remembers between its calls lives in the run directory (``protocol.json``, the
 status copy ``hook-status``, and for the post's fast path ``hook-expect`` and ``hook-done``),
 which only root can write. apt runs the post as ``/usr/libexec/apt-clone/hook-post`` (sh): when
 dpkg did what was planned (``dpkg-query``) it only notes the time (``hook-done``) and no Python
@@ -33,17 +33,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from . import dpkgstatus, hook
-from .apt import HOOK_GUARD_ENV
-from .apt import reboot as reboot_rules
-from .errors import AptCloneError, Unfinished
-from .paths import boot_id, in_chroot, open_private, run_dir, write_atomic
-from .text import escaped
+from .. import config, dpkgstatus
+from ..errors import AptCloneError, Unfinished
+from ..paths import HOOK_GUARD_ENV, boot_id, in_chroot, open_private, run_dir, write_atomic
+from ..text import escaped
+from . import protocol
+from . import reboot as reboot_rules
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .context import Context
-    from .zfs import ZfsBackend
+    from ..config import Config
+    from ..context import Context
+    from ..zfs import ZfsBackend
 
 SHELLS = frozenset({"sh", "dash", "bash", "busybox"})
 STATE_FILE = "hook.json"
@@ -175,7 +175,7 @@ def load_state() -> HookState | None:
     return st
 
 
-def expectation(changes: list[hook.HookChange]) -> str:
+def expectation(changes: list[protocol.HookChange]) -> str:
     """What the post's fast path checks once dpkg is done (``hook-expect``): the packages' names
     on one line, then the lines ``dpkg-query -W -f='${db:Status-Status} ${Package}
     ${Architecture} ${Version}\\n'`` must give for those installed, sorted as ``LC_ALL=C sort``
@@ -266,8 +266,6 @@ def failure(reason: str, cfg: Config | None) -> Result:
 
 def oversized(reason: str) -> Result:
     """``hook-pre`` whose input was not read (past its bound): no checkpoint, one line."""
-    from . import config
-
     try:
         cfg = config.load()
     except AptCloneError:
@@ -278,12 +276,10 @@ def oversized(reason: str) -> Result:
 # --- the two calls ----------------------------------------------------------------------------
 def pre(text: str, env: Mapping[str, str], chroot: bool | None = None) -> Result:
     """``hook-pre``: make this apt run's checkpoint (once per run)."""
-    from . import config
-
     cfg: Config | None = None
     try:
         cfg = config.load()
-        request = hook.parse(text)
+        request = protocol.parse(text)
         if skip_reason(env, cfg, request.other_root, in_chroot() if chroot is None else chroot):
             return QUIET
         if not request.changes:
@@ -299,8 +295,6 @@ def pre(text: str, env: Mapping[str, str], chroot: bool | None = None) -> Result
 
 def post(env: Mapping[str, str], chroot: bool | None = None) -> Result:
     """``hook-post``: record the changes dpkg made under this run's checkpoint."""
-    from . import config
-
     try:
         cfg = config.load()
         if skip_reason(env, cfg, None, in_chroot() if chroot is None else chroot):
@@ -324,12 +318,14 @@ def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _make(request: hook.HookInput, cfg: Config) -> Result:
-    from . import checkpoints, model, operations
-    from .context import open_context
-    from .errors import require_root
-    from .lock import exclusive
-    from .signals import interrupts
+def _make(request: protocol.HookInput, cfg: Config) -> Result:
+    # the checkpoint's machinery: only when one is made (a skipped apt run loads none of it)
+    from .. import model
+    from ..checkpoints import commands, services
+    from ..context import open_context
+    from ..errors import require_root
+    from ..lock import exclusive
+    from ..signals import interrupts
 
     require_root()
     run = apt_run()
@@ -354,15 +350,15 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
                 )
                 save_state(st)
                 arm_post("")
-                checkpoints.edit_menu(cx, {st.checkpoint: st.checkpoint})  # its title names this run too
+                services.edit_menu(cx, {st.checkpoint: st.checkpoint})  # its title names this run too
                 return Result(f"apt-clone: this apt run joins checkpoint {st.checkpoint} ([hook] merge)")
             _copy_status()
             planned = [dpkgstatus.PackageChange(c.name, c.old, c.new) for c in request.changes if c.old != c.new]
             why = _reboot_why(planned, cfg, None)
             props = model.change_props(planned, bool(why), why)
-            created = operations.create(
+            created = commands.create(
                 cx,
-                title=title_of([command], hook.summary(request.changes)),
+                title=title_of([command], protocol.summary(request.changes)),
                 kind="automatic",
                 command=command,
                 props=props,
@@ -386,8 +382,9 @@ def _make(request: hook.HookInput, cfg: Config) -> Result:
 
 def _still_ours(cx: Context, st: HookState) -> bool:
     """The checkpoint the last run made is still there, a clone of the running root."""
-    from . import model
-    from .zfs import ZfsNotFound
+    # ZFS's and the metadata's modules only for a run that may join the last one's checkpoint
+    from .. import model
+    from ..zfs import ZfsNotFound
 
     try:
         ds = cx.zfs.get(st.dataset, (model.KIND,))
@@ -397,7 +394,7 @@ def _still_ours(cx: Context, st: HookState) -> bool:
 
 
 def _record_quietly(cx: Context, st: HookState, cfg: Config) -> None:
-    from .zfs import ZfsError
+    from ..zfs import ZfsError  # loaded with the checkpoint's machinery, never by a skipped run
 
     try:
         _set_changes(cx.zfs, st, cfg)
@@ -428,10 +425,10 @@ def _set_changes(zfs: ZfsBackend | None, st: HookState, cfg: Config) -> bool:
     rows = [c.as_list() for c in changes]
     if rows == st.recorded and why == st.reboot:
         return False
-    from . import model
+    from .. import model  # only when dpkg did otherwise than planned
 
     if zfs is None:
-        from .zfs import open_backend
+        from ..zfs import open_backend  # hook-post opens ZFS only to record
 
         zfs = open_backend()
     props = model.change_props(changes, bool(why), why)
@@ -443,9 +440,10 @@ def _set_changes(zfs: ZfsBackend | None, st: HookState, cfg: Config) -> bool:
 
 
 def _record(st: HookState, cfg: Config) -> Result:
-    from .errors import require_root
-    from .lock import exclusive
-    from .signals import interrupts
+    # the lock and the signal shield only when dpkg did otherwise than planned
+    from ..errors import require_root
+    from ..lock import exclusive
+    from ..signals import interrupts
 
     require_root()
     with interrupts(), exclusive("apt-clone hook-post", wait=3.0):

@@ -19,38 +19,27 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from . import checkpoints, config, dpkgstatus, model, operations, opstate, trial
+from .. import config, dpkgstatus, model
+from ..boot import grub
+from ..checkpoints import commands, prune, services
+from ..context import Context
+from ..engine import opstate
+from ..engine.journal import Journal, boot_id
+from ..engine.opstate import AptOp, OpState
+from ..engine.steps import Engine, OpSpec, Step, register
+from ..errors import LockHeld, NoSpace, OperationFailed, Refused, UsageError
+from ..lock import exclusive
+from ..paths import mount_base, secure_dir
+from ..signals import Interrupted, shielded
+from ..system import dataset_mounted_at
+from ..zfs import Dataset, ZfsError, ZfsNotFound
+from . import bootfiles
 from . import events as ev
-from .apt import bootfiles
-from .apt import reboot as reboots
-from .apt.execute import AptTarget, apt_lock_holder, check_apt_locks, command_of
-from .apt.plan import (
-    Change,
-    Plan,
-    check_boot_space,
-    check_space,
-    debs_asking_for_reboot,
-    make_plan,
-    validate_request,
-)
-from .boot import grub
+from . import reboot as reboots
 from .chroot import restore_after_crash
-from .context import Context
-from .engine import Engine, OpSpec, Step, register
-from .errors import AptCloneError, NoSpace, OperationFailed, Refused, UsageError
-from .journal import Journal, boot_id
-from .lock import exclusive
-from .opstate import AptOp, OpState
-from .paths import mount_base, secure_dir
-from .signals import Interrupted, shielded
-from .system import dataset_mounted_at
-from .upgrade import (
-    AptFailed,
-    AptRequest,
-    Interaction,
-    Outcome,
-)
-from .zfs import Dataset, ZfsError, ZfsNotFound
+from .execute import AptTarget, apt_lock_holder, check_apt_locks, command_of, kill_processes_in
+from .plan import Change, Plan, check_boot_space, check_space, debs_asking_for_reboot, make_plan, validate_request
+from .request import AptFailed, AptRequest, Interaction, Outcome
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("plan", "update the APT sources, plan with python-apt, check free space on every pool"),
@@ -130,8 +119,6 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
 
 def _with_prune_offer(ctx: Context, exc: NoSpace) -> NoSpace:
     """The refusal, naming what ``apt-clone prune`` would free (read only: the plan)."""
-    from . import prune
-
     the_plan = prune.plan(ctx, prune.policy_of(config.load()))
     if not the_plan.remove:
         return NoSpace(f"{exc.message}; 'apt-clone prune' would remove nothing (see 'apt-clone prune --dry-run')")
@@ -192,18 +179,18 @@ def _planned_props(st: AptOp) -> dict[str, str]:
 
 def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
     if st.created is None:
-        family = checkpoints.read_family(ctx)
+        family = services.read_family(ctx)
         kind = "upgrade" if st.in_clone else "rollback"
-        created = checkpoints.prepare_create(ctx, kind=kind, family=family, props=_planned_props(st))
+        created = services.prepare_create(ctx, kind=kind, family=family, props=_planned_props(st))
         st.created = created
         ui.emit(ev.CreatingCheckpoint(model.KIND_TITLES[created.kind]))
         Journal(ctx.system.container).save(st)  # the names are known before anything exists
-        checkpoints.take_snapshots(ctx, created)  # the names were found free just now, under the lock
+        services.take_snapshots(ctx, created)  # the names were found free just now, under the lock
         _FAMILIES[id(st)] = (st, family)
         return
     created = _need_created(st)
     if not ctx.zfs.exists(created.snapshot):
-        checkpoints.take_snapshots(ctx, created)
+        services.take_snapshots(ctx, created)
 
 
 def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
@@ -212,7 +199,7 @@ def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
     if mine is not st:
         family = None
     if family is not None or not ctx.zfs.exists(created.dataset):  # this run took the snapshots: no clone yet
-        checkpoints.make_clones(ctx, created, st.command, family)
+        services.make_clones(ctx, created, st.command, family)
     ui.emit(ev.CheckpointMade(model.KIND_TITLES[created.kind], created.checkpoint, ctx.system.container))
 
 
@@ -222,7 +209,7 @@ def _step_mount(ctx: Context, st: AptOp, ui: Interaction) -> None:
         return
     st.mount_dir = st.mount_dir or tempfile.mkdtemp(prefix=f"{created.checkpoint}.", dir=secure_dir(mount_base()))
     Journal(ctx.system.container).save(st)
-    checkpoints.mount_family(ctx, created, st.mount_dir)
+    services.mount_family(ctx, created, st.mount_dir)
 
 
 def _apt_target(ctx: Context, st: AptOp, ui: Interaction | None = None) -> AptTarget:
@@ -282,7 +269,7 @@ def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
 def _step_unmount(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
     if st.mount_dir:
-        checkpoints.unmount_family(ctx, created, st.mount_dir)
+        services.unmount_family(ctx, created, st.mount_dir)
         if os.path.isdir(st.mount_dir):
             os.rmdir(st.mount_dir)
         st.mount_dir = None
@@ -294,7 +281,7 @@ def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = F
         destroy_step_snapshots(ctx, created)
     # Both entries: the new checkpoint's, and the running root's whose kernels apt may have changed.
     current = ctx.system.current_name
-    checkpoints.edit_menu(ctx, {created.checkpoint: created.checkpoint, current: current})
+    services.edit_menu(ctx, {created.checkpoint: created.checkpoint, current: current})
     if recovering:
         return
     if not st.in_clone:
@@ -306,10 +293,10 @@ def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = F
     st.then = choice
     ui.emit(ev.NextSteps(name))
     if choice == "activate":
-        messages = checkpoints.set_default(ctx, created.dataset)  # the menu does not say what boots
+        messages = services.set_default(ctx, created.dataset)  # the menu does not say what boots
         ui.emit(ev.Activated(created.dataset, tuple(messages)))
     elif choice == "reboot":
-        ui.emit(ev.TrialArmed(tuple(checkpoints.arm_trial(ctx, created.dataset))))
+        ui.emit(ev.TrialArmed(tuple(services.arm_trial(ctx, created.dataset))))
         if ctx.system.is_host_root:
             st.reboot_now = True  # once the journal says the operation is done
         else:
@@ -319,12 +306,12 @@ def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = F
 def _undo_snapshot(ctx: Context, st: AptOp) -> None:
     if st.created is not None:
         for snap in (st.created.snapshot, st.created.boot_snapshot):
-            checkpoints.destroy_quietly(ctx, snap)  # recursive: the children's of that instant too
+            services.destroy_quietly(ctx, snap)  # recursive: the children's of that instant too
 
 
 def _undo_clone(ctx: Context, st: AptOp) -> None:
     if st.created is not None:
-        checkpoints.remove_clones(ctx, st.created)
+        services.remove_clones(ctx, st.created)
 
 
 def _undo_mount(ctx: Context, st: AptOp) -> None:
@@ -337,7 +324,7 @@ def _undo_apt(ctx: Context, st: AptOp) -> None:
     created = st.created
     if not st.in_clone and created is not None and ctx.zfs.exists(created.snapshot):
         try:
-            checkpoints.rollback_in_place(ctx, created)
+            services.rollback_in_place(ctx, created)
         except ZfsError as exc:
             raise OperationFailed(f"rollback of {ctx.system.dataset} to {created.snapshot} failed: {exc}") from exc
 
@@ -385,7 +372,7 @@ def _boundary(ctx: Context, created: model.Created, step: str) -> None:
         ctx.zfs.snapshot(f"{created.boot_dataset}@{STEP_SNAPSHOT}{step}", props=mark)
 
 
-def _is_step_snapshot(ds: Dataset) -> bool:
+def is_step_snapshot(ds: Dataset) -> bool:
     """One of ours: named ``@acstep-*`` and marked when taken (a user's namesake is not)."""
     return ds.is_snapshot and f"@{STEP_SNAPSHOT}" in ds.name and model.STEP_MARK in ds.user
 
@@ -398,7 +385,7 @@ def destroy_step_snapshots(ctx: Context, created: model.Created) -> None:
             tree = ctx.zfs.list_tree(dataset, (model.STEP_MARK,))
         except ZfsNotFound:
             continue
-        tops = {ds.name for ds in tree if _is_step_snapshot(ds) and ds.parent == dataset}
+        tops = {ds.name for ds in tree if is_step_snapshot(ds) and ds.parent == dataset}
         for name in sorted(tops, key=lambda n: -next(d.createtxg for d in tree if d.name == n)):
             ctx.zfs.destroy(name, recursive=True)
 
@@ -451,37 +438,19 @@ def refuse_while_working(st: OpState) -> None:
     """Change nothing while apt or dpkg of an interrupted operation still runs."""
     busy = still_working(st)
     if busy:
-        from .errors import LockHeld
-
         raise LockHeld(
             f"'{st.command}' was interrupted but {busy} still runs in its root: "
             "let it finish, then run 'apt-clone recover'"
         )
 
 
-def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str], OpState | None]:
-    """Before a mutating command: an interrupted checkpoint command is recovered at once (that is
-    always safe); an unfinished apt operation is refused (resume or recover it); one that changed
-    nothing is dropped, saying so. Returns what was done, and (``freeing``: for a destroy, which
-    must stay possible on a full pool) the operation that could not be finished now: the destroy
-    keeps it and hands it back when it is done."""
-    journal, st = operations.load_journal(ctx)
-    if st is None or not st.unfinished:
-        return [], None
-    refuse_while_working(st)
-    if not isinstance(st, AptOp):
-        try:
-            return [f"recovered the interrupted '{st.command}' first: {operations.recover(ctx, st)}"], None
-        except (AptCloneError, ZfsError) as exc:
-            if not freeing:
-                raise OperationFailed(
-                    f"the interrupted '{st.command}' cannot be finished now ({exc}): "
-                    "if the pool is full, free space with 'apt-clone -r NAME', then run 'apt-clone recover'"
-                ) from exc
-            return [f"'{st.command}' cannot be finished now ({exc}): it waits for 'apt-clone recover'"], st
+def settle_unfinished(ctx: Context, journal: Journal, st: AptOp, *, freeing: bool) -> tuple[list[str], AptOp | None]:
+    """An unfinished apt operation before another mutating command: dropped, saying so, when it
+    had changed nothing on ZFS; kept for a destroy (``freeing``); otherwise refused, naming
+    ``apt-clone resume`` and ``apt-clone recover``."""
     if "snapshot" not in st.steps:  # nothing on ZFS yet: safe to drop, saying so
         what = "paused" if st.state == "paused" else "unfinished"
-        cleaned = _sweep_chroots(ctx)
+        cleaned = sweep_chroots(ctx)
         journal.finish(st, "abandoned")
         note = f"dropped the {what} '{st.command}' (since {st.started}): it had changed nothing on ZFS"
         return [note + "".join(f"; {line}" for line in cleaned)], None
@@ -608,15 +577,13 @@ def _teardown(ctx: Context, st: AptOp, *, discard: bool = False) -> None:
         except (ProcessLookupError, PermissionError):
             pass
         st.apt_pgid = None
-    from .apt.execute import kill_processes_in
-
     for target in filter(None, (st.mount_dir, None if ctx.system.is_host_root else ctx.system.root)):
         kill_processes_in(target)
         restore_after_crash(target, files=not (discard and target == st.mount_dir))
     created = st.created
     if st.mount_dir and created is not None:
         try:
-            checkpoints.unmount_family(ctx, created, st.mount_dir, restore=not discard)
+            services.unmount_family(ctx, created, st.mount_dir, restore=not discard)
         except ZfsNotFound:
             pass
         if os.path.isdir(st.mount_dir) and not os.listdir(st.mount_dir):
@@ -631,7 +598,7 @@ def rollback(ctx: Context, st: AptOp) -> None:
     journal = Journal(ctx.system.container)
     Engine(APT_SPEC, st, lambda: journal.save(st)).undo(_steps(ctx, st, _Quiet()), _undo_error)
     if st.created is not None:
-        checkpoints.edit_menu(ctx, {st.created.checkpoint: None})
+        services.edit_menu(ctx, {st.created.checkpoint: None})
 
 
 def _undo_error(step: str, exc: Exception) -> BaseException:
@@ -651,11 +618,11 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
     for given in (step, pause_at):
         if given is not None and given not in STEP_NAMES:
             raise UsageError(f"unknown step {given!r} (steps: {', '.join(STEP_NAMES)})")
-    journal, st = operations.load_journal(ctx)
+    journal, st = commands.load_journal(ctx)
     if st is not None and st.unfinished:
         refuse_while_working(st)
     if st is not None and not isinstance(st, AptOp) and st.unfinished:
-        ui.emit(ev.Note(operations.recover(ctx, st)))  # a checkpoint command continues where it can only go on
+        ui.emit(ev.Note(commands.recover(ctx, st)))  # a checkpoint command continues where it can only go on
         return Outcome("done", None, None, None, None, [], False, None)
     if st is None or not isinstance(st, AptOp) or st.state not in ("paused", "failed"):
         if st is not None and st.state == "running":
@@ -674,7 +641,7 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
             _rollback_clone_to(ctx, created, before[-1] if before else "clone")
         elif not st.in_clone and st.steps.get("apt") in ("started", "failed", "done"):
             _teardown(ctx, st)
-            checkpoints.rollback_in_place(ctx, created)
+            services.rollback_in_place(ctx, created)
     for name in STEP_NAMES[STEP_NAMES.index(start) :]:
         st.steps.pop(name, None)
     st.pause_at = pause_at
@@ -684,25 +651,8 @@ def resume(ctx: Context, ui: Interaction, step: str | None = None, pause_at: str
     return run(ctx, st, ui, start)
 
 
-def recover(ctx: Context) -> list[str]:
-    """After a crash: the completed checkpoint, or exactly the state before; then the leftovers.
-    Returns what was done. An operation a destroy kept (see :func:`check_unfinished`) is
-    recovered after it."""
-    done: list[str] = []
-    for _ in range(3):  # a destroy, the operation it kept (and, at most, one it kept in turn)
-        journal, st = operations.load_journal(ctx)
-        if st is None or not st.unfinished:
-            break
-        refuse_while_working(st)
-        done.append(_recover_one(ctx, journal, st))
-    done += _sweep(ctx)
-    done += trial.recover(ctx)
-    return done or ["nothing to recover: no unfinished operation, no leftovers"]
-
-
-def _recover_one(ctx: Context, journal: Journal, st: OpState) -> str:
-    if not isinstance(st, AptOp):
-        return operations.recover(ctx, st)
+def recover_after_crash(ctx: Context, journal: Journal, st: AptOp) -> str:
+    """The completed checkpoint when apt had gone through, else exactly the state before."""
     created = st.created
     if APT_SPEC.committed(st) and created is not None and ctx.zfs.exists(created.dataset):
         _teardown(ctx, st)
@@ -716,11 +666,9 @@ def _recover_one(ctx: Context, journal: Journal, st: OpState) -> str:
     return message
 
 
-def _sweep_chroots(ctx: Context) -> list[str]:
+def sweep_chroots(ctx: Context) -> list[str]:
     """Chroot binds, replaced files and processes left in the managed root (when it is not
     ``/``) or in a checkpoint mounted under the run directory."""
-    from .apt.execute import kill_processes_in
-
     base = mount_base()
     targets = [] if ctx.system.is_host_root else [ctx.system.root]
     if os.path.isdir(base):
@@ -731,58 +679,6 @@ def _sweep_chroots(ctx: Context) -> list[str]:
             done.append(f"stopped processes left in {target}")
         done += restore_after_crash(target)
     return done
-
-
-def _sweep_mount_dirs(ctx: Context) -> list[str]:
-    """Whatever is still mounted under the run directory's mount points (no operation is
-    running: the caller holds the lock), and the empty directories."""
-    from .chroot import unmount
-    from .system import mounts_under
-
-    base = mount_base()
-    done: list[str] = []
-    if not os.path.isdir(base):
-        return done
-    for m in mounts_under(base):
-        unmount(m.mountpoint)
-        done.append(f"unmounted {m.mountpoint}")
-    for d in sorted(os.listdir(base)):
-        path = os.path.join(base, d)
-        if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
-            os.rmdir(path)
-    return done
-
-
-def _sweep(ctx: Context) -> list[str]:
-    """Leftovers of any interrupted command: chroot binds, mounts, changed mountpoints, orphan
-    snapshots of ours (only those apt-clone marked as it took them)."""
-    from .zfs.cli import SAVED_MOUNTPOINT, CliZfs
-
-    done = _sweep_chroots(ctx)
-    props = (model.SNAPSHOT_MARK, model.STEP_MARK, SAVED_MOUNTPOINT)
-    tree = ctx.zfs.list_tree(ctx.system.container, props)
-    if ctx.system.boot_container:
-        tree += ctx.zfs.list_tree(ctx.system.boot_container, props)
-    for ds in tree:
-        if SAVED_MOUNTPOINT in ds.user and isinstance(ctx.zfs, CliZfs):
-            if ds.mounted and ds.name != ctx.system.dataset:
-                ctx.zfs.unmount(ds.name)
-            ctx.zfs.restore_mountpoint(ds.name)
-            done.append(f"restored the mountpoint of {ds.name}")
-    names = {ds.name for ds in tree}
-    origins = {ds.origin for ds in tree if ds.origin}
-    for ds in tree:
-        if not ds.is_snapshot:
-            continue
-        mark = ds.user.get(model.SNAPSHOT_MARK)
-        orphan_mark = mark and f"{ctx.system.container}/{mark}" not in names and ds.name not in origins
-        if orphan_mark or _is_step_snapshot(ds):
-            try:
-                ctx.zfs.destroy(ds.name, recursive=True)
-                done.append(f"destroyed leftover snapshot {ds.name}")
-            except ZfsNotFound:
-                pass
-    return done + _sweep_mount_dirs(ctx)
 
 
 class _Quiet:
@@ -816,14 +712,17 @@ def new_state(ctx: Context, op: str, packages: tuple[str, ...], **kw: Any) -> Ap
     )
 
 
-def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction, pause_at: str | None = None) -> Outcome:
-    """Plan, checkpoint, run apt, and roll back on failure. Refusals change nothing."""
+def run_apt_operation(
+    ctx: Context, req: AptRequest, ui: Interaction, guard: Callable[[Context], list[str]], pause_at: str | None = None
+) -> Outcome:
+    """Plan, checkpoint, run apt, and roll back on failure. Refusals change nothing. ``guard``
+    runs under the lock first (``recovery.check_unfinished``: what an interrupted command left)."""
     validate_request(req.op, req.packages)
     if pause_at is not None and pause_at not in STEP_NAMES[:-1]:
         raise UsageError(f"--pause-at: unknown step {pause_at!r} (steps to pause after: {', '.join(STEP_NAMES[:-1])})")
     check_apt_locks(ctx.system.root)
     with exclusive():
-        for note in check_unfinished(ctx)[0]:
+        for note in guard(ctx):
             ui.emit(ev.Note(note))
 
         def attempt(update: bool) -> Outcome:
@@ -844,8 +743,6 @@ def run_apt_operation(ctx: Context, req: AptRequest, ui: Interaction, pause_at: 
         except NoSpace as exc:
             if not exc.prunable or not (req.prune or ui.confirm_prune(f"{exc.message}. Prune now? (y/n)")):
                 raise
-        from . import prune
-
         pruned = prune.prune(ctx, prune.policy_of(config.load()))
         ui.emit(ev.Note(f"pruned {len(pruned.removed)} checkpoint(s) to make room: {', '.join(pruned.removed)}"))
         return attempt(False)  # the sources were just updated

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, AptCloneError
-from .signals import Interrupted
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, AptCloneError
+from ..signals import Interrupted
 
 
 def safe_output() -> None:
@@ -20,7 +20,7 @@ def safe_output() -> None:
 
 def _left_behind() -> str:
     """What an interrupted command left for ``recover``, as the end of its message."""
-    from .journal import pending_anywhere  # only an interrupted command reads it: off every start-up
+    from ..engine.journal import pending_anywhere  # only an interrupted command reads it: off every start-up
 
     command = pending_anywhere()
     return f": '{command}' did not finish; run 'apt-clone recover'" if command else ""
@@ -42,7 +42,7 @@ def _line(text: str) -> None:
 def report(exc: BaseException, debug: bool = False) -> int:
     """Print the one line an error gets (with the traceback when debugging); its exit status."""
     if debug:
-        import traceback
+        import traceback  # only --debug prints one
 
         traceback.print_exc()
     if isinstance(exc, (KeyboardInterrupt, Interrupted)):

@@ -14,9 +14,9 @@ import json
 import os
 import time
 
-from .errors import OperationFailed, Refused
+from ..errors import OperationFailed, Refused
+from ..paths import boot_id, open_private, run_dir, secure_dir, state_dir, write_atomic
 from .opstate import OpState, from_json
-from .paths import boot_id, open_private, run_dir, secure_dir, state_dir, write_atomic
 
 __all__ = ["Journal", "OpState", "boot_id", "pending_anywhere"]
 

@@ -7,10 +7,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-from . import checkpoints, dpkgstatus, model, testhooks
-from .context import Context
-from .paths import mount_base, secure_dir
-from .signals import shielded
+from .. import dpkgstatus, model, testhooks
+from ..context import Context
+from ..paths import mount_base, secure_dir
+from ..signals import shielded
+from . import services
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Details:
 
 
 def show(ctx: Context, name: str) -> Details:
-    cp = checkpoints.find(ctx, name)
+    cp = services.find(ctx, name)
     ds = ctx.zfs.get(cp.dataset, (*model.CHANGE_KEYS, model.REBOOT))
     text = "".join(ds.user.get(key, "") for key in model.CHANGE_KEYS)
     changes = json.loads(text) if text else []
@@ -44,7 +45,7 @@ def _status_of(ctx: Context, cp: model.Checkpoint) -> dict[str, str]:
         return dpkgstatus.read(ctx.system.root, required=True)
     where = tempfile.mkdtemp(prefix=f"{cp.name}.", dir=secure_dir(mount_base()))
     try:
-        with checkpoints.mounted(ctx, checkpoints.parts_of(ctx, cp), where):
+        with services.mounted(ctx, services.parts_of(ctx, cp), where):
             testhooks.point("diff.mounted")
             return dpkgstatus.read(where, required=True)
     finally:
@@ -55,8 +56,8 @@ def _status_of(ctx: Context, cp: model.Checkpoint) -> dict[str, str]:
 def diff(ctx: Context, a: str, b: str) -> Diff:
     """Package differences between checkpoints A and B. Needs root and, for a checkpoint that is
     not running, the apt-clone lock (see :func:`_status_of`)."""
-    listing = checkpoints.list_checkpoints(ctx)
-    cpa = checkpoints.find_in(listing, a)
-    cpb = checkpoints.find_in(listing, b)
+    listing = services.list_checkpoints(ctx)
+    cpa = services.find_in(listing, a)
+    cpb = services.find_in(listing, b)
     changes = dpkgstatus.diff(_status_of(ctx, cpa), _status_of(ctx, cpb))
     return Diff(cpa.name, cpb.name, [c.as_list() for c in changes])

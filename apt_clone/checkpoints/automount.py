@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from .zfs import Dataset, ZfsBackend, props
+from ..zfs import Dataset, ZfsBackend, props
 
 MARK = props.key("canmount")
 """``on`` on a checkpoint's dataset that mounts by itself whenever its checkpoint boots next."""

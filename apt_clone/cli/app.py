@@ -30,22 +30,24 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,attr-defined,unused-ignore]
 
-from . import checkpoints, config, render, testhooks
-from .context import Context, open_context
-from .errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, require_root
-from .lock import exclusive
-from .names import resolve_name, validate_name, validate_title
-from .prompts import choose, confirm
+from .. import __version__, config, testhooks
+from ..checkpoints import services
+from ..context import Context, open_context
+from ..errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, require_root
+from ..lock import exclusive
+from ..names import resolve_name, validate_name, validate_title
+from ..signals import Interrupted, interrupts
+from . import render
 from .report import last_report, report, safe_output
-from .signals import Interrupted, interrupts
 
 if TYPE_CHECKING:
-    from .events import Event
-    from .journal import OpState
+    from ..apt.events import Event
+    from ..engine.journal import OpState
 
-# The journalled operations, apt operations (transaction, upgrade: python-apt planning) and inspect
-# are imported where they are used: the listing starts without them (under emulation each module
-# costs a noticeable fraction). The boot-time commands do not load this module at all (entry.py).
+# The journalled commands (checkpoints.commands and the engine), the apt operation (python-apt
+# planning, apt-get, the chroot), recovery, prune, inspect and check are imported where they are
+# used: the listing starts without them (under emulation each module costs a noticeable fraction).
+# The boot-time commands do not load this module at all (entry.py).
 
 app = typer.Typer(
     add_completion=False,
@@ -88,6 +90,18 @@ def _context(opts: Options) -> Context:
     return cx
 
 
+def _confirm(text: str, *, yes: bool) -> bool:
+    from .prompts import confirm  # the questions: only a command that asks loads them
+
+    return confirm(text, yes=yes)
+
+
+def _choose(message: str, names: list[str]) -> str:
+    from .prompts import choose  # the questions: only a command that asks loads them
+
+    return choose(message, names)
+
+
 def _need_root() -> None:
     require_root()
 
@@ -95,7 +109,8 @@ def _need_root() -> None:
 def _guard(cx: Context, *, freeing: bool = False) -> OpState | None:
     """Under the lock, before a mutating command: recover an interrupted checkpoint command, or
     refuse; ``freeing`` (destroy): the pending operation that has to wait, if any."""
-    from .transaction import check_unfinished
+    # recovery knows every operation: loaded only by a mutating command
+    from ..recovery import check_unfinished
 
     notes, deferred = check_unfinished(cx, freeing=freeing)
     for note in notes:
@@ -106,7 +121,7 @@ def _guard(cx: Context, *, freeing: bool = False) -> OpState | None:
 def _ask(opts: Options, question: Callable[[], str]) -> None:
     """Confirm before taking the lock. The question names what it acts on, so making it reads
     (and checks) the checkpoints; with -y nothing is read here: the one read is under the lock."""
-    if not opts.yes and not confirm(question(), yes=False):
+    if not opts.yes and not _confirm(question(), yes=False):
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -128,8 +143,6 @@ def _out(opts: Options, text: str, data: Any) -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        from . import __version__
-
         if _JSON["wanted"]:
             _emit(render.to_json({"version": __version__}))
         else:
@@ -160,8 +173,9 @@ def _global(
         what = f"'{ctx.invoked_subcommand}'" if ctx.invoked_subcommand else "listing"
         raise UsageError(f"--pause-at: {what} has no steps to pause at (only {', '.join(PAUSABLE)})")
     if steps:
-        from .engine import REGISTRY
-        from .transaction import APT_SPEC  # importing it registers every operation's steps
+        # importing it registers every operation's steps
+        from ..apt.operation import APT_SPEC
+        from ..engine.steps import REGISTRY
 
         specs = [APT_SPEC] + [s for s in dict.fromkeys(REGISTRY.values()) if s is not APT_SPEC]
         table = {spec.ops: spec.steps for spec in specs}
@@ -185,7 +199,7 @@ def list_cmd(
 ) -> None:
     """List checkpoints: A = active (boots next), C = current (running)."""
     opts = _opts(ctx)
-    listing = checkpoints.list_checkpoints(_context(opts))
+    listing = services.list_checkpoints(_context(opts))
     testhooks.point("list.read")
     if names and not opts.json:
         print("\n".join(cp.name for cp in listing.checkpoints))
@@ -198,8 +212,8 @@ def list_cmd(
 def _pick(cx: Context, name: str | None, message: str, *, exclude_current: bool = False) -> str:
     if name is not None:
         return resolve_name(name, cx.system.container)  # '' is a bad name, not a missing one
-    names = [cp.name for cp in checkpoints.list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
-    return choose(message, names)
+    names = [cp.name for cp in services.list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
+    return _choose(message, names)
 
 
 @app.command("activate")
@@ -211,7 +225,8 @@ def activate_cmd(
     ] = False,
 ) -> None:
     """Make checkpoint NAME boot next (pool bootfs and GRUB's default entry)."""
-    from . import operations
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
 
     opts = _opts(ctx)
     _need_root()
@@ -220,14 +235,14 @@ def activate_cmd(
     question = "boot '{}' once, as a trial" if once else "set default boot entry to '{}'"
 
     def asked() -> str:
-        cp = checkpoints.find(cx, name)
+        cp = services.find(cx, name)
         warning = f"'{cp.name}' was marked bad: {render.bad_text(cp.bad)}. " if cp.bad else ""
         return f"{warning}This will {question.format(cp.dataset)}. Proceed ? (y/n)"
 
     _ask(opts, asked)  # a bad one is asked about again; with -y the result says it was bad
     with exclusive():
         _guard(cx)
-        result = operations.arm_trial(cx, name) if once else operations.activate(cx, name)
+        result = commands.arm_trial(cx, name) if once else commands.activate(cx, name)
     if once:
         _out(opts, "\n".join(result.messages), {"dataset": result.dataset, "once": True, "messages": result.messages})
         return
@@ -244,7 +259,8 @@ def destroy_cmd(
     ] = None,
 ) -> None:
     """Destroy checkpoint NAME, its descendants and its snapshot, promoting dependants."""
-    from . import operations
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
 
     opts = _opts(ctx)
     _need_root()
@@ -252,14 +268,14 @@ def destroy_cmd(
     name = _pick(cx, name, "Which checkpoint should be destroyed?", exclude_current=True)
 
     def question() -> str:
-        plan = checkpoints.plan_destroy(cx, name, activate_instead=force)  # refusals come before the question
+        plan = services.plan_destroy(cx, name, activate_instead=force)  # refusals come before the question
         return f"This will destroy clone '{plan.checkpoint.dataset}'. Proceed ? (y/n)"
 
     _ask(opts, question)
     with exclusive():
         deferred = _guard(cx, freeing=True)
-        plan = checkpoints.plan_destroy(cx, name, activate_instead=force)
-        result = operations.destroy(cx, plan, deferred=deferred)
+        plan = services.plan_destroy(cx, name, activate_instead=force)
+        result = commands.destroy(cx, plan, deferred=deferred)
     lines = []
     if result.activated:
         lines.append(f"Activated '{result.activated}' first.")
@@ -278,7 +294,8 @@ def create_cmd(
     ] = None,
 ) -> None:
     """Make a checkpoint of the current system by hand (Rollback Checkpoint)."""
-    from . import operations
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
 
     opts = _opts(ctx)
     if title is not None:
@@ -289,7 +306,7 @@ def create_cmd(
     cx = _context(opts)
     with exclusive():
         _guard(cx)
-        result = operations.create(cx, title=title, kind="manual", name=name)
+        result = commands.create(cx, title=title, kind="manual", name=name)
     _out(opts, f"Rollback Checkpoint has been created: {result.checkpoint}", result)
 
 
@@ -302,7 +319,8 @@ def prune_cmd(
     ] = False,
 ) -> None:
     """Remove the checkpoints the retention policy of apt-clone.conf does not keep."""
-    from . import prune
+    # retention's plan: only prune loads it
+    from ..checkpoints import prune
 
     opts = _opts(ctx)
     _need_root()
@@ -340,14 +358,15 @@ def _pin(ctx: typer.Context, name: str, pinned: bool) -> None:
     resolve_name(name, cx.system.container)
     with exclusive():
         _guard(cx)
-        cp = checkpoints.pin(cx, name, pinned)
+        cp = services.pin(cx, name, pinned)
     _out(opts, f"'{cp.name}' is {'pinned: prune keeps it' if pinned else 'no longer pinned'}.", cp.to_json())
 
 
 @app.command("rename")
 def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     """Rename checkpoint OLD to NEW (the active one keeps booting)."""
-    from . import operations
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
 
     opts = _opts(ctx)
     _need_root()
@@ -356,7 +375,7 @@ def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     resolve_name(new, cx.system.container)
     with exclusive():
         _guard(cx)
-        result = operations.rename(cx, old, new)
+        result = commands.rename(cx, old, new)
     _out(opts, f"Renamed '{result.old}' to '{result.new}'.", result)
 
 
@@ -370,7 +389,7 @@ def title_cmd(ctx: typer.Context, name: str, text: str) -> None:
     resolve_name(name, cx.system.container)
     with exclusive():
         _guard(cx)
-        cp = checkpoints.retitle(cx, name, text)
+        cp = services.retitle(cx, name, text)
     _out(opts, f"Title of '{cp.name}' is now: {cp.title}", cp.to_json())
 
 
@@ -384,6 +403,7 @@ class CliInteraction:
         """What the operation told, for the JSON document."""
 
     def emit(self, event: Event) -> None:
+        # the events' text: only an apt operation emits events
         from .render_events import as_json, lines
 
         self.events.append(as_json(event))
@@ -391,16 +411,16 @@ class CliInteraction:
             print(line, file=sys.stderr if self.opts.json else sys.stdout, flush=True)
 
     def confirm(self, text: str) -> bool:
-        return confirm(text, yes=self.opts.yes)
+        return _confirm(text, yes=self.opts.yes)
 
     def confirm_rollback(self, text: str) -> bool:
-        return confirm(text, yes=self.opts.yes)
+        return _confirm(text, yes=self.opts.yes)
 
     def confirm_prune(self, text: str) -> bool:
         """Destroying checkpoints is never a -y default: --prune, or yes at a terminal."""
         if self.opts.yes or not (sys.stdin.isatty() and sys.stdout.isatty()):
             return False
-        return confirm(text, yes=False)
+        return _confirm(text, yes=False)
 
     def person_answers(self) -> bool:
         return not self.opts.yes and sys.stdin.isatty() and sys.stdout.isatty()
@@ -415,7 +435,7 @@ class CliInteraction:
             f"2. Activate '{checkpoint}' now, reboot later": "activate",
             "3. Continue using the system as is; do (1) or (2) later": "nothing",
         }
-        return options[choose("At this point you have three options:", list(options))]
+        return options[_choose("At this point you have three options:", list(options))]
 
 
 ThenOption = Annotated[
@@ -438,8 +458,10 @@ def _apt(
     in_clone: bool,
     prune_first: bool = False,
 ) -> None:
-    from .transaction import run_apt_operation
-    from .upgrade import THEN_CHOICES, AptRequest
+    # python-apt planning, apt-get and the engine: only for an apt operation
+    from ..apt.operation import run_apt_operation
+    from ..apt.request import THEN_CHOICES, AptRequest
+    from ..recovery import guard
 
     opts = _opts(ctx)
     if then is not None and then not in THEN_CHOICES:
@@ -458,7 +480,7 @@ def _apt(
         prune=prune_first,
     )
     ui = CliInteraction(opts, then)
-    outcome = run_apt_operation(cx, req, ui, opts.pause_at)
+    outcome = run_apt_operation(cx, req, ui, guard, opts.pause_at)
     if opts.json:
         _emit(render.to_json({**asdict(outcome), "events": ui.events}))
     if outcome.status == "cancelled":
@@ -518,20 +540,21 @@ def remove_cmd(
 @app.command("rollback")
 def rollback_cmd(ctx: typer.Context, name: str) -> None:
     """Roll the running system back to the state kept in checkpoint NAME (made in place), dropping NAME."""
-    from . import operations
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
 
     opts = _opts(ctx)
     _need_root()
     cx = _context(opts)
 
     def question() -> str:
-        cp = checkpoints.find(cx, name)
+        cp = services.find(cx, name)
         return f"This will roll '{cx.system.dataset}' back to '{cp.origin}' and destroy '{cp.dataset}'. Proceed ? (y/n)"
 
     _ask(opts, question)
     with exclusive():
         _guard(cx)
-        result = operations.rollback_to(cx, name)
+        result = commands.rollback_to(cx, name)
     _out(opts, f"'{result.dataset}' rolled back to '{result.snapshot}'; '{result.destroyed}' destroyed.", result)
 
 
@@ -542,7 +565,8 @@ def resume_cmd(
     pause_at: Annotated[str | None, typer.Option("--pause-at", metavar="STEP", help="Stop again after STEP.")] = None,
 ) -> None:
     """Continue the last paused or failed apt operation from its step, or an earlier one."""
-    from .transaction import resume
+    # python-apt planning, apt-get and the engine: only for an apt operation
+    from ..apt.operation import resume
 
     opts = _opts(ctx)
     _need_root()
@@ -557,7 +581,8 @@ def resume_cmd(
 @app.command("recover")
 def recover_cmd(ctx: typer.Context) -> None:
     """After a crash: finish the interrupted operation or undo it; remove leftovers."""
-    from .transaction import recover
+    # recovery knows every operation: loaded only by a mutating command
+    from ..recovery import recover
 
     opts = _opts(ctx)
     _need_root()
@@ -570,7 +595,8 @@ def recover_cmd(ctx: typer.Context) -> None:
 @app.command("boot-started", hidden=True)
 def boot_started_cmd(ctx: typer.Context) -> None:
     """Early boot (apt-clone-boot.service): spend a one-time boot request."""
-    from .trial import run_boot_command  # the verdict's modules stay off every other command's start-up
+    # the verdict's modules stay off every other command's start-up
+    from ..trial.verdict import run_boot_command
 
     opts = _opts(ctx)
     message = run_boot_command(opts.root, "boot-started")[0]
@@ -580,7 +606,8 @@ def boot_started_cmd(ctx: typer.Context) -> None:
 @app.command("trial-commit", hidden=True)
 def trial_commit_cmd(ctx: typer.Context) -> None:
     """After boot (apt-clone-trial.service): make a healthy trial checkpoint the default."""
-    from .trial import run_boot_command  # the verdict's modules stay off every other command's start-up
+    # the verdict's modules stay off every other command's start-up
+    from ..trial.verdict import run_boot_command
 
     opts = _opts(ctx)
     message, result = run_boot_command(opts.root, "trial-commit")
@@ -590,7 +617,8 @@ def trial_commit_cmd(ctx: typer.Context) -> None:
 @app.command("trial-deadline", hidden=True)
 def trial_deadline_cmd(ctx: typer.Context) -> None:
     """A trial's deadline (a systemd timer set at its boot): no verdict yet means it hung."""
-    from .trial import run_boot_command  # the verdict's modules stay off every other command's start-up
+    # the verdict's modules stay off every other command's start-up
+    from ..trial.verdict import run_boot_command
 
     opts = _opts(ctx)
     message, result = run_boot_command(opts.root, "trial-deadline")
@@ -600,7 +628,8 @@ def trial_deadline_cmd(ctx: typer.Context) -> None:
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str) -> None:
     """Show a checkpoint's metadata and the package changes recorded with it."""
-    from . import inspect
+    # show and diff only
+    from ..checkpoints import inspect
 
     opts = _opts(ctx)
     details = inspect.show(_context(opts), name)
@@ -610,7 +639,8 @@ def show_cmd(ctx: typer.Context, name: str) -> None:
 @app.command("check")
 def check_cmd(ctx: typer.Context) -> None:
     """The layout of the managed system and its risks, each with its fix (changes nothing)."""
-    from . import check
+    # check only
+    from ..checkpoints import check
 
     opts = _opts(ctx)
     _need_root()
@@ -623,7 +653,8 @@ def check_cmd(ctx: typer.Context) -> None:
 @app.command("share-grub")
 def share_grub_cmd(ctx: typer.Context) -> None:
     """Move GRUB's directory out of the checkpoints into a dataset they all share (grub-install)."""
-    from .operations import share_grub
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints.commands import share_grub
 
     opts = _opts(ctx)
     _need_root()
@@ -638,7 +669,8 @@ def share_grub_cmd(ctx: typer.Context) -> None:
 @app.command("diff")
 def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
     """Package differences between checkpoints A and B (from their dpkg status files)."""
-    from . import inspect
+    # show and diff only
+    from ..checkpoints import inspect
 
     opts = _opts(ctx)
     _need_root()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from .checkpoints import Listing
-from .model import bad_mark, label, seed_time
+from ..checkpoints.services import Listing
+from ..model import bad_mark, label, seed_time
 
 if TYPE_CHECKING:  # inspect and check load only for their commands
-    from .check import Report
-    from .inspect import Details, Diff
-    from .prune import Pruned
+    from ..checkpoints.check import Report
+    from ..checkpoints.inspect import Details, Diff
+    from ..checkpoints.prune import Pruned
 
 
 def listing_text(listing: Listing) -> str:
@@ -42,8 +43,6 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, dt.datetime):
         return obj.isoformat()
     if hasattr(obj, "__dataclass_fields__"):
-        from dataclasses import asdict
-
         return asdict(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 

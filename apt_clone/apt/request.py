@@ -1,6 +1,6 @@
 """Shared pieces of apt operations: the request, the outcome, the questions, the recorded changes.
 
-The operation itself runs as journalled steps in :mod:`apt_clone.transaction`.
+The operation itself runs as journalled steps in :mod:`apt_clone.apt.operation`.
 
 Two modes:
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from .errors import OperationFailed
+from ..errors import OperationFailed
 
 if TYPE_CHECKING:  # python-apt planning loads only for apt operations
-    from .apt.plan import Plan
     from .events import Event
+    from .plan import Plan
 
 THEN_CHOICES = ("reboot", "activate", "nothing")
 

@@ -23,12 +23,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from . import checkpoints, model
-from .config import Config
-from .context import Context
-from .errors import NotFound
-from .opstate import OpState
-from .zfs import Dataset, ZfsError
+from .. import model
+from ..config import Config
+from ..context import Context
+from ..engine.opstate import OpState
+from ..errors import NotFound
+from ..zfs import Dataset, ZfsError
+from . import services
 
 PRUNABLE = ("automatic", "rollback", "upgrade")
 
@@ -190,17 +191,15 @@ def _frees(ds: Dataset, by_name: dict[str, Dataset], twin: Dataset | None, boot:
 def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.datetime | None = None) -> PrunePlan:
     """What prune removes on this system now (one read of each container and of the pools)."""
     now = now or dt.datetime.now(dt.UTC)
-    tree = checkpoints.read_tree(ctx)
-    listing = checkpoints.list_checkpoints(ctx, tree)
+    tree = services.read_tree(ctx)
+    listing = services.list_checkpoints(ctx, tree)
     state = ctx.boot.state(ctx.system.pool, ctx.system.container)
     by_name = {ds.name: ds for ds in tree}
     boot_container = ctx.system.boot_container
     boot_tree = ctx.zfs.list_tree(boot_container, (model.SNAPSHOT_MARK,)) if boot_container else []
     boot = {ds.name: ds for ds in boot_tree}
-    home = checkpoints.grub_home(ctx, tree)
-    from .checkpoints import TRIAL
-
-    armed = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
+    home = services.grub_home(ctx, tree)
+    armed = ctx.zfs.get(ctx.system.container, (services.TRIAL,)).user.get(services.TRIAL)
     protected: dict[str, str] = {}
     candidates = []
     kinds = (*PRUNABLE, "manual", "initial") if include_manual else PRUNABLE
@@ -270,22 +269,22 @@ def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> l
     read, and only one that promoted clones makes it read again. An unfinished operation
     (``deferred``) goes from destroy to destroy until one of them finishes it; what it involves
     is left."""
-    from . import operations
+    from . import commands  # the engine: off -l, whose rendering reads this module's plan
 
     removed: list[str] = []
     read = _read(ctx)
     try:
         for r in the_plan.remove:
             try:
-                dplan = checkpoints.plan_destroy(ctx, r.name, read=read)
+                dplan = services.plan_destroy(ctx, r.name, read=read)
             except NotFound:
                 continue
             if deferred is not None and dplan.checkpoint.dataset in json.dumps(deferred.to_json()):
                 continue
-            operations.destroy(ctx, dplan, deferred, menu=False, tree=read[1])
+            commands.destroy(ctx, dplan, deferred, menu=False, tree=read[1])
             removed.append(r.name)
             if deferred is not None:
-                pending = operations.load_journal(ctx)[1]
+                pending = commands.load_journal(ctx)[1]
                 deferred = pending if pending is not None and pending.unfinished else None
             if dplan.promote:
                 read = _read(ctx)
@@ -293,22 +292,22 @@ def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> l
                 listing, tree, boot_tree = read
                 gone = [cp for cp in listing.checkpoints if cp.name == r.name]
                 listing = dataclasses.replace(listing, checkpoints=[cp for cp in listing.checkpoints if cp not in gone])
-                tree = checkpoints.without(tree, dplan.checkpoint.dataset, dplan.checkpoint.origin)
+                tree = services.without(tree, dplan.checkpoint.dataset, dplan.checkpoint.origin)
                 if boot_tree is not None and dplan.boot_dataset:
                     twin = next((ds for ds in boot_tree if ds.name == dplan.boot_dataset), None)
-                    boot_tree = checkpoints.without(boot_tree, dplan.boot_dataset, twin.origin if twin else None)
+                    boot_tree = services.without(boot_tree, dplan.boot_dataset, twin.origin if twin else None)
                 read = (listing, tree, boot_tree)
     finally:
         if removed:
-            checkpoints.refresh_menu(ctx)  # once, after the last destroy (or the one that failed)
+            services.refresh_menu(ctx)  # once, after the last destroy (or the one that failed)
     return removed
 
 
-def _read(ctx: Context) -> tuple[checkpoints.Listing, list[Dataset], list[Dataset] | None]:
-    tree = checkpoints.read_tree(ctx)
+def _read(ctx: Context) -> tuple[services.Listing, list[Dataset], list[Dataset] | None]:
+    tree = services.read_tree(ctx)
     boot = ctx.system.boot_container
     return (
-        checkpoints.list_checkpoints(ctx, tree),
+        services.list_checkpoints(ctx, tree),
         tree,
         ctx.zfs.list_tree(boot, (model.SNAPSHOT_MARK,)) if boot else None,
     )

@@ -9,7 +9,7 @@ after every step (``save`` writes and fsyncs it), offers the test hooks ``OP.STE
 ran, newest first. Recovery is the same for every operation (:meth:`Engine.recover`): before the
 commit step it undoes what ran, from it on it completes the rest. Whether a failure while the
 command runs is undone at once or asks the user first is the caller's: :mod:`apt_clone.operations`
-and :mod:`apt_clone.transaction`.
+and :mod:`apt_clone.apt.operation`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import testhooks
+from .. import testhooks
+from ..signals import interrupts
 from .journal import OpState
-from .signals import interrupts
 
 RAN = ("started", "done", "failed")
 """Step states whose work may have changed something (what an undo looks at)."""

@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .config import Config
-from .errors import Refused, Untrusted
-from .paths import open_trusted_dir, open_trusted_entry
-from .runner import CommandNotFound, Runner
-from .text import escaped
+from ..config import Config
+from ..errors import Refused, Untrusted
+from ..paths import open_trusted_dir, open_trusted_entry
+from ..runner import CommandNotFound, Runner
+from ..text import escaped
 
 HEALTH_DIR = "etc/apt-clone/health.d"
 """Below the managed root."""

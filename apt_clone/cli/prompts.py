@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import OperationFailed, Refused
+from ..errors import OperationFailed, Refused
 
 
 def _interactive() -> bool:
@@ -17,7 +17,7 @@ def confirm(message: str, *, yes: bool) -> bool:
         return True
     if not _interactive():
         raise Refused(f"{message} -- no terminal to ask on: re-run with -y to confirm")
-    import questionary
+    import questionary  # prompt_toolkit: only when a person is asked
 
     # The question carries the seed's own "(y/n)": no second hint of questionary's beside it.
     answer = questionary.confirm(message, default=False, instruction=" ").ask()
@@ -32,7 +32,7 @@ def choose(message: str, choices: list[str]) -> str:
         raise Refused(f"{message} -- no terminal to ask on: name one ({', '.join(choices)})")
     if not choices:
         raise OperationFailed("nothing to choose from")
-    import questionary
+    import questionary  # prompt_toolkit: only when a person is asked
 
     answer = questionary.select(message, choices=choices).ask()
     if answer is None:

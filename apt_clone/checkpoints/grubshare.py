@@ -15,13 +15,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 
-from . import checkpoints, layout
-from .boot import Bootloader
-from .context import Context
-from .engine import OpSpec, Step, register
-from .errors import OperationFailed, Refused
-from .opstate import ShareGrubOp
-from .paths import mount_base, secure_dir
+from ..boot import Bootloader, layout
+from ..context import Context
+from ..engine.opstate import ShareGrubOp
+from ..engine.steps import OpSpec, Step, register
+from ..errors import OperationFailed, Refused
+from ..paths import mount_base, secure_dir
+from ..zfs.cli import OPENZFS, CliZfs
+from . import services
 
 SPEC = register(
     OpSpec(
@@ -42,8 +43,8 @@ def plan(ctx: Context) -> ShareGrubOp:
     """Check that GRUB's directory lives inside a checkpoint and can be moved; changes nothing."""
     if not ctx.system.is_host_root:
         raise Refused("share-grub works on the running system only (--root /): grub-install writes its boot disks")
-    tree = checkpoints.read_tree(ctx)
-    home = checkpoints.grub_home(ctx, tree)
+    tree = services.read_tree(ctx)
+    home = services.grub_home(ctx, tree)
     if home.where != "checkpoint" or home.place is None or home.place.dataset is None:
         raise Refused(f"GRUB's directory is not inside a checkpoint ({home.where}): nothing to move")
     pool = home.place.dataset.split("/", 1)[0]
@@ -75,8 +76,6 @@ def plan(ctx: Context) -> ShareGrubOp:
 
 
 def steps(ctx: Context, st: ShareGrubOp, save: Callable[[], None], tree: object = None) -> list[Step]:
-    from .zfs.cli import OPENZFS, CliZfs
-
     def dataset() -> None:
         if not ctx.zfs.exists(st.target):
             props = {"canmount": "noauto", "mountpoint": st.mountpoint}
@@ -127,7 +126,7 @@ def steps(ctx: Context, st: ShareGrubOp, save: Callable[[], None], tree: object 
             ctx.zfs.inherit(ctx.system.container, layout.HOME)
         ctx.boot = Bootloader(ctx.zfs, os.path.join(ctx.system.root, "boot/grub"), ctx.runner,
                               boot_container=ctx.system.boot_container, root=ctx.system.root)  # fmt: skip
-        checkpoints.refresh_menu(ctx)
+        services.refresh_menu(ctx)
 
     return [
         Step("dataset", dataset, undataset),

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import checkpoints, config, dpkgstatus, layout
-from .boot.counter import Counter
-from .context import Context
-from .system import Mount, read_mounts
-from .zfs import ZfsError
+from .. import config, dpkgstatus
+from ..boot import layout
+from ..boot.counter import Counter
+from ..context import Context
+from ..system import Mount, read_mounts
+from ..zfs import ZfsError
+from . import services
 
 DATA_DIRS = (
     "home",
@@ -79,14 +81,14 @@ def check(ctx: Context) -> Report:
     system = ctx.system
     root = system.root
     places = {p: layout.place_of(os.path.join(root, p.lstrip("/")), mounts) for p in ("/", "/boot", "/boot/grub")}
-    tree = checkpoints.read_tree(ctx)
-    home = checkpoints.grub_home(ctx, tree)
+    tree = services.read_tree(ctx)
+    home = services.grub_home(ctx, tree)
     report = Report(
         {p: _describe(place) for p, place in places.items()},
         {"where": home.where, "checkpoint": home.checkpoint, "holder": layout.holder_of(home, system)},
     )
     add = report.findings.append
-    names = {ds.name.rsplit("/", 1)[1] for ds in checkpoints.boot_environments(tree, system.container, system.dataset)}
+    names = {ds.name.rsplit("/", 1)[1] for ds in services.boot_environments(tree, system.container, system.dataset)}
     _grub(ctx, home, names, add)
     _trials(ctx, add)
     _boot_target(ctx, add)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from . import events as ev
-from .upgrade import describe_plan
+from ..apt import events as ev
+from ..apt.request import describe_plan
 
 
 def lines(event: ev.Event) -> list[str]:

@@ -19,15 +19,18 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import automount, checkpoints, config, health, model
-from .context import Context, open_context
-from .errors import require_root
-from .lock import exclusive
-from .paths import boot_id
-from .text import escaped
-from .zfs import ZfsError, props
+from .. import config, model
+from ..checkpoints import automount, services
+from ..context import Context, open_context
+from ..errors import require_root
+from ..lock import exclusive
+from ..paths import boot_id
+from ..system import ZFS_FSTYPES, mounts_under
+from ..text import escaped
+from ..zfs import ZfsError, props
+from . import health
 
-TRIAL = checkpoints.TRIAL
+TRIAL = services.TRIAL
 VERDICT = props.key("verdict")
 """On the container while a trial's verdict is under way: the boot id of the boot judging it."""
 BAD = model.BAD
@@ -55,7 +58,7 @@ def _own_children(ctx: Context) -> list[str]:
     """The booted checkpoint's own children mounted, and no other checkpoint's (``zfs mount -a``
     mounts those of what boots by default, which a trial or a pick in GRUB's menu is not): what
     was done, or why something was left as it is."""
-    tree, roots = checkpoints.mount_tree(ctx, ctx.zfs.pool(ctx.system.pool).bootfs)
+    tree, roots = services.mount_tree(ctx, ctx.zfs.pool(ctx.system.pool).bootfs)
     others, own = automount.misplaced(tree, roots, ctx.system.dataset, ctx.system.root)
     steps = [
         *((ctx.zfs.unmount, ds, f"unmounted {ds.name} (another checkpoint's)",
@@ -122,8 +125,6 @@ def _own_boot(ctx: Context) -> str | None:
     mine = f"{container}/{ctx.system.current_name}"
     if there == mine or not ctx.zfs.exists(mine):
         return None
-    from .system import ZFS_FSTYPES, mounts_under
-
     boot = os.path.join(ctx.system.root, "boot")
     above = [m for m in mounts_under(boot) if m.mountpoint != os.path.realpath(boot)]  # /boot/grub, /boot/efi
     odd = [m.mountpoint for m in above if m.fstype not in ZFS_FSTYPES and not m.source.startswith("/dev/")]
@@ -191,9 +192,9 @@ def commit(ctx: Context) -> TrialResult:
             ctx.runner.stream(["systemctl", "reboot"])
             return TrialResult(trial, False, message + "; rebooting into it")
         return TrialResult(trial, False, message)
-    from . import operations  # the journalled activation: the engine stays off every boot's start-up
+    from ..checkpoints import commands  # the journalled activation: the engine stays off every boot's start-up
 
-    operations.activate(ctx, trial.rsplit("/", 1)[1])
+    commands.activate(ctx, trial.rsplit("/", 1)[1])
     with contextlib.suppress(ZfsError):
         ctx.zfs.inherit(trial, BAD)
     _disarm(ctx)

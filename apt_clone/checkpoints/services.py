@@ -13,16 +13,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from . import automount, config, layout, model
-from .boot import WITH_LISTING, grub
-from .context import Context
-from .errors import NotFound, Refused
-from .model import Created
-from .names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
-from .side_by_side import side_by_side
-from .signals import shielded
-from .zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound, props
-from .zfs.cli import SAVED_MOUNTPOINT
+from .. import config, model
+from ..boot import WITH_LISTING, grub, layout
+from ..context import Context
+from ..errors import NotFound, Refused
+from ..model import Created
+from ..names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from ..side_by_side import side_by_side
+from ..signals import shielded
+from ..system import dataset_mounted_at
+from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound, props
+from ..zfs.cli import SAVED_MOUNTPOINT
+from . import automount
 
 
 @dataclass(frozen=True)
@@ -840,8 +842,6 @@ def mount_family(ctx: Context, created: Created, directory: str) -> None:
 def unmount_family(ctx: Context, created: Created, directory: str, *, restore: bool = True) -> None:
     """Undo :func:`mount_family` (also after a crash: whatever is still mounted there); a
     signal waits until it is done. ``restore=False``: the checkpoint is to be destroyed."""
-    from .system import dataset_mounted_at
-
     with shielded():
         for dataset, where in reversed(_family_mounts(ctx, created, directory)):
             if dataset_mounted_at(where) == dataset or ctx.zfs.get(dataset, (SAVED_MOUNTPOINT,)).user:

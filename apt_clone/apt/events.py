@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # python-apt planning loads only for apt operations
-    from .apt.plan import Plan
+    from .plan import Plan
 
 
 @dataclass(frozen=True)

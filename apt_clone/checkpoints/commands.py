@@ -17,14 +17,25 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from . import checkpoints, grubshare, model
-from .context import Context
-from .engine import Engine, OpSpec, Step, register
-from .errors import AptCloneError, OperationFailed, Refused, Unfinished
-from .journal import Journal, boot_id
-from .opstate import ActivateOp, CreateOp, DestroyOp, OpState, RenameOp, RollbackOp, ShareGrubOp, TrialOp, from_json
-from .signals import Interrupted, shielded
-from .zfs import Dataset, ZfsError, ZfsNotFound
+from .. import model
+from ..context import Context
+from ..engine.journal import Journal, boot_id
+from ..engine.opstate import (
+    ActivateOp,
+    CreateOp,
+    DestroyOp,
+    OpState,
+    RenameOp,
+    RollbackOp,
+    ShareGrubOp,
+    TrialOp,
+    from_json,
+)
+from ..engine.steps import Engine, OpSpec, Step, register
+from ..errors import AptCloneError, OperationFailed, Refused, Unfinished
+from ..signals import Interrupted, shielded
+from ..zfs import Dataset, ZfsError, ZfsNotFound
+from . import grubshare, services
 
 Tree = list[Dataset] | None
 """What a command's plan read under the lock, for its steps (see :func:`execute`): the
@@ -75,7 +86,7 @@ Save = Callable[[], None]
 
 def _save_boot(
     ctx: Context, st: DestroyOp | RenameOp | ActivateOp, bootfs: str | None = None, target: str | None = None
-) -> checkpoints.Mounts | None:
+) -> services.Mounts | None:
     """Record what boots before a step changes it, once (the journal keeps it for the undo).
 
     ``bootfs``: the pool's bootfs as the command's plan read it under the lock (None: read it);
@@ -83,13 +94,13 @@ def _save_boot(
     Returns what it read of the mounts, for the activation (None: nothing read now)."""
     if st.boot_before is not None:
         return None
-    st.boot_before, mounts = checkpoints.save_boot(ctx, bootfs, target)
+    st.boot_before, mounts = services.save_boot(ctx, bootfs, target)
     return mounts
 
 
 def _restore_boot(ctx: Context, st: DestroyOp | RenameOp | ActivateOp) -> None:
     if st.boot_before:
-        checkpoints.restore_boot(ctx, st.boot_before)
+        services.restore_boot(ctx, st.boot_before)
 
 
 def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[Step]:
@@ -97,22 +108,22 @@ def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[St
 
     # Both run only once: a create interrupted before its commit step is undone, never resumed.
     def snapshot() -> None:
-        checkpoints.take_snapshots(ctx, created)
+        services.take_snapshots(ctx, created)
 
     def unsnapshot() -> None:
         for snap in (created.snapshot, created.boot_snapshot):
-            checkpoints.destroy_quietly(ctx, snap)
+            services.destroy_quietly(ctx, snap)
 
     made: list[Dataset] = []
 
     def clone() -> None:
-        made[:] = checkpoints.make_clones(ctx, created, st.command, tree)
+        made[:] = services.make_clones(ctx, created, st.command, tree)
 
     def unclone() -> None:
-        checkpoints.remove_clones(ctx, created)
+        services.remove_clones(ctx, created)
 
     def menu() -> None:  # from what the clone step made; a recovery (nothing made here) reads it
-        checkpoints.edit_menu(ctx, {created.checkpoint: created.checkpoint}, made or None)
+        services.edit_menu(ctx, {created.checkpoint: created.checkpoint}, made or None)
 
     return [Step("snapshot", snapshot, unsnapshot), Step("clone", clone, unclone), Step("menu", menu)]
 
@@ -123,7 +134,7 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
             first = f"{ctx.system.container}/{st.activate_first}"
             mounts = _save_boot(ctx, st, st.bootfs_seen, first)
             save()
-            checkpoints.set_default(ctx, first, (st.boot_before or {}).get("bootfs"), mounts)
+            services.set_default(ctx, first, (st.boot_before or {}).get("bootfs"), mounts)
 
     def promote() -> None:
         for name in st.promote:
@@ -152,7 +163,7 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
                 continue  # destroyed before a crash
             st.origins.setdefault(dataset, tree[0].origin)  # after the promotions: read it now
             save()
-            checkpoints.unmount_tree(ctx, dataset, tree)
+            services.unmount_tree(ctx, dataset, tree)
             ctx.zfs.destroy(dataset, recursive=True)
 
     def origin() -> None:
@@ -160,9 +171,9 @@ def _destroy_steps(ctx: Context, st: DestroyOp, save: Save, tree: Tree) -> list[
         for dataset, snap in st.origins.items():
             container = ctx.system.container if dataset == st.target else ctx.system.boot_container
             # The plan's tree, less what was destroyed, is the tree now when nothing was promoted.
-            now = None if tree is None or st.promoted or dataset != st.target else checkpoints.without(tree, dataset)
+            now = None if tree is None or st.promoted or dataset != st.target else services.without(tree, dataset)
             if snap and container:
-                found = checkpoints.destroy_origin_if_ours(ctx, snap, now)
+                found = services.destroy_origin_if_ours(ctx, snap, now)
                 gone += [found] if found else []
         st.snapshot_destroyed = st.snapshot_destroyed or (gone[0] if gone else None)
 
@@ -205,7 +216,7 @@ def _activate_steps(ctx: Context, st: ActivateOp, save: Save, tree: Tree) -> lis
     def boot() -> None:
         mounts = _save_boot(ctx, st, st.bootfs_seen, st.target)
         save()
-        st.messages = checkpoints.set_default(ctx, st.target, (st.boot_before or {}).get("bootfs"), mounts)
+        st.messages = services.set_default(ctx, st.target, (st.boot_before or {}).get("bootfs"), mounts)
 
     # What boots and the activation time are not in the menu: no entry changes.
     return [Step("boot", boot, lambda: _restore_boot(ctx, st)), Step("menu", _menu(ctx, {}))]
@@ -216,7 +227,7 @@ def _trial_steps(ctx: Context, st: TrialOp, save: Save, tree: Tree) -> list[Step
         _save_boot(ctx, st, st.bootfs_seen, st.target)
 
     def arm() -> None:
-        st.messages = checkpoints.arm_trial(ctx, st.target, (st.boot_before or {}).get("bootfs"))
+        st.messages = services.arm_trial(ctx, st.target, (st.boot_before or {}).get("bootfs"))
 
     # The undo of "once" puts back what boots: also what a journal of schema 1, whose "once"
     # booted once, needs.
@@ -225,10 +236,10 @@ def _trial_steps(ctx: Context, st: TrialOp, save: Save, tree: Tree) -> list[Step
 
 def _rollback_steps(ctx: Context, st: RollbackOp, save: Save, tree: Tree) -> list[Step]:
     def rollback() -> None:
-        checkpoints.rollback_in_place(ctx, st.created)
+        services.rollback_in_place(ctx, st.created)
 
     def destroy() -> None:
-        checkpoints.undo_create(ctx, st.created, refresh=False)
+        services.undo_create(ctx, st.created, refresh=False)
 
     return [
         Step("rollback", rollback),
@@ -261,10 +272,10 @@ BUILDERS: dict[str, Callable[[Context, OpState, Save, Tree], list[Step]]] = {
 
 
 def _menu(ctx: Context, changes: dict[str, str | None]) -> Callable[[], None]:
-    """The menu step: the entries of ``changes`` edited (see :func:`checkpoints.edit_menu`)."""
+    """The menu step: the entries of ``changes`` edited (see :func:`services.edit_menu`)."""
 
     def menu() -> None:
-        checkpoints.edit_menu(ctx, changes)
+        services.edit_menu(ctx, changes)
 
     return menu
 
@@ -336,7 +347,7 @@ def recover(ctx: Context, st: OpState) -> str:
     try:
         completed = Engine(SPECS[st.op], st, save).recover(BUILDERS[st.op](ctx, st, save, None), _undo_failed(st))
         if not completed:
-            checkpoints.refresh_menu(ctx)
+            services.refresh_menu(ctx)
     except BaseException:
         st.state = "failed"
         save()
@@ -359,20 +370,20 @@ def create(
 ) -> model.Created:
     """Make a checkpoint of the running root. ``command``: what it is recorded as made by;
     ``props``: more of its properties."""
-    family = checkpoints.read_family(ctx)
-    created = checkpoints.prepare_create(ctx, title=title, kind=kind, name=name, family=family, props=props)
+    family = services.read_family(ctx)
+    created = services.prepare_create(ctx, title=title, kind=kind, name=name, family=family, props=props)
     execute(ctx, CreateOp(**_envelope(ctx, "create", command), created=created), family)
     return created
 
 
 def destroy(
     ctx: Context,
-    plan: checkpoints.DestroyPlan,
+    plan: services.DestroyPlan,
     deferred: OpState | None = None,
     *,
     menu: bool = True,
     tree: Tree = None,
-) -> checkpoints.Destroyed:
+) -> services.Destroyed:
     """Destroy a checkpoint. ``deferred``: an operation that could not be finished before it (a
     full pool): it is kept in this one's journal, handed back after, and retried once; ``menu``:
     refresh the GRUB menu after (prune does once, at its end); ``tree``: the container's tree
@@ -393,7 +404,7 @@ def destroy(
     )
     execute(ctx, st, tree)
     notes = [] if deferred is None else _hand_back(ctx, deferred)
-    return checkpoints.Destroyed(cp.dataset, list(plan.promote), st.snapshot_destroyed, plan.activate_first, notes)
+    return services.Destroyed(cp.dataset, list(plan.promote), st.snapshot_destroyed, plan.activate_first, notes)
 
 
 def deferred_of(st: OpState) -> OpState | None:
@@ -429,15 +440,15 @@ def _hand_back(ctx: Context, deferred: OpState) -> list[str]:
     return [f"'{deferred.command}' did not finish: run 'apt-clone recover' (or 'apt-clone resume')"]
 
 
-def rename(ctx: Context, old: str, new: str) -> checkpoints.Renamed:
-    plan = checkpoints.plan_rename(ctx, old, new)
+def rename(ctx: Context, old: str, new: str) -> services.Renamed:
+    plan = services.plan_rename(ctx, old, new)
     command = f"apt-clone rename {plan.old.rsplit('/', 1)[1]} {plan.new.rsplit('/', 1)[1]}"
     execute(ctx, RenameOp(**_envelope(ctx, "rename", command), **asdict(plan)))
-    return checkpoints.Renamed(plan.old, plan.new, plan.active)
+    return services.Renamed(plan.old, plan.new, plan.active)
 
 
-def activate(ctx: Context, name: str) -> checkpoints.Activated:
-    cp, near = checkpoints.lookup(ctx, name)
+def activate(ctx: Context, name: str) -> services.Activated:
+    cp, near = services.lookup(ctx, name)
     st = ActivateOp(
         **_envelope(ctx, "activate", f"apt-clone activate {cp.name}"),
         name=cp.name,
@@ -445,7 +456,7 @@ def activate(ctx: Context, name: str) -> checkpoints.Activated:
         bootfs_seen=near.next_boot,
     )
     execute(ctx, st)
-    return checkpoints.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
+    return services.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
 
 
 def _bad_note(cp: model.Checkpoint) -> list[str]:
@@ -456,9 +467,9 @@ def _bad_note(cp: model.Checkpoint) -> list[str]:
     return [f"'{cp.name}' was marked bad ({why}, {when}): activated as asked."]
 
 
-def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
+def arm_trial(ctx: Context, name: str) -> services.Activated:
     """``activate --once``: boot NAME one time; a healthy boot makes it the default (trial.py)."""
-    cp, near = checkpoints.lookup(ctx, name)
+    cp, near = services.lookup(ctx, name)
     st = TrialOp(
         **_envelope(ctx, "trial", f"apt-clone activate --once {cp.name}"),
         name=cp.name,
@@ -466,7 +477,7 @@ def arm_trial(ctx: Context, name: str) -> checkpoints.Activated:
         bootfs_seen=near.next_boot,
     )
     execute(ctx, st)
-    return checkpoints.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
+    return services.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
 
 
 def share_grub(ctx: Context) -> str:
@@ -476,7 +487,7 @@ def share_grub(ctx: Context) -> str:
     return f"GRUB's directory is now {st.target} at {st.mountpoint}, shared by every checkpoint"
 
 
-def rollback_to(ctx: Context, name: str) -> checkpoints.RolledBack:
-    created = checkpoints.plan_rollback(ctx, name)
+def rollback_to(ctx: Context, name: str) -> services.RolledBack:
+    created = services.plan_rollback(ctx, name)
     execute(ctx, RollbackOp(**_envelope(ctx, "rollback", f"apt-clone rollback {created.checkpoint}"), created=created))
-    return checkpoints.RolledBack(ctx.system.dataset, created.snapshot, created.dataset)
+    return services.RolledBack(ctx.system.dataset, created.snapshot, created.dataset)

@@ -12,9 +12,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from . import mounts
-from .errors import OperationFailed
-from .signals import shielded
+from .. import mounts
+from ..errors import OperationFailed
+from ..signals import shielded
+from ..system import read_mounts
 
 POLICY_RC_D = "#!/bin/sh\n# Written by apt-clone: no service starts inside a checkpoint being upgraded.\nexit 101\n"
 
@@ -111,8 +112,6 @@ def restore_after_crash(target: str, *, files: bool = True) -> list[str]:
     """Undo what a killed :func:`chroot_environment` left in ``target``: mounts and replaced
     files (``files=False``: mounts only, for a root about to be destroyed: on a full pool even
     a rename back can fail)."""
-    from .system import read_mounts
-
     target = os.path.realpath(target)
     done = []
     if target != "/":

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .boot.grub import GRUB_DIR
-from .system import ZFS_FSTYPES, ManagedSystem, Mount, read_mounts
-from .zfs import props
+from ..system import ZFS_FSTYPES, ManagedSystem, Mount, read_mounts
+from ..zfs import props
+from .grub import GRUB_DIR
 
 HOME = props.key("grub-home")
 """On the boot-environment container: the checkpoint whose GRUB directory GRUB reads."""

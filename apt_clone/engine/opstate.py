@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .model import Created
+from ..model import Created
 
 SCHEMA = 3
 """The journal format this apt-clone writes: 1 had no schema field and no boot id, 2 kept a

@@ -1,0 +1,1 @@
+"""Checkpoints: their services, the journalled commands on them, retention, inspection, check."""

@@ -1,0 +1,1 @@
+"""The command line: the typer app, rendering, questions, an error's one line."""

@@ -1,0 +1,1 @@
+"""Trial boots: the boot-time commands, the verdict and the health checks."""
