@@ -140,13 +140,13 @@ def test_failure_kept_when_the_answer_is_no(pristine: SandboxInfo):
     before = zfs_state(pristine)
     # -y answers the first questions; the rollback question gets no terminal: kept.
     code = (
-        "import sys; from apt_clone import cli, prompts;"
+        "import sys; from apt_clone.cli import app, prompts;"
         "calls = []\n"
         "orig = prompts.confirm\n"
         "def fake(msg, yes):\n"
         "    return not msg.startswith('Upgrade failed') and orig(msg, yes=yes)\n"
-        "cli.confirm = fake\n"
-        f"sys.exit(cli.main(['--root', {pristine.root!r}, '-y', '-s', 'dist-upgrade']))"
+        "prompts.confirm = fake\n"
+        f"sys.exit(app.main(['--root', {pristine.root!r}, '-y', '-s', 'dist-upgrade']))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from apt_clone.boot import Bootloader
+from apt_clone import recovery
+from apt_clone.boot import ONCE, Bootloader
 from apt_clone.checkpoints import commands, services
+from apt_clone.checkpoints.commands import SPECS
 from apt_clone.context import Context
 from apt_clone.engine.opstate import SCHEMA
 from apt_clone.errors import NotFound, OperationFailed, Refused
@@ -198,7 +200,6 @@ def test_a_journal_of_the_previous_version_is_recovered(world):
     killed after its boot step is undone."""
     import json
 
-    from apt_clone import recovery
     from apt_clone.engine.journal import Journal
     from apt_clone.paths import secure_dir
 
@@ -237,3 +238,59 @@ def test_a_journal_from_a_newer_version_is_refused(tmp_path, monkeypatch):
                    "dataset": "p/ROOT/x", "schema": 99}, f)  # fmt: skip
     with pytest.raises(OperationFailed, match="newer than this apt-clone"):
         journal.load()
+
+
+def _origin_active_clone_running(world: World) -> None:
+    """be2 runs and is a clone of be1's snapshot; be1 boots next."""
+    commands.create(world.make_ctx())
+    commands.activate(world.make_ctx(), "be2")
+    world.boot_into("be2")
+    commands.activate(world.make_ctx(), "be1")
+
+
+UNDO_CASES: dict[str, tuple[Callable[[World], None], Callable[[Context], object]]] = {
+    "create": (lambda w: None, lambda ctx: commands.create(ctx, title="by hand")),
+    "destroy": (
+        _origin_active_clone_running,
+        lambda ctx: commands.destroy(ctx, services.plan_destroy(ctx, "be1", activate_instead="be2")),
+    ),
+    "rename": (
+        lambda w: (commands.create(w.make_ctx()), commands.activate(w.make_ctx(), "be2")),
+        lambda ctx: commands.rename(ctx, "be2", "renamed"),
+    ),
+    "activate": (lambda w: commands.create(w.make_ctx()), lambda ctx: commands.activate(ctx, "be2")),
+    "trial": (lambda w: commands.create(w.make_ctx()), lambda ctx: commands.arm_trial(ctx, "be2")),
+    "rollback": (lambda w: commands.create(w.make_ctx()), lambda ctx: commands.rollback_to(ctx, "be2")),
+}
+"""Each checkpoint command (share-grub runs grub-install: the VM lane's bpool story proves it):
+what it needs in place, and the command."""
+
+UNDO_POINTS = [
+    f"{op}.{step}:{when}"
+    for op, spec in SPECS.items()
+    if op in UNDO_CASES
+    for i, step in enumerate(spec.names)
+    if i <= spec.names.index(spec.commit)
+    for when in (("before",) if step == spec.commit else ("before", "after"))
+]
+"""Every point before a command's commit step: a failure there is undone in-process."""
+
+
+def _observed(world: World) -> tuple[object, ...]:
+    ctx = world.make_ctx()
+    container = ctx.zfs.get(f"{world.pool}/ROOT", (ONCE, services.TRIAL)).user
+    return world.state(), ctx.boot.state(world.pool).bootfs, sorted(container.items()), ctx.system.dataset
+
+
+@pytest.mark.parametrize("where", UNDO_POINTS)
+def test_a_failure_before_the_commit_step_is_undone_at_every_point(world, monkeypatch, where):
+    op = where.split(".")[0]
+    setup, command = UNDO_CASES[op]
+    setup(world)
+    before = _observed(world)
+    monkeypatch.setenv("APT_CLONE_TEST_FAIL_AT", where)
+    with pytest.raises(OperationFailed, match=f"failure injected at {where}"):
+        command(world.make_ctx())
+    monkeypatch.delenv("APT_CLONE_TEST_FAIL_AT")
+    assert _observed(world) == before
+    assert recovery.recover(world.make_ctx()) == ["nothing to recover: no unfinished operation, no leftovers"]
