@@ -11,6 +11,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
+EXIT_RISKS = 4
+"""``apt-clone check`` reported a risk: something that can leave the host unbootable or lose data."""
 
 
 class AptCloneError(Exception):

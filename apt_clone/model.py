@@ -54,7 +54,11 @@ KIND_TITLES = {
     "initial": "Initial system",
 }
 
-USER_PROPS: tuple[str, ...] = (SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED, KERNELS, PINNED, BAD)
+MOUNTED_AT = props.key("mounted-at")
+"""On a checkpoint ``apt-clone mount`` mounted: ``ro DIR`` or ``rw DIR``."""
+USER_PROPS: tuple[str, ...] = (
+    SCHEMA, TITLE, KIND, CREATED, COMMAND, SUMMARY, ACTIVATED, KERNELS, PINNED, BAD, MOUNTED_AT,
+)  # fmt: skip
 """The properties every listing reads (the package change list is read by ``show`` only)."""
 
 
@@ -151,6 +155,11 @@ class Checkpoint:
     pinned: bool = False
     bad: str | None = None
     """When its trial boot failed, and why (``<time> <reason>``)."""
+    trial: bool = False
+    """It boots next once (a one-time boot requested, GRUB's next_entry), or it is the trial armed
+    (booted or not: until its verdict)."""
+    mounted_at: str | None = None
+    """Where ``apt-clone mount`` mounted it (``ro DIR`` or ``rw DIR``)."""
 
     @property
     def short_name(self) -> str:
@@ -161,12 +170,13 @@ class Checkpoint:
         return asdict(self)
 
 
-def seed_time(iso: str) -> str:
-    """``Jan 17 04:09:32 2008`` in local time, as the seed prints checkpoint times."""
+def seed_time(iso: str, *, zone: bool = False) -> str:
+    """``Jan 17 04:09:32 2008`` in local time, as the seed prints checkpoint times (in titles);
+    ``zone``: with the time zone after it (``Jan 17 04:09:32 2008 UTC``), everywhere else."""
     when = parse_time(iso)
     if when is None:
         return iso
-    return when.astimezone().strftime("%b %d %H:%M:%S %Y")
+    return when.astimezone().strftime("%b %d %H:%M:%S %Y" + (" %Z" if zone else ""))
 
 
 def label(cp: Checkpoint) -> str:

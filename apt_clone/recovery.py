@@ -10,8 +10,8 @@ import os
 
 from . import model
 from .apt import operation
-from .apt.chroot import unmount
 from .checkpoints import commands
+from .chroot import unmount
 from .context import Context
 from .engine.journal import Journal
 from .engine.opstate import AptOp, OpState

@@ -160,6 +160,28 @@ class Runner:
             terminate_group(proc)
             raise
 
+    def interactive(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
+        """Run a command a person uses (a shell), in the terminal's foreground, as system(3)
+        does: while it runs, Ctrl-C and Ctrl-\\ are its own, never apt-clone's."""
+        _check_argv(argv)
+        try:
+            proc = subprocess.Popen(list(argv), env=_merged_env(env))  # caught signals: default again after exec
+        except FileNotFoundError as exc:
+            raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}
+        try:
+            return proc.wait()
+        except BaseException:  # SIGTERM to apt-clone: the command goes too
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+        finally:
+            for sig, handler in held.items():
+                signal.signal(sig, handler)
+
 
 def terminate_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 10.0) -> None:
     """SIGTERM a child's process group, then SIGKILL it if it does not exit in time."""

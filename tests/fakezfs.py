@@ -266,7 +266,7 @@ class FakeZfs(ZfsBackend):
             self._need(dataset)
         self.bootfs[pool] = dataset
 
-    def mount_at(self, name: str, directory: str) -> None:
+    def mount_at(self, name: str, directory: str, *, readonly: bool = False) -> None:
         self._need(name).mounted = True
 
     def unmount_at(self, name: str, directory: str, *, restore: bool = True) -> None:

@@ -10,10 +10,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..chroot import chroot_environment
 from ..errors import LockHeld
 from ..paths import HOOK_GUARD_ENV
 from ..runner import Runner
-from .chroot import chroot_environment
 
 APT_LOCKS = ("var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock", "var/lib/apt/lists/lock", "var/cache/apt/archives/lock")
 

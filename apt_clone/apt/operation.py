@@ -22,6 +22,7 @@ from typing import Any
 from .. import config, dpkgstatus, model
 from ..boot import grub
 from ..checkpoints import commands, prune, services
+from ..chroot import restore_after_crash
 from ..context import Context
 from ..engine import opstate
 from ..engine.journal import Journal, boot_id
@@ -36,7 +37,6 @@ from ..zfs import Dataset, ZfsError, ZfsNotFound
 from . import bootfiles
 from . import events as ev
 from . import reboot as reboots
-from .chroot import restore_after_crash
 from .execute import AptTarget, apt_lock_holder, check_apt_locks, command_of, kill_processes_in
 from .plan import Change, Plan, check_boot_space, check_space, debs_asking_for_reboot, make_plan, validate_request
 from .request import AptFailed, AptRequest, Interaction, Outcome

@@ -89,6 +89,10 @@ class Bootloader:
         (see :data:`WITH_LISTING`): one zfs read less."""
         self._once[container.name] = container.user.get(ONCE)
 
+    def once_of(self, container: str) -> str | None:
+        """The one-time boot requested without GRUB (a boot-time service spends it), if any."""
+        return None if self.has_grub else self._read_once(container)
+
     def _read_once(self, container: str) -> str | None:
         if container not in self._once:
             self._once[container] = self.zfs.get(container, (ONCE,)).user.get(ONCE)

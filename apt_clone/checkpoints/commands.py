@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .. import model
 from ..context import Context
@@ -24,6 +24,7 @@ from ..engine.opstate import (
     ActivateOp,
     CreateOp,
     DestroyOp,
+    MountOp,
     OpState,
     RenameOp,
     RollbackOp,
@@ -35,7 +36,7 @@ from ..engine.steps import Engine, OpSpec, Step, register
 from ..errors import AptCloneError, OperationFailed, Refused, Unfinished
 from ..signals import Interrupted, shielded
 from ..zfs import Dataset, ZfsError, ZfsNotFound
-from . import grubshare, services
+from . import grubshare, inside, services
 
 Tree = list[Dataset] | None
 """What a command's plan read under the lock, for its steps (see :func:`execute`): the
@@ -78,6 +79,7 @@ SPECS = {
 }  # fmt: skip
 """The checkpoint commands, by the ``op`` their journal records."""
 SPECS["share-grub"] = grubshare.SPEC
+SPECS.update(inside.SPECS)
 
 
 # --- the steps of each command ----------------------------------------------------------------
@@ -268,6 +270,7 @@ BUILDERS: dict[str, Callable[[Context, OpState, Save, Tree], list[Step]]] = {
     "activate": _builder(ActivateOp, _activate_steps),
     "trial": _builder(TrialOp, _trial_steps),
     "rollback": _builder(RollbackOp, _rollback_steps),
+    **{op: _builder(MountOp, inside.steps) for op in inside.SPECS},
 }
 
 
@@ -281,16 +284,6 @@ def _menu(ctx: Context, changes: dict[str, str | None]) -> Callable[[], None]:
 
 
 # --- the engine ------------------------------------------------------------------------------
-def _envelope(ctx: Context, op: str, command: str) -> dict[str, Any]:
-    return {
-        "op": op,
-        "command": command,
-        "root": ctx.system.root,
-        "container": ctx.system.container,
-        "dataset": ctx.system.dataset,
-    }
-
-
 def execute(ctx: Context, st: OpState, tree: Tree = None) -> None:
     """Run the command's steps on the engine (skipping those done); undo them on a failure before
     the commit step, leave them for ``recover`` to complete after it.
@@ -372,7 +365,7 @@ def create(
     ``props``: more of its properties."""
     family = services.read_family(ctx)
     created = services.prepare_create(ctx, title=title, kind=kind, name=name, family=family, props=props)
-    execute(ctx, CreateOp(**_envelope(ctx, "create", command), created=created), family)
+    execute(ctx, CreateOp(**services.envelope(ctx, "create", command), created=created), family)
     return created
 
 
@@ -392,7 +385,7 @@ def destroy(
     if deferred is not None and cp.dataset in json.dumps(deferred.to_json()):
         raise Refused(f"'{cp.name}' is part of the unfinished '{deferred.command}': run 'apt-clone recover' first")
     st = DestroyOp(
-        **_envelope(ctx, "destroy", f"apt-clone destroy {cp.name}"),
+        **services.envelope(ctx, "destroy", f"apt-clone destroy {cp.name}"),
         name=cp.name,
         target=cp.dataset,
         target_boot=plan.boot_dataset,
@@ -443,14 +436,14 @@ def _hand_back(ctx: Context, deferred: OpState) -> list[str]:
 def rename(ctx: Context, old: str, new: str) -> services.Renamed:
     plan = services.plan_rename(ctx, old, new)
     command = f"apt-clone rename {plan.old.rsplit('/', 1)[1]} {plan.new.rsplit('/', 1)[1]}"
-    execute(ctx, RenameOp(**_envelope(ctx, "rename", command), **asdict(plan)))
+    execute(ctx, RenameOp(**services.envelope(ctx, "rename", command), **asdict(plan)))
     return services.Renamed(plan.old, plan.new, plan.active)
 
 
 def activate(ctx: Context, name: str) -> services.Activated:
     cp, near = services.lookup(ctx, name)
     st = ActivateOp(
-        **_envelope(ctx, "activate", f"apt-clone activate {cp.name}"),
+        **services.envelope(ctx, "activate", f"apt-clone activate {cp.name}"),
         name=cp.name,
         target=cp.dataset,
         bootfs_seen=near.next_boot,
@@ -471,13 +464,36 @@ def arm_trial(ctx: Context, name: str) -> services.Activated:
     """``activate --once``: boot NAME one time; a healthy boot makes it the default (trial.py)."""
     cp, near = services.lookup(ctx, name)
     st = TrialOp(
-        **_envelope(ctx, "trial", f"apt-clone activate --once {cp.name}"),
+        **services.envelope(ctx, "trial", f"apt-clone activate --once {cp.name}"),
         name=cp.name,
         target=cp.dataset,
         bootfs_seen=near.next_boot,
     )
     execute(ctx, st)
     return services.Activated(cp.dataset, [*_bad_note(cp), *st.messages])
+
+
+def mount(ctx: Context, name: str, directory: str | None = None, *, rw: bool = False) -> MountOp:
+    """Mount checkpoint ``name`` (read-only unless ``rw``) under ``directory`` (None: under the
+    run directory's ``mounted/``), its children and boot twin under it; it stays mounted."""
+    st = inside.plan_mount(ctx, name, directory, rw)
+    execute(ctx, st)
+    return st
+
+
+def umount(ctx: Context, name: str) -> MountOp:
+    """Take away what :func:`mount` mounted."""
+    st = inside.plan_umount(ctx, name)
+    execute(ctx, st)
+    return st
+
+
+def chroot(ctx: Context, name: str, argv: Sequence[str], *, rw: bool = False) -> MountOp:
+    """Run ``argv`` (none: a shell) chrooted into checkpoint ``name``, mounted for it and taken
+    down after; its exit status is the result's ``status``."""
+    st = inside.plan_chroot(ctx, name, argv, rw)
+    execute(ctx, st)
+    return st
 
 
 def share_grub(ctx: Context) -> str:
@@ -489,5 +505,8 @@ def share_grub(ctx: Context) -> str:
 
 def rollback_to(ctx: Context, name: str) -> services.RolledBack:
     created = services.plan_rollback(ctx, name)
-    execute(ctx, RollbackOp(**_envelope(ctx, "rollback", f"apt-clone rollback {created.checkpoint}"), created=created))
+    execute(
+        ctx,
+        RollbackOp(**services.envelope(ctx, "rollback", f"apt-clone rollback {created.checkpoint}"), created=created),
+    )
     return services.RolledBack(ctx.system.dataset, created.snapshot, created.dataset)

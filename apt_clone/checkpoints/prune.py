@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .. import model
@@ -213,6 +213,8 @@ def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.
             protected[cp.name] = "armed for a trial boot"
         elif ds.user.get(model.PINNED):
             protected[cp.name] = "pinned"
+        elif cp.mounted_at:
+            protected[cp.name] = "mounted (apt-clone umount)"
         elif home.where == "checkpoint" and home.checkpoint == cp.name:
             protected[cp.name] = "GRUB reads its copy of /boot/grub"
         elif cp.kind not in kinds:
@@ -252,6 +254,7 @@ def prune(
     include_manual: bool = False,
     dry_run: bool = False,
     deferred: OpState | None = None,
+    progress: Progress | None = None,
 ) -> Pruned:
     """Plan, and (not ``dry_run``, under the lock) remove; the pools' space after.
     ``deferred``: an operation that cannot be finished before space is freed (see
@@ -259,11 +262,17 @@ def prune(
     the_plan = plan(ctx, policy, include_manual=include_manual)
     if dry_run:
         return Pruned(the_plan, [], True, the_plan.pools)
-    removed = run(ctx, the_plan, deferred)
+    removed = run(ctx, the_plan, deferred, progress)
     return Pruned(the_plan, removed, False, after(ctx, the_plan))
 
 
-def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> list[str]:
+Progress = Callable[[int, int, str], None]
+"""Told after each removal: how many are done, of how many, and the one just removed."""
+
+
+def run(
+    ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None, progress: Progress | None = None
+) -> list[str]:
     """Remove what the plan says, one ``-r`` at a time on the engine (under the lock); the names
     removed. The checkpoints are read once: each destroy takes what it removed out of what was
     read, and only one that promoted clones makes it read again. An unfinished operation
@@ -283,6 +292,8 @@ def run(ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None) -> l
                 continue
             commands.destroy(ctx, dplan, deferred, menu=False, tree=read[1])
             removed.append(r.name)
+            if progress is not None:
+                progress(len(removed), len(the_plan.remove), r.name)
             if deferred is not None:
                 pending = commands.load_journal(ctx)[1]
                 deferred = pending if pending is not None and pending.unfinished else None

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .. import config, model
 from ..boot import WITH_LISTING, grub, layout
@@ -45,7 +46,9 @@ def _created(ds: Dataset) -> str:
     return dt.datetime.fromtimestamp(ds.creation, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Checkpoint:
+def _checkpoint(
+    ds: Dataset, current: str, next_boot: str | None, once: tuple[str | None, ...] = ()
+) -> model.Checkpoint:
     kind = ds.user.get(model.KIND, "manual")
     name = ds.name.rsplit("/", 1)[1]
     return model.Checkpoint(
@@ -66,10 +69,16 @@ def _checkpoint(ds: Dataset, current: str, next_boot: str | None) -> model.Check
         kernels=tuple(ds.user.get(model.KERNELS, "").split()),
         pinned=bool(ds.user.get(model.PINNED)),
         bad=ds.user.get(model.BAD) or None,
+        trial=ds.name in once,
+        mounted_at=ds.user.get(model.MOUNTED_AT) or None,
     )
 
 
-READ_PROPS = (*model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME, model.NEWEST)
+TRIAL = props.key("trial")
+"""On the container: the checkpoint armed for a trial boot (its verdict: :mod:`apt_clone.trial`)."""
+READ_PROPS = (
+    *model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME, model.NEWEST, TRIAL,
+)  # fmt: skip
 """The user properties every read of checkpoints takes."""
 
 
@@ -125,9 +134,11 @@ def boot_environments(tree: list[Dataset], container: str, current: str) -> list
     ]
 
 
-def _checkpoints(ctx: Context, tree: list[Dataset], next_boot: str | None) -> list[model.Checkpoint]:
+def _checkpoints(
+    ctx: Context, tree: list[Dataset], next_boot: str | None, once: tuple[str | None, ...] = ()
+) -> list[model.Checkpoint]:
     return [
-        _checkpoint(ds, ctx.system.dataset, next_boot)
+        _checkpoint(ds, ctx.system.dataset, next_boot, once)
         for ds in boot_environments(tree, ctx.system.container, ctx.system.dataset)
     ]
 
@@ -140,7 +151,11 @@ def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing
     notes = [n for n in (state.disagreement,) if n]
     if state.grub_next:
         notes.append(f"next boot only (GRUB next_entry): '{state.grub_next}'")
-    return Listing(ctx.system.container, _checkpoints(ctx, tree, next_boot), ctx.system.dataset, next_boot, notes)
+    container = record_of(tree, ctx.system.container)
+    armed = container.user.get(TRIAL) if container else None
+    once = (state.grub_next, ctx.boot.once_of(ctx.system.container), armed)
+    checkpoints = _checkpoints(ctx, tree, next_boot, once)
+    return Listing(ctx.system.container, checkpoints, ctx.system.dataset, next_boot, notes)
 
 
 def grub_home(ctx: Context, tree: list[Dataset] | None = None) -> layout.GrubHome:
@@ -157,6 +172,13 @@ def record_grub_home(ctx: Context, tree: list[Dataset]) -> None:
     container = record_of(tree, ctx.system.container)
     if home.where == "checkpoint" and container and layout.HOME not in container.user and home.checkpoint:
         ctx.zfs.set_props(ctx.system.container, {layout.HOME: home.checkpoint})
+
+
+def refuse_mounted(cp: model.Checkpoint, verb: str) -> None:
+    """Never destroy, rename or roll back what ``apt-clone mount`` holds mounted."""
+    if cp.mounted_at:
+        where = cp.mounted_at.partition(" ")[2]
+        raise Refused(f"cannot {verb} '{cp.name}': it is mounted at {where} ('apt-clone umount {cp.name}' first)")
 
 
 def refuse_cutting_grub(ctx: Context, cp: model.Checkpoint, verb: str, tree: list[Dataset]) -> None:
@@ -558,6 +580,7 @@ def plan_destroy(
         twin = twin if boot_tree is not None and any(ds.name == twin for ds in boot_tree) else None
     if cp.current:
         raise Refused(f"Can not destroy currently active system folder: '{cp.name}' is the running system")
+    refuse_mounted(cp, "destroy")
     refuse_cutting_grub(ctx, cp, "destroy", tree)
     activate_first = None
     if cp.active:
@@ -663,8 +686,6 @@ def set_default(ctx: Context, dataset: str, previous: str | None = None, mounts:
     return messages
 
 
-TRIAL = props.key("trial")
-"""On the container: the checkpoint armed for a trial boot (its verdict: :mod:`apt_clone.trial`)."""
 TRIAL_NOTE = "After a healthy boot of '{name}' it becomes the default; a failed boot falls back."
 
 
@@ -750,6 +771,7 @@ def plan_rename(ctx: Context, old: str, new: str) -> RenamePlan:
     cp, near = lookup(ctx, old, f"{ctx.system.container}/{new}", old_twin, new_twin)
     if cp.current:
         raise Refused(f"cannot rename '{cp.name}': it is the running system")
+    refuse_mounted(cp, "rename")
     refuse_cutting_grub(ctx, cp, "rename", near.records)
     for clash in (f"{ctx.system.container}/{new}", new_twin if near.record(old_twin) else None):
         if near.record(clash):
@@ -789,6 +811,7 @@ def plan_rollback(ctx: Context, name: str) -> Created:
     dropping NAME): the undo of an in-place change that was kept. Only when that snapshot is the
     running root's newest (nothing later would be lost). Changes nothing."""
     cp = find(ctx, name)
+    refuse_mounted(cp, "roll back to")
     snap = cp.origin
     if not snap or not snap.startswith(ctx.system.dataset + "@"):
         raise Refused(f"'{cp.name}' was not cloned from the running system: activate it and reboot instead")
@@ -825,12 +848,12 @@ def _family_mounts(ctx: Context, created: Created, directory: str) -> list[tuple
     return pairs
 
 
-def mount_family(ctx: Context, created: Created, directory: str) -> None:
+def mount_family(ctx: Context, created: Created, directory: str, *, readonly: bool = False) -> None:
     """Mount a checkpoint's root, its children and its boot twin under ``directory``."""
     done: list[tuple[str, str]] = []
     try:
         for dataset, where in _family_mounts(ctx, created, directory):
-            ctx.zfs.mount_at(dataset, where)
+            ctx.zfs.mount_at(dataset, where, readonly=readonly)
             done.append((dataset, where))
     except BaseException:
         with shielded():
@@ -856,3 +879,14 @@ def mounted(ctx: Context, created: Created, directory: str) -> Iterator[str]:
         yield directory
     finally:
         unmount_family(ctx, created, directory)
+
+
+def envelope(ctx: Context, op: str, command: str) -> dict[str, Any]:
+    """The fields every journal record of a command starts with."""
+    return {
+        "op": op,
+        "command": command,
+        "root": ctx.system.root,
+        "container": ctx.system.container,
+        "dataset": ctx.system.dataset,
+    }

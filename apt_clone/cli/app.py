@@ -6,6 +6,7 @@ The seed's short forms work as in the seed, with global options before them:
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -33,8 +34,9 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from .. import __version__, config, testhooks
 from ..checkpoints import services
 from ..context import Context, open_context
-from ..errors import EXIT_FAILED, EXIT_USAGE, AptCloneError, UsageError, require_root
+from ..errors import EXIT_FAILED, EXIT_RISKS, EXIT_USAGE, AptCloneError, UsageError, require_root
 from ..lock import exclusive
+from ..model import label
 from ..names import resolve_name, validate_name, validate_title
 from ..signals import Interrupted, interrupts
 from . import render
@@ -49,14 +51,43 @@ if TYPE_CHECKING:
 # used: the listing starts without them (under emulation each module costs a noticeable fraction).
 # The boot-time commands do not load this module at all (entry.py).
 
+
+class _Commands(typer.core.TyperGroup):
+    """The command group, whose help lists the seed's short forms with the commands."""
+
+    SHORT_FORMS = (
+        ("-l", "List checkpoints (the same as 'list')."),
+        ("-a NAME", "Make checkpoint NAME boot next (the same as 'activate NAME')."),
+        ("-r NAME", "Destroy checkpoint NAME (the same as 'destroy NAME')."),
+    )
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:  # type: ignore[override]
+        found = [(n, self.get_command(ctx, n)) for n in self.list_commands(ctx)]
+        shown = [(n, c) for n, c in found if c is not None and not c.hidden]
+        limit = formatter.width - 6 - max(len(n) for n, _ in [*shown, *self.SHORT_FORMS])
+        rows = [*self.SHORT_FORMS, *((n, c.get_short_help_str(limit)) for n, c in shown)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="Transactional apt operations checkpointed with ZFS boot environments.",
+    help="Transactional apt operations checkpointed with ZFS boot environments.\n\n"
+    "Options go before or after the command: 'apt-clone -y install PKG' and 'apt-clone install PKG -y' "
+    "are the same.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+Name = Annotated[str, typer.Argument(metavar="NAME", help="A checkpoint, as 'apt-clone -l' names it.")]
+Picked = Annotated[
+    str | None,
+    typer.Argument(metavar="[NAME]", help="A checkpoint, as 'apt-clone -l' names it (none: pick one on a terminal)."),
+]
+Packages = Annotated[list[str], typer.Argument(metavar="PACKAGE...", help="Package names, as apt-get takes them.")]
 
 READER_WAIT = 60.0
 """Seconds a reader that mounts checkpoints (diff) waits for another command to finish."""
@@ -96,10 +127,10 @@ def _confirm(text: str, *, yes: bool) -> bool:
     return confirm(text, yes=yes)
 
 
-def _choose(message: str, names: list[str]) -> str:
+def _choose(message: str, names: list[str], labels: list[str] | None = None) -> str:
     from .prompts import choose  # the questions: only a command that asks loads them
 
-    return choose(message, names)
+    return choose(message, names, labels)
 
 
 def _need_root() -> None:
@@ -190,21 +221,52 @@ def _global(
         list_cmd(ctx)
 
 
+def _columns(text: str | None, option: str) -> list[str]:
+    """``-o``'s, ``-s``'s or ``-S``'s comma-separated column names, checked."""
+    names = [c.strip().lower() for c in (text or "").split(",") if c.strip()]
+    unknown = [c for c in names if c not in render.COLUMNS]
+    if unknown or (text is not None and not names):
+        bad = unknown[0] if unknown else text
+        raise UsageError(f"{option}: unknown column {bad!r} (columns: {', '.join(render.COLUMNS)})")
+    return names
+
+
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
     names: Annotated[
         bool, typer.Option("--names", help="Print only the names, one per line (for scripts and completion).")
     ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", metavar="COL,...", help=f"Show these columns ({', '.join(render.COLUMNS)})."),
+    ] = None,
+    no_header: Annotated[
+        bool, typer.Option("-H", help="No header; one tab between fields (for scripts), as zfs list -H.")
+    ] = False,
+    exact: Annotated[bool, typer.Option("-p", help="Exact numbers: sizes in bytes, times in epoch seconds.")] = False,
+    sort: Annotated[
+        list[str] | None, typer.Option("-s", "--sort", metavar="COL", help="Sort by COL, ascending (repeatable).")
+    ] = None,
+    sort_desc: Annotated[
+        list[str] | None, typer.Option("-S", metavar="COL", help="Sort by COL, descending (repeatable).")
+    ] = None,
 ) -> None:
-    """List checkpoints: A = active (boots next), C = current (running)."""
+    """List checkpoints: A = active (boots next; T: boots next once, a trial), C = current (running)."""
     opts = _opts(ctx)
+    columns = _columns(output, "-o")
+    keys = [(c, False) for s in sort or [] for c in _columns(s, "-s")]
+    keys += [(c, True) for s in sort_desc or [] for c in _columns(s, "-S")]
     listing = services.list_checkpoints(_context(opts))
     testhooks.point("list.read")
+    for column, descending in reversed(keys):  # the first key decides first, as zfs list -s
+        listing.checkpoints.sort(key=functools.partial(render.sort_key, column=column), reverse=descending)
     if names and not opts.json:
         print("\n".join(cp.name for cp in listing.checkpoints))
     elif opts.json:
-        _emit(render.listing_json(listing))
+        _emit(render.listing_json(listing, columns))
+    elif columns or no_header or exact:
+        print(render.listing_table(listing, columns or list(render.DEFAULT_COLUMNS), header=not no_header, exact=exact))
     else:
         print(render.listing_text(listing))
 
@@ -212,14 +274,15 @@ def list_cmd(
 def _pick(cx: Context, name: str | None, message: str, *, exclude_current: bool = False) -> str:
     if name is not None:
         return resolve_name(name, cx.system.container)  # '' is a bad name, not a missing one
-    names = [cp.name for cp in services.list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
-    return _choose(message, names)
+    found = [cp for cp in services.list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
+    width = max((len(cp.name) for cp in found), default=0)
+    return _choose(message, [cp.name for cp in found], [f"{cp.name.ljust(width)}  {label(cp)}" for cp in found])
 
 
 @app.command("activate")
 def activate_cmd(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument()] = None,
+    name: Picked = None,
     once: Annotated[
         bool, typer.Option("--once", help="Boot it once; it becomes the default after a healthy boot.")
     ] = False,
@@ -253,7 +316,7 @@ def activate_cmd(
 @app.command("destroy")
 def destroy_cmd(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument()] = None,
+    name: Picked = None,
     force: Annotated[
         str | None, typer.Option("--force", metavar="OTHER", help="If NAME boots next, activate OTHER first.")
     ] = None,
@@ -335,18 +398,47 @@ def prune_cmd(
         _ask(opts, question)
     with exclusive():
         deferred = None if dry_run else _guard(cx, freeing=True)
-        result = prune.prune(cx, policy, include_manual=include_manual, dry_run=dry_run, deferred=deferred)
+        shown = _Progress("removed")
+        try:
+            result = prune.prune(
+                cx, policy, include_manual=include_manual, dry_run=dry_run, deferred=deferred, progress=shown
+            )
+        finally:
+            shown.done()
     _out(opts, render.prune_text(result), result)
 
 
+class _Progress:
+    """Each step of a long command as it goes, on standard error: a bar on a terminal, else a
+    line each."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.bar = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        if self.bar:
+            filled = 30 * done // max(total, 1)
+            sys.stderr.write(f"\r[{'#' * filled}{' ' * (30 - filled)}] {done}/{total} {self.verb} {name}\x1b[K")
+            self.shown = True
+        else:
+            sys.stderr.write(f"apt-clone: {self.verb} {name} ({done}/{total})\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
 @app.command("pin")
-def pin_cmd(ctx: typer.Context, name: str) -> None:
+def pin_cmd(ctx: typer.Context, name: Name) -> None:
     """Keep checkpoint NAME whatever the retention policy says (prune never removes it)."""
     _pin(ctx, name, True)
 
 
 @app.command("unpin")
-def unpin_cmd(ctx: typer.Context, name: str) -> None:
+def unpin_cmd(ctx: typer.Context, name: Name) -> None:
     """Let the retention policy decide about checkpoint NAME again."""
     _pin(ctx, name, False)
 
@@ -363,7 +455,11 @@ def _pin(ctx: typer.Context, name: str, pinned: bool) -> None:
 
 
 @app.command("rename")
-def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
+def rename_cmd(
+    ctx: typer.Context,
+    old: Name,
+    new: Annotated[str, typer.Argument(metavar="NEW", help="Its new name.")],
+) -> None:
     """Rename checkpoint OLD to NEW (the active one keeps booting)."""
     # the engine and the journal: off -l's start-up
     from ..checkpoints import commands
@@ -379,8 +475,83 @@ def rename_cmd(ctx: typer.Context, old: str, new: str) -> None:
     _out(opts, f"Renamed '{result.old}' to '{result.new}'.", result)
 
 
+Rw = Annotated[bool, typer.Option("--rw", help="Read-write (the default is read-only).")]
+
+
+@app.command("mount")
+def mount_cmd(
+    ctx: typer.Context,
+    name: Name,
+    directory: Annotated[
+        str | None,
+        typer.Argument(metavar="[DIR]", help="An empty directory (default: /run/apt-clone/mounted/NAME)."),
+    ] = None,
+    rw: Rw = False,
+) -> None:
+    """Mount checkpoint NAME, read-only unless --rw, with its children and boot twin under it."""
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
+
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    resolve_name(name, cx.system.container)
+    with exclusive():
+        _guard(cx)
+        st = commands.mount(cx, name, directory, rw=rw)
+    how = "read-write" if st.rw else "read-only"
+    result = {"checkpoint": st.name, "directory": st.directory, "rw": st.rw}
+    _out(opts, f"Mounted '{st.name}' {how} at {st.directory} ('apt-clone umount {st.name}' takes it away).", result)
+
+
+@app.command("umount")
+def umount_cmd(ctx: typer.Context, name: Name) -> None:
+    """Unmount what 'apt-clone mount NAME' mounted."""
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
+
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    resolve_name(name, cx.system.container)
+    with exclusive(wait=READER_WAIT):
+        _guard(cx)
+        st = commands.umount(cx, name)
+    _out(opts, f"Unmounted '{st.name}' from {st.directory}.", {"checkpoint": st.name, "directory": st.directory})
+
+
+@app.command("chroot", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+def chroot_cmd(
+    ctx: typer.Context,
+    name: Name,
+    argv: Annotated[
+        list[str] | None, typer.Argument(metavar="[COMMAND...]", help="What to run in it (default: your shell).")
+    ] = None,
+    rw: Rw = False,
+) -> None:
+    """Run a command (a shell) chrooted into checkpoint NAME, mounted for it (read-only unless
+    --rw, given before NAME) and taken down after; exits with the command's status."""
+    # the engine and the journal: off -l's start-up
+    from ..checkpoints import commands
+
+    opts = _opts(ctx)
+    _need_root()
+    cx = _context(opts)
+    resolve_name(name, cx.system.container)
+    with exclusive():  # held while it runs: nothing else changes the checkpoints meanwhile
+        _guard(cx)
+        st = commands.chroot(cx, name, argv or [], rw=rw)
+    status = st.status if st.status is not None else EXIT_FAILED
+    if opts.json:
+        _emit(render.to_json({"checkpoint": st.name, "command": st.argv, "status": status}))
+    if status:
+        raise typer.Exit(status)
+
+
 @app.command("title")
-def title_cmd(ctx: typer.Context, name: str, text: str) -> None:
+def title_cmd(
+    ctx: typer.Context, name: Name, text: Annotated[str, typer.Argument(metavar="TITLE", help="Its new title.")]
+) -> None:
     """Set the title of checkpoint NAME."""
     opts = _opts(ctx)
     validate_title(text)
@@ -440,7 +611,12 @@ class CliInteraction:
 
 ThenOption = Annotated[
     str | None,
-    typer.Option("--then", help="After a successful upgrade in the clone: reboot, activate or nothing."),
+    typer.Option(
+        "--then",
+        metavar="[reboot|activate|nothing]",
+        help="After a successful upgrade in the clone: reboot into it, activate it, or nothing "
+        "(default: [apt] then, else ask on a terminal).",
+    ),
 ]
 NoUpdate = Annotated[bool, typer.Option("--no-update", help="Do not update the APT sources first.")]
 InClone = Annotated[bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")]
@@ -452,7 +628,7 @@ PruneFirst = Annotated[
 def _apt(
     ctx: typer.Context,
     op: str,
-    packages: list[str],
+    packages: Packages,
     no_update: bool,
     then: str | None,
     in_clone: bool,
@@ -514,7 +690,7 @@ def upgrade_cmd(
 @app.command("install")
 def install_cmd(
     ctx: typer.Context,
-    packages: list[str],
+    packages: Packages,
     no_update: NoUpdate = False,
     then: ThenOption = None,
     in_clone: InClone = False,
@@ -527,7 +703,7 @@ def install_cmd(
 @app.command("remove")
 def remove_cmd(
     ctx: typer.Context,
-    packages: list[str],
+    packages: Packages,
     no_update: NoUpdate = False,
     then: ThenOption = None,
     in_clone: InClone = False,
@@ -538,7 +714,7 @@ def remove_cmd(
 
 
 @app.command("rollback")
-def rollback_cmd(ctx: typer.Context, name: str) -> None:
+def rollback_cmd(ctx: typer.Context, name: Name) -> None:
     """Roll the running system back to the state kept in checkpoint NAME (made in place), dropping NAME."""
     # the engine and the journal: off -l's start-up
     from ..checkpoints import commands
@@ -626,7 +802,7 @@ def trial_deadline_cmd(ctx: typer.Context) -> None:
 
 
 @app.command("show")
-def show_cmd(ctx: typer.Context, name: str) -> None:
+def show_cmd(ctx: typer.Context, name: Name) -> None:
     """Show a checkpoint's metadata and the package changes recorded with it."""
     # show and diff only
     from ..checkpoints import inspect
@@ -648,6 +824,8 @@ def check_cmd(ctx: typer.Context) -> None:
     with exclusive(wait=READER_WAIT):  # GRUB's directory may be another checkpoint's, mounted to be read
         report = check.check(cx)
     _out(opts, render.check_text(report), report.to_json())
+    if report.risks:
+        raise typer.Exit(EXIT_RISKS)  # for monitoring: something here can leave the host unbootable or lose data
 
 
 @app.command("share-grub")
@@ -667,8 +845,16 @@ def share_grub_cmd(ctx: typer.Context) -> None:
 
 
 @app.command("diff")
-def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
-    """Package differences between checkpoints A and B (from their dpkg status files)."""
+def diff_cmd(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(metavar="A", help="The checkpoint to compare from.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="The checkpoint to compare to.")],
+    files: Annotated[
+        bool, typer.Option("--files", help="The files that differ (zfs diff, where the ZFS has it), not the packages.")
+    ] = False,
+) -> None:
+    """Package differences between checkpoints A and B (from their dpkg status files), or with
+    --files the files that differ."""
     # show and diff only
     from ..checkpoints import inspect
 
@@ -676,6 +862,10 @@ def diff_cmd(ctx: typer.Context, a: str, b: str) -> None:
     _need_root()
     cx = _context(opts)
     with exclusive(wait=READER_WAIT):  # checkpoints are mounted for the read: one at a time
+        if files:
+            found = inspect.file_diff(cx, a, b)
+            _out(opts, render.file_diff_text(found), found)
+            return
         result = inspect.diff(cx, a, b)
     _out(opts, render.diff_text(result), result)
 
@@ -686,8 +876,26 @@ _FLAGS = {"-y", "--yes", "--json", "--debug", "-s", "--in-clone", "--steps"}
 _SHORT_FORMS = {"-l": "list", "--list": "list", "-a": "activate", "-r": "destroy"}
 
 
+_HOISTED_FLAGS = {"-y", "--yes", "--json", "--debug"}
+"""The global flags a command's arguments may hold: they go before the command (``-s`` stays,
+since the apt commands and ``list`` have their own)."""
+PASSED_ON = {"chroot": 1}
+"""Commands that pass what follows their first N arguments on, untouched (chroot's command)."""
+COMMAND_VALUE_OPTIONS: dict[str, frozenset[str]] = {
+    "list": frozenset({"-o", "--output", "-s", "--sort", "-S"}),
+    "destroy": frozenset({"--force"}),
+    "create": frozenset({"--title", "-t", "--name", "-n"}),
+    **{op: frozenset({"--then"}) for op in ("dist-upgrade", "upgrade", "install", "remove")},
+    "resume": frozenset({"--pause-at"}),
+}
+"""Each command's own options that take a value: the word after one is its value, never moved
+(a unit test keeps this in step with the commands' definitions)."""
+
+
 def translate_short_forms(argv: list[str]) -> list[str]:
-    """Turn the seed's ``-l`` / ``-a NAME`` / ``-r NAME`` (after global options) into subcommands."""
+    """Turn the seed's ``-l`` / ``-a NAME`` / ``-r NAME`` (after global options) into
+    subcommands, and move global options given after the command (``install PKG -y``) before
+    it, as people type them."""
     out = list(argv)
     i = 0
     while i < len(out):
@@ -701,7 +909,38 @@ def translate_short_forms(argv: list[str]) -> list[str]:
             break
         else:
             break
-    return out
+    if i >= len(out) or out[i].startswith("-"):
+        return out
+    return out[:i] + _hoisted(out[i], out[i + 1 :])
+
+
+def _hoisted(command: str, rest: list[str]) -> list[str]:
+    """``command`` and its arguments, the global options among them put before it."""
+    own = COMMAND_VALUE_OPTIONS.get(command, frozenset())
+    moved: list[str] = []
+    kept: list[str] = []
+    positional = 0
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        if arg == "--" or (command in PASSED_ON and positional >= PASSED_ON[command] and not arg.startswith("-")):
+            kept += rest[j:]
+            break
+        if not arg.startswith("-"):
+            positional += 1
+        if arg in own:
+            kept += rest[j : j + 2]
+            j += 2
+            continue
+        if arg in _HOISTED_FLAGS or arg.startswith(("--root=", "--pause-at=")):
+            moved.append(arg)
+        elif arg in _VALUE_OPTIONS and j + 1 < len(rest):
+            moved += rest[j : j + 2]
+            j += 1
+        else:
+            kept.append(arg)
+        j += 1
+    return [*moved, command, *kept]
 
 
 def _run(args: list[str], debug: bool) -> tuple[int, str | None]:

@@ -26,15 +26,17 @@ def confirm(message: str, *, yes: bool) -> bool:
     return bool(answer)
 
 
-def choose(message: str, choices: list[str]) -> str:
-    """A select prompt among ``choices``; only on a terminal."""
+def choose(message: str, choices: list[str], labels: list[str] | None = None) -> str:
+    """A select prompt among ``choices``, each shown as its label (a checkpoint with its title);
+    only on a terminal."""
     if not _interactive():
         raise Refused(f"{message} -- no terminal to ask on: name one ({', '.join(choices)})")
     if not choices:
         raise OperationFailed("nothing to choose from")
     import questionary  # prompt_toolkit: only when a person is asked
 
-    answer = questionary.select(message, choices=choices).ask()
+    shown = [questionary.Choice(title=t, value=c) for c, t in zip(choices, labels or choices, strict=True)]
+    answer = questionary.select(message, choices=shown).ask()
     if answer is None:
         raise OperationFailed("cancelled")
     return str(answer)

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..checkpoints.services import Listing
-from ..model import bad_mark, label, seed_time
+from ..model import Checkpoint, bad_mark, label, parse_time, seed_time
+from ..text import escaped
 
 if TYPE_CHECKING:  # inspect and check load only for their commands
     from ..checkpoints.check import Report
-    from ..checkpoints.inspect import Details, Diff
+    from ..checkpoints.inspect import Details, Diff, FileDiff
     from ..checkpoints.prune import Pruned
 
 
 def listing_text(listing: Listing) -> str:
+    """The seed's listing: A (boots next: ``o``; once, a trial or a one-time boot: ``T``), C
+    (running: a trial being judged is ``C`` only), the name and the title, with the kind, pins
+    and a bad trial after it."""
     width = max([len("BOOTFS"), *(len(cp.name) for cp in listing.checkpoints)])
     lines = [f"A C {'BOOTFS'.ljust(width)} TITLE"]
     for cp in listing.checkpoints:
-        a = "o" if cp.active else " "
+        a = "o" if cp.active else "T" if cp.trial and not cp.current else " "
         c = "o" if cp.current else " "
         flags = (cp.kind if cp.kind != "initial" else "", "pinned" if cp.pinned else "", "BAD" if cp.bad else "")
         marks = [m for m in flags if m]
@@ -31,8 +36,74 @@ def listing_text(listing: Listing) -> str:
     return "\n".join(lines)
 
 
-def listing_json(listing: Listing) -> str:
-    return to_json([cp.to_json() for cp in listing.checkpoints])
+def listing_json(listing: Listing, columns: Sequence[str] | None = None) -> str:
+    """The checkpoints as a JSON list; ``columns``: only those keys (``-o``)."""
+    rows = [cp.to_json() for cp in listing.checkpoints]
+    if columns:
+        rows = [{c: row[c] for c in columns} for row in rows]
+    return to_json(rows)
+
+
+COLUMNS = (
+    "name", "title", "active", "current", "trial", "bad", "kind", "pinned", "used", "referenced", "created",
+    "origin", "dataset", "kernels", "command",
+)  # fmt: skip
+"""What ``-l -o`` can show, as ``zfs list -o`` does."""
+DEFAULT_COLUMNS = ("name", "active", "current", "trial", "kind", "used", "created", "title")
+"""``-l -H`` or ``-p`` without ``-o``."""
+
+
+def _human(n: int) -> str:
+    """A size as ``zfs list`` shows one: three significant digits and a unit letter."""
+    value = float(n)
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if value < 1024 or unit == "P":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{n}B"
+    return f"{value:.2f}{unit}" if value < 10 else f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+
+
+def column_value(cp: Checkpoint, column: str, *, exact: bool) -> str:
+    """One field of a listing row: ``exact`` (``-p``) gives bytes and epoch seconds."""
+    flag = {"active": cp.active, "current": cp.current, "trial": cp.trial, "pinned": cp.pinned}
+    if column in flag:
+        return "yes" if flag[column] else "no"
+    if column in ("used", "referenced"):
+        size: int = getattr(cp, column)
+        return str(size) if exact else _human(size)
+    if column == "created":
+        when = parse_time(cp.created)
+        if when is None:
+            return cp.created
+        return str(int(when.timestamp())) if exact else when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    if column == "kernels":
+        return ",".join(cp.kernels) or "-"
+    if column == "bad":
+        return escaped(bad_text(cp.bad)) if cp.bad else "-"
+    value = getattr(cp, column)
+    return escaped(str(value)) if value else "-"
+
+
+def sort_key(cp: Checkpoint, column: str) -> Any:
+    """What ``-s``/``-S`` sorts by: numbers as numbers, times in time order, yes after no."""
+    if column in ("used", "referenced"):
+        return getattr(cp, column)
+    if column == "created":
+        return (cp.created and parse_time(cp.created) or dt.datetime.min.replace(tzinfo=dt.UTC), cp.createtxg)
+    return column_value(cp, column, exact=True)
+
+
+def listing_table(listing: Listing, columns: Sequence[str], *, header: bool = True, exact: bool = False) -> str:
+    """``-l -o``: the columns asked, aligned under a header as ``zfs list`` does; without the
+    header (``-H``) one tab between fields, for scripts."""
+    rows = [[column_value(cp, c, exact=exact) for c in columns] for cp in listing.checkpoints]
+    if not header:
+        return "\n".join("\t".join(row) for row in rows)
+    table = [[c.upper() for c in columns], *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in table)
 
 
 def to_json(data: Any) -> str:
@@ -58,7 +129,7 @@ def _rows(rows: list[list[str | None]]) -> list[str]:
 def bad_text(mark: str) -> str:
     """``<time> <reason>`` as ``reason (since time)``."""
     when, why = bad_mark(mark)
-    return f"{why} (since {seed_time(when)})"
+    return f"{why} (since {seed_time(when, zone=True)})"
 
 
 def show_text(details: Details) -> str:
@@ -67,7 +138,7 @@ def show_text(details: Details) -> str:
         f"Checkpoint: {cp.name} ({cp.dataset})",
         f"Title:      {cp.title}",
         f"Kind:       {cp.kind}",
-        f"Created:    {seed_time(cp.created)}",
+        f"Created:    {seed_time(cp.created, zone=True)}",
         f"Origin:     {cp.origin or '-'}",
         f"Command:    {cp.command or '-'}",
         f"Summary:    {cp.summary or '-'}",
@@ -103,6 +174,15 @@ def diff_text(result: Diff) -> str:
     )
 
 
+def file_diff_text(result: FileDiff) -> str:
+    """``diff --files``: a line per file, what changed in A and in B since the snapshot both
+    descend from (``M`` modified, ``+`` added, ``-`` removed, ``R`` renamed, ``.`` nothing)."""
+    if not result.files:
+        return f"No file differences between {result.a} and {result.b} (since {result.since})."
+    head = f"Files that differ between {result.a} and {result.b} ({len(result.files)}; changes since {result.since}):"
+    return "\n".join([head, "  A B", *(f"  {a or '.'} {b or '.'} {escaped(path)}" for path, a, b in result.files)])
+
+
 def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB"):
@@ -124,7 +204,9 @@ def prune_text(result: Pruned) -> str:
         for r in plan.remove:
             if r.name in names:
                 held = ", ".join(f"{_size(n)} on {p}" for p, n in r.frees.items() if n) or "nothing measurable"
-                lines.append(f"  {r.name.ljust(width)} {seed_time(r.created)}  {r.kind:<9} {r.reason}; frees {held}")
+                lines.append(
+                    f"  {r.name.ljust(width)} {seed_time(r.created, zone=True)}  {r.kind:<9} {r.reason}; frees {held}"
+                )
     frees = plan.frees()
     for p in plan.pools:
         est = p.percent(frees.get(p.name, 0))

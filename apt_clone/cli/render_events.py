@@ -31,7 +31,7 @@ def lines(event: ev.Event) -> list[str]:
             return [
                 f"{title} has been created: {name}",
                 f"Use 'zfs list -r {container}' command to list all available",
-                "upgrade/rollback checkpoints",
+                "upgrade/rollback checkpoints ('apt-clone -l' lists them with their titles)",
             ]
         case ev.InPlaceDone(checkpoint=name):
             return [f"Done. To go back to the state before this change: 'apt-clone -a {name}' and reboot."]

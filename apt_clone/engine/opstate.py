@@ -146,6 +146,21 @@ class ShareGrubOp(OpState):
     """The checkpoint whose copy GRUB read before."""
 
 
+@dataclass(kw_only=True)
+class MountOp(OpState):
+    """``mount`` and ``chroot``: a checkpoint mounted under ``directory`` (and, for chroot, the
+    command run in it); ``umount`` takes such a mount away."""
+
+    name: str
+    target: str
+    directory: str
+    rw: bool = False
+    made_dir: bool = False
+    """apt-clone made ``directory`` (``umount`` removes it)."""
+    argv: list[str] = field(default_factory=list)
+    status: int | None = None
+
+
 APT_OPS = ("dist-upgrade", "upgrade", "install", "remove")
 KINDS: dict[str, type[OpState]] = {
     **{op: AptOp for op in APT_OPS},
@@ -156,6 +171,9 @@ KINDS: dict[str, type[OpState]] = {
     "activate": ActivateOp,
     "trial": TrialOp,
     "share-grub": ShareGrubOp,
+    "mount": MountOp,
+    "umount": MountOp,
+    "chroot": MountOp,
 }
 
 

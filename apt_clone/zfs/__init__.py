@@ -21,6 +21,7 @@ from .errors import (
     ZfsOutOfSpace,
     ZfsPermission,
     ZfsUnavailable,
+    ZfsUnsupported,
 )
 from .records import Dataset, Pool
 
@@ -61,5 +62,6 @@ __all__ = [
     "ZfsOutOfSpace",
     "ZfsPermission",
     "ZfsUnavailable",
+    "ZfsUnsupported",
     "open_backend",
 ]

@@ -6,7 +6,7 @@ import abc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from .errors import ZfsNotFound
+from .errors import ZfsNotFound, ZfsUnsupported
 from .records import Dataset, Pool
 
 
@@ -130,9 +130,21 @@ class ZfsBackend(abc.ABC):
     @abc.abstractmethod
     def set_bootfs(self, pool: str, dataset: str | None) -> None: ...
 
+    @property
+    def can_diff(self) -> bool:
+        """Whether :meth:`diff` works here."""
+        return False
+
+    def diff(self, snapshot: str, target: str) -> list[tuple[str, str, str | None]]:
+        """The files changed from ``snapshot`` to ``target`` (a later snapshot, or a filesystem
+        descending from it), as ``zfs diff -H`` gives them: (``M``/``+``/``-``/``R``, path, the
+        new path of a rename); paths start with the mountpoint. Both must be mounted."""
+        raise ZfsUnsupported("not supported by this ZFS (no 'zfs diff')")
+
     @abc.abstractmethod
-    def mount_at(self, name: str, directory: str) -> None:
-        """Mount a filesystem at ``directory`` whatever its mountpoint property says."""
+    def mount_at(self, name: str, directory: str, *, readonly: bool = False) -> None:
+        """Mount a filesystem at ``directory`` whatever its mountpoint property says (``readonly``:
+        mounted read-only)."""
 
     @abc.abstractmethod
     def unmount_at(self, name: str, directory: str, *, restore: bool = True) -> None:

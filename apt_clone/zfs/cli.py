@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ..runner import DEFAULT_RUNNER, CommandNotFound, Completed, Runner
 from . import props as zprops
 from .backend import ZfsBackend
-from .errors import ZfsBusy, ZfsError, ZfsNotFound, ZfsUnavailable, classify, error_from
+from .errors import ZfsBusy, ZfsError, ZfsNotFound, ZfsUnavailable, ZfsUnsupported, classify, error_from
 from .records import Dataset, Pool
 
 NATIVE_PROPS = (
@@ -304,10 +304,10 @@ class CliZfs(ZfsBackend):
     def set_bootfs(self, pool: str, dataset: str | None) -> None:
         self._run(["zpool", "set", f"bootfs={dataset or ''}", pool])
 
-    def mount_at(self, name: str, directory: str) -> None:
+    def mount_at(self, name: str, directory: str, *, readonly: bool = False) -> None:
         os.makedirs(directory, exist_ok=True)
         if self.dialect == OPENZFS:
-            self._run(["mount", "-t", "zfs", "-o", "zfsutil", name, directory])
+            self._run(["mount", "-t", "zfs", "-o", "zfsutil,ro" if readonly else "zfsutil", name, directory])
             return
         # zfs-fuse has no `mount -t zfs`: point the mountpoint there, keeping the old one (a
         # value kept already, by a run that died, is the real one and stays).
@@ -316,8 +316,12 @@ class CliZfs(ZfsBackend):
             current = self._run(["zfs", "get", "-H", "-o", "value,source", "mountpoint", name]).stdout
             value, _, source = current.rstrip("\n").partition("\t")
             self.set_props(name, {SAVED_MOUNTPOINT: value if source == "local" else "-inherit-"})
+        if readonly and ds.mounted:
+            self.unmount(name)  # mounted read-write: mounted again, read-only, below
         self.set_props(name, {"mountpoint": directory})
-        if not ds.mounted:  # a mounted one moves with its new mountpoint by itself
+        if readonly:
+            self._run_retrying_busy(["zfs", "mount", "-o", "ro", name])
+        elif not ds.mounted:  # a mounted one moves with its new mountpoint by itself
             self.mount(name)
 
     def unmount_at(self, name: str, directory: str, *, restore: bool = True) -> None:
@@ -329,6 +333,21 @@ class CliZfs(ZfsBackend):
             self.unmount(name)
         if restore:
             self.restore_mountpoint(name)
+
+    @property
+    def can_diff(self) -> bool:
+        return self.dialect == OPENZFS
+
+    def diff(self, snapshot: str, target: str) -> list[tuple[str, str, str | None]]:
+        if not self.can_diff:
+            raise ZfsUnsupported("not supported by this ZFS (zfs-fuse has no 'zfs diff')")
+        out = self._run(["zfs", "diff", "-H", snapshot, target]).stdout
+        rows: list[tuple[str, str, str | None]] = []
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 2:
+                rows.append((fields[0], fields[1], fields[2] if len(fields) > 2 else None))
+        return rows
 
     def restore_mountpoint(self, name: str) -> None:
         """Put back a mountpoint that :meth:`mount_at` changed (also used by recovery)."""

@@ -45,6 +45,10 @@ class ZfsUnavailable(ZfsError):
     """No ZFS: the daemon is not running or the kernel module is not loaded."""
 
 
+class ZfsUnsupported(ZfsError, Refused):
+    """This ZFS cannot do it (zfs-fuse has no ``zfs diff``)."""
+
+
 class ZfsInvalid(ZfsError, UsageError):
     """zfs refused an argument (a bad name or property value)."""
 

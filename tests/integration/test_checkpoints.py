@@ -311,3 +311,36 @@ def test_a_failed_create_leaves_the_containers_properties_as_they_were(toy: Toy)
     assert failed.returncode != 0 and "injected" in failed.stderr.lower(), failed.stderr
     assert local_props() == before
     assert sorted(all_names(toy.pool)) == sorted([toy.pool, container, toy.ds("be1")])
+
+
+def test_mount_read_only_and_diff_files_where_zfs_has_zfs_diff(pristine: SandboxInfo):
+    """mount (read-only; --rw), umount, and diff --files: zfs diff of both against the snapshot
+    they share on OpenZFS (the VM lane runs this), one clear line on zfs-fuse, which has none."""
+    from apt_clone.zfs import open_backend
+    from apt_clone.zfs.cli import OPENZFS
+
+    assert apt_clone(pristine, "create").returncode == 0
+    before = zfs_state(pristine)
+    look = json.loads(apt_clone(pristine, "--json", "mount", "rootfs-nmu-001").stdout)["directory"]
+    assert os.path.isfile(os.path.join(look, "etc/debian_version"))
+    assert subprocess.run(["touch", os.path.join(look, "etc/x")], capture_output=True).returncode != 0  # read-only
+    assert apt_clone(pristine, "umount", "rootfs-nmu-001").returncode == 0
+    rw = json.loads(apt_clone(pristine, "--json", "mount", "--rw", "rootfs-nmu-001").stdout)["directory"]
+    Path(rw, "etc/ac-only-in-001").write_text("1\n")
+    assert apt_clone(pristine, "umount", "rootfs-nmu-001").returncode == 0
+    assert zfs_state(pristine) == before
+    Path(pristine.root, "etc/ac-only-in-000").write_text("0\n")
+    result = apt_clone(pristine, "diff", "rootfs-nmu-000", "rootfs-nmu-001", "--files")
+    if getattr(open_backend(), "dialect", None) != OPENZFS:
+        assert result.returncode == 3 and result.stderr.strip().splitlines() == [
+            "apt-clone: diff --files: not supported by this ZFS (zfs-fuse has no 'zfs diff'); "
+            "'apt-clone diff A B' compares their packages"
+        ]
+        return
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Files that differ between rootfs-nmu-000 and rootfs-nmu-001") and "@nmu-001" in lines[0]
+    assert "  + . /etc/ac-only-in-000" in lines and "  . + /etc/ac-only-in-001" in lines, lines
+    found = json.loads(apt_clone(pristine, "--json", "diff", "rootfs-nmu-000", "rootfs-nmu-001", "--files").stdout)
+    assert ["/etc/ac-only-in-001", "", "+"] in found["files"]
+    assert zfs_state(pristine) == before

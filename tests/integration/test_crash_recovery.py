@@ -65,7 +65,11 @@ def test_steps_are_listed(pristine: SandboxInfo):
         "trial",
         "rollback",
         "share-grub",
+        "mount",
+        "umount",
+        "chroot",
     }
+    assert blocks["chroot"] == ["mount", "run", "unmount"]
     data = json.loads(ok(apt_clone(pristine, "--json", "--steps")).stdout)
     assert [s["step"] for s in data["rename"]] == ["rename", "bootfs", "menu"]
 

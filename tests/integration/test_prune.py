@@ -69,6 +69,9 @@ def test_200_checkpoints_of_mixed_ages_are_pruned_to_the_policy_and_protected_on
     assert real.returncode == 0, real.stderr
     removed = json.loads(real.stdout)["removed"]
     assert removed == would
+    # each removal said as it went, on stderr (no terminal: a line each)
+    said = [line for line in real.stderr.splitlines() if line.startswith("apt-clone: removed ")]
+    assert said == [f"apt-clone: removed {n} ({i}/{len(would)})" for i, n in enumerate(would, 1)]
 
     left = {cp["name"]: cp for cp in listing(toy, env)}
     assert not set(removed) & set(left)

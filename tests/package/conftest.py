@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from apt_clone.apt.chroot import chroot_environment
+from apt_clone.chroot import chroot_environment
 from tests.sandbox import core, host
 
 REPO = Path(__file__).resolve().parents[2]

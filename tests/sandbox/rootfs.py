@@ -12,7 +12,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from apt_clone.apt.chroot import chroot_environment
+from apt_clone.chroot import chroot_environment
 from apt_clone.errors import OperationFailed
 from apt_clone.runner import DEFAULT_RUNNER, Runner
 from apt_clone.system import mounts_under

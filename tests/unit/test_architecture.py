@@ -105,7 +105,7 @@ LAYERS = (
     ("checkpoints", ("checkpoints",)),
     ("engine", ("engine",)),
     ("the managed system", ("context", "model")),
-    ("side effects", ("zfs", "boot", "mounts", "side_by_side", "dpkgstatus")),
+    ("side effects", ("zfs", "boot", "chroot", "mounts", "side_by_side", "dpkgstatus")),
     ("foundation", ("errors", "signals", "paths", "runner", "lock", "config", "system", "names", "text", "testhooks")),
     ("the package", ("__init__",)),
 )

@@ -34,10 +34,11 @@ def test_every_command_and_option_is_completed():
         if not opts:
             continue
         line = next(
-            (ln for ln in text.splitlines() if re.match(rf"\s*([\w| -]*\b{re.escape(name)}\b[\w| -]*)\) opts=", ln)), ""
+            (ln for ln in text.splitlines() if re.match(rf"\s*([\w| -]*\b{re.escape(name)}\b[\w| -]*)\) opts\+?=", ln)),
+            "",
         )
         assert line, f"no options completed for {name}"
-        assert opts <= set(line.split('opts="', 1)[1].split('"', 1)[0].split()), (name, opts, line)
+        assert opts <= set(line.split('="', 1)[1].split('"', 1)[0].split()), (name, opts, line)
 
 
 def _complete(tmp_path, *words: str) -> list[str]:
@@ -65,3 +66,33 @@ def test_names_steps_and_commands_are_completed(tmp_path):
         "rootfs-nmu-000",
         "rootfs-nmu-001",
     ]
+
+
+def test_names_only_where_a_name_is_expected(tmp_path):
+    assert _complete(tmp_path, "apt-clone", "rename", "rootfs-nmu-000", "r") == []  # the new name is new
+    assert _complete(tmp_path, "apt-clone", "title", "rootfs-nmu-000", "r") == []
+    assert _complete(tmp_path, "apt-clone", "diff", "rootfs-nmu-000", "o") == ["other"]
+    assert _complete(tmp_path, "apt-clone", "diff", "rootfs-nmu-000", "other", "o") == []
+    assert _complete(tmp_path, "apt-clone", "rename", "-y", "o") == ["other"]  # an option is no argument
+
+
+def test_list_columns_and_options_after_the_command(tmp_path):
+    assert _complete(tmp_path, "apt-clone", "-l", "-o", "us") == ["used"]
+    assert _complete(tmp_path, "apt-clone", "list", "-o", "name,tr") == ["name,trial"]
+    assert _complete(tmp_path, "apt-clone", "list", "-s", "cr") == ["created"]
+    assert _complete(tmp_path, "apt-clone", "install", "nginx", "--js") == ["--json"]
+
+
+def test_packages_come_from_the_managed_root(tmp_path):
+    """remove completes what dpkg says is installed in --root, not on the host."""
+    admin = tmp_path / "root" / "var" / "lib" / "dpkg"
+    admin.mkdir(parents=True)
+    (admin / "status").write_text(
+        "Package: ac-only-in-root\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n"
+        "Maintainer: x\nDescription: x\n\n"
+    )
+    (admin / "info").mkdir()
+    (admin / "updates").mkdir()
+    root = str(tmp_path / "root")
+    assert _complete(tmp_path, "apt-clone", "--root", root, "remove", "ac-") == ["ac-only-in-root"]
+    assert _complete(tmp_path, "apt-clone", "remove", "ac-only") == []

@@ -45,6 +45,6 @@ def test_the_seeds_words():
     assert lines(ev.CheckpointMade("Upgrade Checkpoint", "rootfs-nmu-001", "rpool/ROOT")) == [
         "Upgrade Checkpoint has been created: rootfs-nmu-001",
         "Use 'zfs list -r rpool/ROOT' command to list all available",
-        "upgrade/rollback checkpoints",
+        "upgrade/rollback checkpoints ('apt-clone -l' lists them with their titles)",
     ]
     assert lines(ev.Paused("mount", None)) == ["Paused after step 'mount'. Continue with 'apt-clone resume'."]

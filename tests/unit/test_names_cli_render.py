@@ -1,7 +1,7 @@
 import pytest
 
 from apt_clone import model
-from apt_clone.cli.app import translate_short_forms
+from apt_clone.cli.app import COMMAND_VALUE_OPTIONS, app, translate_short_forms
 from apt_clone.cli.render import label
 from apt_clone.errors import UsageError
 from apt_clone.names import (
@@ -55,10 +55,36 @@ def test_next_name_continues_numbering():
         (["--root=/x", "-l"], ["--root=/x", "list"]),
         (["install", "-a"], ["install", "-a"]),
         (["-s", "dist-upgrade"], ["-s", "dist-upgrade"]),
+        # global options after the command go before it, as people type them
+        (["install", "-y", "apache2"], ["-y", "install", "apache2"]),
+        (["install", "apache2", "-y", "--json"], ["-y", "--json", "install", "apache2"]),
+        (["-l", "--root", "/x", "-H"], ["--root", "/x", "list", "-H"]),
+        (["-a", "n", "--root=/x", "-y"], ["--root=/x", "-y", "activate", "n"]),
+        (["dist-upgrade", "-s", "-y"], ["-y", "dist-upgrade", "-s"]),  # -s: the command's own
+        (["create", "--title", "-y"], ["create", "--title", "-y"]),  # the title's value stays
+        (["list", "-s", "name", "-y"], ["-y", "list", "-s", "name"]),
+        (["resume", "--pause-at", "apt"], ["resume", "--pause-at", "apt"]),
+        (["install", "--pause-at", "apt", "pkg"], ["--pause-at", "apt", "install", "pkg"]),
+        (["install", "--", "-y"], ["install", "--", "-y"]),
     ],
 )
 def test_short_forms(argv, expected):
     assert translate_short_forms(argv) == expected
+
+
+def test_each_command_s_own_value_options_are_known():
+    """The words after a command's own value options are never taken for global options."""
+    import click
+    import typer
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, click.Group)
+    found = {}
+    for name, command in group.commands.items():
+        opts = {o for p in command.params if isinstance(p, click.Option) and not p.is_flag for o in p.opts}
+        if opts:
+            found[name] = frozenset(opts)
+    assert found == COMMAND_VALUE_OPTIONS
 
 
 MOUNTINFO = """\

@@ -12,10 +12,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from .. import mounts
-from ..errors import OperationFailed
-from ..signals import shielded
-from ..system import read_mounts
+from . import mounts
+from .errors import OperationFailed
+from .signals import shielded
+from .system import read_mounts
 
 POLICY_RC_D = "#!/bin/sh\n# Written by apt-clone: no service starts inside a checkpoint being upgraded.\nexit 101\n"
 

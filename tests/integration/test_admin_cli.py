@@ -1,0 +1,210 @@
+"""The admin's command line on the sandbox: listing columns as zfs list gives them, options after
+the command, the trial flag in the listing, check's exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from apt_clone.checkpoints.commands import SPECS
+from tests.helpers import SandboxInfo, apt_clone, installed_version, leftovers, zfs_names, zfs_state
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    return result
+
+
+def test_listing_columns_for_people_and_scripts(pristine: SandboxInfo):
+    ok(apt_clone(pristine, "create", "--title", "second"))
+    ok(apt_clone(pristine, "create", "--title", "third"))
+    table = ok(apt_clone(pristine, "-l", "-o", "name,active,current,kind,title")).stdout.splitlines()
+    assert table[0].split() == ["NAME", "ACTIVE", "CURRENT", "KIND", "TITLE"]
+    assert table[1].split()[:4] == ["rootfs-nmu-000", "yes", "yes", "initial"]
+    assert table[3].split()[:4] == ["rootfs-nmu-002", "no", "no", "manual"] and table[3].endswith("third")
+    rows = [
+        line.split("\t")
+        for line in ok(apt_clone(pristine, "-l", "-H", "-p", "-o", "name,used,created")).stdout.splitlines()
+    ]
+    assert [r[0] for r in rows] == ["rootfs-nmu-000", "rootfs-nmu-001", "rootfs-nmu-002"]
+    assert all(len(r) == 3 and r[1].isdigit() and r[2].isdigit() for r in rows), rows
+    assert int(rows[0][2]) <= int(rows[2][2])  # epoch seconds
+    descending = ok(apt_clone(pristine, "-l", "-H", "-o", "name", "-S", "name")).stdout.split()
+    assert descending == ["rootfs-nmu-002", "rootfs-nmu-001", "rootfs-nmu-000"]
+    by_kind = ok(apt_clone(pristine, "list", "-H", "-o", "name", "-s", "kind", "-S", "name")).stdout.split()
+    assert by_kind == ["rootfs-nmu-000", "rootfs-nmu-002", "rootfs-nmu-001"]  # initial < manual, then names down
+    human = ok(apt_clone(pristine, "-l", "-o", "used,created")).stdout.splitlines()[1]
+    assert human.split()[0][-1] in "BKMG" and len(human.split()) == 4  # size, date, time, zone
+    only = json.loads(ok(apt_clone(pristine, "--json", "-l", "-o", "name,trial")).stdout)
+    assert only[0] == {"name": "rootfs-nmu-000", "trial": False}
+    bad = apt_clone(pristine, "-l", "-o", "name,size")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "apt-clone: -o: unknown column 'size' (columns: name, title, active, current, trial, bad, kind, pinned, "
+        "used, referenced, created, origin, dataset, kernels, command)"
+    ]
+
+
+def test_a_trial_shows_in_the_listing_not_only_under_it(pristine: SandboxInfo):
+    ok(apt_clone(pristine, "create"))
+    ok(apt_clone(pristine, "-y", "-a", "rootfs-nmu-001", "--once"))
+    seed = ok(apt_clone(pristine, "-l")).stdout.splitlines()
+    assert seed[0] == "A C BOOTFS         TITLE"
+    assert seed[1].startswith("o o rootfs-nmu-000") and seed[2].startswith("T   rootfs-nmu-001"), seed
+    rows = dict(
+        line.split("\t") for line in ok(apt_clone(pristine, "-l", "-H", "-o", "name,trial")).stdout.splitlines()
+    )
+    assert rows == {"rootfs-nmu-000": "no", "rootfs-nmu-001": "yes"}
+
+
+def test_options_go_where_people_type_them(pristine: SandboxInfo):
+    """-y and --json before the command, after it, or after its arguments; --help lists the seed's forms."""
+    before = zfs_state(pristine)
+    ok(apt_clone(pristine, "create"))
+    ok(apt_clone(pristine, "-r", "rootfs-nmu-001", "-y"))  # no terminal: without -y it would be refused
+    assert zfs_state(pristine) == before
+    out = json.loads(ok(apt_clone(pristine, "create", "--json")).stdout)
+    assert out["checkpoint"] == "rootfs-nmu-002", out
+    ok(apt_clone(pristine, "destroy", "-y", "rootfs-nmu-002"))
+    ok(apt_clone(pristine, "install", "ac-extra", "-y"))
+    assert installed_version(pristine.root, "ac-extra") == "1.0"
+    assert pristine.ds("rootfs-nmu-003") in zfs_names(pristine)
+    shown = ok(apt_clone(pristine, "show", "rootfs-nmu-003")).stdout.splitlines()
+    assert "Command:    apt-clone install ac-extra" in shown  # as the hook's checkpoints record theirs
+    assert "Summary:    0 upgraded, 1 installed, 0 removed" in shown
+    (created,) = [line for line in shown if line.startswith("Created:")]
+    assert created.split()[-1].isalpha()  # the time zone
+    listed = ok(apt_clone(pristine, "-l", "-H", "-o", "name,command")).stdout.splitlines()
+    assert "rootfs-nmu-003\tapt-clone install ac-extra" in listed
+    helped = ok(apt_clone(pristine, "--help")).stdout
+    commands = helped.split("Commands:", 1)[1]
+    assert "-l " in commands and "-a NAME" in commands and "-r NAME" in commands and "install" in commands
+    install_help = ok(apt_clone(pristine, "install", "--help")).stdout
+    assert "PACKAGE..." in install_help and "[reboot|activate|nothing]" in install_help
+
+
+def test_check_says_with_its_exit_status_whether_the_host_is_safe(pristine: SandboxInfo, tmp_path):
+    """4 while a risk is reported (the sandbox has some: no zfs-initramfs, /var/log inside the
+    checkpoint), 0 once there is none, so monitoring can alert on it."""
+    risky = apt_clone(pristine, "--json", "check")
+    assert risky.returncode == 4 and json.loads(risky.stdout)["risks"] > 0
+    assert apt_clone(pristine, "check").returncode == 4
+    # a root with zfs-initramfs, no GRUB (it boots through bootfs), room for kernels: no risk
+    pool, image, root = f"acsb-safe-{os.getpid()}", f"/var/tmp/acsb-safe-{os.getpid()}.img", tmp_path / "root"
+    subprocess.run(["truncate", "-s", "1G", image], check=True)
+    subprocess.run(["zpool", "create", "-m", "none", pool, image], check=True)
+    try:
+        subprocess.run(["zfs", "create", "-o", "mountpoint=none", f"{pool}/ROOT"], check=True)
+        subprocess.run(["zfs", "create", "-o", f"mountpoint={root}", f"{pool}/ROOT/be1"], check=True)
+        os.makedirs(root / "var/lib/dpkg")
+        (root / "var/lib/dpkg/status").write_text(
+            "Package: zfs-initramfs\nStatus: install ok installed\nVersion: 2.3.1-1\nArchitecture: all\n\n"
+        )
+        subprocess.run(["zpool", "set", f"bootfs={pool}/ROOT/be1", pool], check=True)
+        env = {"APT_CLONE_STATE_DIR": str(tmp_path / "state"), "APT_CLONE_RUN_DIR": str(tmp_path / "run")}
+        safe_host = SandboxInfo(str(tmp_path), str(root), pool, f"{pool}/ROOT")
+        safe = apt_clone(safe_host, "--json", "check", env=env)
+        report = json.loads(safe.stdout)
+        assert safe.returncode == 0 and report["risks"] == 0, [f for f in report["findings"] if f["level"] == "risk"]
+        subprocess.run(["zpool", "set", "bootfs=", pool], check=True)
+        unset = apt_clone(safe_host, "check", env=env)
+        assert unset.returncode == 4 and "no bootfs" in unset.stdout
+    finally:
+        from tests.sandbox.core import SandboxZfs
+
+        SandboxZfs().destroy_pool(pool)
+        os.unlink(image)
+
+
+def _mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+def test_mount_a_checkpoint_read_only_look_and_umount(pristine: SandboxInfo, tmp_path):
+    ok(apt_clone(pristine, "create"))
+    before = zfs_state(pristine)
+    where = str(tmp_path / "look")
+    out = json.loads(ok(apt_clone(pristine, "--json", "mount", "rootfs-nmu-001", where)).stdout)
+    assert out == {"checkpoint": "rootfs-nmu-001", "directory": where, "rw": False}
+    assert os.path.isfile(os.path.join(where, "etc/debian_version"))
+    with open("/proc/self/mountinfo") as f:
+        (line,) = [ln for ln in f if ln.split()[4] == where]
+    assert "ro" in line.split()[5].split(",")  # read-only
+    assert subprocess.run(["touch", os.path.join(where, "new-file")], capture_output=True).returncode != 0
+    again = apt_clone(pristine, "mount", "rootfs-nmu-001")
+    assert again.returncode == 3 and f"mounted at {where} already" in again.stderr
+    held = apt_clone(pristine, "-y", "-r", "rootfs-nmu-001")
+    assert held.returncode == 3 and "apt-clone umount rootfs-nmu-001" in held.stderr
+    running = apt_clone(pristine, "mount", "rootfs-nmu-000")
+    assert running.returncode == 3 and "running system" in running.stderr
+    ok(apt_clone(pristine, "umount", "rootfs-nmu-001"))
+    assert _mounts_under(where) == [] and zfs_state(pristine) == before and os.path.isdir(where)
+    # the default directory, read-write: made, and removed by umount
+    made = json.loads(ok(apt_clone(pristine, "--json", "mount", "--rw", "rootfs-nmu-001")).stdout)["directory"]
+    with open(os.path.join(made, "etc/written-in-the-mount"), "w") as f:
+        f.write("rw\n")
+    ok(apt_clone(pristine, "umount", "rootfs-nmu-001"))
+    assert not os.path.exists(made) and zfs_state(pristine) == before
+    not_empty = tmp_path / "full"
+    not_empty.mkdir()
+    (not_empty / "x").write_text("x")
+    refused = apt_clone(pristine, "mount", "rootfs-nmu-001", str(not_empty))
+    assert refused.returncode == 3 and "is not empty" in refused.stderr
+    link = tmp_path / "link"
+    link.symlink_to(where)
+    refused = apt_clone(pristine, "mount", "rootfs-nmu-001", str(link))
+    assert refused.returncode == 3 and "symbolic link" in refused.stderr
+    assert zfs_state(pristine) == before
+
+
+def test_chroot_runs_a_command_in_a_checkpoint_and_takes_it_all_down(pristine: SandboxInfo):
+    ok(apt_clone(pristine, "create"))
+    before = zfs_state(pristine)
+    shown = ok(apt_clone(pristine, "chroot", "rootfs-nmu-001", "cat", "/etc/debian_version"))
+    assert shown.stdout.strip()[0].isdigit() or "/" in shown.stdout, shown.stdout
+    status = apt_clone(pristine, "chroot", "rootfs-nmu-001", "sh", "-c", "exit 7")
+    assert status.returncode == 7
+    wrote = apt_clone(pristine, "chroot", "rootfs-nmu-001", "touch", "/ro")  # read-only without --rw
+    assert wrote.returncode != 0
+    ok(apt_clone(pristine, "chroot", "--rw", "rootfs-nmu-001", "touch", "/made-in-chroot"))
+    assert leftovers(pristine) == [] and zfs_state(pristine) == before
+    look = json.loads(ok(apt_clone(pristine, "--json", "mount", "rootfs-nmu-001")).stdout)["directory"]
+    assert os.path.exists(os.path.join(look, "made-in-chroot"))
+    ok(apt_clone(pristine, "umount", "rootfs-nmu-001"))
+
+
+KILLS = [
+    (op, f"{step}:{when}")
+    for op in ("mount", "umount", "chroot")
+    for step in SPECS[op].names
+    for when in (("before", "ran", "after") if step == SPECS[op].commit else ("before", "after"))
+]
+"""Around every step; "ran" (its work done, not yet recorded) at the commit step."""
+
+
+@pytest.mark.parametrize(("op", "kill"), KILLS, ids=[f"{op}.{kill}" for op, kill in KILLS])
+def test_a_killed_mount_umount_or_chroot_leaves_nothing_recover_does_not_remove(pristine, op, kill):
+    ok(apt_clone(pristine, "create"))
+    before = zfs_state(pristine)
+    if op == "umount":
+        ok(apt_clone(pristine, "mount", "rootfs-nmu-001"))
+    argv = {"mount": ("mount", "rootfs-nmu-001"), "umount": ("umount", "rootfs-nmu-001")}.get(
+        op, ("chroot", "rootfs-nmu-001", "true")
+    )
+    killed = apt_clone(pristine, *argv, env={"APT_CLONE_TEST_KILL_AT": f"{op}.{kill}"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    ok(apt_clone(pristine, "recover"))
+    listed = json.loads(ok(apt_clone(pristine, "--json", "-l")).stdout)
+    mounted = [cp["name"] for cp in listed if cp["mounted_at"]]
+    # a mount that reached its commit step stays, whole (so does the one an umount killed before
+    # its commit step had); any other is gone
+    stays = {"mount.record:ran", "mount.record:after", "umount.unmount:before"}
+    assert mounted == (["rootfs-nmu-001"] if f"{op}.{kill}" in stays else []), (op, kill)
+    if mounted:
+        ok(apt_clone(pristine, "umount", "rootfs-nmu-001"))
+    assert ok(apt_clone(pristine, "recover")).stdout.startswith("nothing to recover")
+    assert leftovers(pristine) == [] and zfs_state(pristine) == before
