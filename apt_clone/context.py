@@ -35,7 +35,7 @@ def open_context(root: str = "/", runner: Runner = DEFAULT_RUNNER, zfs: ZfsBacke
     system = managed_system(root, mounts)
     backend = zfs or open_backend(runner)
     home = layout.grub_home(system, None, mounts)
-    if home.where == "checkpoint":  # the one layout where GRUB may read another checkpoint's copy
+    if home.where == "checkpoint" and home.known_from != "stub":  # another checkpoint's copy, maybe
         recorded = backend.get(system.container, (layout.HOME,)).user.get(layout.HOME)
         home = layout.grub_home(system, recorded, mounts)
     holder = layout.holder_of(home, system)

@@ -6,8 +6,9 @@ partition (an ESP, an ext2 /boot/grub) or on a dataset outside the boot-environm
 (``bpool/grub``) that directory is shared by every checkpoint. Inside a checkpoint (the root
 dataset's /boot/grub, or ``bpool/BOOT/<name>/grub`` as the OpenZFS Root-on-ZFS guide makes it)
 each checkpoint has its own copy and GRUB keeps reading the one it was installed from: the
-*GRUB home*, recorded on the container (``org.aptclone:grub-home``) the first time apt-clone sees
-the layout, from the checkpoint running then. Destroying or renaming the home leaves GRUB at a
+*GRUB home*. On a UEFI machine the ESP's stub names it (:mod:`apt_clone.boot.esp`); elsewhere it
+is recorded on the container (``org.aptclone:grub-home``) the first time apt-clone sees the
+layout, from the checkpoint running then. Destroying or renaming the home leaves GRUB at a
 rescue prompt.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from ..system import ZFS_FSTYPES, ManagedSystem, Mount, read_mounts
 from ..zfs import props
+from . import esp
 from .grub import GRUB_DIR
 
 HOME = props.key("grub-home")
@@ -43,6 +45,11 @@ class GrubHome:
     place: Place | None = None
     checkpoint: str | None = None
     """where == checkpoint: the checkpoint whose copy GRUB reads (None: not known yet)."""
+    stub: esp.Stub | None = None
+    """The ESP's GRUB stub, when there is one (UEFI)."""
+    known_from: str = ""
+    """How the home is known: ``stub`` (the ESP's), ``recorded`` (the container's mark) or
+    ``running`` (the checkpoint running now: the one to record)."""
 
     @property
     def shared(self) -> bool:
@@ -79,9 +86,28 @@ def grub_home(system: ManagedSystem, recorded: str | None, mounts: list[Mount] |
     place = place_of(directory, mounts if mounts is not None else read_mounts())
     if place.dataset is None:
         return GrubHome("partition", directory, place)
+    stub = esp.read_stub(system.root)
     if not in_checkpoint(place.dataset, system):
-        return GrubHome("shared", directory, place)
-    return GrubHome("checkpoint", directory, place, recorded or system.current_name)
+        return GrubHome("shared", directory, place, stub=stub)
+    named = stub_checkpoint(stub, system)
+    if named:
+        return GrubHome("checkpoint", directory, place, named, stub, "stub")
+    return GrubHome(
+        "checkpoint", directory, place, recorded or system.current_name, stub, "recorded" if recorded else "running"
+    )
+
+
+def stub_checkpoint(stub: esp.Stub | None, system: ManagedSystem) -> str | None:
+    """The checkpoint whose GRUB directory an ESP stub names (``/BOOT/<name>@/grub`` under the
+    boot pool's container, ``/ROOT/<name>@/boot/grub`` under the root's), if it names one."""
+    dataset = stub.dataset if stub is not None else None
+    if not dataset:
+        return None
+    for container in filter(None, (system.boot_container, system.container)):
+        inside = container.partition("/")[2]
+        if inside and dataset.startswith(inside + "/"):
+            return dataset[len(inside) + 1 :].split("/", 1)[0] or None
+    return None
 
 
 def holder_of(home: GrubHome, system: ManagedSystem) -> str | None:

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import config, dpkgstatus
-from ..boot import layout
+from ..boot import esp, layout
 from ..boot.counter import Counter
 from ..context import Context
 from ..system import Mount, read_mounts
-from ..zfs import ZfsError
+from ..zfs import Dataset, ZfsError
 from . import services
 
 DATA_DIRS = (
@@ -85,15 +85,23 @@ def check(ctx: Context) -> Report:
     home = services.grub_home(ctx, tree)
     report = Report(
         {p: _describe(place) for p, place in places.items()},
-        {"where": home.where, "checkpoint": home.checkpoint, "holder": layout.holder_of(home, system)},
+        {
+            "where": home.where,
+            "checkpoint": home.checkpoint,
+            "holder": layout.holder_of(home, system),
+            "known_from": home.known_from or None,
+            "stub": home.stub.path if home.stub else None,
+            "stub_prefix": home.stub.prefix if home.stub else None,
+        },
     )
     add = report.findings.append
     names = {ds.name.rsplit("/", 1)[1] for ds in services.boot_environments(tree, system.container, system.dataset)}
     _grub(ctx, home, names, add)
+    _esp(ctx, home, mounts, add)
     _trials(ctx, add)
     _boot_target(ctx, add)
     _data(ctx, mounts, add)
-    _encryption(ctx, add)
+    _encryption(ctx, tree, add)
     _boot_pool(ctx, places, add)
     installed = dpkgstatus.read(root)
     if "zfs-initramfs" in installed or "zfs-dracut" in installed:
@@ -131,6 +139,29 @@ def _grub(ctx: Context, home: layout.GrubHome, names: set[str], add: Add) -> Non
                     f"({layout.holder_of(home, ctx.system)}): GRUB reads that copy only. apt-clone writes its menu and "
                     f"grubenv there and refuses to destroy or rename '{home.checkpoint}', but update-grub or "
                     "grub-install run in another checkpoint write a copy GRUB never reads", share))  # fmt: skip
+
+
+def _esp(ctx: Context, home: layout.GrubHome, mounts: list[Mount], add: Add) -> None:
+    """A UEFI machine's ESP and its GRUB stub: the prefix GRUB reads from, and whether it is the
+    home apt-clone writes to."""
+    esp_dir = os.path.join(ctx.system.root, esp.ESP_DIR)
+    if not os.path.isdir(esp_dir):
+        return
+    mounted = next((m for m in reversed(mounts) if m.mountpoint == os.path.realpath(esp_dir)), None)
+    on = f"{mounted.source} ({mounted.fstype})" if mounted else "not mounted"
+    stub = home.stub
+    if stub is None:
+        add(Finding("note", "esp", f"/boot/efi: {on}; no GRUB stub (EFI/*/grub.cfg) names GRUB's directory"))
+        return
+    rel = os.path.relpath(stub.path, esp_dir)
+    text = f"/boot/efi: {on}; its stub {rel} reads GRUB's directory from {stub.prefix}"
+    if home.known_from == "stub":
+        add(Finding("ok", "esp", f"{text}: checkpoint '{home.checkpoint}', the GRUB home apt-clone writes to"))
+    elif home.where == "checkpoint" and stub.dataset:
+        add(Finding("risk", "esp", f"{text}, which is no checkpoint's: GRUB may not read the menu apt-clone "
+                    "writes", "apt-clone share-grub"))  # fmt: skip
+    else:
+        add(Finding("ok", "esp", text))
 
 
 def _trials(ctx: Context, add: Add) -> None:
@@ -181,7 +212,8 @@ def _data(ctx: Context, mounts: list[Mount], add: Add) -> None:
             add(Finding("ok", "data", f"/{rel} is on {place.dataset}, outside the checkpoints: no rollback touches it"))
 
 
-def _encryption(ctx: Context, add: Add) -> None:
+def _encryption(ctx: Context, tree: list[Dataset], add: Add) -> None:
+    """The root's encryption root; a checkpoint that is its own, or whose key is not loaded."""
     try:
         enc_root = ctx.zfs.native(ctx.system.dataset, ("encryptionroot",)).get("encryptionroot")
         key = ctx.zfs.native(enc_root, ("keylocation",)).get("keylocation") if enc_root else None
@@ -190,6 +222,22 @@ def _encryption(ctx: Context, add: Add) -> None:
     if enc_root:
         add(Finding("note", "encryption", f"the root is encrypted (encryption root {enc_root}, key {key or '?'}): "
                     "a checkpoint is a clone and stays in that encryption root, unlocked by the same key"))  # fmt: skip
+    for ds in services.boot_environments(tree, ctx.system.container, ctx.system.dataset):
+        name = ds.name.rsplit("/", 1)[1]
+        try:
+            found = ctx.zfs.native(ds.name, ("encryptionroot", "keystatus"))
+        except ZfsError:
+            continue
+        own = found["encryptionroot"]
+        if own == ds.name and own != enc_root:
+            add(Finding("risk", "encryption", f"checkpoint '{name}' is its own encryption root (a raw receive or "
+                        "a duplicate, not a clone): it needs its own key to boot or mount, and a promote or destroy "
+                        "of the others never reaches it", f"zfs change-key -i {ds.name} (the parent's key), or "
+                        f"apt-clone -r {name}"))  # fmt: skip
+        if found["keystatus"] == "unavailable":
+            add(Finding("risk", "encryption", f"the key of checkpoint '{name}' is not loaded (encryption root "
+                        f"{own}): it cannot be mounted, and booting it asks for the key",
+                        f"zfs load-key {own}"))  # fmt: skip
 
 
 def _boot_pool(ctx: Context, places: dict[str, layout.Place], add: Add) -> None:

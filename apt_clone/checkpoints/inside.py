@@ -73,6 +73,7 @@ def _target(ctx: Context, name: str, *, verb: str) -> tuple[str, str]:
     cp, _ = services.lookup(ctx, name)
     if cp.current:
         raise Refused(f"cannot {verb} '{cp.name}': it is the running system, mounted at / already")
+    services.refuse_locked(ctx, cp, verb)
     return cp.name, cp.dataset
 
 

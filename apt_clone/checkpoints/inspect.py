@@ -46,6 +46,7 @@ def _status_of(ctx: Context, cp: model.Checkpoint) -> dict[str, str]:
     saved-mountpoint marker lets ``recover`` put back after a crash)."""
     if cp.current:
         return dpkgstatus.read(ctx.system.root, required=True)
+    services.refuse_locked(ctx, cp, "read")
     where = tempfile.mkdtemp(prefix=f"{cp.name}.", dir=secure_dir(mount_base()))
     try:
         with services.mounted(ctx, services.parts_of(ctx, cp), where):
@@ -129,6 +130,7 @@ def file_diff(ctx: Context, a: str, b: str) -> FileDiff:
             if cp.current:
                 where[dataset] = ctx.system.root.rstrip("/")  # the running root: where it is
                 continue
+            services.refuse_locked(ctx, cp, "read")
             mount_dir = tempfile.mkdtemp(prefix=f"{cp.name}.", dir=secure_dir(mount_base()))
             stack.callback(_remove_dir, mount_dir)
             stack.enter_context(services.mounted(ctx, services.parts_of(ctx, cp), mount_dir))

@@ -181,6 +181,17 @@ def refuse_mounted(cp: model.Checkpoint, verb: str) -> None:
         raise Refused(f"cannot {verb} '{cp.name}': it is mounted at {where} ('apt-clone umount {cp.name}' first)")
 
 
+def refuse_locked(ctx: Context, cp: model.Checkpoint, verb: str) -> None:
+    """Never try to mount a checkpoint whose encryption key is not loaded: one line instead."""
+    try:
+        found = ctx.zfs.native(cp.dataset, ("keystatus", "encryptionroot"))
+    except ZfsError:
+        return
+    if found["keystatus"] == "unavailable":
+        root = found["encryptionroot"]
+        raise Refused(f"cannot {verb} '{cp.name}': its encryption key is not loaded ('zfs load-key {root}' first)")
+
+
 def refuse_cutting_grub(ctx: Context, cp: model.Checkpoint, verb: str, tree: list[Dataset]) -> None:
     """Never destroy or rename the checkpoint whose copy of GRUB's directory GRUB reads."""
     home = grub_home(ctx, tree)

@@ -123,9 +123,32 @@ def test_an_encrypted_root_is_reported_on_openzfs(tmp_path):
         subprocess.run(["zfs", "create", "-o", "encryption=on", "-o", "keyformat=raw", "-o",
                         f"keylocation=file://{key}", "-o", "mountpoint=none", f"{pool}/ROOT"], check=True)  # fmt: skip
         subprocess.run(["zfs", "create", "-o", f"mountpoint={root}", f"{pool}/ROOT/be"], check=True)
-        result = apt_clone(SandboxInfo(str(tmp_path), str(root), pool, f"{pool}/ROOT"), "--json", "check")
+        host = SandboxInfo(str(tmp_path), str(root), pool, f"{pool}/ROOT")
+        result = apt_clone(host, "--json", "check")
         assert result.returncode in (0, 4), result.stderr  # 4: risks (a bare root has no zfs-initramfs)
         (note,) = _finding(json.loads(result.stdout), "encryption", "note")
         assert f"encryption root {pool}/ROOT, key file://{key}" in note["text"]
+        # a checkpoint is a clone in the same encryption root; one that is its own, locked, is flagged
+        assert apt_clone(host, "create").returncode == 0
+        clone = subprocess.run(["zfs", "get", "-H", "-o", "value", "encryptionroot", f"{pool}/ROOT/be-nmu-001"],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        assert clone == f"{pool}/ROOT" and not _finding(
+            json.loads(apt_clone(host, "--json", "check").stdout), "encryption", "risk"
+        )
+        (tmp_path / "key2").write_bytes(b"o" * 32)
+        subprocess.run(["zfs", "create", "-o", "encryption=on", "-o", "keyformat=raw", "-o",
+                        f"keylocation=file://{tmp_path / 'key2'}", "-o", f"mountpoint={root}", "-o", "canmount=noauto",
+                        f"{pool}/ROOT/own"], check=True)  # fmt: skip
+        subprocess.run(["zfs", "unload-key", f"{pool}/ROOT/own"], check=True)
+        risks = [
+            f["text"] for f in _finding(json.loads(apt_clone(host, "--json", "check").stdout), "encryption", "risk")
+        ]
+        assert any("'own' is its own encryption root" in r for r in risks), risks
+        assert any("the key of checkpoint 'own' is not loaded" in r for r in risks), risks
+        locked = apt_clone(host, "mount", "own")
+        assert (
+            locked.returncode == 3
+            and f"its encryption key is not loaded ('zfs load-key {pool}/ROOT/own' first)" in locked.stderr
+        )
     finally:
         subprocess.run(["zpool", "destroy", "-f", pool], check=False)

@@ -196,6 +196,9 @@ def test_check_reports_grub_inside_a_checkpoint_and_a_lost_home(family):
             "where": "checkpoint",
             "checkpoint": "rootfs-nmu-000",
             "holder": f"{boot}/rootfs-nmu-000",
+            "known_from": "recorded",
+            "stub": None,
+            "stub_prefix": None,
         }
         (risk,) = [f for f in report["findings"] if f["topic"] == "grub"]
         assert risk["level"] == "risk" and "GRUB reads that copy only" in risk["text"]
@@ -209,6 +212,46 @@ def test_check_reports_grub_inside_a_checkpoint_and_a_lost_home(family):
         (risk,) = [f for f in report["findings"] if f["topic"] == "grub"]
         assert "'gone', which no longer exists" in risk["text"] and "GRUB rescue prompt" in risk["text"]
     finally:
+        assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
+        subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)
+
+
+def test_on_uefi_the_esps_stub_names_the_copy_grub_reads(family, tmp_path):
+    """shim-signed's grub-install writes EFI/debian/grub.cfg on the ESP, naming one checkpoint's
+    bpool/BOOT/<name>@/grub: that one is GRUB's home, whatever was recorded or runs."""
+    import json
+
+    sb, boot = family
+    assert sandbox_cli("grub", "--inside", directory=sb.directory).returncode == 0
+    assert apt_clone(sb, "-y", "-a", "rootfs-nmu-000").returncode == 0  # twins settled (see the ESP test)
+    esp = os.path.join(sb.root, "boot/efi")
+    image = tmp_path / "esp.img"
+    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
+    os.makedirs(esp, exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+    try:
+        assert apt_clone(sb, "create").returncode == 0  # rootfs-nmu-001; the home recorded: 000
+        os.makedirs(os.path.join(esp, "EFI/debian"))
+        with open(os.path.join(esp, "EFI/debian/grub.cfg"), "w") as f:
+            f.write("search.fs_uuid 4f1b5e2c9a0d7e36 root \nset prefix=($root)'/BOOT/rootfs-nmu-001@/grub'\n"
+                    "configfile $prefix/grub.cfg\n")  # fmt: skip
+        report = json.loads(apt_clone(sb, "--json", "check").stdout)
+        assert report["grub"]["checkpoint"] == "rootfs-nmu-001" and report["grub"]["known_from"] == "stub"
+        assert report["grub"]["stub_prefix"] == "/BOOT/rootfs-nmu-001@/grub"
+        (found,) = [f for f in report["findings"] if f["topic"] == "esp"]
+        assert (
+            found["level"] == "ok"
+            and "EFI/debian/grub.cfg reads GRUB's directory from /BOOT/rootfs-nmu-001@/grub" in found["text"]
+        )
+        refused = apt_clone(sb, "-y", "-r", "rootfs-nmu-001")
+        assert (
+            refused.returncode == 3 and f"{boot}/rootfs-nmu-001" in refused.stderr and "GRUB rescue" in refused.stderr
+        )
+        assert apt_clone(sb, "create").returncode == 0  # rootfs-nmu-002: not GRUB's home, it can go
+        assert apt_clone(sb, "-y", "-r", "rootfs-nmu-002").returncode == 0
+    finally:
+        subprocess.run(["umount", esp], check=True)
         assert sandbox_cli("grub", "--shared", directory=sb.directory).returncode == 0
         subprocess.run(["zfs", "inherit", "org.aptclone:grub-home", sb.container], check=True)
 

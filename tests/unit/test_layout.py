@@ -40,13 +40,28 @@ def test_check_notes_an_encrypted_root_and_its_key():
     from types import SimpleNamespace
 
     from apt_clone.checkpoints import check
+    from apt_clone.zfs import Dataset
+
+    roots = {"rpool/ROOT/debian-2": "rpool", "rpool/ROOT/clone": "rpool", "rpool/ROOT/dup": "rpool/ROOT/dup"}
 
     class Zfs:
         def native(self, name, props):
-            return {"encryptionroot": "rpool"} if name == "rpool/ROOT/debian-2" else {"keylocation": "prompt"}
+            if "keylocation" in props:
+                return {"keylocation": "prompt"}
+            locked = "unavailable" if name == "rpool/ROOT/dup" else "available"
+            return {"encryptionroot": roots[name], "keystatus": locked}
 
+    def fs(name: str) -> Dataset:
+        return Dataset(
+            name, "filesystem", None, 1, 0, 0, None, 0, "/", "noauto", False, local=frozenset({"mountpoint"})
+        )
+
+    tree = [fs("rpool/ROOT"), *(fs(n) for n in roots)]
     found: list = []
-    check._encryption(SimpleNamespace(zfs=Zfs(), system=SYSTEM), found.append)  # type: ignore[arg-type]
-    (note,) = found
+    check._encryption(SimpleNamespace(zfs=Zfs(), system=SYSTEM), tree, found.append)  # type: ignore[arg-type]
+    note, own, locked = found
     assert note.level == "note" and "encryption root rpool, key prompt" in note.text
     assert "stays in that encryption root" in note.text
+    assert own.level == "risk" and "'dup' is its own encryption root" in own.text and "change-key -i" in own.fix
+    assert locked.level == "risk" and "key of checkpoint 'dup' is not loaded" in locked.text
+    assert locked.fix == "zfs load-key rpool/ROOT/dup"

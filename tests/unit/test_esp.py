@@ -1,0 +1,51 @@
+"""The ESP's GRUB stub, as Debian's grub-install writes it with shim-signed, and the GRUB home
+it names."""
+
+from __future__ import annotations
+
+import os
+
+from apt_clone.boot import esp
+from apt_clone.boot.layout import stub_checkpoint
+from apt_clone.system import ManagedSystem
+
+ZFS_STUB = (
+    "search.fs_uuid 4f1b5e2c9a0d7e36 root \nset prefix=($root)'/BOOT/debian@/grub'\nconfigfile $prefix/grub.cfg\n"
+)
+EXT_STUB = "search.fs_uuid 6e0f5d0b-2a3c-4a1e-9d55-0d6c1a9f7b21 root hd0,gpt2 \nset prefix=($root)'/boot/grub'\n"
+
+
+def test_a_zfs_stub_names_a_dataset_and_a_directory():
+    stub = esp.parse(ZFS_STUB, "/boot/efi/EFI/debian/grub.cfg")
+    assert stub is not None and stub.uuid == "4f1b5e2c9a0d7e36"
+    assert (stub.prefix, stub.dataset, stub.directory) == ("/BOOT/debian@/grub", "BOOT/debian", "/grub")
+    ext = esp.parse(EXT_STUB, "x")
+    assert ext is not None and (ext.dataset, ext.directory) == (None, "/boot/grub")
+    assert esp.parse("configfile /grub.cfg\n", "x") is None
+
+
+def test_the_stub_names_the_home_checkpoint(tmp_path):
+    system = ManagedSystem(str(tmp_path), "rpool/ROOT/debian", boot_dataset="bpool/BOOT/debian")
+    assert system.boot_container == "bpool/BOOT"
+    stub = esp.parse(ZFS_STUB.replace("BOOT/debian", "BOOT/rootfs-nmu-003"), "x")
+    assert stub_checkpoint(stub, system) == "rootfs-nmu-003"
+    assert stub_checkpoint(esp.parse(ZFS_STUB.replace("/BOOT/debian@", "/grub@"), "x"), system) is None  # bpool/grub
+    in_root = esp.parse(ZFS_STUB.replace("/BOOT/debian@/grub", "/ROOT/other@/boot/grub"), "x")
+    assert stub_checkpoint(in_root, system) == "other"
+
+
+def test_the_stub_is_read_from_the_esp_never_through_a_link(tmp_path):
+    vendor = tmp_path / "boot/efi/EFI/debian"
+    vendor.mkdir(parents=True)
+    (vendor / "grub.cfg").write_text(ZFS_STUB)
+    (tmp_path / "boot/efi/EFI/BOOT").mkdir()
+    stub = esp.read_stub(str(tmp_path))
+    assert stub is not None and stub.path == str(vendor / "grub.cfg")
+    os.unlink(vendor / "grub.cfg")
+    (tmp_path / "elsewhere.cfg").write_text(ZFS_STUB)
+    os.symlink(tmp_path / "elsewhere.cfg", vendor / "grub.cfg")
+    assert esp.read_stub(str(tmp_path)) is None
+    os.unlink(vendor / "grub.cfg")
+    (vendor / "grub.cfg").write_text("x" * (esp.STUB_MAX + 1))
+    assert esp.read_stub(str(tmp_path)) is None
+    assert esp.read_stub(str(tmp_path / "no-such-root")) is None
