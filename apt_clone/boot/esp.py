@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from ..system import Mount
+
 ESP_DIR = "boot/efi"
 """Where the OpenZFS Root-on-ZFS guide (and Debian's installer) mounts the ESP."""
 STUB_MAX = 64 * 1024
@@ -82,3 +84,91 @@ def _read(path: str) -> Stub | None:
     if len(data) > STUB_MAX:
         return None
     return parse(data.decode("utf-8", errors="replace"), path)
+
+
+KEPT_DIR = "boot/apt-clone/esp"
+"""Where a checkpoint keeps the ESP's ``EFI/`` as it was when the checkpoint was taken: under
+/boot, which every checkpoint holds (its root or its boot twin), so the snapshot keeps it."""
+
+
+def mounted_esp(root: str, mounts: list[Mount]) -> str | None:
+    """``<root>/boot/efi`` when a filesystem of its own (the ESP) is mounted there with ``EFI/``."""
+    where = os.path.realpath(os.path.join(root, ESP_DIR))
+    if not any(m.mountpoint == where for m in mounts) or not os.path.isdir(os.path.join(where, "EFI")):
+        return None
+    return where
+
+
+def keep(root: str, esp: str) -> list[str]:
+    """Copy the ESP's ``EFI/`` into the checkpoint-to-be (:data:`KEPT_DIR`), writing only what
+    differs: what was written."""
+    kept = os.path.join(root, KEPT_DIR)
+    os.makedirs(kept, mode=0o700, exist_ok=True)
+    return _sync(os.path.join(esp, "EFI"), os.path.join(kept, "EFI"))
+
+
+def put_back(root: str, esp: str) -> list[str]:
+    """After a rollback: the ESP's ``EFI/`` made byte for byte what the checkpoint kept (nothing
+    when it kept none): what was written or removed."""
+    kept = os.path.join(root, KEPT_DIR, "EFI")
+    if not os.path.isdir(kept) or os.path.islink(kept):
+        return []
+    return _sync(kept, os.path.join(esp, "EFI"))
+
+
+def _files(top: str) -> dict[str, str]:
+    """Relative path -> full path of the regular files under ``top`` (links are never followed)."""
+    out: dict[str, str] = {}
+    for base, dirs, names in os.walk(top, followlinks=False):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(base, d))]
+        for name in names:
+            path = os.path.join(base, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                out[os.path.relpath(path, top)] = path
+    return out
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        if os.path.getsize(a) != os.path.getsize(b):
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                chunk = fa.read(1 << 20)
+                if chunk != fb.read(1 << 20):
+                    return False
+                if not chunk:
+                    return True
+    except OSError:
+        return False
+
+
+def _sync(source: str, target: str) -> list[str]:
+    """Make the tree ``target`` hold exactly the files of ``source``: changed or new files
+    written (a temporary name, then renamed), the others removed. What changed, relative."""
+    wanted = _files(source)
+    present = _files(target) if os.path.isdir(target) else {}
+    changed: list[str] = []
+    for rel, path in sorted(wanted.items()):
+        dest = os.path.join(target, rel)
+        if rel in present and _same(path, dest):
+            continue
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        temp = dest + ".apt-clone-new"
+        with open(path, "rb") as src, open(temp, "wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, dest)
+        changed.append(rel)
+    for rel in sorted(set(present) - set(wanted)):
+        os.unlink(present[rel])
+        changed.append(rel)
+    kept = {os.path.relpath(os.path.join(b, d), source) for b, ds, _ in os.walk(source) for d in ds}
+    for base, dirs, _ in os.walk(target, topdown=False):
+        for d in dirs:
+            path = os.path.join(base, d)
+            if not os.path.islink(path) and not os.listdir(path) and os.path.relpath(path, target) not in kept:
+                os.rmdir(path)
+    return changed

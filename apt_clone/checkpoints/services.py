@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import config, model
-from ..boot import WITH_LISTING, grub, layout
+from ..boot import WITH_LISTING, esp, grub, layout
 from ..context import Context
 from ..errors import NotFound, Refused
 from ..model import Created
 from ..names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
 from ..side_by_side import side_by_side
 from ..signals import shielded
-from ..system import dataset_mounted_at
+from ..system import dataset_mounted_at, read_mounts
 from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound, props
 from ..zfs.cli import SAVED_MOUNTPOINT
 from . import automount
@@ -400,7 +400,10 @@ def prepare_create(
 
 
 def take_snapshots(ctx: Context, created: Created) -> None:
-    """Snapshot the root with its children at one instant and, at the same time, its boot twin."""
+    """Snapshot the root with its children at one instant and, at the same time, its boot twin;
+    first, on a UEFI machine, a copy of the ESP's ``EFI/`` into /boot, so the checkpoint keeps
+    the boot loader it had (a GRUB or shim upgrade in place has a way back)."""
+    keep_esp(ctx)
     mark = {model.SNAPSHOT_MARK: created.checkpoint}
     boot = created.boot_snapshot
     side_by_side(
@@ -521,7 +524,8 @@ def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None
 
 
 def rollback_in_place(ctx: Context, created: Created) -> None:
-    """Roll the running root, its children and its boot twin back to the checkpoint's snapshots."""
+    """Roll the running root, its children and its boot twin back to the checkpoint's snapshots;
+    then the ESP's ``EFI/`` back to what the checkpoint kept of it (see :func:`keep_esp`)."""
     tag = created.snapshot.split("@", 1)[1]
     boot = created.boot_snapshot
 
@@ -530,6 +534,21 @@ def rollback_in_place(ctx: Context, created: Created) -> None:
             ctx.zfs.rollback(f"{name}@{tag}")
 
     side_by_side(root, (lambda: ctx.zfs.rollback(boot)) if boot else None)
+    mounted = esp.mounted_esp(ctx.system.root, read_mounts())
+    if mounted:
+        esp.put_back(ctx.system.root, mounted)
+
+
+def keep_esp(ctx: Context) -> None:
+    """The ESP's ``EFI/`` copied into the running root's /boot (when /boot is the checkpoint's:
+    its root or boot twin), so a snapshot taken now keeps it."""
+    mounts = read_mounts()
+    mounted = esp.mounted_esp(ctx.system.root, mounts)
+    if mounted is None:
+        return
+    boot = layout.place_of(os.path.join(ctx.system.root, "boot"), mounts)
+    if boot.dataset and (boot.dataset == ctx.system.dataset or layout.in_checkpoint(boot.dataset, ctx.system)):
+        esp.keep(ctx.system.root, mounted)
 
 
 # --- destroy ----------------------------------------------------------------------------

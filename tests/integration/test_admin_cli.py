@@ -11,7 +11,16 @@ import subprocess
 import pytest
 
 from apt_clone.checkpoints.commands import SPECS
-from tests.helpers import SandboxInfo, apt_clone, installed_version, leftovers, zfs_names, zfs_state
+from tests.helpers import (
+    SandboxInfo,
+    SlowPostinst,
+    apt_clone,
+    apt_clone_popen,
+    installed_version,
+    leftovers,
+    zfs_names,
+    zfs_state,
+)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -208,3 +217,60 @@ def test_a_killed_mount_umount_or_chroot_leaves_nothing_recover_does_not_remove(
         ok(apt_clone(pristine, "umount", "rootfs-nmu-001"))
     assert ok(apt_clone(pristine, "recover")).stdout.startswith("nothing to recover")
     assert leftovers(pristine) == [] and zfs_state(pristine) == before
+
+
+def _esp_files(esp: str) -> dict[str, bytes]:
+    out = {}
+    for base, _, names in os.walk(esp):
+        for name in names:
+            with open(os.path.join(base, name), "rb") as f:
+                out[os.path.relpath(os.path.join(base, name), esp)] = f.read()
+    return out
+
+
+def _grub_upgrade_on(esp: str) -> None:
+    """What grub-efi-amd64's postinst does to the ESP: grub-install writes a new binary and stub."""
+    with open(os.path.join(esp, "EFI/debian/grubx64.efi"), "wb") as f:
+        f.write(b"\x00grub 2.14 " * 4096)
+    with open(os.path.join(esp, "EFI/debian/mmx64.efi"), "wb") as f:
+        f.write(b"mok manager")
+    os.unlink(os.path.join(esp, "EFI/BOOT/BOOTX64.EFI"))
+
+
+def test_a_change_of_the_esp_in_place_has_a_way_back(pristine: SandboxInfo, tmp_path):
+    """UEFI: the ESP is not ZFS, so the checkpoint keeps a copy of its EFI/ (under /boot); a
+    rollback, and the undo of an interrupted in-place upgrade, put it back byte for byte."""
+    esp = os.path.join(pristine.root, "boot/efi")
+    image = tmp_path / "esp.img"
+    subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
+    os.makedirs(esp, exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+    try:
+        for rel, data in (
+            ("EFI/debian/grubx64.efi", b"\x00grub 2.12 " * 4096),
+            ("EFI/debian/shimx64.efi", b"shim"),
+            ("EFI/debian/grub.cfg", b"set prefix=($root)'/boot/grub'\n"),
+            ("EFI/BOOT/BOOTX64.EFI", b"shim"),
+        ):
+            os.makedirs(os.path.dirname(os.path.join(esp, rel)), exist_ok=True)
+            with open(os.path.join(esp, rel), "wb") as f:
+                f.write(data)
+        before = _esp_files(esp)
+        ok(apt_clone(pristine, "create", "--title", "before the GRUB upgrade"))
+        _grub_upgrade_on(esp)
+        assert _esp_files(esp) != before
+        ok(apt_clone(pristine, "-y", "rollback", "rootfs-nmu-001"))
+        assert _esp_files(esp) == before
+        # an in-place upgrade interrupted while dpkg runs (as a GRUB postinst would have changed
+        # the ESP by then): the rollback puts the ESP back too
+        with SlowPostinst() as slow:
+            proc = apt_clone_popen(pristine, "-y", "install", "ac-slow", "--no-update")
+            slow.wait_until_running(proc)
+            _grub_upgrade_on(esp)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=300)
+        assert "All upgrade changes now rolled back." in out, out + err
+        assert _esp_files(esp) == before
+    finally:
+        subprocess.run(["umount", esp], check=False)

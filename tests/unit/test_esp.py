@@ -49,3 +49,41 @@ def test_the_stub_is_read_from_the_esp_never_through_a_link(tmp_path):
     (vendor / "grub.cfg").write_text("x" * (esp.STUB_MAX + 1))
     assert esp.read_stub(str(tmp_path)) is None
     assert esp.read_stub(str(tmp_path / "no-such-root")) is None
+
+
+def _tree(top) -> dict[str, bytes]:
+    return {str(p.relative_to(top)): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+def test_the_esp_is_kept_and_put_back_byte_for_byte(tmp_path):
+    root, part = tmp_path / "root", tmp_path / "esp"
+    (part / "EFI/debian").mkdir(parents=True)
+    (part / "EFI/BOOT").mkdir()
+    (part / "EFI/debian/grubx64.efi").write_bytes(b"\x00grub 2.12" * 1000)
+    (part / "EFI/debian/grub.cfg").write_text(ZFS_STUB)
+    (part / "EFI/BOOT/BOOTX64.EFI").write_bytes(b"shim")
+    before = _tree(part)
+    assert sorted(esp.keep(str(root), str(part))) == ["BOOT/BOOTX64.EFI", "debian/grub.cfg", "debian/grubx64.efi"]
+    assert esp.keep(str(root), str(part)) == []  # nothing differs: nothing written
+    # what a GRUB upgrade's grub-install does: a new binary, a new file, one gone
+    (part / "EFI/debian/grubx64.efi").write_bytes(b"\x00grub 2.14")
+    (part / "EFI/debian/mmx64.efi").write_bytes(b"mok")
+    (part / "EFI/BOOT/BOOTX64.EFI").unlink()
+    (part / "EFI/BOOT").rmdir()
+    (part / "EFI/new").mkdir()
+    changed = esp.put_back(str(root), str(part))
+    assert sorted(changed) == ["BOOT/BOOTX64.EFI", "debian/grubx64.efi", "debian/mmx64.efi"]
+    assert _tree(part) == before and not (part / "EFI/new").exists()
+    assert esp.put_back(str(tmp_path / "kept-nothing"), str(part)) == []
+
+
+def test_a_link_in_the_kept_copy_is_never_followed(tmp_path):
+    root, part = tmp_path / "root", tmp_path / "esp"
+    (part / "EFI/debian").mkdir(parents=True)
+    (part / "EFI/debian/grubx64.efi").write_bytes(b"grub")
+    esp.keep(str(root), str(part))
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not for the ESP")
+    os.symlink(secret, root / esp.KEPT_DIR / "EFI/debian/evil.efi")
+    esp.put_back(str(root), str(part))
+    assert not (part / "EFI/debian/evil.efi").exists()
