@@ -258,6 +258,8 @@ def test_a_change_of_the_esp_in_place_has_a_way_back(pristine: SandboxInfo, tmp_
                 f.write(data)
         before = _esp_files(esp)
         ok(apt_clone(pristine, "create", "--title", "before the GRUB upgrade"))
+        # a clone's chroot (where apt runs with -s) never sees the live ESP: its /boot/efi is empty
+        assert ok(apt_clone(pristine, "chroot", "rootfs-nmu-001", "ls", "-A", "/boot/efi")).stdout == ""
         _grub_upgrade_on(esp)
         assert _esp_files(esp) != before
         ok(apt_clone(pristine, "-y", "rollback", "rootfs-nmu-001"))
