@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 from . import mounts
 from .errors import OperationFailed
@@ -49,6 +49,11 @@ def _mounted(spec: mounts.Mount, path: str) -> Iterator[None]:
         if done:
             with shielded():
                 unmount(path)
+
+
+def bound(source: str, path: str) -> AbstractContextManager[None]:
+    """``source`` bind-mounted at ``path`` for the duration (see :func:`_mounted`)."""
+    return _mounted(mounts.Mount(source, flags=mounts.MS_BIND), path)
 
 
 CHROOT_SPECS = (

@@ -80,7 +80,12 @@ MODULE_DIRS = (
     "kernel/fs",
     "updates",
 )
-HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "cpio", "debootstrap", "e2fsprogs"]
+HOST_PACKAGES = ["qemu-system-x86", "qemu-utils", "cpio", "debootstrap", "e2fsprogs", "ovmf"]
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+"""UEFI firmware (Debian's ovmf, without Secure Boot) and its empty variable store: the UEFI
+layout's VMs boot under it, with a store of their own (the installer's boot entry kept with the
+disk)."""
 KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
 """Spectre mitigations (retpolines, RSB filling) only slow an emulated guest down."""
 QEMU = ["qemu-system-x86_64", "-cpu", "qemu64,+rdrand", "-m", "4096", "-nodefaults", "-nographic", "-serial", "stdio"]
@@ -424,13 +429,16 @@ def _qemu_booted(
     nice: int = 0,
     cpus: int = 2,
     accel: str = TCG_BESIDE,
+    firmware: Path | None = None,
 ) -> str:
     """Boot a VM whose init prints ``started`` first; once more if the kernel died before that.
 
     Under multi-threaded TCG the guest kernel has been seen to oops in early init (sched_clock_cpu,
     "Fatal exception in interrupt"; :data:`EMULATOR_FAULT`)."""
     return _once_more(
-        lambda: _qemu(kernel, image, append, drives, log, timeout, nice=nice, cpus=cpus, accel=accel),
+        lambda: _qemu(
+            kernel, image, append, drives, log, timeout, nice=nice, cpus=cpus, accel=accel, firmware=firmware
+        ),
         lambda text: (started not in text and "Kernel panic" in text) or EMULATOR_FAULT in text,
         log,
         "the guest kernel died (emulator fault); booting again",
@@ -459,10 +467,16 @@ def _qemu(
     nice: int = 0,
     cpus: int = 2,
     accel: str = TCG_BESIDE,
+    firmware: Path | None = None,
 ) -> str:
+    """One VM run, its serial console written to ``log``; ``firmware``: boot under OVMF with this
+    variable store (else SeaBIOS, the default)."""
     LOGS.mkdir(parents=True, exist_ok=True)
     argv = ["nice", "-n", str(nice), *QEMU] if nice else list(QEMU)
     argv += ["-accel", accel, "-smp", str(cpus)]
+    if firmware is not None:
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=1,file={firmware}"]
     if not reboot:
         argv.append("-no-reboot")
     if kernel and image and append:
@@ -506,10 +520,12 @@ def _stamped(text: str) -> list[tuple[str, str]]:
     return out
 
 
-LAYOUTS = {"grub-partition": "install-disk", "bpool": "install-disk-bpool"}
-"""The target disks the boot half installs and plays the story on, and their installers: GRUB's
-directory on an ext2 partition every checkpoint shares, and the OpenZFS Root-on-ZFS guide's
-bpool/BOOT/<name> holding /boot with GRUB's directory inside (rpool/home, rpool/var/log apart)."""
+LAYOUTS = {"grub-partition": "install-disk", "uefi": "install-disk-uefi"}
+"""The target disks the boot half installs and plays the story on, and their installers: BIOS
+GRUB with its directory on an ext2 partition every checkpoint shares, and the OpenZFS Root-on-ZFS
+guide's UEFI install under OVMF (shim-signed GRUB and its ESP stub; bpool/BOOT/<name> holding
+/boot with GRUB's directory inside; rpool encrypted; rpool/home, rpool/var/log apart)."""
+UEFI_LAYOUTS = ("uefi",)
 
 
 def install_disk(kernel: Path, image: Path, target: Path, layout: str = "grub-partition") -> Path:
@@ -526,11 +542,17 @@ def _install_disk(kernel: Path, image: Path, target: Path, layout: str) -> Path:
         return disk
     for old in disk.parent.glob(f"zfs-root-{layout}-*.img*"):  # one cached disk a layout: older ones go
         old.unlink()
+    for old in disk.parent.glob("zfs-root-bpool-*.img*"):  # the BIOS bpool layout's, which this one replaced
+        old.unlink()
     for old in disk.parent.glob("zfs-root-????????" + "??.img*"):  # the one-layout lane's
         old.unlink()
     part = disk.with_name(disk.name + ".part")
     log = LOGS / f"install-disk-{layout}.serial.log"
     run(["truncate", "-s", "6G", str(part)])
+    uefi = layout in UEFI_LAYOUTS
+    vars_part = _vars_of(part)
+    if uefi:
+        shutil.copyfile(OVMF_VARS, vars_part)
     text = _qemu_booted(
         kernel,
         image,
@@ -540,12 +562,21 @@ def _install_disk(kernel: Path, image: Path, target: Path, layout: str) -> Path:
         20 * 60,
         "APT-CLONE-VM: installer",
         accel=TCG_ALONE,
+        firmware=vars_part if uefi else None,
     )
     if "APT-CLONE-VM-RESULT stage=install rc=0" not in text:
         part.unlink()
+        vars_part.unlink(missing_ok=True)
         raise RuntimeError(f"installing the ZFS-root disk failed; serial console log: {log}")
+    if uefi:
+        vars_part.rename(_vars_of(disk))
     part.rename(disk)
     return disk
+
+
+def _vars_of(disk: Path) -> Path:
+    """The UEFI variable store that goes with ``disk`` (its boot entries)."""
+    return disk.with_name(disk.name + ".vars.fd")
 
 
 def boot_story(disk: Path, layout: str = "grub-partition") -> None:
@@ -577,6 +608,10 @@ def _play_story(disk: Path, log: Path) -> str:
     """One play of the story from the installed disk, on a fresh overlay; its serial console."""
     overlay = disk.with_name(f"story-{disk.stem}.qcow2")  # one a disk (two stories may play at once)
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)])
+    installed_vars = _vars_of(disk)
+    firmware = overlay.with_name(overlay.stem + ".vars.fd") if installed_vars.exists() else None
+    if firmware is not None:
+        shutil.copyfile(installed_vars, firmware)  # the story's boots may add entries: the disk's stay
     project = CACHE / SUITE / "project.img"
     text = _qemu(
         None,
@@ -587,8 +622,11 @@ def _play_story(disk: Path, log: Path) -> str:
         45 * 60,
         reboot=True,
         cpus=BOOT_CPUS,
+        firmware=firmware,
     )
     overlay.unlink()
+    if firmware is not None:
+        firmware.unlink()
     for stamp, line in _stamped(text):
         if "APT-CLONE-VM-STORY" in line:
             print(f"    {stamp} {line[line.index('APT-CLONE-VM-STORY') :].strip()}")

@@ -16,8 +16,8 @@ say "stage=$stage booted=$root"
 # The trial boots of the health stages are judged by apt-clone-trial.service and its deadline,
 # never by the story.
 case $root in */trial-*) say "a trial boot: apt-clone judges it"; exit 0 ;; esac
-if [ "$(zfs get -H -o value org.aptclone-vm:layout rpool)" = bpool ]; then
-    . /opt/apt-clone/vm/story-bpool.sh
+if [ "$(zfs get -H -o value org.aptclone-vm:layout rpool)" = uefi ]; then
+    . /opt/apt-clone/vm/story-uefi.sh
     exit 0
 fi
 case $stage in

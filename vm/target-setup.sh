@@ -2,6 +2,10 @@
 # Make the tree of a bootable ZFS-root Debian 13 for the boot lane: the guest userland plus
 # kernel, zfs-initramfs, GRUB, systemd and the sandbox's local repository (apt-clone itself is
 # added by the installer VM, so that this tarball stays cached across changes of the project).
+# GRUB for both layouts: grub-pc-bin for the BIOS one's grub-install --target=i386-pc, and what
+# the OpenZFS guide's UEFI install has (grub-efi-amd64, shim-signed, grub-efi-amd64-signed).
+# The UEFI layout's rpool is encrypted with a key file (keyformat=passphrase): /etc/zfs/rpool.key,
+# which an initramfs hook puts into the initramfs, so that the root unlocks with no one typing.
 # Usage: target-setup.sh GUEST_DIR KERNEL_DIR OUT_TAR REPO_DIR
 set -euo pipefail
 GUEST=$1 KERNEL=$2 OUT=$3 REPO=$4
@@ -22,7 +26,8 @@ KDEB=$(basename "$(ls "$KERNEL"/debs/linux-image-*.deb | head -n1)")
 cp "$KERNEL/debs/$KDEB" "$T/tmp/"
 chroot "$T" apt-get -q update >/dev/null
 chroot "$T" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends \
-    /tmp/zfs-modules.deb "/tmp/$KDEB" initramfs-tools zfs-initramfs grub-pc systemd-sysv busybox dosfstools >/dev/null
+    /tmp/zfs-modules.deb "/tmp/$KDEB" initramfs-tools zfs-initramfs systemd-sysv busybox dosfstools \
+    grub-pc-bin grub-efi-amd64 grub-efi-amd64-signed shim-signed efibootmgr >/dev/null
 rm -f "$T/tmp/zfs-modules.deb" "$T/tmp/$KDEB"
 cat > "$T/etc/default/grub" <<'GRUB'
 GRUB_DEFAULT=0
@@ -75,6 +80,15 @@ blacklist acpi_cpufreq
 blacklist psmouse
 blacklist serio_raw
 MODPROBE
+printf '%s' "apt-clone VM lane passphrase" > "$T/etc/zfs/rpool.key"; chmod 0400 "$T/etc/zfs/rpool.key"
+echo UMASK=0077 > "$T/etc/initramfs-tools/conf.d/umask.conf"
+cat > "$T/etc/initramfs-tools/hooks/apt-clone-vm-zfs-key" <<'HOOK'
+#!/bin/sh
+case "$1" in prereqs) echo zfs; exit 0 ;; esac
+mkdir -p "$DESTDIR/etc/zfs"
+cp -p /etc/zfs/rpool.key "$DESTDIR/etc/zfs/"
+HOOK
+chmod 0755 "$T/etc/initramfs-tools/hooks/apt-clone-vm-zfs-key"
 # A small initramfs (virtio and zfs only, not every driver): under TCG each megabyte costs boot time.
 printf 'MODULES=list\n' > "$T/etc/initramfs-tools/conf.d/apt-clone-vm.conf"
 printf 'virtio_pci\nvirtio_blk\n' >> "$T/etc/initramfs-tools/modules"

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import config, dpkgstatus, model
 from ..boot import grub
-from ..checkpoints import commands, prune, services
+from ..checkpoints import commands, efi, prune, services
 from ..chroot import restore_after_crash
 from ..context import Context
 from ..engine import opstate
@@ -242,6 +242,9 @@ def _step_apt(ctx: Context, st: AptOp, ui: Interaction) -> None:
                 todo = bootfiles.plan(target.root, [str(c[0]) for c in st.changes], since, kernels_before)
                 for line in bootfiles.apply(ctx.runner, target.root, todo):
                     ui.emit(ev.Note(line))
+                marked = efi.mark(ctx, _need_created(st).dataset, target.root, [str(c[0]) for c in st.changes])
+                if marked:
+                    ui.emit(ev.Note(marked))
             st.kernels = grub.kernels_in(target.path("boot"))
     st.reboot_asked = asked and not host_flag
     if rc != 0:

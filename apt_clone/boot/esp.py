@@ -104,7 +104,7 @@ def keep(root: str, esp: str) -> list[str]:
     differs: what was written."""
     kept = os.path.join(root, KEPT_DIR)
     os.makedirs(kept, mode=0o700, exist_ok=True)
-    return _sync(os.path.join(esp, "EFI"), os.path.join(kept, "EFI"))
+    return sync(os.path.join(esp, "EFI"), os.path.join(kept, "EFI"))
 
 
 def put_back(root: str, esp: str) -> list[str]:
@@ -113,7 +113,7 @@ def put_back(root: str, esp: str) -> list[str]:
     kept = os.path.join(root, KEPT_DIR, "EFI")
     if not os.path.isdir(kept) or os.path.islink(kept):
         return []
-    return _sync(kept, os.path.join(esp, "EFI"))
+    return sync(kept, os.path.join(esp, "EFI"))
 
 
 def _files(top: str) -> dict[str, str]:
@@ -143,7 +143,7 @@ def _same(a: str, b: str) -> bool:
         return False
 
 
-def _sync(source: str, target: str) -> list[str]:
+def sync(source: str, target: str) -> list[str]:
     """Make the tree ``target`` hold exactly the files of ``source``: changed or new files
     written (a temporary name, then renamed), the others removed. What changed, relative."""
     wanted = _files(source)

@@ -63,7 +63,8 @@ SPECS = {
             ("menu", "refresh the GRUB menu (commit)"),
         ), commit="menu"),
         OpSpec("activate", (
-            ("boot", "set the pool's bootfs and GRUB's default entry; record the activation time"),
+            ("boot", "install a boot loader upgraded in it to the ESP; set the pool's bootfs and GRUB's "
+                     "default entry; record the activation time"),
             ("menu", "refresh the GRUB menu (commit)"),
         ), commit="menu"),
         OpSpec("trial", (

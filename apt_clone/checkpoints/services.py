@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,7 +25,7 @@ from ..signals import shielded
 from ..system import dataset_mounted_at, read_mounts
 from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound, props
 from ..zfs.cli import SAVED_MOUNTPOINT
-from . import automount
+from . import automount, efi
 
 
 @dataclass(frozen=True)
@@ -551,6 +551,16 @@ def keep_esp(ctx: Context) -> None:
         esp.keep(ctx.system.root, mounted)
 
 
+def _target_mounter(ctx: Context, dataset: str) -> efi.Target:
+    """Mounts the checkpoint ``dataset`` under a directory, for its grub-install."""
+    return lambda directory: mounted(ctx, parts_of(ctx, find(ctx, dataset.rsplit("/", 1)[1])), directory)
+
+
+def _target_leftover(ctx: Context, dataset: str) -> Callable[[str], None]:
+    """Unmounts what a killed grub-install left of the checkpoint ``dataset`` under a directory."""
+    return lambda directory: unmount_family(ctx, parts_of(ctx, find(ctx, dataset.rsplit("/", 1)[1])), directory)
+
+
 # --- destroy ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DestroyPlan:
@@ -709,8 +719,11 @@ def set_default(ctx: Context, dataset: str, previous: str | None = None, mounts:
     if mounts is None:
         previous = previous or ctx.zfs.pool(ctx.system.pool).bootfs
         mounts = mount_tree(ctx, dataset, previous)
-    messages = ctx.boot.activate(dataset)
     tree, roots = mounts
+    target = record_of(tree, dataset)
+    pending = target.user.get(efi.PENDING) if target is not None else None
+    messages = efi.apply(ctx, dataset, pending, _target_mounter(ctx, dataset)) if pending else []
+    messages += ctx.boot.activate(dataset)
     automount.apply(ctx.zfs, tree, roots, automount.of_default(tree, roots, dataset))
     ctx.zfs.set_props(dataset, {model.ACTIVATED: model.utc_now()})
     return messages
@@ -750,7 +763,7 @@ def mount_tree(ctx: Context, *checkpoints: str | None) -> Mounts:
             names += ctx.zfs.filesystems(name)
         except ZfsNotFound:
             pass
-    records = ctx.zfs.get_many(names, (automount.MARK, SAVED_MOUNTPOINT))
+    records = ctx.zfs.get_many(names, (automount.MARK, SAVED_MOUNTPOINT, efi.PENDING))
     return [records[n] for n in names if n in records], [n for n in wanted if n in records]
 
 
@@ -767,11 +780,20 @@ def save_boot(
     tree, found = mounts = mount_tree(ctx, target, saved.get("bootfs"))
     saved["automount"] = " ".join(sorted(automount.mounting(tree, found)))
     saved["automount-of"] = " ".join(found)
+    record = record_of(tree, target)
+    pending = record.user.get(efi.PENDING) if record is not None else None
+    if pending:  # set_default installs its boot loader: efi.apply's copy aside is what goes back
+        efi.forget_saved()
+        saved["efi-update"] = pending
+        saved["efi-of"] = target
     return saved, mounts
 
 
 def restore_boot(ctx: Context, saved: dict[str, str | None]) -> None:
     """Put back what :func:`save_boot` read (a journal without ``automount``: what boots only)."""
+    target, pending = saved.get("efi-of"), saved.get("efi-update")
+    if target and pending:
+        efi.undo(ctx, target, pending, _target_leftover(ctx, target))
     ctx.boot.restore(ctx.system.pool, ctx.system.container, saved)
     if "automount" in saved:
         tree, roots = mount_tree(ctx, *(saved.get("automount-of") or "").split())

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +18,10 @@ from tests.helpers import (
     SlowPostinst,
     apt_clone,
     apt_clone_popen,
+    enable_suite,
     installed_version,
     leftovers,
+    zfs_get,
     zfs_names,
     zfs_state,
 )
@@ -276,3 +280,67 @@ def test_a_change_of_the_esp_in_place_has_a_way_back(pristine: SandboxInfo, tmp_
         assert _esp_files(esp) == before
     finally:
         subprocess.run(["umount", esp], check=False)
+
+
+def _tree_files(top: str) -> dict[str, bytes]:
+    return _esp_files(top) if os.path.isdir(top) else {}
+
+
+def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_only_when_activated(pristine: SandboxInfo, tmp_path):
+    """UEFI: the stand-in grub-efi-ac 1.1 upgraded in a clone runs no grub-install there (the
+    clone's chroot has no ESP); the live ESP and GRUB's directory stay byte for byte until the
+    clone is activated, then the clone's own grub-install (1.1) writes them (GRUB's menu and grubenv
+    change as every activation changes them); an undone
+    activation (a failure, or a kill and recover) and a destroyed clone leave them as before."""
+    esp = os.path.join(pristine.root, "boot/efi")
+    home = os.path.join(pristine.root, "boot/grub")
+    image = tmp_path / "esp.img"
+    subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
+    os.makedirs(esp, exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+    try:
+        os.makedirs(os.path.join(esp, "EFI/debian"))
+        for rel, data in (("EFI/debian/grubx64.efi", "grub 1.0\n"), ("EFI/debian/shimx64.efi", "shim 1.0\n")):
+            Path(esp, rel).write_text(data)
+        os.makedirs(os.path.join(home, "x86_64-efi"), exist_ok=True)
+        Path(home, "x86_64-efi/version").write_text("1.0\n")
+        deb = "/srv/apt-clone-repo/bootloader/grub-efi-ac_1.0_all.deb"
+        subprocess.run(["chroot", pristine.root, "dpkg", "-i", deb], check=True, capture_output=True)
+        enable_suite(pristine, "bootloader")
+        before = (_esp_files(esp), _tree_files(os.path.join(home, "x86_64-efi")))
+
+        def upgrade_in_a_clone(name: str) -> None:
+            out = ok(apt_clone(pristine, "-y", "-s", "install", "grub-efi-ac", "--then", "nothing")).stdout
+            assert f"reaches the EFI system partition when '{name}' is activated" in out, out
+            assert (
+                _esp_files(esp),
+                _tree_files(os.path.join(home, "x86_64-efi")),
+            ) == before  # the running system boots what it did
+            assert zfs_get(f"{pristine.container}/{name}", "org.aptclone:efi-update") == "grub-efi-ac"
+
+        upgrade_in_a_clone("rootfs-nmu-001")
+        ok(apt_clone(pristine, "-y", "-r", "rootfs-nmu-001"))
+        assert (_esp_files(esp), _tree_files(os.path.join(home, "x86_64-efi"))) == before
+        upgrade_in_a_clone("rootfs-nmu-002")
+        fail_at = {"APT_CLONE_TEST_FAIL_AT": "activate.menu:before"}
+        failed = apt_clone(pristine, "-y", "-a", "rootfs-nmu-002", env=fail_at)
+        assert failed.returncode != 0 and "injected" in failed.stderr, failed.stderr
+        assert (_esp_files(esp), _tree_files(os.path.join(home, "x86_64-efi"))) == before
+        assert zfs_get(f"{pristine.container}/rootfs-nmu-002", "org.aptclone:efi-update") == "grub-efi-ac"
+        kill_at = {"APT_CLONE_TEST_KILL_AT": "activate.boot:ran"}
+        killed = apt_clone(pristine, "-y", "-a", "rootfs-nmu-002", env=kill_at)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert _esp_files(esp)["EFI/debian/grubx64.efi"] == b"stand-in grub 1.1\n"  # it ran, the step not recorded
+        ok(apt_clone(pristine, "recover"))
+        assert (_esp_files(esp), _tree_files(os.path.join(home, "x86_64-efi"))) == before
+        assert leftovers(pristine) == []
+        out = ok(apt_clone(pristine, "-y", "-a", "rootfs-nmu-002")).stdout
+        assert "installed the boot loader upgraded in 'rootfs-nmu-002' (grub-efi-ac)" in out, out
+        assert _esp_files(esp)["EFI/debian/grubx64.efi"] == b"stand-in grub 1.1\n"
+        assert _esp_files(esp)["EFI/debian/shimx64.efi"] == b"stand-in shim 1.1\n"
+        assert Path(home, "x86_64-efi/version").read_text() == "1.1\n"  # GRUB's home, not the clone's copy
+        assert zfs_get(f"{pristine.container}/rootfs-nmu-002", "org.aptclone:efi-update") == "-"
+    finally:
+        subprocess.run(["umount", esp], check=False)
+        shutil.rmtree(os.path.join(home, "x86_64-efi"), ignore_errors=True)  # GRUB's directory is the sandbox's

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -278,7 +279,11 @@ def _fresh_grub_dir(sb: Sandbox, runner: Runner) -> None:
     """An empty GRUB directory with a new grubenv (grub-editenv create)."""
     os.makedirs(sb.grub_dir, exist_ok=True)
     for name in os.listdir(sb.grub_dir):
-        os.unlink(os.path.join(sb.grub_dir, name))
+        path = os.path.join(sb.grub_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)  # a platform directory a test made (x86_64-efi)
+        else:
+            os.unlink(path)
     _run_ok(runner, ["grub-editenv", os.path.join(sb.grub_dir, "grubenv"), "create"], "grub-editenv create failed")
 
 

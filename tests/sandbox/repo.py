@@ -14,6 +14,11 @@ Suites (flat repositories under ``/srv/apt-clone-repo/<suite>``):
 * ``reboot``: ``ac-kernel`` 1.1, whose postinst asks for a reboot through /run/reboot-required
   as Debian's update-notifier hooks do.
 * ``unstable``: ``ac-flaky`` 2.0, whose postinst fails.
+* ``bootloader``: ``grub-efi-ac`` 1.0 and 1.1, a stand-in for grub-efi-amd64 whose postinst
+  runs grub-install as the real one's does (when /boot/efi/EFI/debian exists); its grub-install,
+  a script, writes its version on the ESP and in GRUB's directory (the sandbox has no GRUB).
+* ``uefi``: ``grub-efi-amd64`` 2.99+ac1, the VM lane's GRUB upgrade on the real GRUB: the
+  same postinst, and a module file that grub-install copies into GRUB's directory.
 
 The initial root has ac-hello 1.0, ac-kernel 1.0 and ac-flaky 1.0 installed.
 """
@@ -45,6 +50,8 @@ class Package:
     installed_size_kb: int | None = None
     files: dict[str, str] = field(default_factory=dict)
     initial: bool = False
+    executable: tuple[str, ...] = ()
+    """Which of ``files`` are programs (mode 0755)."""
 
 
 REBOOT_POSTINST = """#!/bin/sh
@@ -70,6 +77,46 @@ fi
 
 FAKE_KERNEL = "9.9.9-ac"
 
+GRUB_EFI_POSTINST = """#!/bin/sh
+# As grub-efi-amd64's: grub-install again when the ESP holds the vendor's directory.
+set -e
+if [ "$1" = configure ] && [ -d /boot/efi/EFI/debian ]; then
+    grub-install --target=x86_64-efi
+fi
+if [ "$1" = configure ] && command -v update-grub >/dev/null && [ -e /boot/grub/grub.cfg ]; then
+    update-grub
+fi
+"""
+
+
+GRUB_EFI_STAND_IN = "2.99+ac1"
+"""The VM lane's GRUB upgrade: newer than trixie's grub-efi-amd64, on the real GRUB binaries; its
+module file, copied by grub-install into GRUB's directory, tells that it ran."""
+
+
+def grub_install(version: str) -> str:
+    """A stand-in grub-install of ``version``: what it writes on the ESP and in GRUB's directory
+    tells which version ran (the VM lane runs the real one)."""
+    return f"""#!/bin/sh
+# apt-clone sandbox: a stand-in grub-install {version} (x86_64-efi only).
+set -e
+efi=/boot/efi boot=/boot id=debian
+for arg; do
+    case $arg in
+    --efi-directory=*) efi=${{arg#*=}} ;;
+    --boot-directory=*) boot=${{arg#*=}} ;;
+    --bootloader-id=*) id=${{arg#*=}} ;;
+    esac
+done
+[ -d "$efi/EFI" ] || {{ echo "grub-install: error: $efi doesn't look like an EFI partition." >&2; exit 1; }}
+mkdir -p "$efi/EFI/$id" "$boot/grub/x86_64-efi"
+printf 'stand-in grub {version}\n' > "$efi/EFI/$id/grubx64.efi"
+printf 'stand-in shim {version}\n' > "$efi/EFI/$id/shimx64.efi"
+printf '{version}\n' > "$boot/grub/x86_64-efi/version"
+echo "Installation finished. No error reported."
+"""
+
+
 PACKAGES: tuple[Package, ...] = (
     Package("ac-hello", "1.0", "stable", files={"usr/share/ac-hello/version": "1.0\n"}, initial=True),
     Package("ac-hello", "1.1", "stable", files={"usr/share/ac-hello/version": "1.1\n"}),
@@ -90,11 +137,30 @@ PACKAGES: tuple[Package, ...] = (
     ),
     Package("ac-kernel", "1.0", "reboot", files={"usr/share/ac-kernel/version": "1.0\n"}, initial=True),
     Package("ac-kernel", "1.1", "reboot", postinst=REBOOT_POSTINST, files={"usr/share/ac-kernel/version": "1.1\n"}),
+    *(
+        Package(
+            "grub-efi-ac",
+            version,
+            "bootloader",
+            postinst=GRUB_EFI_POSTINST,
+            files={"usr/sbin/grub-install": grub_install(version)},
+            executable=("usr/sbin/grub-install",),
+        )
+        for version in ("1.0", "1.1")
+    ),
+    Package(
+        "grub-efi-amd64",
+        GRUB_EFI_STAND_IN,
+        "uefi",
+        depends="grub2-common, grub-efi-amd64-bin",
+        postinst=GRUB_EFI_POSTINST,
+        files={"usr/lib/grub/x86_64-efi/aptclonevm.mod": "apt-clone VM lane: a module no one loads\n"},
+    ),
     Package("ac-flaky", "1.0", "unstable", files={"usr/share/ac-flaky/version": "1.0\n"}, initial=True),
     Package("ac-flaky", "2.0", "unstable", postinst=FAILING_POSTINST, files={"usr/share/ac-flaky/version": "2.0\n"}),
 )
-SUITES = ("stable", "reboot", "unstable")
-RECIPE_VERSION = "4"
+SUITES = ("stable", "reboot", "unstable", "bootloader", "uefi")
+RECIPE_VERSION = "5"
 """Bump when PACKAGES or the rootfs recipe change: it is part of the rootfs cache key."""
 
 
@@ -107,6 +173,8 @@ def _build_deb(pkg: Package, outdir: str, runner: Runner) -> str:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(content)
+            if rel in pkg.executable:
+                os.chmod(path, 0o755)
         control = [
             f"Package: {pkg.name}",
             f"Version: {pkg.version}",

@@ -4,6 +4,7 @@ it names."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from apt_clone.boot import esp
 from apt_clone.boot.layout import stub_checkpoint
@@ -87,3 +88,58 @@ def test_a_link_in_the_kept_copy_is_never_followed(tmp_path):
     os.symlink(secret, root / esp.KEPT_DIR / "EFI/debian/evil.efi")
     esp.put_back(str(root), str(part))
     assert not (part / "EFI/debian/evil.efi").exists()
+
+
+# --- a boot loader upgraded in a clone (apt_clone.checkpoints.efi) ---------------------------
+
+
+def _files(top: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(top)): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+def test_only_grub_efi_and_shim_packages_are_boot_loader_changes():
+    from apt_clone.checkpoints.efi import boot_loader_changes
+
+    changed = ["ac-hello", "grub-efi-amd64", "shim-signed", "grub-common", "grub-pc", "grub-efi-amd64-signed"]
+    assert boot_loader_changes(changed) == ["grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed"]
+    assert boot_loader_changes(["grub2-common", "linux-image-amd64"]) == []
+
+
+def test_the_esp_and_grubs_directory_go_back_byte_for_byte_from_a_whole_copy_only(tmp_path, monkeypatch):
+    from apt_clone.checkpoints import efi
+
+    monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path / "state"))
+    esp_dir, home = tmp_path / "esp", tmp_path / "grub"
+    for rel, data in (
+        ("EFI/debian/grubx64.efi", b"grub 1"),
+        ("EFI/debian/grub.cfg", b"stub"),
+        ("EFI/BOOT/BOOTX64.EFI", b"s"),
+    ):
+        (esp_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (esp_dir / rel).write_bytes(data)
+    (home / "x86_64-efi").mkdir(parents=True)
+    (home / "x86_64-efi/normal.mod").write_bytes(b"mod 1")
+    (home / "grub.cfg").write_bytes(b"menu")
+    before = (_files(esp_dir), _files(home))
+    assert efi.platform_of(str(home)) == "x86_64-efi"
+
+    efi.save(str(esp_dir), str(home))
+    (esp_dir / "EFI/debian/grubx64.efi").write_bytes(b"grub 2, larger")
+    (esp_dir / "EFI/BOOT/BOOTX64.EFI").unlink()
+    (esp_dir / "EFI/debian/mmx64.efi").write_bytes(b"new")
+    (home / "x86_64-efi/aptclonevm.mod").write_bytes(b"new module")
+    changed = efi.put_back(str(esp_dir), str(home))
+    assert (_files(esp_dir), _files(home)) == before
+    assert sorted(changed) == sorted(
+        [
+            "debian/grubx64.efi",
+            "BOOT/BOOTX64.EFI",
+            "debian/mmx64.efi",
+            "x86_64-efi/aptclonevm.mod",
+        ]  # under EFI/, under the home
+    )
+
+    efi.forget_saved()  # a copy that is not this operation's (or was interrupted) never goes back
+    (esp_dir / "EFI/debian/grubx64.efi").write_bytes(b"grub 3")
+    assert efi.put_back(str(esp_dir), str(home)) == []
+    assert (esp_dir / "EFI/debian/grubx64.efi").read_bytes() == b"grub 3"
