@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
