@@ -20,7 +20,7 @@ from ..boot.counter import Counter
 from ..context import Context
 from ..system import Mount, read_mounts
 from ..zfs import Dataset, ZfsError
-from . import services
+from . import efi, services
 
 DATA_DIRS = (
     "home",
@@ -98,6 +98,7 @@ def check(ctx: Context) -> Report:
     names = {ds.name.rsplit("/", 1)[1] for ds in services.boot_environments(tree, system.container, system.dataset)}
     _grub(ctx, home, names, add)
     _esp(ctx, home, mounts, add)
+    _waiting_boot_loaders(ctx, tree, add)
     _trials(ctx, add)
     _boot_target(ctx, add)
     _data(ctx, mounts, add)
@@ -162,6 +163,16 @@ def _esp(ctx: Context, home: layout.GrubHome, mounts: list[Mount], add: Add) -> 
                     "writes", "apt-clone share-grub"))  # fmt: skip
     else:
         add(Finding("ok", "esp", text))
+
+
+def _waiting_boot_loaders(ctx: Context, tree: list[Dataset], add: Add) -> None:
+    """Checkpoints holding a boot loader upgraded in them that the ESP gets on activation."""
+    for ds in services.boot_environments(tree, ctx.system.container, ctx.system.dataset):
+        pending = ds.user.get(efi.PENDING)
+        if pending:
+            name = ds.name.rsplit("/", 1)[1]
+            add(Finding("note", "esp", f"checkpoint '{name}' holds a boot loader upgrade ({pending}) that "
+                        "reaches the EFI system partition when it is activated"))  # fmt: skip
 
 
 def _trials(ctx: Context, add: Add) -> None:

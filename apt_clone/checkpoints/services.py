@@ -78,6 +78,7 @@ TRIAL = props.key("trial")
 """On the container: the checkpoint armed for a trial boot (its verdict: :mod:`apt_clone.trial`)."""
 READ_PROPS = (
     *model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME, model.NEWEST, TRIAL,
+    efi.PENDING,
 )  # fmt: skip
 """The user properties every read of checkpoints takes."""
 

@@ -323,6 +323,11 @@ def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_only_when_activated(p
         ok(apt_clone(pristine, "-y", "-r", "rootfs-nmu-001"))
         assert (_esp_files(esp), _tree_files(os.path.join(home, "x86_64-efi"))) == before
         upgrade_in_a_clone("rootfs-nmu-002")
+        notes = [f["text"] for f in json.loads(apt_clone(pristine, "--json", "check").stdout)["findings"]]
+        assert (
+            "checkpoint 'rootfs-nmu-002' holds a boot loader upgrade (grub-efi-ac) that reaches the EFI "
+            "system partition when it is activated" in notes
+        ), notes
         fail_at = {"APT_CLONE_TEST_FAIL_AT": "activate.menu:before"}
         failed = apt_clone(pristine, "-y", "-a", "rootfs-nmu-002", env=fail_at)
         assert failed.returncode != 0 and "injected" in failed.stderr, failed.stderr

@@ -135,6 +135,12 @@ def test_an_encrypted_root_is_reported_on_openzfs(tmp_path):
         assert clone == f"{pool}/ROOT" and not _finding(
             json.loads(apt_clone(host, "--json", "check").stdout), "encryption", "risk"
         )
+        # a rollback in place, under the same key: what was written after the checkpoint goes
+        with open(root / "after-the-checkpoint", "w") as f:
+            f.write("1\n")
+        rolled = apt_clone(host, "-y", "rollback", "be-nmu-001")
+        assert rolled.returncode == 0, rolled.stderr
+        assert not (root / "after-the-checkpoint").exists()
         (tmp_path / "key2").write_bytes(b"o" * 32)
         subprocess.run(["zfs", "create", "-o", "encryption=on", "-o", "keyformat=raw", "-o",
                         f"keylocation=file://{tmp_path / 'key2'}", "-o", f"mountpoint={root}", "-o", "canmount=noauto",
