@@ -132,21 +132,17 @@ def install(
     target: Target,
 ) -> None:
     """Run the checkpoint ``dataset``'s grub-install for the ESP at ``esp_dir`` and GRUB's
-    directory ``home`` (in place when it is the running one, else chrooted into it, mounted by
-    ``target``)."""
+    directory ``home``, chrooted into it as ``target`` mounts it (the running one: its root
+    bound), the two bound in."""
     platform = platform_of(home)
     if platform is None:
         raise OperationFailed(f"GRUB's directory {home} has no EFI platform directory: grub-install cannot be rerun")
     stub = esp.read_stub(ctx.system.root)
     vendor = stub.path.split(os.sep)[-2] if stub is not None else "debian"
     args = [f"--target={platform}", "--no-nvram", f"--bootloader-id={vendor}"]
-    if dataset == ctx.system.dataset:
-        argv = ["grub-install", *args, f"--efi-directory={esp_dir}", f"--boot-directory={os.path.dirname(home)}"]
+    with _inside(target, esp_dir, home) as directory:
+        argv = ["chroot", directory, "grub-install", *args, "--efi-directory=/boot/efi", "--boot-directory=/boot"]
         result = ctx.runner.run(argv)
-    else:
-        with _inside(target, esp_dir, home) as directory:
-            argv = ["chroot", directory, "grub-install", *args, "--efi-directory=/boot/efi", "--boot-directory=/boot"]
-            result = ctx.runner.run(argv)
     if not result.ok:
         raise OperationFailed(f"grub-install failed: {result.error_line()}")
 

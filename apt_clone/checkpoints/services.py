@@ -16,6 +16,8 @@ from typing import Any
 
 from .. import config, model
 from ..boot import WITH_LISTING, esp, grub, layout
+from ..chroot import bound
+from ..chroot import unmount as chroot_unmount
 from ..context import Context
 from ..errors import NotFound, Refused
 from ..model import Created
@@ -553,12 +555,23 @@ def keep_esp(ctx: Context) -> None:
 
 
 def _target_mounter(ctx: Context, dataset: str) -> efi.Target:
-    """Mounts the checkpoint ``dataset`` under a directory, for its grub-install."""
+    """Mounts the checkpoint ``dataset`` under a directory, for its grub-install (the running
+    one: its root filesystem bound there; its /boot is not needed, GRUB's home is bound in)."""
+    if dataset == ctx.system.dataset:
+        return lambda directory: _bound_root(ctx.system.root, directory)
     return lambda directory: mounted(ctx, parts_of(ctx, find(ctx, dataset.rsplit("/", 1)[1])), directory)
+
+
+@contextmanager
+def _bound_root(root: str, directory: str) -> Iterator[str]:
+    with bound(root, directory):
+        yield directory
 
 
 def _target_leftover(ctx: Context, dataset: str) -> Callable[[str], None]:
     """Unmounts what a killed grub-install left of the checkpoint ``dataset`` under a directory."""
+    if dataset == ctx.system.dataset:
+        return chroot_unmount
     return lambda directory: unmount_family(ctx, parts_of(ctx, find(ctx, dataset.rsplit("/", 1)[1])), directory)
 
 

@@ -18,9 +18,11 @@ from tests.helpers import (
     SlowPostinst,
     apt_clone,
     apt_clone_popen,
+    config_env,
     enable_suite,
     installed_version,
     leftovers,
+    reboot,
     zfs_get,
     zfs_names,
     zfs_state,
@@ -349,3 +351,41 @@ def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_only_when_activated(p
     finally:
         subprocess.run(["umount", esp], check=False)
         shutil.rmtree(os.path.join(home, "x86_64-efi"), ignore_errors=True)  # GRUB's directory is the sandbox's
+
+
+def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_when_its_trial_commits(pristine: SandboxInfo, tmp_path):
+    """The trial's way: the clone boots with the ESP as it was; its healthy trial commits, and the
+    activation runs the clone's own grub-install (1.1), now the running checkpoint's."""
+    for name in ("vmlinuz-6.1.0-99-amd64", "initrd.img-6.1.0-99-amd64"):  # a menu entry to boot
+        Path(pristine.root, "boot", name).write_text("")
+    esp = os.path.join(pristine.root, "boot/efi")
+    home = os.path.join(pristine.root, "boot/grub")
+    image = tmp_path / "esp.img"
+    subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
+    os.makedirs(esp, exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+    try:
+        os.makedirs(os.path.join(esp, "EFI/debian"))
+        Path(esp, "EFI/debian/grubx64.efi").write_text("grub 1.0\n")
+        os.makedirs(os.path.join(home, "x86_64-efi"), exist_ok=True)
+        Path(home, "x86_64-efi/version").write_text("1.0\n")
+        deb = "/srv/apt-clone-repo/bootloader/grub-efi-ac_1.0_all.deb"
+        subprocess.run(["chroot", pristine.root, "dpkg", "-i", deb], check=True, capture_output=True)
+        enable_suite(pristine, "bootloader")
+        before = _esp_files(esp)
+        ok(apt_clone(pristine, "-y", "-s", "install", "grub-efi-ac", "--then", "reboot"))
+        assert _esp_files(esp) == before  # the trial boots with the boot loader the ESP has
+        subprocess.run(["umount", esp], check=True)
+        reboot(pristine)
+        subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+        health = config_env(tmp_path, "[trial]\nhealth = none\n")
+        out = ok(apt_clone(pristine, "-y", "trial-commit", env=health)).stdout
+        assert "is now the default" in out, out
+        assert _esp_files(esp)["EFI/debian/grubx64.efi"] == b"stand-in grub 1.1\n"
+        assert Path(home, "x86_64-efi/version").read_text() == "1.1\n"
+        assert zfs_get(f"{pristine.container}/rootfs-nmu-001", "org.aptclone:efi-update") == "-"
+        assert leftovers(pristine) == []
+    finally:
+        subprocess.run(["umount", esp], check=False)
+        shutil.rmtree(os.path.join(home, "x86_64-efi"), ignore_errors=True)
