@@ -243,3 +243,16 @@ def leftovers(sb: SandboxInfo) -> list[str]:
         if os.path.lexists(os.path.join(sb.root, rel)):
             found.append(f"file {rel}")
     return found
+
+
+def mount_esp(sb: SandboxInfo, tmp_path: Path, *, fresh: bool = True) -> str:
+    """A filesystem GRUB writes at the root's /boot/efi, as an ESP is (ext2 here; FAT in the VM
+    lane), from ``tmp_path/esp.img`` (``fresh``: a new one): its path. The caller unmounts it."""
+    esp = os.path.join(sb.root, "boot/efi")
+    image = tmp_path / "esp.img"
+    if fresh:
+        subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
+        subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
+    os.makedirs(esp, exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+    return esp

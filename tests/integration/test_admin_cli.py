@@ -22,6 +22,7 @@ from tests.helpers import (
     enable_suite,
     installed_version,
     leftovers,
+    mount_esp,
     reboot,
     zfs_get,
     zfs_names,
@@ -246,12 +247,7 @@ def _grub_upgrade_on(esp: str) -> None:
 def test_a_change_of_the_esp_in_place_has_a_way_back(pristine: SandboxInfo, tmp_path):
     """UEFI: the ESP is not ZFS, so the checkpoint keeps a copy of its EFI/ (under /boot); a
     rollback, and the undo of an interrupted in-place upgrade, put it back byte for byte."""
-    esp = os.path.join(pristine.root, "boot/efi")
-    image = tmp_path / "esp.img"
-    subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
-    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
-    os.makedirs(esp, exist_ok=True)
-    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+    esp = mount_esp(pristine, tmp_path)
     try:
         for rel, data in (
             ("EFI/debian/grubx64.efi", b"\x00grub 2.12 " * 4096),
@@ -291,16 +287,11 @@ def _tree_files(top: str) -> dict[str, bytes]:
 def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_only_when_activated(pristine: SandboxInfo, tmp_path):
     """UEFI: the stand-in grub-efi-ac 1.1 upgraded in a clone runs no grub-install there (the
     clone's chroot has no ESP); the live ESP and GRUB's directory stay byte for byte until the
-    clone is activated, then the clone's own grub-install (1.1) writes them (GRUB's menu and grubenv
-    change as every activation changes them); an undone
-    activation (a failure, or a kill and recover) and a destroyed clone leave them as before."""
-    esp = os.path.join(pristine.root, "boot/efi")
+    clone is activated, then the clone's own grub-install (1.1) writes them (GRUB's menu and
+    grubenv change as every activation changes them); an undone activation (a failure, or a kill
+    and recover) and a destroyed clone leave them as before."""
+    esp = mount_esp(pristine, tmp_path)
     home = os.path.join(pristine.root, "boot/grub")
-    image = tmp_path / "esp.img"
-    subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
-    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
-    os.makedirs(esp, exist_ok=True)
-    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
     try:
         os.makedirs(os.path.join(esp, "EFI/debian"))
         for rel, data in (("EFI/debian/grubx64.efi", "grub 1.0\n"), ("EFI/debian/shimx64.efi", "shim 1.0\n")):
@@ -358,13 +349,8 @@ def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_when_its_trial_commit
     activation runs the clone's own grub-install (1.1), now the running checkpoint's."""
     for name in ("vmlinuz-6.1.0-99-amd64", "initrd.img-6.1.0-99-amd64"):  # a menu entry to boot
         Path(pristine.root, "boot", name).write_text("")
-    esp = os.path.join(pristine.root, "boot/efi")
+    esp = mount_esp(pristine, tmp_path)
     home = os.path.join(pristine.root, "boot/grub")
-    image = tmp_path / "esp.img"
-    subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
-    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
-    os.makedirs(esp, exist_ok=True)
-    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
     try:
         os.makedirs(os.path.join(esp, "EFI/debian"))
         Path(esp, "EFI/debian/grubx64.efi").write_text("grub 1.0\n")
@@ -378,7 +364,7 @@ def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_when_its_trial_commit
         assert _esp_files(esp) == before  # the trial boots with the boot loader the ESP has
         subprocess.run(["umount", esp], check=True)
         reboot(pristine)
-        subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
+        mount_esp(pristine, tmp_path, fresh=False)
         health = config_env(tmp_path, "[trial]\nhealth = none\n")
         out = ok(apt_clone(pristine, "-y", "trial-commit", env=health)).stdout
         assert "is now the default" in out, out

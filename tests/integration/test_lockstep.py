@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import SandboxInfo, apt_clone, installed_version, leftovers, sandbox_cli, zfs_get
+from tests.helpers import SandboxInfo, apt_clone, installed_version, leftovers, mount_esp, sandbox_cli, zfs_get
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +40,6 @@ def names(*pools: str) -> list[str]:
         check=True,
     )
     return sorted(out.stdout.splitlines())
-
-
-def _mount_esp(sb: SandboxInfo, tmp_path) -> str:
-    """A filesystem GRUB writes at the root's /boot/efi (ext2 here; FAT in the VM lane): its path.
-    The caller unmounts it."""
-    esp = os.path.join(sb.root, "boot/efi")
-    image = tmp_path / "esp.img"
-    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
-    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
-    os.makedirs(esp, exist_ok=True)
-    subprocess.run(["mount", "-o", "loop", str(image), esp], check=True)
-    return esp
 
 
 def mounted(sb: SandboxInfo) -> dict[str, str]:
@@ -236,7 +224,7 @@ def test_on_uefi_the_esps_stub_names_the_copy_grub_reads(family, tmp_path):
     sb, boot = family
     assert sandbox_cli("grub", "--inside", directory=sb.directory).returncode == 0
     assert apt_clone(sb, "-y", "-a", "rootfs-nmu-000").returncode == 0  # twins settled (see the ESP test)
-    esp = _mount_esp(sb, tmp_path)
+    esp = mount_esp(sb, tmp_path)
     try:
         assert apt_clone(sb, "create").returncode == 0  # rootfs-nmu-001; the home recorded: 000
         os.makedirs(os.path.join(esp, "EFI/debian"))
@@ -304,7 +292,7 @@ def test_where_grubenv_is_on_zfs_grub_counts_a_trial_on_the_esp(family, tmp_path
     # zfs-fuse remounts a dataset whose canmount changes (OpenZFS does not), which fails with the
     # ESP mounted on it: the twins' canmount settled first, as the default's activation leaves them.
     assert apt_clone(sb, "-y", "-a", "rootfs-nmu-000").returncode == 0
-    esp = _mount_esp(sb, tmp_path)
+    esp = mount_esp(sb, tmp_path)
     try:
         import json
 
