@@ -239,10 +239,11 @@ def _step_apt(ctx: Context, st: AptOp, ui: Interaction) -> None:
         if rc == 0:
             st.changes = [c.as_list() for c in dpkgstatus.diff(before, dpkgstatus.read(target.root))]
             if st.in_clone:  # the initramfs and GRUB files the change needs, made in the clone
-                todo = bootfiles.plan(target.root, [str(c[0]) for c in st.changes], since, kernels_before)
+                changed = [str(c[0]) for c in st.changes]
+                todo = bootfiles.plan(target.root, changed, since, kernels_before)
                 for line in bootfiles.apply(ctx.runner, target.root, todo):
                     ui.emit(ev.Note(line))
-                marked = efi.mark(ctx, _need_created(st).dataset, target.root, [str(c[0]) for c in st.changes])
+                marked = efi.mark(ctx, _need_created(st).dataset, target.root, changed)
                 if marked:
                     ui.emit(ev.Note(marked))
             st.kernels = grub.kernels_in(target.path("boot"))

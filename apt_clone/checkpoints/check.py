@@ -81,7 +81,7 @@ def check(ctx: Context) -> Report:
     system = ctx.system
     root = system.root
     places = {p: layout.place_of(os.path.join(root, p.lstrip("/")), mounts) for p in ("/", "/boot", "/boot/grub")}
-    tree = services.read_tree(ctx)
+    tree = services.read_tree(ctx, (efi.PENDING,))
     home = services.grub_home(ctx, tree)
     report = Report(
         {p: _describe(place) for p, place in places.items()},

@@ -69,9 +69,9 @@ def forget_saved() -> None:
         pass
 
 
-def save(esp_dir: str, home: str) -> str:
+def save(esp_dir: str, home: str) -> None:
     """Copy the ESP's ``EFI/`` and GRUB's directory aside (only what differs from the last
-    copy is written); the copy's directory."""
+    copy is written)."""
     saved = secure_dir(_saved_dir())
     forget_saved()
     esp.sync(os.path.join(esp_dir, "EFI"), os.path.join(saved, "EFI"))
@@ -79,7 +79,6 @@ def save(esp_dir: str, home: str) -> str:
     fd = os.open(os.path.join(saved, COMPLETE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.fsync(fd)
     os.close(fd)
-    return saved
 
 
 def put_back(esp_dir: str, home: str) -> list[str]:
@@ -124,16 +123,9 @@ def _inside(target: Target, esp_dir: str, home: str) -> Iterator[str]:
     os.rmdir(directory)
 
 
-def install(
-    ctx: Context,
-    dataset: str,
-    esp_dir: str,
-    home: str,
-    target: Target,
-) -> None:
-    """Run the checkpoint ``dataset``'s grub-install for the ESP at ``esp_dir`` and GRUB's
-    directory ``home``, chrooted into it as ``target`` mounts it (the running one: its root
-    bound), the two bound in."""
+def install(ctx: Context, esp_dir: str, home: str, target: Target) -> None:
+    """Run a checkpoint's grub-install for the ESP at ``esp_dir`` and GRUB's directory ``home``,
+    chrooted into it as ``target`` mounts it (the running one: its root bound), the two bound in."""
     platform = platform_of(home)
     if platform is None:
         raise OperationFailed(f"GRUB's directory {home} has no EFI platform directory: grub-install cannot be rerun")
@@ -157,11 +149,12 @@ def apply(ctx: Context, dataset: str, pending: str, target: Target) -> list[str]
         return [f"the boot loader upgraded in '{name}' ({pending}) waits: no EFI system partition or GRUB directory"]
     save(esp_dir, home)
     try:
-        install(ctx, dataset, esp_dir, home, target)
-    except BaseException as exc:
+        install(ctx, esp_dir, home, target)
+    except OperationFailed as exc:
         put_back(esp_dir, home)
-        if isinstance(exc, OperationFailed):
-            raise OperationFailed(f"{exc}; the EFI system partition is as it was, '{name}' is not activated") from None
+        raise OperationFailed(f"{exc}; the EFI system partition is as it was, '{name}' is not activated") from None
+    except BaseException:
+        put_back(esp_dir, home)
         raise
     ctx.zfs.inherit(dataset, PENDING)
     return [f"installed the boot loader upgraded in '{name}' ({pending}) to the EFI system partition"]
@@ -181,19 +174,16 @@ def undo(ctx: Context, dataset: str, pending: str, leftover: Callable[[str], Non
         pass
 
 
-def sweep(leftover: Callable[[str], None] | None = None) -> list[str]:
+def sweep(leftover: Callable[[str], None]) -> None:
     """What a killed :func:`install` left mounted under :data:`WORK`, unmounted (``leftover``
     unmounts what is left of the checkpoint there)."""
     directory = os.path.join(mount_base(), WORK)
     if not os.path.isdir(directory) or os.path.islink(directory):
-        return []
-    done = restore_after_crash(directory, files=True)
+        return
+    restore_after_crash(directory, files=True)
+    mounted = {m.mountpoint for m in read_mounts()}
     for rel in ("boot/efi", "boot/grub"):
-        path = os.path.join(directory, rel)
-        if any(m.mountpoint == path for m in read_mounts()):
-            unmount(path)
-            done.append(f"unmounted {path}")
-    if leftover is not None and any(m.mountpoint.startswith(directory) for m in read_mounts()):
+        if os.path.join(directory, rel) in mounted:
+            unmount(os.path.join(directory, rel))
+    if any(m.mountpoint == directory or m.mountpoint.startswith(directory + "/") for m in read_mounts()):
         leftover(directory)
-        done.append(f"unmounted {directory}")
-    return done

@@ -80,15 +80,14 @@ TRIAL = props.key("trial")
 """On the container: the checkpoint armed for a trial boot (its verdict: :mod:`apt_clone.trial`)."""
 READ_PROPS = (
     *model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME, model.NEWEST, TRIAL,
-    efi.PENDING,
 )  # fmt: skip
 """The user properties every read of checkpoints takes."""
 
 
-def read_tree(ctx: Context) -> list[Dataset]:
+def read_tree(ctx: Context, also: tuple[str, ...] = ()) -> list[Dataset]:
     """The container with its checkpoints and snapshots, in one zfs read (the bootloader takes
-    the container's one-time boot property from it)."""
-    tree = ctx.zfs.list_tree(ctx.system.container, READ_PROPS)
+    the container's one-time boot property from it); ``also``: more user properties to read."""
+    tree = ctx.zfs.list_tree(ctx.system.container, READ_PROPS + also)
     if tree:  # the container itself comes first
         ctx.boot.seen_container(tree[0])
     return tree
@@ -559,7 +558,14 @@ def _target_mounter(ctx: Context, dataset: str) -> efi.Target:
     one: its root filesystem bound there; its /boot is not needed, GRUB's home is bound in)."""
     if dataset == ctx.system.dataset:
         return lambda directory: _bound_root(ctx.system.root, directory)
-    return lambda directory: mounted(ctx, parts_of(ctx, find(ctx, dataset.rsplit("/", 1)[1])), directory)
+    return lambda directory: mounted(ctx, _parts_of_dataset(ctx, dataset), directory)
+
+
+def _parts_of_dataset(ctx: Context, dataset: str) -> Created:
+    """:func:`parts_of` from a checkpoint's dataset alone (its record is not needed to mount it)."""
+    name = dataset.rsplit("/", 1)[1]
+    twin = _twin(ctx, name)
+    return Created(name, dataset, "", "", "", twin if twin and ctx.zfs.exists(twin) else None)
 
 
 @contextmanager
@@ -572,7 +578,7 @@ def _target_leftover(ctx: Context, dataset: str) -> Callable[[str], None]:
     """Unmounts what a killed grub-install left of the checkpoint ``dataset`` under a directory."""
     if dataset == ctx.system.dataset:
         return chroot_unmount
-    return lambda directory: unmount_family(ctx, parts_of(ctx, find(ctx, dataset.rsplit("/", 1)[1])), directory)
+    return lambda directory: unmount_family(ctx, _parts_of_dataset(ctx, dataset), directory)
 
 
 # --- destroy ----------------------------------------------------------------------------
@@ -894,8 +900,7 @@ def plan_rollback(ctx: Context, name: str) -> Created:
 
 def parts_of(ctx: Context, cp: model.Checkpoint) -> Created:
     """An existing checkpoint's datasets, in the shape :func:`create` returns (no snapshots)."""
-    twin = _twin(ctx, cp.name)
-    return Created(cp.name, cp.dataset, "", cp.kind, cp.title, twin if twin and ctx.zfs.exists(twin) else None)
+    return replace(_parts_of_dataset(ctx, cp.dataset), kind=cp.kind, title=cp.title)
 
 
 def _family_mounts(ctx: Context, created: Created, directory: str) -> list[tuple[str, str]]:
