@@ -8,12 +8,13 @@ import signal
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from ..chroot import chroot_environment
 from ..errors import LockHeld
 from ..paths import HOOK_GUARD_ENV
 from ..runner import Runner
+from . import bootguard
 
 APT_LOCKS = ("var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock", "var/lib/apt/lists/lock", "var/cache/apt/archives/lock")
 
@@ -110,10 +111,14 @@ def kill_processes_in(root: str) -> int:
 class AptTarget:
     """A root directory apt-get runs on: the host itself or a chroot with its mounts."""
 
-    def __init__(self, runner: Runner, root: str, *, tty: bool | None = None, conffiles: str = "keep") -> None:
+    def __init__(
+        self, runner: Runner, root: str, *, tty: bool | None = None, conffiles: str = "keep", clone: bool = False
+    ) -> None:
         """``conffiles``: what dpkg does with a conffile changed here and in the package
-        (:data:`CONFFILES`; ``ask``: dpkg asks, and apt-listchanges shows its news)."""
+        (:data:`CONFFILES`; ``ask``: dpkg asks, and apt-listchanges shows its news); ``clone``:
+        the root is a clone, whose grub-install is held back (:mod:`.bootguard`)."""
         self.runner = runner
+        self.clone = clone
         self.root = os.path.realpath(root)
         self.tty = sys.stdout.isatty() if tty is None else tty
         self.conffiles = conffiles
@@ -124,11 +129,14 @@ class AptTarget:
 
     @contextmanager
     def session(self) -> Iterator[AptTarget]:
-        """Mounts for a chroot (none on the host); any process left inside is killed on the way out."""
+        """Mounts for a chroot (none on the host), a clone's grub-install held back; any process
+        left inside is killed on the way out."""
         if self.is_host:
             yield self
             return
-        with chroot_environment(self.root):
+        with chroot_environment(self.root), ExitStack() as stack:
+            if self.clone:
+                stack.enter_context(bootguard.held_back(self.runner, self.root))
             try:
                 yield self
             finally:

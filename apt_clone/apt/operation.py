@@ -34,7 +34,7 @@ from ..paths import mount_base, secure_dir
 from ..signals import Interrupted, shielded
 from ..system import dataset_mounted_at
 from ..zfs import Dataset, ZfsError, ZfsNotFound
-from . import bootfiles
+from . import bootfiles, bootguard
 from . import events as ev
 from . import reboot as reboots
 from .execute import AptTarget, apt_lock_holder, check_apt_locks, command_of, kill_processes_in
@@ -215,10 +215,12 @@ def _step_mount(ctx: Context, st: AptOp, ui: Interaction) -> None:
 def _apt_target(ctx: Context, st: AptOp, ui: Interaction | None = None) -> AptTarget:
     """Where apt runs; ``ui``: for the run that changes packages, who answers dpkg's questions
     (a person at a terminal; otherwise ``[apt] conffiles`` decides)."""
-    root = st.mount_dir if st.in_clone and st.mount_dir else ctx.system.root
+    clone = bool(st.in_clone and st.mount_dir)
+    root = st.mount_dir if clone and st.mount_dir else ctx.system.root
     if ui is None:
-        return AptTarget(ctx.runner, root)
-    return AptTarget(ctx.runner, root, conffiles="ask" if ui.person_answers() else config.load().conffiles)
+        return AptTarget(ctx.runner, root, clone=clone)
+    conffiles = "ask" if ui.person_answers() else config.load().conffiles
+    return AptTarget(ctx.runner, root, conffiles=conffiles, clone=clone)
 
 
 def _step_apt(ctx: Context, st: AptOp, ui: Interaction) -> None:
@@ -246,10 +248,23 @@ def _step_apt(ctx: Context, st: AptOp, ui: Interaction) -> None:
                 marked = efi.mark(ctx, _need_created(st).dataset, target.root, changed)
                 if marked:
                     ui.emit(ev.Note(marked))
+                held = _held_back(ctx, _need_created(st), bootguard.calls(target.root))
+                if held:
+                    ui.emit(ev.Note(held))
             st.kernels = grub.kernels_in(target.path("boot"))
     st.reboot_asked = asked and not host_flag
     if rc != 0:
         raise OperationFailed(f"apt-get exited with status {rc}")
+
+
+def _held_back(ctx: Context, created: model.Created, recorded: list[str]) -> str | None:
+    """Mark the clone whose maintainer scripts asked grub-install to write disks (held back by
+    :mod:`.bootguard`); what to tell the user."""
+    if not recorded:
+        return None
+    disks = " ".join(bootguard.disks(recorded)) or "-"
+    ctx.zfs.set_props(created.dataset, {efi.HELD_BACK: disks})
+    return efi.held_back_note(created.checkpoint, disks)
 
 
 def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
@@ -584,6 +599,8 @@ def _teardown(ctx: Context, st: AptOp, *, discard: bool = False) -> None:
     for target in filter(None, (st.mount_dir, None if ctx.system.is_host_root else ctx.system.root)):
         kill_processes_in(target)
         restore_after_crash(target, files=not (discard and target == st.mount_dir))
+        if target == st.mount_dir and not discard:
+            bootguard.restore(ctx.runner, target)
     created = st.created
     if st.mount_dir and created is not None:
         try:
@@ -682,6 +699,8 @@ def sweep_chroots(ctx: Context) -> list[str]:
         if kill_processes_in(target):
             done.append(f"stopped processes left in {target}")
         done += restore_after_crash(target)
+        if target != ctx.system.root:
+            done += bootguard.restore(ctx.runner, target)
     return done
 
 
@@ -716,12 +735,36 @@ def new_state(ctx: Context, op: str, packages: tuple[str, ...], **kw: Any) -> Ap
     )
 
 
+def plan_only(ctx: Context, req: AptRequest, ui: Interaction) -> Outcome:
+    """``--dry-run``: the plan from the lists apt has (no update), the mode it takes (the clone
+    when a package needs a reboot: maintainer scripts are not read, nothing is downloaded) and
+    the space check. No lock, no journal, nothing changed."""
+    patterns = config.load().reboot_packages
+    plan = make_plan(ctx.runner, ctx.system.root, req.op, req.packages, patterns)
+    if plan.empty:
+        ui.emit(ev.NothingToDo())
+        return Outcome("nothing", plan=plan, then=req.then)
+    ui.emit(ev.Planned(plan))
+    results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
+    if ctx.system.boot_container:
+        boot = ctx.zfs.get(ctx.system.boot_container)
+        results.append(check_boot_space(plan, boot.available, boot.pool))
+    ui.emit(ev.SpaceChecked(tuple(results)))
+    found = reboots.reasons(plan.changes, patterns)
+    if found:
+        ui.emit(ev.RebootNeeded(tuple(sorted({name for name, _ in found}))))
+    mode = "clone" if req.in_clone or found else "in-place"
+    return Outcome("planned", mode, plan=plan, reboot_required=bool(found), then=req.then)
+
+
 def run_apt_operation(
     ctx: Context, req: AptRequest, ui: Interaction, guard: Callable[[Context], list[str]], pause_at: str | None = None
 ) -> Outcome:
     """Plan, checkpoint, run apt, and roll back on failure. Refusals change nothing. ``guard``
     runs under the lock first (``recovery.check_unfinished``: what an interrupted command left)."""
     validate_request(req.op, req.packages)
+    if req.dry_run:
+        return plan_only(ctx, req, ui)
     if pause_at is not None and pause_at not in STEP_NAMES[:-1]:
         raise UsageError(f"--pause-at: unknown step {pause_at!r} (steps to pause after: {', '.join(STEP_NAMES[:-1])})")
     check_apt_locks(ctx.system.root)

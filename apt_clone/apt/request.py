@@ -58,11 +58,13 @@ class AptRequest:
     then: str | None = None
     prune: bool = False
     """When the pools are too full for the change: prune first (--prune)."""
+    dry_run: bool = False
+    """Plan only (--dry-run): what apt would change, the mode and the space; nothing is changed."""
 
 
 @dataclass
 class Outcome:
-    status: str  # nothing | cancelled | done
+    status: str  # nothing | cancelled | planned | paused | done
     mode: str | None = None
     checkpoint: str | None = None
     dataset: str | None = None

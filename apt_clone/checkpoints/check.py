@@ -81,7 +81,7 @@ def check(ctx: Context) -> Report:
     system = ctx.system
     root = system.root
     places = {p: layout.place_of(os.path.join(root, p.lstrip("/")), mounts) for p in ("/", "/boot", "/boot/grub")}
-    tree = services.read_tree(ctx, (efi.PENDING,))
+    tree = services.read_tree(ctx, (efi.PENDING, efi.HELD_BACK))
     home = services.grub_home(ctx, tree)
     report = Report(
         {p: _describe(place) for p, place in places.items()},
@@ -173,6 +173,9 @@ def _waiting_boot_loaders(ctx: Context, tree: list[Dataset], add: Add) -> None:
             name = ds.name.rsplit("/", 1)[1]
             add(Finding("note", "esp", f"checkpoint '{name}' holds a boot loader upgrade ({pending}) that "
                         "reaches the EFI system partition when it is activated"))  # fmt: skip
+        held = ds.user.get(efi.HELD_BACK)
+        if held:
+            add(Finding("note", "grub", efi.held_back_note(ds.name.rsplit("/", 1)[1], held)))
 
 
 def _trials(ctx: Context, add: Add) -> None:

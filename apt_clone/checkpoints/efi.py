@@ -28,6 +28,10 @@ from ..zfs import ZfsNotFound, props
 
 PENDING = props.key("efi-update")
 """On a checkpoint's root: the boot loader packages upgraded in it that the ESP does not have yet."""
+HELD_BACK = props.key("grub-install")
+"""On a checkpoint's root: the disks its maintainer scripts asked grub-install to write while apt
+ran in it (``-``: none named), held back (:mod:`apt_clone.apt.bootguard`); they keep the boot
+code the running system had."""
 BOOT_LOADER_PACKAGES = ("grub-efi-", "shim-")
 """Name prefixes of the packages whose postinst runs grub-install on a UEFI machine."""
 GRUB_INSTALL = "usr/sbin/grub-install"
@@ -158,6 +162,15 @@ def apply(ctx: Context, dataset: str, pending: str, target: Target) -> list[str]
         raise
     ctx.zfs.inherit(dataset, PENDING)
     return [f"installed the boot loader upgraded in '{name}' ({pending}) to the EFI system partition"]
+
+
+def held_back_note(name: str, disks: str) -> str:
+    """What to tell about checkpoint ``name``, in which grub-install was held back for ``disks``."""
+    where = "the boot disks" if disks == "-" else ", ".join(disks.split())
+    return (
+        f"grub-install was held back in '{name}': {where} keep the boot code the running system has; "
+        f"once '{name}' runs, dpkg-reconfigure grub-pc installs its GRUB"
+    )
 
 
 def undo(ctx: Context, dataset: str, pending: str, leftover: Callable[[str], None]) -> None:

@@ -743,7 +743,11 @@ def set_default(ctx: Context, dataset: str, previous: str | None = None, mounts:
     target = record_of(tree, dataset)
     pending = target.user.get(efi.PENDING) if target is not None else None
     messages = efi.apply(ctx, dataset, pending, _target_mounter(ctx, dataset)) if pending else []
+    held = target.user.get(efi.HELD_BACK) if target is not None else None
     messages += ctx.boot.activate(dataset)
+    if held:  # told once, as it becomes the default
+        messages.append(efi.held_back_note(dataset.rsplit("/", 1)[1], held))
+        ctx.zfs.inherit(dataset, efi.HELD_BACK)
     automount.apply(ctx.zfs, tree, roots, automount.of_default(tree, roots, dataset))
     ctx.zfs.set_props(dataset, {model.ACTIVATED: model.utc_now()})
     return messages
@@ -783,7 +787,7 @@ def mount_tree(ctx: Context, *checkpoints: str | None) -> Mounts:
             names += ctx.zfs.filesystems(name)
         except ZfsNotFound:
             pass
-    records = ctx.zfs.get_many(names, (automount.MARK, SAVED_MOUNTPOINT, efi.PENDING))
+    records = ctx.zfs.get_many(names, (automount.MARK, SAVED_MOUNTPOINT, efi.PENDING, efi.HELD_BACK))
     return [records[n] for n in names if n in records], [n for n in wanted if n in records]
 
 
@@ -806,6 +810,10 @@ def save_boot(
         efi.forget_saved()
         saved["efi-update"] = pending
         saved["efi-of"] = target
+    held = record.user.get(efi.HELD_BACK) if record is not None else None
+    if held:  # set_default forgets it
+        saved["held-back"] = held
+        saved["held-back-of"] = target
     return saved, mounts
 
 
@@ -814,6 +822,12 @@ def restore_boot(ctx: Context, saved: dict[str, str | None]) -> None:
     target, pending = saved.get("efi-of"), saved.get("efi-update")
     if target and pending:
         efi.undo(ctx, target, pending, _target_leftover(ctx, target))
+    held_of, held = saved.get("held-back-of"), saved.get("held-back")
+    if held_of and held:
+        try:
+            ctx.zfs.set_props(held_of, {efi.HELD_BACK: held})
+        except ZfsNotFound:
+            pass
     ctx.boot.restore(ctx.system.pool, ctx.system.container, saved)
     if "automount" in saved:
         tree, roots = mount_tree(ctx, *(saved.get("automount-of") or "").split())

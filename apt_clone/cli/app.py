@@ -619,6 +619,10 @@ ThenOption = Annotated[
     ),
 ]
 NoUpdate = Annotated[bool, typer.Option("--no-update", help="Do not update the APT sources first.")]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Show the plan, the mode and the space it needs; change nothing (no update)."),
+]
 InClone = Annotated[bool, typer.Option("-s", "--in-clone", help="Run apt inside the clone (Upgrade Checkpoint).")]
 PruneFirst = Annotated[
     bool, typer.Option("--prune", help="When the pools are too full for the change, run 'apt-clone prune' first.")
@@ -633,6 +637,7 @@ def _apt(
     then: str | None,
     in_clone: bool,
     prune_first: bool = False,
+    dry_run: bool = False,
 ) -> None:
     # python-apt planning, apt-get and the engine: only for an apt operation
     from ..apt.operation import run_apt_operation
@@ -649,16 +654,19 @@ def _apt(
     req = AptRequest(
         op,
         tuple(packages),
-        update=settings.update and not no_update,
+        update=settings.update and not no_update and not dry_run,
         in_clone=opts.in_clone or in_clone or settings.mode == "clone",
         command=" ".join(["apt-clone", op, *packages]),
         then=then,
         prune=prune_first,
+        dry_run=dry_run,
     )
     ui = CliInteraction(opts, then)
     outcome = run_apt_operation(cx, req, ui, guard, opts.pause_at)
     if opts.json:
         _emit(render.to_json({**asdict(outcome), "events": ui.events}))
+    elif outcome.status == "planned":
+        print(f"Dry run: nothing changed (apt would run {outcome.mode}).")
     if outcome.status == "cancelled":
         raise typer.Exit(EXIT_FAILED)
 
@@ -670,9 +678,10 @@ def dist_upgrade_cmd(
     then: ThenOption = None,
     in_clone: InClone = False,
     prune_first: PruneFirst = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Upgrade the whole system (apt-get dist-upgrade) under a checkpoint."""
-    _apt(ctx, "dist-upgrade", [], no_update, then, in_clone, prune_first)
+    _apt(ctx, "dist-upgrade", [], no_update, then, in_clone, prune_first, dry_run)
 
 
 @app.command("upgrade")
@@ -682,9 +691,10 @@ def upgrade_cmd(
     then: ThenOption = None,
     in_clone: InClone = False,
     prune_first: PruneFirst = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Upgrade installed packages (apt-get upgrade) under a checkpoint."""
-    _apt(ctx, "upgrade", [], no_update, then, in_clone, prune_first)
+    _apt(ctx, "upgrade", [], no_update, then, in_clone, prune_first, dry_run)
 
 
 @app.command("install")
@@ -695,9 +705,10 @@ def install_cmd(
     then: ThenOption = None,
     in_clone: InClone = False,
     prune_first: PruneFirst = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Install packages under a checkpoint."""
-    _apt(ctx, "install", packages, no_update, then, in_clone, prune_first)
+    _apt(ctx, "install", packages, no_update, then, in_clone, prune_first, dry_run)
 
 
 @app.command("remove")
@@ -708,9 +719,10 @@ def remove_cmd(
     then: ThenOption = None,
     in_clone: InClone = False,
     prune_first: PruneFirst = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Remove packages under a checkpoint."""
-    _apt(ctx, "remove", packages, no_update, then, in_clone, prune_first)
+    _apt(ctx, "remove", packages, no_update, then, in_clone, prune_first, dry_run)
 
 
 @app.command("rollback")

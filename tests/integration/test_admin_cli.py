@@ -375,3 +375,63 @@ def test_a_boot_loader_upgraded_in_a_clone_reaches_the_esp_when_its_trial_commit
     finally:
         subprocess.run(["umount", esp], check=False)
         shutil.rmtree(os.path.join(home, "x86_64-efi"), ignore_errors=True)
+
+
+def test_a_grub_pc_upgrade_in_a_clone_writes_no_disk(pristine: SandboxInfo):
+    """BIOS: grub-pc's postinst in a clone would grub-install to the disks debconf names (/dev is
+    bound in the chroot), giving the live boot sector a core image of the clone's. The stand-in
+    grub-pc-ac 1.1 upgraded in a clone leaves its disk (a file in /dev) as it was; the clone keeps
+    the package's own grub-install 1.1 and no diversion; the mark is told by the run, by check and
+    by the activation, which forgets it (an undone activation puts it back)."""
+    disk = Path("/dev/ac-bios-disk")
+    disk.write_text("boot code of the running system\n")
+    try:
+        deb = "/srv/apt-clone-repo/bootloader/grub-pc-ac_1.0_all.deb"
+        subprocess.run(["chroot", pristine.root, "dpkg", "-i", deb], check=True, capture_output=True)
+        Path(pristine.root, "etc/grub-pc-ac.disks").write_text(f"{disk}\n")
+        enable_suite(pristine, "bootloader")
+        out = ok(apt_clone(pristine, "-y", "-s", "install", "grub-pc-ac", "--then", "nothing")).stdout
+        assert disk.read_text() == "boot code of the running system\n"
+        assert f"grub-install was held back in 'rootfs-nmu-001': {disk} keep the boot code" in out, out
+        clone = f"{pristine.container}/rootfs-nmu-001"
+        assert zfs_get(clone, "org.aptclone:grub-install") == str(disk)
+        where = json.loads(ok(apt_clone(pristine, "--json", "mount", "rootfs-nmu-001")).stdout)["directory"]
+        try:
+            assert "grub-install 1.1" in Path(where, "usr/sbin/grub-install").read_text()
+            assert not os.path.lexists(os.path.join(where, "usr/sbin/grub-install.apt-clone"))
+            diversions = subprocess.run(
+                ["dpkg-divert", "--root", where, "--list", "/usr/sbin/grub-install"], capture_output=True, text=True
+            )
+            assert diversions.stdout == "", diversions.stdout
+        finally:
+            ok(apt_clone(pristine, "umount", "rootfs-nmu-001"))
+        notes = [f["text"] for f in json.loads(apt_clone(pristine, "--json", "check").stdout)["findings"]]
+        assert any(n.startswith("grub-install was held back in 'rootfs-nmu-001'") for n in notes), notes
+        fail_at = {"APT_CLONE_TEST_FAIL_AT": "activate.menu:before"}
+        failed = apt_clone(pristine, "-y", "-a", "rootfs-nmu-001", env=fail_at)
+        assert failed.returncode != 0 and "injected" in failed.stderr, failed.stderr
+        assert zfs_get(clone, "org.aptclone:grub-install") == str(disk)
+        out = ok(apt_clone(pristine, "-y", "-a", "rootfs-nmu-001")).stdout
+        assert "once 'rootfs-nmu-001' runs, dpkg-reconfigure grub-pc installs its GRUB" in out, out
+        assert zfs_get(clone, "org.aptclone:grub-install") == "-"
+        assert disk.read_text() == "boot code of the running system\n"
+        assert leftovers(pristine) == []
+    finally:
+        disk.unlink()
+
+
+def test_a_dry_run_plans_and_changes_nothing(pristine: SandboxInfo):
+    """--dry-run: the plan, the mode and the space from the lists apt has; no update, no lock
+    taken, no journal, zfs list as before; an empty plan is "nothing"."""
+    before = zfs_state(pristine)
+    planned = json.loads(ok(apt_clone(pristine, "--json", "install", "ac-extra", "--dry-run")).stdout)
+    assert (planned["status"], planned["mode"], planned["checkpoint"]) == ("planned", "in-place", None)
+    assert [c["name"] for c in planned["plan"]["changes"]] == ["ac-extra"], planned["plan"]
+    assert [e["event"] for e in planned["events"]][:2] == ["Planned", "SpaceChecked"], planned["events"]
+    assert json.loads(ok(apt_clone(pristine, "--json", "-s", "upgrade", "--dry-run")).stdout)["mode"] == "clone"
+    text = ok(apt_clone(pristine, "install", "ac-extra", "--dry-run")).stdout
+    assert "Dry run: nothing changed (apt would run in-place)." in text, text
+    nothing = json.loads(ok(apt_clone(pristine, "--json", "install", "ac-flaky", "--dry-run")).stdout)
+    assert nothing["status"] == "nothing", nothing
+    assert zfs_state(pristine) == before and leftovers(pristine) == []
+    assert not os.path.exists(os.path.join(pristine.root, "usr/share/ac-extra"))

@@ -17,6 +17,9 @@ Suites (flat repositories under ``/srv/apt-clone-repo/<suite>``):
 * ``bootloader``: ``grub-efi-ac`` 1.0 and 1.1, a stand-in for grub-efi-amd64 whose postinst
   runs grub-install as the real one's does (when /boot/efi/EFI/debian exists); its grub-install,
   a script, writes its version on the ESP and in GRUB's directory (the sandbox has no GRUB).
+  ``grub-pc-ac`` 1.0 and 1.1, a stand-in for grub-pc whose postinst runs grub-install for each
+  disk that ``/etc/grub-pc-ac.disks`` names (debconf's ``grub-pc/install_devices``); its
+  grub-install writes its version into each (tests name a file in /dev).
 * ``uefi``: ``grub-efi-amd64`` 2.99+ac1, the VM lane's GRUB upgrade on the real GRUB: the
   same postinst, and a module file that grub-install copies into GRUB's directory.
 
@@ -117,6 +120,33 @@ echo "Installation finished. No error reported."
 """
 
 
+GRUB_PC_DISKS = "etc/grub-pc-ac.disks"
+GRUB_PC_POSTINST = f"""#!/bin/sh
+# As grub-pc's: grub-install to each disk debconf's grub-pc/install_devices names.
+set -e
+if [ "$1" = configure ] && [ -s /{GRUB_PC_DISKS} ]; then
+    for disk in $(cat /{GRUB_PC_DISKS}); do
+        grub-install --target=i386-pc "$disk"
+    done
+fi
+"""
+
+
+def grub_pc_install(version: str) -> str:
+    """A stand-in grub-install of ``version`` for i386-pc: writes its version into each disk named."""
+    return f"""#!/bin/sh
+# apt-clone sandbox: a stand-in grub-install {version} (i386-pc only).
+set -e
+for arg; do
+    case $arg in
+    -*) ;;
+    *) printf 'boot code of grub-pc-ac {version}\n' > "$arg" ;;
+    esac
+done
+echo "Installation finished. No error reported."
+"""
+
+
 PACKAGES: tuple[Package, ...] = (
     Package("ac-hello", "1.0", "stable", files={"usr/share/ac-hello/version": "1.0\n"}, initial=True),
     Package("ac-hello", "1.1", "stable", files={"usr/share/ac-hello/version": "1.1\n"}),
@@ -148,6 +178,17 @@ PACKAGES: tuple[Package, ...] = (
         )
         for version in ("1.0", "1.1")
     ),
+    *(
+        Package(
+            "grub-pc-ac",
+            version,
+            "bootloader",
+            postinst=GRUB_PC_POSTINST,
+            files={"usr/sbin/grub-install": grub_pc_install(version)},
+            executable=("usr/sbin/grub-install",),
+        )
+        for version in ("1.0", "1.1")
+    ),
     Package(
         "grub-efi-amd64",
         GRUB_EFI_STAND_IN,
@@ -160,7 +201,7 @@ PACKAGES: tuple[Package, ...] = (
     Package("ac-flaky", "2.0", "unstable", postinst=FAILING_POSTINST, files={"usr/share/ac-flaky/version": "2.0\n"}),
 )
 SUITES = ("stable", "reboot", "unstable", "bootloader", "uefi")
-RECIPE_VERSION = "5"
+RECIPE_VERSION = "6"
 """Bump when PACKAGES or the rootfs recipe change: it is part of the rootfs cache key."""
 
 
