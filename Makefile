@@ -4,7 +4,8 @@ VENV      ?= .venv
 SANDBOX   ?= /var/tmp/apt-clone-demo
 STAMP      = $(VENV)/.installed
 
-.PHONY: setup deps demo check test test-unit test-vm test-deb deb piuparts lint bench clean demo-clean
+.PHONY: setup deps demo check test test-unit test-vm test-deb deb piuparts lint bench clean demo-clean \
+        ansible-setup collection test-ansible
 
 setup: deps $(STAMP)
 
@@ -21,8 +22,20 @@ demo: setup
 	./scripts/demo.sh $(SANDBOX)
 
 # SKIP_VM=1 skips the real OpenZFS lane (QEMU VMs; docs/testing.md gives its time, fresh and cached).
-test: setup lint
+test: setup ansible-setup lint
 	SKIP_VM=$(SKIP_VM) VENV=$(VENV) MAKE="$(MAKE)" ./scripts/test.sh
+
+# The Ansible collection (ansible/): ansible-core pinned from PyPI in .venv-ansible, ansible-test's
+# sanity environments primed in /var/cache/apt-clone-ansible (its tests then run offline);
+# the collection built into dist/; its tests alone (three sandbox hosts; make test runs them too).
+ansible-setup:
+	./scripts/ansible-setup.sh
+
+collection: ansible-setup
+	.venv-ansible/bin/ansible-galaxy collection build ansible --output-path dist --force
+
+test-ansible: setup ansible-setup
+	$(VENV)/bin/python -m pytest -q tests/ansible
 
 test-vm: setup
 	$(VENV)/bin/python vm/lane.py
@@ -64,4 +77,4 @@ demo-clean: setup
 	$(VENV)/bin/python -m tests.sandbox destroy --dir $(SANDBOX) || true
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-ansible .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
