@@ -1,5 +1,5 @@
-"""scripts/test.sh (make test): a Ctrl-C stops the VM lane's preparation that runs beside the
-host suite, not only the suite (a background job of sh ignores SIGINT)."""
+"""scripts/test.sh (make test): a Ctrl-C stops the VM lane that runs beside the host suite, not
+only the suite (a background job of sh ignores SIGINT); the lane's output and status come after."""
 
 import os
 import signal
@@ -36,13 +36,15 @@ def _default_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_the_preparation_beside_the_suite(tmp_path):
+def test_ctrl_c_stops_the_lane_beside_the_suite(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     fake = venv / "bin" / "python"
-    # vm/lane.py --prepare and pytest, each a long sleep that says its pid.
+    # scripts/deb.py (the .deb built first) returns; vm/lane.py and pytest, each a long sleep
+    # that says its pid.
     fake.write_text(
         "#!/bin/sh\n"
+        'case "$1" in scripts/deb.py) exit 0 ;; esac\n'
         f'case "$1" in vm/lane.py) echo $$ > {tmp_path}/prep.pid ;; *) echo $$ > {tmp_path}/suite.pid ;; esac\n'
         "exec sleep 60\n"
     )
@@ -59,19 +61,19 @@ def test_ctrl_c_stops_the_preparation_beside_the_suite(tmp_path):
         prep = int(prep_pid.read_text())
         os.killpg(script.pid, signal.SIGINT)  # what a Ctrl-C on the terminal does: the foreground group
         assert script.wait(20) == 130
-        assert _wait_for(lambda: _gone(prep)), "the preparation still runs"
+        assert _wait_for(lambda: _gone(prep)), "the lane still runs"
     finally:
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
 
 
-def test_the_preparations_output_and_status_come_after_the_suite(tmp_path):
+def test_the_lanes_output_and_status_come_after_the_suite(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     fake = venv / "bin" / "python"
-    fake.write_text('#!/bin/sh\ncase "$1" in vm/lane.py) echo prepared; exit 3 ;; esac\nexit 0\n')
+    fake.write_text('#!/bin/sh\ncase "$1" in vm/lane.py) echo booted; exit 3 ;; esac\nexit 0\n')
     fake.chmod(0o755)
     env = {**os.environ, "VENV": str(venv), "MAKE": "true", "SKIP_VM": "0"}
     got = subprocess.run(["sh", "scripts/test.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    assert "vm lane (beside the host suite): prepared" in got.stdout
-    assert got.returncode == 3  # the suite passed, the preparation failed: make test fails
+    assert "vm lane (beside the host suite): booted" in got.stdout
+    assert got.returncode == 3  # the suite passed, the lane failed: make test fails
