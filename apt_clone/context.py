@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -51,6 +50,8 @@ def open_context(root: str = "/", runner: Runner = DEFAULT_RUNNER, zfs: ZfsBacke
 
 def _mount_home(zfs: ZfsBackend, home: layout.GrubHome, holder: str, cleanup: ExitStack) -> str:
     """Mount the GRUB home's dataset under the run directory for this command; its GRUB directory."""
+    import tempfile  # another checkpoint's GRUB home only: off -l's start-up
+
     assert home.place is not None and home.place.dataset is not None
     mine = home.place.dataset
     base = zfs.get(mine).mountpoint or "/"

@@ -5,7 +5,10 @@ apt runs two commands around dpkg (``apt-clone hook-pre`` with the hook protocol
 boot-started`` early, ``apt-clone -y trial-commit`` once the system is up). They take no options
 beyond ``--root`` and ``-y``, so they go straight to their service function without loading the
 command-line parser (typer and click cost a noticeable part of a second where boots are slow, and
-every apt run pays for the hook); everything else goes to the CLI.
+every apt run pays for the hook). ``--version``, ``--help`` alone and a plain listing (``-l``
+with its own options) are the commands a person types most: they too skip the parser
+(:func:`listing_args`; the help's text is :mod:`apt_clone.cli.helptext`, checked against the
+parser's by a test). Everything else goes to the CLI.
 """
 
 from __future__ import annotations
@@ -79,10 +82,109 @@ def run_hook(command: str) -> int:
     return result.status
 
 
+LIST_FLAGS = {"--names": "names", "-H": "no_header", "-p": "exact"}
+LIST_VALUES = {"-o": "output", "--output": "output", "-s": "sort", "--sort": "sort", "-S": "sort_desc"}
+"""A listing's own options, as the command line's ``list`` takes them (typer: :func:`apt_clone.cli.app.list_cmd`)."""
+
+
+def listing_args(args: list[str]) -> dict[str, object] | None:
+    """The keyword arguments of :func:`apt_clone.cli.listing.show` and ``root`` when ``args`` is
+    a plain listing: ``[--root ROOT] [--json] -l|list`` and the listing's options, the two global
+    ones also after it. None for anything else (the parser decides, and words it)."""
+    kw: dict[str, object] = {"root": "/", "json_out": False, "sort": [], "sort_desc": []}
+    command = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        value = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("-") else None
+        if arg in ("-l", "list") and not command:
+            command = True
+        elif arg == "--json":
+            kw["json_out"] = True
+        elif arg.startswith("--root=") and len(arg) > len("--root="):
+            kw["root"] = arg.split("=", 1)[1]
+        elif arg == "--root" and value is not None and not command:
+            kw["root"], i = value, i + 1
+        elif command and arg in LIST_FLAGS:
+            kw[LIST_FLAGS[arg]] = True
+        elif command and arg in LIST_VALUES and value is not None:
+            key = LIST_VALUES[arg]
+            if key == "output":
+                kw[key] = value
+            else:
+                kw[key] = [*kw[key], value]  # type: ignore[misc]
+            i += 1
+        else:
+            return None
+        i += 1
+    return kw if command else None
+
+
+def _list(kw: dict[str, object]) -> int:
+    """``apt-clone -l`` without the parser: as :func:`apt_clone.cli.app.main` runs it, errors too."""
+    # what a listing reads with: never typer, click, the engine or python-apt
+    from .cli.listing import show
+    from .cli.report import last_report, report, safe_output
+    from .context import open_context
+    from .errors import AptCloneError
+    from .signals import Interrupted, interrupts
+
+    safe_output()
+    root = str(kw.pop("root"))
+    json_out = bool(kw["json_out"])
+    try:
+        with interrupts():
+            cx = open_context(root)
+            try:
+                text = show(cx, **kw)  # type: ignore[arg-type]
+            finally:
+                cx.close()
+    except (AptCloneError, Interrupted, KeyboardInterrupt, OSError) as exc:
+        code = report(exc)
+        if json_out:
+            import json  # an error's document
+
+            print(json.dumps({"error": last_report(), "exit_code": code}, indent=2, sort_keys=True))
+        return code
+    print(text, flush=True)
+    return 0
+
+
+def _terminal_width() -> int:
+    """The width click formats help for: ``COLUMNS``, else the terminal's, else 80."""
+    try:
+        return int(os.environ.get("COLUMNS", "")) or 80
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
+    except (OSError, ValueError):
+        return 80
+
+
+def fast(args: list[str]) -> int | None:
+    """The commands a person types most, without the parser: their exit status (None: the CLI's)."""
+    if args == ["--version"]:
+        from . import __version__  # the package's first line: nothing else
+
+        print(f"apt-clone {__version__}")
+        return 0
+    if args in (["--help"], ["-h"]) and _terminal_width() >= 80:  # narrower: click wraps it otherwise
+        from .cli.helptext import TOP  # one string: no parser
+
+        sys.stdout.write(TOP)
+        return 0
+    kw = listing_args(args)
+    return _list(kw) if kw is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 1 and args[0] in HOOK_COMMANDS:
         return run_hook(args[0])
+    done = fast(args)
+    if done is not None:
+        return done
     found = boot_command(args)
     if found is None:
         from .cli.app import main as cli_main  # typer and click: never on the hook's or the boot's path

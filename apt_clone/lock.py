@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import json
 import os
 import sys
 import time
@@ -32,6 +31,8 @@ def _printable(text: str) -> str:
 
 def describe_holder(fd: int) -> str:
     """The holder's record, checked field by field and printable (never raw bytes to a terminal)."""
+    import json  # a held lock's record: off -l's start-up (it takes no lock)
+
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
         pid, command, since = info["pid"], info["command"], info["since"]
@@ -82,6 +83,8 @@ def exclusive(command: str | None = None, *, wait: float = 0.0) -> Iterator[None
             "command": command or " ".join(["apt-clone", *sys.argv[1:]]),
             "since": dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
         }
+        import json  # the lock's record: off -l's start-up (it takes no lock)
+
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode("utf-8", "backslashreplace"), 0)
         os.fsync(fd)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
 
 from .names import snapshot_tag
 from .zfs import props
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: -l's start-up (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .dpkgstatus import PackageChange
     from .zfs import ZfsBackend
 
@@ -94,6 +95,8 @@ def metadata(title: str, kind: str, command: str, created: str | None = None) ->
 def change_props(changes: Sequence[PackageChange], reboot: bool, why: str = "") -> dict[str, str]:
     """The properties recording a checkpoint's package changes (``show``), their summary and
     why they need a reboot."""
+    import json  # an apt operation's record only: off -l's start-up
+
     count = {a: sum(1 for c in changes if c.action == a) for a in ("upgrade", "install", "remove")}
     summary = f"{count['upgrade']} upgraded, {count['install']} installed, {count['remove']} removed"
     out = {SUMMARY: summary + (", reboot required" if reboot else "")}

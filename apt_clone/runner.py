@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +109,8 @@ class Runner:
         never waited for. ``timeout``: past it the process group is ended (``timed_out``).
         ``pass_fds``: descriptors the child keeps (a program run by its descriptor)."""
         _check_argv(argv)
+        import tempfile  # the health checks' runs only: off every command's start-up
+
         timed_out = False
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:

@@ -11,15 +11,14 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from .. import config
 from ..lock import held
 from ..runner import DEFAULT_RUNNER, Runner
 from ..system import ZFS_FSTYPES, read_mounts
 from ..zfs import Dataset, ZfsBackend, props
 from . import grub
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: -l's start-up (mypy knows the name)
 if TYPE_CHECKING:
     from . import counter
 
@@ -268,7 +267,9 @@ class Bootloader:
         """Where GRUB counts a trial's tries when it cannot write its grubenv (``[trial]
         counter``), or why nowhere."""
         if self._counter is None:
-            from . import counter  # only where GRUB cannot write its grubenv (never on -l's usual path)
+            # only where GRUB cannot write its grubenv (never on -l's usual path)
+            from .. import config
+            from . import counter
 
             where = config.load().counter
             self._counter = counter.find(where if where == "off" else os.path.join(self.root, where.lstrip("/")))

@@ -21,6 +21,7 @@ from ..context import Context
 from ..system import Mount, read_mounts
 from ..zfs import Dataset, ZfsError
 from . import efi, services
+from .tree import boot_environments, read_tree
 
 DATA_DIRS = (
     "home",
@@ -81,7 +82,7 @@ def check(ctx: Context) -> Report:
     system = ctx.system
     root = system.root
     places = {p: layout.place_of(os.path.join(root, p.lstrip("/")), mounts) for p in ("/", "/boot", "/boot/grub")}
-    tree = services.read_tree(ctx, (efi.PENDING, efi.HELD_BACK))
+    tree = read_tree(ctx, (efi.PENDING, efi.HELD_BACK))
     home = services.grub_home(ctx, tree)
     report = Report(
         {p: _describe(place) for p, place in places.items()},
@@ -95,7 +96,7 @@ def check(ctx: Context) -> Report:
         },
     )
     add = report.findings.append
-    names = {ds.name.rsplit("/", 1)[1] for ds in services.boot_environments(tree, system.container, system.dataset)}
+    names = {ds.name.rsplit("/", 1)[1] for ds in boot_environments(tree, system.container, system.dataset)}
     _grub(ctx, home, names, add)
     _esp(ctx, home, mounts, add)
     _waiting_boot_loaders(ctx, tree, add)
@@ -167,7 +168,7 @@ def _esp(ctx: Context, home: layout.GrubHome, mounts: list[Mount], add: Add) -> 
 
 def _waiting_boot_loaders(ctx: Context, tree: list[Dataset], add: Add) -> None:
     """Checkpoints holding a boot loader upgraded in them that the ESP gets on activation."""
-    for ds in services.boot_environments(tree, ctx.system.container, ctx.system.dataset):
+    for ds in boot_environments(tree, ctx.system.container, ctx.system.dataset):
         pending = ds.user.get(efi.PENDING)
         if pending:
             name = ds.name.rsplit("/", 1)[1]
@@ -236,7 +237,7 @@ def _encryption(ctx: Context, tree: list[Dataset], add: Add) -> None:
     if enc_root:
         add(Finding("note", "encryption", f"the root is encrypted (encryption root {enc_root}, key {key or '?'}): "
                     "a checkpoint is a clone and stays in that encryption root, unlocked by the same key"))  # fmt: skip
-    for ds in services.boot_environments(tree, ctx.system.container, ctx.system.dataset):
+    for ds in boot_environments(tree, ctx.system.container, ctx.system.dataset):
         name = ds.name.rsplit("/", 1)[1]
         try:
             found = ctx.zfs.native(ds.name, ("encryptionroot", "keystatus"))

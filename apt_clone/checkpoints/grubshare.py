@@ -23,6 +23,7 @@ from ..errors import OperationFailed, Refused
 from ..paths import mount_base, secure_dir
 from ..zfs.cli import OPENZFS, CliZfs
 from . import services
+from .tree import read_tree
 
 SPEC = register(
     OpSpec(
@@ -43,7 +44,7 @@ def plan(ctx: Context) -> ShareGrubOp:
     """Check that GRUB's directory lives inside a checkpoint and can be moved; changes nothing."""
     if not ctx.system.is_host_root:
         raise Refused("share-grub works on the running system only (--root /): grub-install writes its boot disks")
-    tree = services.read_tree(ctx)
+    tree = read_tree(ctx)
     home = services.grub_home(ctx, tree)
     if home.where != "checkpoint" or home.place is None or home.place.dataset is None:
         raise Refused(f"GRUB's directory is not inside a checkpoint ({home.where}): nothing to move")

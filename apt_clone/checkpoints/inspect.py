@@ -15,6 +15,7 @@ from ..paths import mount_base, secure_dir
 from ..signals import shielded
 from ..zfs import ZfsUnsupported
 from . import services
+from .tree import list_checkpoints
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _status_of(ctx: Context, cp: model.Checkpoint) -> dict[str, str]:
 def diff(ctx: Context, a: str, b: str) -> Diff:
     """Package differences between checkpoints A and B. Needs root and, for a checkpoint that is
     not running, the apt-clone lock (see :func:`_status_of`)."""
-    listing = services.list_checkpoints(ctx)
+    listing = list_checkpoints(ctx)
     cpa = services.find_in(listing, a)
     cpb = services.find_in(listing, b)
     changes = dpkgstatus.diff(_status_of(ctx, cpa), _status_of(ctx, cpb))
@@ -111,7 +112,7 @@ def _common_snapshot(ctx: Context, a: str, b: str) -> str:
 def file_diff(ctx: Context, a: str, b: str) -> FileDiff:
     """The files that differ between checkpoints A and B (their root datasets), where the ZFS
     has ``zfs diff``. Needs root and the lock: what is not running is mounted for the read."""
-    listing = services.list_checkpoints(ctx)
+    listing = list_checkpoints(ctx)
     cpa = services.find_in(listing, a)
     cpb = services.find_in(listing, b)
     if not ctx.zfs.can_diff:

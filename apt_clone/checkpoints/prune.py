@@ -30,6 +30,7 @@ from ..engine.opstate import OpState
 from ..errors import NotFound
 from ..zfs import Dataset, ZfsError
 from . import services
+from .tree import TRIAL, Listing, list_checkpoints, read_tree
 
 PRUNABLE = ("automatic", "rollback", "upgrade")
 
@@ -191,15 +192,15 @@ def _frees(ds: Dataset, by_name: dict[str, Dataset], twin: Dataset | None, boot:
 def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.datetime | None = None) -> PrunePlan:
     """What prune removes on this system now (one read of each container and of the pools)."""
     now = now or dt.datetime.now(dt.UTC)
-    tree = services.read_tree(ctx)
-    listing = services.list_checkpoints(ctx, tree)
+    tree = read_tree(ctx)
+    listing = list_checkpoints(ctx, tree)
     state = ctx.boot.state(ctx.system.pool, ctx.system.container)
     by_name = {ds.name: ds for ds in tree}
     boot_container = ctx.system.boot_container
     boot_tree = ctx.zfs.list_tree(boot_container, (model.SNAPSHOT_MARK,)) if boot_container else []
     boot = {ds.name: ds for ds in boot_tree}
     home = services.grub_home(ctx, tree)
-    armed = ctx.zfs.get(ctx.system.container, (services.TRIAL,)).user.get(services.TRIAL)
+    armed = ctx.zfs.get(ctx.system.container, (TRIAL,)).user.get(TRIAL)
     protected: dict[str, str] = {}
     candidates = []
     kinds = (*PRUNABLE, "manual", "initial") if include_manual else PRUNABLE
@@ -314,11 +315,11 @@ def run(
     return removed
 
 
-def _read(ctx: Context) -> tuple[services.Listing, list[Dataset], list[Dataset] | None]:
-    tree = services.read_tree(ctx)
+def _read(ctx: Context) -> tuple[Listing, list[Dataset], list[Dataset] | None]:
+    tree = read_tree(ctx)
     boot = ctx.system.boot_container
     return (
-        services.list_checkpoints(ctx, tree),
+        list_checkpoints(ctx, tree),
         tree,
         ctx.zfs.list_tree(boot, (model.SNAPSHOT_MARK,)) if boot else None,
     )

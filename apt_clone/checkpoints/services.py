@@ -7,15 +7,14 @@ user properties on the dataset itself.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import config, model
-from ..boot import WITH_LISTING, esp, grub, layout
+from ..boot import esp, grub, layout
 from ..chroot import bound
 from ..chroot import unmount as chroot_unmount
 from ..context import Context
@@ -25,139 +24,10 @@ from ..names import before_in_series, in_series, next_name, resolve_name, snapsh
 from ..side_by_side import side_by_side
 from ..signals import shielded
 from ..system import dataset_mounted_at, read_mounts
-from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound, props
+from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
 from ..zfs.cli import SAVED_MOUNTPOINT
 from . import automount, efi
-
-
-@dataclass(frozen=True)
-class Listing:
-    """All checkpoints of the managed system and what boots."""
-
-    container: str
-    checkpoints: list[model.Checkpoint]
-    current: str
-    next_boot: str | None
-    notes: list[str] = field(default_factory=list)
-
-
-def _created(ds: Dataset) -> str:
-    created = ds.user.get(model.CREATED)
-    if created and model.parse_time(created):
-        return created
-    return dt.datetime.fromtimestamp(ds.creation, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _checkpoint(
-    ds: Dataset, current: str, next_boot: str | None, once: tuple[str | None, ...] = ()
-) -> model.Checkpoint:
-    kind = ds.user.get(model.KIND, "manual")
-    name = ds.name.rsplit("/", 1)[1]
-    return model.Checkpoint(
-        name=name,
-        dataset=ds.name,
-        title=ds.user.get(model.TITLE) or model.KIND_TITLES.get(kind, name),
-        kind=kind,
-        created=_created(ds),
-        command=ds.user.get(model.COMMAND),
-        summary=ds.user.get(model.SUMMARY),
-        origin=ds.origin,
-        used=ds.used,
-        referenced=ds.referenced,
-        createtxg=ds.createtxg,
-        active=ds.name == next_boot,
-        current=ds.name == current,
-        mounted=bool(ds.mounted),
-        kernels=tuple(ds.user.get(model.KERNELS, "").split()),
-        pinned=bool(ds.user.get(model.PINNED)),
-        bad=ds.user.get(model.BAD) or None,
-        trial=ds.name in once,
-        mounted_at=ds.user.get(model.MOUNTED_AT) or None,
-    )
-
-
-TRIAL = props.key("trial")
-"""On the container: the checkpoint armed for a trial boot (its verdict: :mod:`apt_clone.trial`)."""
-READ_PROPS = (
-    *model.USER_PROPS, model.SNAPSHOT_MARK, SAVED_MOUNTPOINT, *WITH_LISTING, layout.HOME, model.NEWEST, TRIAL,
-)  # fmt: skip
-"""The user properties every read of checkpoints takes."""
-
-
-def read_tree(ctx: Context, also: tuple[str, ...] = ()) -> list[Dataset]:
-    """The container with its checkpoints and snapshots, in one zfs read (the bootloader takes
-    the container's one-time boot property from it); ``also``: more user properties to read."""
-    tree = ctx.zfs.list_tree(ctx.system.container, READ_PROPS + also)
-    if tree:  # the container itself comes first
-        ctx.boot.seen_container(tree[0])
-    return tree
-
-
-def read_named(ctx: Context, names: Iterable[str | None] = ()) -> list[Dataset]:
-    """The container, the running root and those of ``names`` that exist, in one zfs get: what a
-    command on one checkpoint reads instead of every checkpoint's properties (its cost does not
-    grow with their number)."""
-    wanted = [ctx.system.container, ctx.system.dataset, *(n for n in names if n)]
-    records = list(ctx.zfs.get_many(wanted, READ_PROPS).values())
-    for ds in records:
-        if ds.name == ctx.system.container:
-            ctx.boot.seen_container(ds)
-    return records
-
-
-def record_of(records: Iterable[Dataset], name: str | None) -> Dataset | None:
-    return next((ds for ds in records if ds.name == name), None) if name else None
-
-
-def _is_child(ds: Dataset, container: str) -> bool:
-    """A filesystem directly under the container: its name is taken, whatever it holds."""
-    return not ds.is_snapshot and ds.parent == container
-
-
-def root_mountpoint(ds: Dataset) -> str | None:
-    """The mountpoint a dataset has as a system's root: its property, or the value kept while
-    apt-clone has it mounted elsewhere (zfs-fuse's mount_at)."""
-    saved = ds.user.get(SAVED_MOUNTPOINT)
-    if saved and saved != "-inherit-":
-        return saved
-    return ds.mountpoint if "mountpoint" in ds.local or saved == "-inherit-" else None
-
-
-def boot_environments(tree: list[Dataset], container: str, current: str) -> list[Dataset]:
-    """The container's boot environments: the running root, and every filesystem beside it
-    that mounts where the running root does (``/`` on a host). A sibling mounted anywhere else
-    (a ``home`` next to the root) is data, never a checkpoint."""
-    root = next((ds for ds in tree if ds.name == current), None)
-    where = root_mountpoint(root) if root is not None else None
-    return [
-        ds
-        for ds in tree
-        if _is_child(ds, container) and (ds.name == current or (where is not None and root_mountpoint(ds) == where))
-    ]
-
-
-def _checkpoints(
-    ctx: Context, tree: list[Dataset], next_boot: str | None, once: tuple[str | None, ...] = ()
-) -> list[model.Checkpoint]:
-    return [
-        _checkpoint(ds, ctx.system.dataset, next_boot, once)
-        for ds in boot_environments(tree, ctx.system.container, ctx.system.dataset)
-    ]
-
-
-def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing:
-    """All checkpoints, ordered by createtxg, and what boots: one zfs read and one pool read."""
-    tree = tree if tree is not None else read_tree(ctx)
-    state = ctx.boot.state(ctx.system.pool, ctx.system.container)
-    next_boot = state.next_boot
-    notes = [n for n in (state.disagreement,) if n]
-    if state.grub_next:
-        notes.append(f"next boot only (GRUB next_entry): '{state.grub_next}'")
-    container = record_of(tree, ctx.system.container)
-    armed = container.user.get(TRIAL) if container else None
-    once = (state.grub_next, ctx.boot.once_of(ctx.system.container), armed)
-    checkpoints = _checkpoints(ctx, tree, next_boot, once)
-    return Listing(ctx.system.container, checkpoints, ctx.system.dataset, next_boot, notes)
+from .tree import TRIAL, Listing, checkpoints_of, is_child, list_checkpoints, read_named, read_tree, record_of
 
 
 def grub_home(ctx: Context, tree: list[Dataset] | None = None) -> layout.GrubHome:
@@ -214,7 +84,7 @@ def refresh_menu(ctx: Context, tree: list[Dataset] | None = None) -> str | None:
         return None
     tree = tree if tree is not None else read_tree(ctx)
     record_grub_home(ctx, tree)
-    cps = _checkpoints(ctx, tree, None)
+    cps = checkpoints_of(ctx, tree, None)
     boot = ctx.system.boot_container
     twin_names = set(ctx.zfs.filesystems(boot)) if boot else set()
     entries = [_menu_entry(ctx, cp, _twin(ctx, cp.name) in twin_names) for cp in cps]
@@ -278,7 +148,7 @@ class Near:
         dataset = f"{ctx.system.container}/{name}"
         ds = record_of(self.records, dataset)
         candidates = [r for r in self.records if r is ds or r.name == ctx.system.dataset]
-        for cp in _checkpoints(ctx, candidates, self.next_boot):
+        for cp in checkpoints_of(ctx, candidates, self.next_boot):
             if ds is not None and cp.dataset == dataset:
                 return cp
         raise NotFound(f"no checkpoint named '{name}' in {ctx.system.container}")
@@ -359,7 +229,7 @@ def _new_name(ctx: Context, family: list[Dataset]) -> str:
             return candidate
         tried.add(candidate)
     tree = read_tree(ctx)
-    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if _is_child(ds, ctx.system.container)}
+    existing = {ds.name.rsplit("/", 1)[1] for ds in tree if is_child(ds, ctx.system.container)}
     prefix = ctx.system.dataset + "@"
     tags = frozenset(ds.name[len(prefix) :] for ds in tree if ds.name.startswith(prefix))
     twins = set(ctx.zfs.filesystems(ctx.system.boot_container)) if ctx.system.boot_container else set()

@@ -6,7 +6,6 @@ The seed's short forms work as in the seed, with global options before them:
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import sys
@@ -31,15 +30,16 @@ try:  # typer < 0.16 runs on click; later versions vendor it and raise typer.Typ
 except ImportError:  # pragma: no cover - depends on the installed typer
     from typer import TyperException as _BadUsage  # type: ignore[assignment,no-redef,attr-defined,unused-ignore]
 
-from .. import __version__, config, testhooks
+from .. import __version__, config
 from ..checkpoints import services
+from ..checkpoints.tree import list_checkpoints
 from ..context import Context, open_context
 from ..errors import EXIT_FAILED, EXIT_RISKS, EXIT_USAGE, AptCloneError, UsageError, require_root
 from ..lock import exclusive
 from ..model import label
 from ..names import resolve_name, validate_name, validate_title
 from ..signals import Interrupted, interrupts
-from . import render
+from . import listing, render
 from .report import last_report, report, safe_output
 
 if TYPE_CHECKING:
@@ -221,16 +221,6 @@ def _global(
         list_cmd(ctx)
 
 
-def _columns(text: str | None, option: str) -> list[str]:
-    """``-o``'s, ``-s``'s or ``-S``'s comma-separated column names, checked."""
-    names = [c.strip().lower() for c in (text or "").split(",") if c.strip()]
-    unknown = [c for c in names if c not in render.COLUMNS]
-    if unknown or (text is not None and not names):
-        bad = unknown[0] if unknown else text
-        raise UsageError(f"{option}: unknown column {bad!r} (columns: {', '.join(render.COLUMNS)})")
-    return names
-
-
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
@@ -254,27 +244,26 @@ def list_cmd(
 ) -> None:
     """List checkpoints: A = active (boots next; T: boots next once, a trial), C = current (running)."""
     opts = _opts(ctx)
-    columns = _columns(output, "-o")
-    keys = [(c, False) for s in sort or [] for c in _columns(s, "-s")]
-    keys += [(c, True) for s in sort_desc or [] for c in _columns(s, "-S")]
-    listing = services.list_checkpoints(_context(opts))
-    testhooks.point("list.read")
-    for column, descending in reversed(keys):  # the first key decides first, as zfs list -s
-        listing.checkpoints.sort(key=functools.partial(render.sort_key, column=column), reverse=descending)
-    if names and not opts.json:
-        print("\n".join(cp.name for cp in listing.checkpoints))
-    elif opts.json:
-        _emit(render.listing_json(listing, columns))
-    elif columns or no_header or exact:
-        print(render.listing_table(listing, columns or list(render.DEFAULT_COLUMNS), header=not no_header, exact=exact))
+    text = listing.show(
+        _context(opts),
+        json_out=opts.json,
+        names=names,
+        output=output,
+        no_header=no_header,
+        exact=exact,
+        sort=sort or (),
+        sort_desc=sort_desc or (),
+    )
+    if opts.json:
+        _emit(text)
     else:
-        print(render.listing_text(listing))
+        print(text)
 
 
 def _pick(cx: Context, name: str | None, message: str, *, exclude_current: bool = False) -> str:
     if name is not None:
         return resolve_name(name, cx.system.container)  # '' is a bad name, not a missing one
-    found = [cp for cp in services.list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
+    found = [cp for cp in list_checkpoints(cx).checkpoints if not (exclude_current and cp.current)]
     width = max((len(cp.name) for cp in found), default=0)
     return _choose(message, [cp.name for cp in found], [f"{cp.name.ljust(width)}  {label(cp)}" for cp in found])
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
 
-from ..checkpoints.services import Listing
+from ..checkpoints.tree import Listing
 from ..model import Checkpoint, bad_mark, label, parse_time, seed_time
 from ..text import escaped
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: -l's start-up (mypy knows the name)
 if TYPE_CHECKING:  # inspect and check load only for their commands
+    from typing import Any
+
     from ..checkpoints.check import Report
     from ..checkpoints.inspect import Details, Diff, FileDiff
     from ..checkpoints.prune import Pruned
@@ -107,6 +108,8 @@ def listing_table(listing: Listing, columns: Sequence[str], *, header: bool = Tr
 
 
 def to_json(data: Any) -> str:
+    import json  # a JSON document only: off the text listing's start-up
+
     return json.dumps(data, indent=2, sort_keys=True, default=_default)
 
 

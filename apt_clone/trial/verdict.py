@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .. import config, model
 from ..checkpoints import automount, services
+from ..checkpoints.tree import TRIAL
 from ..context import Context, open_context
 from ..errors import require_root
 from ..lock import exclusive
@@ -30,7 +31,6 @@ from ..text import escaped
 from ..zfs import ZfsError, props
 from . import health
 
-TRIAL = services.TRIAL
 VERDICT = props.key("verdict")
 """On the container while a trial's verdict is under way: the boot id of the boot judging it."""
 BAD = model.BAD

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -435,3 +436,20 @@ def test_a_dry_run_plans_and_changes_nothing(pristine: SandboxInfo):
     assert nothing["status"] == "nothing", nothing
     assert zfs_state(pristine) == before and leftovers(pristine) == []
     assert not os.path.exists(os.path.join(pristine.root, "usr/share/ac-extra"))
+
+
+def test_the_fast_listing_prints_what_the_parser_prints(pristine: SandboxInfo):
+    """``-l`` and its options skip typer (apt_clone.entry.listing_args): the same output and exit
+    status as the parser's list command, for every form."""
+    ok(apt_clone(pristine, "create", "--title", "spaces  and ü"))
+    ok(apt_clone(pristine, "pin", "rootfs-nmu-001"))
+    parser = "import sys; from apt_clone.cli.app import main; sys.exit(main(sys.argv[1:]))"
+    for args in (
+        ["-l"], ["--json", "-l"], ["list", "--names"], ["-l", "-H", "-p"],
+        ["-l", "-o", "name,pinned,used", "-S", "name"], ["-l", "--json", "-o", "name,title"], ["-l", "-s", "bogus"],
+    ):  # fmt: skip
+        fast = apt_clone(pristine, *args)
+        slow = subprocess.run(
+            [sys.executable, "-c", parser, "--root", pristine.root, *args], capture_output=True, text=True
+        )
+        assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args

@@ -37,3 +37,84 @@ def test_json_version_and_help_are_one_json_document(args, key):
     assert got.returncode == 0, got.stderr
     document = json.loads(got.stdout)
     assert list(document) == [key] and document[key], document
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-l"], {"root": "/", "json_out": False, "sort": [], "sort_desc": []}),
+        (["list"], {"root": "/", "json_out": False, "sort": [], "sort_desc": []}),
+        (["--root", "/mnt", "--json", "-l"], {"root": "/mnt", "json_out": True, "sort": [], "sort_desc": []}),
+        (["-l", "--json", "--root=/r"], {"root": "/r", "json_out": True, "sort": [], "sort_desc": []}),
+        (
+            ["-l", "-H", "-p", "-o", "name,used", "-s", "used", "-S", "created", "-s", "name"],
+            {
+                "root": "/",
+                "json_out": False,
+                "no_header": True,
+                "exact": True,
+                "output": "name,used",
+                "sort": ["used", "name"],
+                "sort_desc": ["created"],
+            },
+        ),  # fmt: skip
+        (["list", "--names"], {"root": "/", "json_out": False, "names": True, "sort": [], "sort_desc": []}),
+    ],
+)
+def test_a_plain_listing_takes_the_fast_path(args, expected):
+    from apt_clone.entry import listing_args
+
+    assert listing_args(args) == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [], ["--version", "-l"], ["-l", "-l"], ["-l", "--debug"], ["-y", "-l"], ["-l", "-o"], ["-l", "-o", "-H"],
+        ["-l", "-oname"], ["-l", "--output=name"], ["--root", "-l"], ["-l", "--help"], ["-l", "extra"],
+        ["list", "-l"], ["-a", "x"], ["-H", "-l"],
+    ],
+)  # fmt: skip
+def test_anything_else_is_the_parsers(args):
+    from apt_clone.entry import listing_args
+
+    assert listing_args(args) is None
+
+
+def _both(args, env=None):
+    """The fast path's and the parser's answers to ``args``: (exit status, stdout, stderr) each."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80", **(env or {})}
+    fast = subprocess.run([sys.executable, "-m", "apt_clone", *args], capture_output=True, text=True, env=env)
+    slow_code = "import sys; from apt_clone.cli.app import main; sys.exit(main(sys.argv[1:]))"
+    slow = subprocess.run([sys.executable, "-c", slow_code, *args], capture_output=True, text=True, env=env)
+    return (fast.returncode, fast.stdout, fast.stderr), (slow.returncode, slow.stdout, slow.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"], ["--help"], ["-h"], ["--root", "/nonexistent", "-l"], ["--root", "/nonexistent", "--json", "-l"],
+        ["-l", "-o", "bogus"], ["--json", "-l", "-s", "name,bogus"],
+    ],
+)  # fmt: skip
+def test_the_fast_paths_answer_as_the_parser_does(args):
+    """What the fast path prints is what the parser prints (the help at 80 columns, errors of a
+    listing with their JSON document); a real listing: tests/integration/test_admin_cli.py."""
+    fast, slow = _both(args)
+    assert fast == slow
+
+
+def test_the_help_text_is_current():
+    """apt_clone/cli/helptext.py is what the parser prints (in a process of its own, as a user
+    runs it): rerun scripts/helptext.py when not."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts/helptext.py"
+    checked = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert checked.returncode == 0, "apt_clone/cli/helptext.py is stale: run scripts/helptext.py"

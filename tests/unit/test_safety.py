@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from apt_clone import dpkgstatus, lock, paths, signals
-from apt_clone.checkpoints.services import boot_environments
+from apt_clone.checkpoints.tree import boot_environments
 from apt_clone.errors import OperationFailed, Refused, UsageError
 from apt_clone.names import MAX_NAME, next_name, snapshot_tag, validate_name, validate_title
 from apt_clone.zfs import Dataset
