@@ -57,7 +57,7 @@ def main() -> int:
     if not args.no_prune:
         rows.append(prune.row(args.prune_count))
     if not args.no_hook:
-        rows.append(hook.row(args.rounds))
+        rows += hook.rows(args.rounds)
     text = table(rows)
     print(text)
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)

@@ -11,12 +11,14 @@ import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "apt_clone/cli/helptext.py"
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "apt_clone/cli/helptext.py"
 
 
 def rendered() -> str:
     """The parser's own --help, at 80 columns."""
     os.environ["COLUMNS"] = "80"
+    sys.path.insert(0, str(REPO))  # this tree's parser, installed or not
     from apt_clone.cli.app import main
 
     text = io.StringIO()
