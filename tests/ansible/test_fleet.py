@@ -94,3 +94,9 @@ def test_the_rolling_upgrade_stops_at_the_first_bad_trial(fleet: Fleet):
     assert listed["rootfs-nmu-001"]["bad"] and listed["rootfs-nmu-000"]["current"], listed
     assert listed["rootfs-nmu-000"]["active"] and h2.version("ac-hello") == "1.0"
     assert h3.zfs_state() == untouched and len(h3.listing()) == 1
+
+    # h1's old root, which its running clone depends on: apt-clone promotes the clone first
+    gone, recap = fleet.playbook(str(PLAYBOOKS / "remove.yml"), "--limit", "h1", "-e", "checkpoint=rootfs-nmu-000")
+    assert gone.returncode == 0 and recap["h1"]["changed"] == 1, gone.stdout
+    (only,) = h1.listing()
+    assert only["name"] == "rootfs-nmu-001" and only["origin"] is None and only["current"], only

@@ -116,5 +116,7 @@ def test_the_help_text_is_current():
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "scripts/helptext.py"
+    if not script.exists():
+        pytest.skip("no source tree here (the package's autopkgtest): the package build ran this check")
     checked = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert checked.returncode == 0, "apt_clone/cli/helptext.py is stale: run scripts/helptext.py"
