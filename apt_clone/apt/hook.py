@@ -31,7 +31,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 from .. import config, dpkgstatus
 from ..errors import AptCloneError, Unfinished
@@ -40,6 +39,7 @@ from ..text import escaped
 from . import protocol
 from . import reboot as reboot_rules
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
 if TYPE_CHECKING:
     from ..config import Config
     from ..context import Context

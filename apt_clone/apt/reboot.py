@@ -12,19 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
-from typing import Protocol
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
 KERNELS = "linux-image-*"
 """A new one of these is a kernel meant to boot: installing it needs a reboot to use it."""
 TAKE_EFFECT = ("upgrade", "downgrade", "reinstall", "remove")
 
 
-class ChangeLike(Protocol):
-    @property
-    def name(self) -> str: ...
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    @property
-    def action(self) -> str: ...
+    class ChangeLike(Protocol):
+        @property
+        def name(self) -> str: ...
+
+        @property
+        def action(self) -> str: ...
 
 
 def reasons(changes: Iterable[ChangeLike], patterns: Sequence[str]) -> list[tuple[str, str]]:

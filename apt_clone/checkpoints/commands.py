@@ -15,7 +15,6 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import TypeVar
 
 from .. import model
 from ..context import Context
@@ -37,6 +36,8 @@ from ..errors import AptCloneError, OperationFailed, Refused, Unfinished
 from ..signals import Interrupted, shielded
 from ..zfs import Dataset, ZfsError, ZfsNotFound
 from . import grubshare, inside, services
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
 
 Tree = list[Dataset] | None
 """What a command's plan read under the lock, for its steps (see :func:`execute`): the
@@ -251,7 +252,10 @@ def _rollback_steps(ctx: Context, st: RollbackOp, save: Save, tree: Tree) -> lis
     ]
 
 
-S = TypeVar("S", bound=OpState)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    S = TypeVar("S", bound=OpState)
 
 
 def _builder(kind: type[S], build: Callable[[Context, S, Save, Tree], list[Step]]) -> Callable[..., list[Step]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 
 from ..boot import Bootloader, layout
@@ -91,6 +90,8 @@ def steps(ctx: Context, st: ShareGrubOp, save: Callable[[], None], tree: object 
             ctx.zfs.destroy(st.target, recursive=True)
 
     def copy() -> None:
+        import tempfile  # share-grub's copy only: off the hook's start-up
+
         source = ctx.boot.grub_dir
         if not source or not os.path.isdir(source):
             raise OperationFailed("the GRUB directory GRUB reads cannot be read")

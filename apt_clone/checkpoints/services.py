@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from .. import config, model
 from ..boot import esp, grub, layout
@@ -28,6 +27,10 @@ from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
 from ..zfs.cli import SAVED_MOUNTPOINT
 from . import automount, efi
 from .tree import TRIAL, Listing, checkpoints_of, is_child, list_checkpoints, read_named, read_tree, record_of
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def grub_home(ctx: Context, tree: list[Dataset] | None = None) -> layout.GrubHome:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 
 from ..model import Created
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA = 3
 """The journal format this apt-clone writes: 1 had no schema field and no boot id, 2 kept a
