@@ -19,6 +19,7 @@ keyed by debian/control. Needs root (debootstrap, chroot).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -333,13 +334,18 @@ def build() -> Path:
 
 
 def current_deb() -> Path:
-    """The .deb of the current sources, built when missing or older than a source file."""
-    deb = DIST / f"apt-clone-zfs_{version()}_all.deb"
-    if deb.exists():
-        newest = max((REPO / p).stat().st_mtime for p in _sources())
-        if newest <= deb.stat().st_mtime:
-            return deb
-    return build()
+    """The .deb of the current sources, built when missing or older than a source file. One
+    builder at a time (make test's foreground and its VM lane may ask at once): a second caller
+    waits on dist/.build.lock, then finds it current."""
+    DIST.mkdir(exist_ok=True)
+    with open(DIST / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        deb = DIST / f"apt-clone-zfs_{version()}_all.deb"
+        if deb.exists():
+            newest = max((REPO / p).stat().st_mtime for p in _sources())
+            if newest <= deb.stat().st_mtime:
+                return deb
+        return build()
 
 
 # --- check ------------------------------------------------------------------------------------
