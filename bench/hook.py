@@ -64,6 +64,19 @@ def _apt(h: Host, *args: str) -> float:
     return elapsed
 
 
+def _install(h: Host, package: str, *, hooked: bool) -> float:
+    """``apt-get install package`` timed, with apt's hook file in place or moved aside."""
+    hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
+    aside = hook_file.with_name("80apt-clone.bench-aside")
+    if not hooked:
+        hook_file.rename(aside)
+    try:
+        return _apt(h, "install", package)
+    finally:
+        if not hooked:
+            aside.rename(hook_file)
+
+
 def _checkpoints(h: Host) -> list[str]:
     got = h.run("apt-clone", "--json", "-l")
     return [cp["name"] for cp in json.loads(got.stdout) if cp["kind"] == "automatic"]
@@ -74,8 +87,6 @@ def measure(rounds: int) -> tuple[float, float, float]:
     h = ensure_host()
     core.reset(h.directory)
     conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
-    hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
-    aside = hook_file.with_name("80apt-clone.bench-aside")
     shipped = conf.read_text()
     modes = ("on", "off", "none")
     samples: dict[str, list[float]] = {m: [] for m in modes}
@@ -83,21 +94,13 @@ def measure(rounds: int) -> tuple[float, float, float]:
         for i in range(rounds):
             for mode in modes[i % 3 :] + modes[: i % 3]:
                 conf.write_text(shipped if mode == "on" else OFF)
-                if mode == "none":
-                    hook_file.rename(aside)
-                try:
-                    samples[mode].append(_apt(h, "install", PACKAGE))
-                finally:
-                    if mode == "none":
-                        aside.rename(hook_file)
+                samples[mode].append(_install(h, PACKAGE, hooked=mode != "none"))
                 conf.write_text(OFF)
                 _apt(h, "remove", PACKAGE)
                 for name in _checkpoints(h):
                     h.run("apt-clone", "-y", "-r", name)
     finally:
         conf.write_text(shipped)
-        if aside.exists():
-            aside.rename(hook_file)
     on, off, none = (statistics.median(samples[m]) for m in modes)
     return on, off, none
 
@@ -111,18 +114,10 @@ def decompose(rounds: int) -> dict[str, float]:
     commands = [(float(t), cmd) for t, cmd in TRACED.findall(traced.stdout + traced.stderr)]
     zfs = sum(t for t, cmd in commands if cmd in ("zfs", "zpool"))
     other = sum(t for t, cmd in commands if cmd not in ("zfs", "zpool"))
-    hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
-    aside = hook_file.with_name("80apt-clone.bench-aside")
     noop: dict[str, list[float]] = {"on": [], "none": []}
     for i in range(rounds):
         for mode in ("on", "none") if i % 2 == 0 else ("none", "on"):
-            if mode == "none":
-                hook_file.rename(aside)
-            try:
-                noop[mode].append(_apt(h, "install", NOOP))
-            finally:
-                if mode == "none":
-                    aside.rename(hook_file)
+            noop[mode].append(_install(h, NOOP, hooked=mode == "on"))
     core.reset(h.directory)
     return {
         "start": start, "imports": imports, "zfs": zfs, "other": other, "post": post,
