@@ -139,6 +139,7 @@ def _list(kw: dict[str, object]) -> int:
                 text = show(cx, **kw)  # type: ignore[arg-type]
             finally:
                 cx.close()
+            print(text, flush=True)  # a closed pipe is reported as the parser's path reports it
     except (AptCloneError, Interrupted, KeyboardInterrupt, OSError) as exc:
         code = report(exc)
         if json_out:
@@ -146,7 +147,6 @@ def _list(kw: dict[str, object]) -> int:
 
             print(json.dumps({"error": last_report(), "exit_code": code}, indent=2, sort_keys=True))
         return code
-    print(text, flush=True)
     return 0
 
 

@@ -35,6 +35,16 @@ exit 0
 """
 
 
+def _inside(root: str) -> str:
+    """The stand-in's path in ``root``, its directory checked to be inside ``root`` (a clone's
+    /usr/sbin that is a link out of it is never written through)."""
+    path = os.path.join(root, GRUB_INSTALL.lstrip("/"))
+    real, top = os.path.realpath(os.path.dirname(path)), os.path.realpath(root)
+    if not real.startswith(top.rstrip("/") + "/"):
+        raise OperationFailed(f"{os.path.dirname(path)} leads out of {root}: grub-install is not held back there")
+    return path
+
+
 def _divert(runner: Runner, root: str, *args: str) -> None:
     argv = ["dpkg-divert", "--root", root, "--local", "--rename", "--divert", DIVERTED, *args, GRUB_INSTALL]
     result = runner.run(argv)
@@ -53,7 +63,7 @@ def restore(runner: Runner, root: str) -> list[str]:
     if not os.path.isdir(os.path.join(root, "var/lib/dpkg")) or not diverted(runner, root):
         return []
     with shielded():
-        path = os.path.join(root, GRUB_INSTALL.lstrip("/"))
+        path = _inside(root)
         if os.path.lexists(path):
             os.unlink(path)
         _divert(runner, root, "--remove")
@@ -65,9 +75,9 @@ def held_back(runner: Runner, root: str) -> Iterator[None]:
     """For the duration, a grub-install run in the chroot at ``root`` records its call and
     writes nothing (see the module's docstring)."""
     restore(runner, root)  # a previous run that was killed
+    path = _inside(root)
     with shielded():
         _divert(runner, root, "--add")
-        path = os.path.join(root, GRUB_INSTALL.lstrip("/"))
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
         except OSError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from apt_clone.apt import bootguard
+from apt_clone.errors import OperationFailed
 from apt_clone.runner import DEFAULT_RUNNER
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dpkg-divert --root writes as root")
@@ -63,3 +64,16 @@ def test_a_root_without_grub_install_gets_none_back(tmp_path: Path):
 
 def test_no_disk_named_gives_none():
     assert bootguard.disks(["--target=x86_64-efi --no-nvram"]) == []
+
+
+def test_a_sbin_leading_out_of_the_root_is_never_written_through(tmp_path: Path):
+    root = tmp_path / "root"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for rel in ("var/lib/dpkg/info", "usr", "run"):
+        (root / rel).mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/dpkg/status").write_text("")
+    (root / "usr/sbin").symlink_to(elsewhere)
+    with pytest.raises(OperationFailed, match="leads out of"), bootguard.held_back(DEFAULT_RUNNER, str(root)):
+        pass
+    assert list(elsewhere.iterdir()) == [] and not bootguard.diverted(DEFAULT_RUNNER, str(root))
