@@ -161,6 +161,25 @@ class Runner:
             terminate_group(proc)
             raise
 
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Spawned:
+        """Start a child that answers requests line by line (its standard input and output, as
+        text), its errors on apt-clone's standard error, in its own process group."""
+        _check_argv(argv)
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_merged_env(env),
+                start_new_session=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except FileNotFoundError as exc:
+            raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
+        return Spawned(tuple(argv), proc, time.perf_counter())
+
     def interactive(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
         """Run a command a person uses (a shell), in the terminal's foreground, as system(3)
         does: while it runs, Ctrl-C and Ctrl-\\ are its own, never apt-clone's."""
@@ -182,6 +201,53 @@ class Runner:
         finally:
             for sig, handler in held.items():
                 signal.signal(sig, handler)
+
+
+@dataclass
+class Spawned:
+    """A child started by :meth:`Runner.spawn`: one request line, one answer line."""
+
+    argv: tuple[str, ...]
+    proc: subprocess.Popen[str]
+    started: float
+
+    def read_line(self) -> str:
+        """Its next line ("" once it has ended). Any exception ends its process group."""
+        assert self.proc.stdout is not None
+        try:
+            return self.proc.stdout.readline()
+        except BaseException:
+            terminate_group(self.proc)
+            raise
+
+    def send(self, line: str) -> bool:
+        """Write one line to it; False when it is gone."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            return False
+        return True
+
+    def close(self) -> int:
+        """End it (its input closed; its group ended if it lingers): its exit status."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            terminate_group(self.proc)
+            rc = self.proc.returncode
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if os.environ.get(TRACE_ENV) == "1":
+            elapsed = time.perf_counter() - self.started
+            print(f"[{elapsed:7.3f}s rc={rc}] {' '.join(self.argv)}", file=sys.stderr)
+        return rc
 
 
 def terminate_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 10.0) -> None:

@@ -1,7 +1,12 @@
 """The python-apt side, run as a child process (python-apt's configuration is process-wide).
 
 ``python -m apt_clone.apt.child plan --root R --op OP [PKG...]`` prints a JSON plan;
-``python -m apt_clone.apt.child scan DEB...`` prints which .debs ask for a reboot.
+``python -m apt_clone.apt.child scan DEB...`` prints which .debs ask for a reboot;
+``python -m apt_clone.apt.child session --root R --op OP [PKG...]`` prints the plan on one line,
+then waits for one line on its input: ``fetch`` downloads the plan's archives with the cache it
+planned with (progress on standard error) and prints, on one line, which of them ask for a
+reboot; anything else, or the end of its input, ends it. One python-apt process for the plan,
+the download and the scan, which waits while apt-clone asks its question and checks the space.
 Only Debian's python3-apt is imported here, never in the apt-clone process itself.
 """
 
@@ -11,7 +16,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 
 REBOOT_MARKERS = (b"/run/reboot-required", b"/var/run/reboot-required")
 
@@ -24,6 +29,8 @@ def _enter(root: str) -> None:
     import apt.cache  # noqa: F401
     import apt.package  # noqa: F401
     import apt.progress.base  # noqa: F401
+    import apt.progress.text  # noqa: F401  # a session's download
+    import apt_inst  # noqa: F401  # a session's scan
     import apt_pkg  # noqa: F401
 
     os.chroot(root)
@@ -31,17 +38,26 @@ def _enter(root: str) -> None:
 
 
 def plan(root: str, op: str, packages: list[str]) -> dict[str, Any]:
+    return _plan(root, op, packages)[0]
+
+
+def _plan(root: str, op: str, packages: list[str]) -> tuple[dict[str, Any], Any]:
+    """The plan, and the cache it was made with (marked as planned)."""
     import apt  # python3-apt
 
     if os.path.realpath(root) != "/":
         _enter(root)
     cache = apt.Cache()
+    return _marked(cache, op, packages), cache
+
+
+def _marked(cache: Any, op: str, packages: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"changes": [], "download": 0, "space": 0, "error": None, "journal_dirty": False}
     if cache.dpkg_journal_dirty:
         out["journal_dirty"] = True
         return out
     try:
-        with cache.actiongroup():  # type: ignore[attr-defined]
+        with cache.actiongroup():
             if op == "dist-upgrade":
                 cache.upgrade(dist_upgrade=True)
             elif op == "upgrade":
@@ -105,6 +121,39 @@ def plan(root: str, op: str, packages: list[str]) -> dict[str, Any]:
     return out
 
 
+def fetch(cache: Any) -> dict[str, Any]:
+    """Download what ``cache`` has marked, as ``apt-get --download-only`` would (its progress on
+    standard error), then :func:`scan` the archives: ``{"error": ..., "reboot": [...]}``."""
+    # python3-apt
+    import apt.progress.text
+    import apt_pkg
+
+    progress = apt.progress.text.AcquireProgress(outfile=cast(Any, sys.stderr))  # the stubs want a TextIOBase
+    fetcher = apt_pkg.Acquire(progress)
+    try:
+        cache.fetch_archives(fetcher=fetcher)
+    except Exception as exc:  # FetchFailedException, LockFailedException, UntrustedException: as data
+        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, "reboot": []}
+    return {"error": None, **scan([item.destfile for item in fetcher.items])}
+
+
+def session(root: str, op: str, packages: list[str]) -> int:
+    """``session``: the plan on one line; then, asked ``fetch``, the download and the scan."""
+    try:
+        planned, cache = _plan(root, op, packages)
+    except Exception as exc:  # reported as data, as plan's
+        planned, cache = {"error": f"python-apt: {exc}".splitlines()[0]}, None
+    print(json.dumps(planned), flush=True)
+    if cache is None or planned.get("error") or sys.stdin.readline().strip() != "fetch":
+        return 0
+    try:
+        result = fetch(cache)
+    except Exception as exc:  # noqa: BLE001 - reported as data: the parent words it
+        result = {"error": f"python-apt: {exc}".splitlines()[0], "reboot": []}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
 def scan(debs: list[str]) -> dict[str, Any]:
     """Which .debs' maintainer scripts ask for a reboot through /run/reboot-required."""
     import apt_inst  # python3-apt
@@ -135,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("packages", nargs="*")
     s = sub.add_parser("scan")
     s.add_argument("debs", nargs="*")
+    w = sub.add_parser("session")
+    w.add_argument("--root", required=True)
+    w.add_argument("--op", required=True)
+    w.add_argument("packages", nargs="*")
     args = parser.parse_args(argv)
+    if args.cmd == "session":
+        return session(args.root, args.op, args.packages)
     try:
         result = plan(args.root, args.op, args.packages) if args.cmd == "plan" else scan(args.debs)
     except Exception as exc:  # reported as data: the parent turns it into one line

@@ -38,7 +38,17 @@ from . import bootfiles, bootguard
 from . import events as ev
 from . import reboot as reboots
 from .execute import AptTarget, apt_lock_holder, check_apt_locks, command_of, kill_processes_in
-from .plan import Change, Plan, check_boot_space, check_space, debs_asking_for_reboot, make_plan, validate_request
+from .plan import (
+    Change,
+    Plan,
+    Planner,
+    check_boot_space,
+    check_space,
+    debs_asking_for_reboot,
+    make_plan,
+    start_plan,
+    validate_request,
+)
 from .request import AptFailed, AptRequest, Interaction, Outcome
 
 STEPS: tuple[tuple[str, str], ...] = (
@@ -100,7 +110,8 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
             if host.update() != 0:
                 raise OperationFailed("apt-get update failed: see the messages above")
     patterns = config.load().reboot_packages
-    plan = make_plan(ctx.runner, ctx.system.root, st.op, tuple(st.packages), patterns)
+    plan, planner = start_plan(ctx.runner, ctx.system.root, st.op, tuple(st.packages), patterns)
+    _PLANNERS[id(st)] = (st, planner)  # it waits to download and scan (the fetch step)
     st.plan = asdict(plan)
     if plan.empty:
         raise NothingToDo()
@@ -130,20 +141,35 @@ def _with_prune_offer(ctx: Context, exc: NoSpace) -> NoSpace:
     )
 
 
+_PLANNERS: dict[int, tuple[AptOp, Planner]] = {}
+"""The planning child of an operation this process runs (by its record, the very object), kept
+from the plan step to the fetch step; a resumed operation has none."""
+NOT_FETCHED = "nothing was changed (apt-clone resume retries)"
+
+
+def _close_planner(st: AptOp) -> Planner | None:
+    """The operation's planning child, taken out of :data:`_PLANNERS` (None: there is none)."""
+    mine, planner = _PLANNERS.pop(id(st), (None, None))
+    if planner is not None and mine is not st:  # another record at a reused id: never ours
+        planner.close()
+        return None
+    return planner
+
+
 def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
     plan = plan_of(st)
     settings = config.load()
     found = reboots.reasons(plan.changes, settings.reboot_packages)
-    if st.op != "remove":
-        ui.emit(ev.Downloading())
-        host = AptTarget(ctx.runner, ctx.system.root)
-        with host.session():
-            if host.apt_get(st.op, tuple(st.packages), download_only=True) != 0:
-                raise OperationFailed("downloading the packages failed: nothing was changed (apt-clone resume retries)")
-        debs = [_downloaded(host, c) for c in plan.changes if c.deb_filename()]
-        if settings.reboot_scripts:
-            asking = [os.path.basename(d).split("_", 1)[0] for d in debs_asking_for_reboot(ctx.runner, debs)]
-            found += [reboots.script_reason(name) for name in asking]
+    planner = _close_planner(st)
+    try:
+        if st.op != "remove":
+            ui.emit(ev.Downloading())
+            asking = _fetch(ctx, st, plan, planner)
+            if settings.reboot_scripts:
+                found += [reboots.script_reason(os.path.basename(d).split("_", 1)[0]) for d in asking]
+    finally:
+        if planner is not None:
+            planner.close()
     st.reboot_packages = sorted({name for name, _ in found})
     st.reboot_why = reboots.describe(found)
     st.reboot = bool(found)
@@ -152,6 +178,25 @@ def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
         ui.emit(ev.RebootNeeded(tuple(st.reboot_packages)))
         if not st.request_in_clone and not ui.confirm("This upgrade will require REBOOT. Proceed? (y/n)"):
             raise Cancelled()
+
+
+def _fetch(ctx: Context, st: AptOp, plan: Plan, planner: Planner | None) -> list[str]:
+    """Download the plan's archives into the root: by the planning child, with the cache it
+    planned with, which then scans them; without it (a resumed operation), by ``apt-get
+    --download-only`` and a scanning child. The .debs asking for a reboot."""
+    host = AptTarget(ctx.runner, ctx.system.root)
+    with host.session():  # the child chrooted into the root before: these mounts reach it too
+        if planner is not None:
+            try:
+                return planner.fetch()
+            except OperationFailed as exc:
+                raise OperationFailed(f"{exc}: {NOT_FETCHED}") from None
+            finally:
+                planner.close()  # before the session ends: it kills what is left in the root
+        if host.apt_get(st.op, tuple(st.packages), download_only=True) != 0:
+            raise OperationFailed(f"downloading the packages failed: {NOT_FETCHED}")
+    debs = [_downloaded(host, c) for c in plan.changes if c.deb_filename()]
+    return debs_asking_for_reboot(ctx.runner, debs)
 
 
 def _downloaded(host: AptTarget, change: Change) -> str:
@@ -489,7 +534,17 @@ def _last_done(st: AptOp) -> str | None:
 
 
 def run(ctx: Context, st: AptOp, ui: Interaction, start: str = "plan") -> Outcome:
-    """Run the steps from ``start``; a failure asks to roll back (or keeps everything)."""
+    """Run the steps from ``start``; a failure asks to roll back (or keeps everything). The
+    planning child never outlives the run (a plan refused, nothing to do, a pause after the plan)."""
+    try:
+        return _run(ctx, st, ui, start)
+    finally:
+        planner = _close_planner(st)
+        if planner is not None:
+            planner.close()
+
+
+def _run(ctx: Context, st: AptOp, ui: Interaction, start: str) -> Outcome:
     journal = Journal(ctx.system.container)
     st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
     journal.save(st)

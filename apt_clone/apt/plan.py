@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..errors import NoSpace, OperationFailed, Refused, UsageError
-from ..runner import Runner
+from ..runner import Runner, Spawned
 from . import reboot as reboots
 
 OPERATIONS = ("dist-upgrade", "upgrade", "install", "remove")
@@ -105,6 +105,62 @@ def make_plan(
     """Plan with python-apt in a child process; refuse what apt could not do. ``reboot_patterns``:
     what only a reboot replaces (:mod:`apt_clone.apt.reboot`)."""
     data = _child(runner, ["plan", "--root", root, "--op", op, *packages])
+    return _plan_of(data, op, packages, reboot_patterns)
+
+
+class Planner:
+    """The planning child kept alive (``child session``): it downloads and scans what it planned
+    when asked (:meth:`fetch`), with the cache it planned with. Closed at the latest when the
+    operation ends; a resumed operation has none (apt-get downloads, a child scans)."""
+
+    def __init__(self, child: Spawned) -> None:
+        self.child = child
+        self.closed = False
+
+    def fetch(self) -> list[str]:
+        """Download the plan's archives (into the root: its chroot mounts set up by the caller);
+        the .debs whose maintainer scripts ask for a reboot."""
+        if not self.child.send("fetch"):
+            raise OperationFailed("downloading the packages failed: the planning process is gone")
+        line = self.child.read_line()
+        try:
+            data = json.loads(line)
+        except ValueError:
+            raise OperationFailed("downloading the packages failed: the planning process ended") from None
+        if data.get("error"):
+            raise OperationFailed(f"downloading the packages failed: {data['error']}")
+        found = data.get("reboot") or []
+        return [str(x) for x in found]
+
+    def close(self) -> None:
+        """End the child (once; the operation's end or the fetch, whichever comes first)."""
+        if not self.closed:
+            self.closed = True
+            self.child.close()
+
+
+def start_plan(
+    runner: Runner, root: str, op: str, packages: tuple[str, ...], reboot_patterns: tuple[str, ...] = ()
+) -> tuple[Plan, Planner]:
+    """:func:`make_plan`, its child kept for the download (see :class:`Planner`); the child is
+    ended when the plan is refused."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv = [child_python(), "-m", "apt_clone.apt.child", "session", "--root", root, "--op", op, *packages]
+    planner = Planner(runner.spawn(argv, env={"PYTHONPATH": package_parent}))
+    try:
+        line = planner.child.read_line()
+        try:
+            data = json.loads(line)
+        except ValueError:
+            raise OperationFailed("apt planning failed: the planning process ended without a plan") from None
+        return _plan_of(data, op, packages, reboot_patterns), planner
+    except BaseException:
+        planner.close()
+        raise
+
+
+def _plan_of(data: dict[str, object], op: str, packages: tuple[str, ...], reboot_patterns: tuple[str, ...]) -> Plan:
+    """The plan a child printed; refusals raised."""
     if data.get("journal_dirty"):
         raise Refused("dpkg was interrupted: run 'dpkg --configure -a' on the system first")
     if data.get("error"):

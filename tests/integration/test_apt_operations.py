@@ -271,6 +271,19 @@ def test_reboot_needing_upgrade_goes_to_the_clone(pristine: SandboxInfo):
     assert "Reboot:     ac-kernel (its maintainer script asks for a reboot)" in show
 
 
+def test_one_python_apt_process_plans_downloads_and_scans(pristine: SandboxInfo):
+    """The planning child downloads and scans what it planned (issue #36): one child for the
+    three, no scanning child; the maintainer script asking for a reboot is still found."""
+    enable_suite(pristine, "reboot")
+    got = ok(apt_clone(pristine, "-y", "install", "ac-kernel", env={"APT_CLONE_TRACE": "1"}))
+    traced = [line for line in got.stderr.splitlines() if line.startswith("[")]
+    assert len([line for line in traced if "apt_clone.apt.child session" in line]) == 1, traced
+    assert not [line for line in traced if "apt_clone.apt.child scan" in line or "child plan" in line], traced
+    assert "rc=0] " in next(line for line in traced if "child session" in line)  # ended, never killed
+    assert "This upgrade will require REBOOT (ac-kernel)" in got.stdout
+    assert installed_version(pristine.root, "ac-kernel") == "1.0"  # into the clone
+
+
 def test_reboot_detection_follows_the_config(pristine: SandboxInfo, tmp_path):
     """[reboot] scripts = no ignores maintainer scripts; a package named in [reboot] packages
     needs a reboot when it is upgraded."""

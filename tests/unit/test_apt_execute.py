@@ -1,8 +1,10 @@
-"""How apt-get is run: dpkg's conffile questions, apt-listchanges."""
+"""How apt-get is run: dpkg's conffile questions, apt-listchanges; the planning child's session."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
+
+import pytest
 
 
 def test_dpkgs_conffile_question_is_a_persons_at_a_terminal_else_the_setting_decides():
@@ -32,3 +34,45 @@ def test_dpkgs_conffile_question_is_a_persons_at_a_terminal_else_the_setting_dec
     ctx = SimpleNamespace(runner=None, system=SimpleNamespace(root="/"))
     target = operation._apt_target(ctx, st, Person())  # type: ignore[arg-type]
     assert isinstance(target, AptTarget) and target.conffiles == "ask"
+
+
+def _talker(body: str) -> list[str]:
+    """A child that speaks the planning session's protocol as ``body`` (Python) does."""
+    import sys
+
+    return [sys.executable, "-c", body]
+
+
+def test_the_planners_fetch_words_the_childs_error_and_closes_once():
+    from apt_clone.apt.plan import Planner
+    from apt_clone.errors import OperationFailed
+    from apt_clone.runner import DEFAULT_RUNNER
+
+    body = "import sys, json; sys.stdin.readline(); print(json.dumps({'error': 'Failed to fetch x', 'reboot': []}))"
+    planner = Planner(DEFAULT_RUNNER.spawn(_talker(body)))
+    with pytest.raises(OperationFailed, match="downloading the packages failed: Failed to fetch x"):
+        planner.fetch()
+    planner.close()
+    planner.close()
+    assert planner.closed and planner.child.proc.returncode == 0
+
+
+def test_a_planner_whose_child_is_gone_fails_in_one_line():
+    from apt_clone.apt.plan import Planner
+    from apt_clone.errors import OperationFailed
+    from apt_clone.runner import DEFAULT_RUNNER
+
+    planner = Planner(DEFAULT_RUNNER.spawn(_talker("pass")))
+    with pytest.raises(OperationFailed, match="downloading the packages failed"):
+        planner.fetch()
+    planner.close()
+
+
+def test_a_planner_reads_the_debs_asking_for_a_reboot():
+    from apt_clone.apt.plan import Planner
+    from apt_clone.runner import DEFAULT_RUNNER
+
+    body = "import sys, json; sys.stdin.readline(); print(json.dumps({'error': None, 'reboot': ['/a/k_1_all.deb']}))"
+    planner = Planner(DEFAULT_RUNNER.spawn(_talker(body)))
+    assert planner.fetch() == ["/a/k_1_all.deb"]
+    planner.close()
