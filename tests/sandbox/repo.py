@@ -169,23 +169,16 @@ PACKAGES: tuple[Package, ...] = (
     Package("ac-kernel", "1.1", "reboot", postinst=REBOOT_POSTINST, files={"usr/share/ac-kernel/version": "1.1\n"}),
     *(
         Package(
-            "grub-efi-ac",
+            name,
             version,
             "bootloader",
-            postinst=GRUB_EFI_POSTINST,
-            files={"usr/sbin/grub-install": grub_install(version)},
+            postinst=postinst,
+            files={"usr/sbin/grub-install": script(version)},
             executable=("usr/sbin/grub-install",),
         )
-        for version in ("1.0", "1.1")
-    ),
-    *(
-        Package(
-            "grub-pc-ac",
-            version,
-            "bootloader",
-            postinst=GRUB_PC_POSTINST,
-            files={"usr/sbin/grub-install": grub_pc_install(version)},
-            executable=("usr/sbin/grub-install",),
+        for name, postinst, script in (
+            ("grub-efi-ac", GRUB_EFI_POSTINST, grub_install),
+            ("grub-pc-ac", GRUB_PC_POSTINST, grub_pc_install),
         )
         for version in ("1.0", "1.1")
     ),
