@@ -124,6 +124,7 @@ def _list(kw: dict[str, object]) -> int:
     """``apt-clone -l`` without the parser: as :func:`apt_clone.cli.app.main` runs it, errors too."""
     # what a listing reads with: never typer, click, the engine or python-apt
     from .cli.listing import show
+    from .cli.render import to_json
     from .cli.report import last_report, report, safe_output
     from .context import open_context
     from .errors import AptCloneError
@@ -143,23 +144,9 @@ def _list(kw: dict[str, object]) -> int:
     except (AptCloneError, Interrupted, KeyboardInterrupt, OSError) as exc:
         code = report(exc)
         if json_out:
-            import json  # an error's document
-
-            print(json.dumps({"error": last_report(), "exit_code": code}, indent=2, sort_keys=True))
+            print(to_json({"error": last_report(), "exit_code": code}))  # as the parser's path prints it
         return code
     return 0
-
-
-def _terminal_width() -> int:
-    """The width click formats help for: ``COLUMNS``, else the terminal's, else 80."""
-    try:
-        return int(os.environ.get("COLUMNS", "")) or 80
-    except ValueError:
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
-    except (OSError, ValueError):
-        return 80
 
 
 def fast(args: list[str]) -> int | None:
@@ -169,7 +156,11 @@ def fast(args: list[str]) -> int | None:
 
         print(f"apt-clone {__version__}")
         return 0
-    if args in (["--help"], ["-h"]) and _terminal_width() >= 80:  # narrower: click wraps it otherwise
+    if args in (["--help"], ["-h"]):
+        import shutil  # what click measures the terminal with
+
+        if shutil.get_terminal_size().columns < 80:
+            return None  # narrower: click wraps it otherwise
         from .cli.helptext import TOP  # one string: no parser
 
         sys.stdout.write(TOP)

@@ -62,12 +62,17 @@ def restore(runner: Runner, root: str) -> list[str]:
     """The clone's own grub-install back in place (also after a crash): what was done."""
     if not os.path.isdir(os.path.join(root, "var/lib/dpkg")) or not diverted(runner, root):
         return []
+    _put_back(runner, root)
+    return [f"put back grub-install in {root}"]
+
+
+def _put_back(runner: Runner, root: str) -> None:
+    """The stand-in gone and the diversion removed (dpkg-divert renames the clone's own back)."""
     with shielded():
         path = _inside(root)
         if os.path.lexists(path):
             os.unlink(path)
         _divert(runner, root, "--remove")
-    return [f"put back grub-install in {root}"]
 
 
 @contextmanager
@@ -88,7 +93,7 @@ def held_back(runner: Runner, root: str) -> Iterator[None]:
     try:
         yield
     finally:
-        restore(runner, root)
+        _put_back(runner, root)  # diverted above: no need to ask dpkg-divert again
 
 
 def calls(root: str) -> list[str]:
@@ -102,9 +107,4 @@ def calls(root: str) -> list[str]:
 
 def disks(recorded: list[str]) -> list[str]:
     """The devices the recorded grub-install calls named (their arguments that are not options)."""
-    found: list[str] = []
-    for line in recorded:
-        for arg in line.split():
-            if not arg.startswith("-") and arg not in found:
-                found.append(arg)
-    return found
+    return list(dict.fromkeys(arg for line in recorded for arg in line.split() if not arg.startswith("-")))

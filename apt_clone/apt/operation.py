@@ -117,15 +117,22 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
         raise NothingToDo()
     ui.emit(ev.Planned(plan))
     try:
-        results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
-        if ctx.system.boot_container:
-            boot = ctx.zfs.get(ctx.system.boot_container)
-            results.append(check_boot_space(plan, boot.available, boot.pool))
+        results = _space_checks(ctx, plan)
     except NoSpace as exc:
         raise _with_prune_offer(ctx, exc) from None
-    ui.emit(ev.SpaceChecked(tuple(results)))
+    ui.emit(ev.SpaceChecked(results))
     if not ui.confirm("This operation will upgrade your system using ZFS capabilities. Proceed ? (y/n)"):
         raise Cancelled()
+
+
+def _space_checks(ctx: Context, plan: Plan) -> tuple[str, ...]:
+    """The pools' room for ``plan`` (the root's, and the boot pool's when there is one): one
+    verdict each; raises NoSpace."""
+    results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
+    if ctx.system.boot_container:
+        boot = ctx.zfs.get(ctx.system.boot_container)
+        results.append(check_boot_space(plan, boot.available, boot.pool))
+    return tuple(results)
 
 
 def _with_prune_offer(ctx: Context, exc: NoSpace) -> NoSpace:
@@ -143,33 +150,25 @@ def _with_prune_offer(ctx: Context, exc: NoSpace) -> NoSpace:
 
 _PLANNERS: dict[int, tuple[AptOp, Planner]] = {}
 """The planning child of an operation this process runs (by its record, the very object), kept
-from the plan step to the fetch step; a resumed operation has none."""
+from the plan step to the fetch step, ended by :func:`run` at the latest; a resumed operation
+has none."""
 NOT_FETCHED = "nothing was changed (apt-clone resume retries)"
 
 
-def _close_planner(st: AptOp) -> Planner | None:
-    """The operation's planning child, taken out of :data:`_PLANNERS` (None: there is none)."""
-    mine, planner = _PLANNERS.pop(id(st), (None, None))
-    if planner is not None and mine is not st:  # another record at a reused id: never ours
-        planner.close()
-        return None
-    return planner
+def _planner_of(st: AptOp) -> Planner | None:
+    mine, planner = _PLANNERS.get(id(st), (None, None))
+    return planner if mine is st else None
 
 
 def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
     plan = plan_of(st)
     settings = config.load()
     found = reboots.reasons(plan.changes, settings.reboot_packages)
-    planner = _close_planner(st)
-    try:
-        if st.op != "remove":
-            ui.emit(ev.Downloading())
-            asking = _fetch(ctx, st, plan, planner)
-            if settings.reboot_scripts:
-                found += [reboots.script_reason(os.path.basename(d).split("_", 1)[0]) for d in asking]
-    finally:
-        if planner is not None:
-            planner.close()
+    if st.op != "remove":
+        ui.emit(ev.Downloading())
+        asking = _fetch(ctx, st, plan, _planner_of(st))
+        if settings.reboot_scripts:
+            found += [reboots.script_reason(os.path.basename(d).split("_", 1)[0]) for d in asking]
     st.reboot_packages = sorted({name for name, _ in found})
     st.reboot_why = reboots.describe(found)
     st.reboot = bool(found)
@@ -539,7 +538,7 @@ def run(ctx: Context, st: AptOp, ui: Interaction, start: str = "plan") -> Outcom
     try:
         return _run(ctx, st, ui, start)
     finally:
-        planner = _close_planner(st)
+        _, planner = _PLANNERS.pop(id(st), (None, None))
         if planner is not None:
             planner.close()
 
@@ -800,11 +799,7 @@ def plan_only(ctx: Context, req: AptRequest, ui: Interaction) -> Outcome:
         ui.emit(ev.NothingToDo())
         return Outcome("nothing", plan=plan, then=req.then)
     ui.emit(ev.Planned(plan))
-    results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
-    if ctx.system.boot_container:
-        boot = ctx.zfs.get(ctx.system.boot_container)
-        results.append(check_boot_space(plan, boot.available, boot.pool))
-    ui.emit(ev.SpaceChecked(tuple(results)))
+    ui.emit(ev.SpaceChecked(_space_checks(ctx, plan)))
     found = reboots.reasons(plan.changes, patterns)
     if found:
         ui.emit(ev.RebootNeeded(tuple(sorted({name for name, _ in found}))))

@@ -87,9 +87,15 @@ def child_python() -> str:
     return sys.executable if importlib.util.find_spec("apt_pkg") is not None else "/usr/bin/python3"
 
 
-def _child(runner: Runner, args: list[str]) -> dict[str, object]:
+def _child_argv(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``python -m apt_clone.apt.child ARGS`` and its environment (this package on its path)."""
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = runner.run([child_python(), "-m", "apt_clone.apt.child", *args], env={"PYTHONPATH": package_parent})
+    return [child_python(), "-m", "apt_clone.apt.child", *args], {"PYTHONPATH": package_parent}
+
+
+def _child(runner: Runner, args: list[str]) -> dict[str, object]:
+    argv, env = _child_argv(args)
+    result = runner.run(argv, env=env)
     if not result.ok:
         raise OperationFailed(f"apt planning failed: {result.error_line()}")
     try:
@@ -144,9 +150,8 @@ def start_plan(
 ) -> tuple[Plan, Planner]:
     """:func:`make_plan`, its child kept for the download (see :class:`Planner`); the child is
     ended when the plan is refused."""
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    argv = [child_python(), "-m", "apt_clone.apt.child", "session", "--root", root, "--op", op, *packages]
-    planner = Planner(runner.spawn(argv, env={"PYTHONPATH": package_parent}))
+    argv, env = _child_argv(["session", "--root", root, "--op", op, *packages])
+    planner = Planner(runner.spawn(argv, env=env))
     try:
         line = planner.child.read_line()
         try:

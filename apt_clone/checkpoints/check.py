@@ -169,14 +169,14 @@ def _esp(ctx: Context, home: layout.GrubHome, mounts: list[Mount], add: Add) -> 
 def _waiting_boot_loaders(ctx: Context, tree: list[Dataset], add: Add) -> None:
     """Checkpoints holding a boot loader upgraded in them that the ESP gets on activation."""
     for ds in boot_environments(tree, ctx.system.container, ctx.system.dataset):
+        name = ds.name.rsplit("/", 1)[1]
         pending = ds.user.get(efi.PENDING)
         if pending:
-            name = ds.name.rsplit("/", 1)[1]
             add(Finding("note", "esp", f"checkpoint '{name}' holds a boot loader upgrade ({pending}) that "
                         "reaches the EFI system partition when it is activated"))  # fmt: skip
         held = ds.user.get(efi.HELD_BACK)
         if held:
-            add(Finding("note", "grub", efi.held_back_note(ds.name.rsplit("/", 1)[1], held)))
+            add(Finding("note", "grub", efi.held_back_note(name, held)))
 
 
 def _trials(ctx: Context, add: Add) -> None:

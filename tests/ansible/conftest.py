@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import sandbox_cli
+from tests.helpers import SandboxInfo, installed_version, sandbox_cli, zfs_state
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_VENV = Path(os.environ.get("APT_CLONE_ANSIBLE_VENV", REPO / ".venv-ansible"))
@@ -30,11 +30,16 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 @dataclass(frozen=True)
 class Host:
     name: str
-    directory: str
+    info: SandboxInfo
+    """Its sandbox, as the session sandbox's tests know theirs (tests.helpers)."""
+
+    @property
+    def directory(self) -> str:
+        return self.info.directory
 
     @property
     def root(self) -> str:
-        return os.path.join(self.directory, "root")
+        return self.info.root
 
     @property
     def env(self) -> dict[str, str]:
@@ -61,19 +66,10 @@ class Host:
         return listed
 
     def zfs_state(self) -> list[str]:
-        pool = json.loads(sandbox_cli("status", directory=self.directory).stdout)["pool"]
-        out = subprocess.run(
-            ["zfs", "list", "-H", "-t", "all", "-r", "-o", "name,origin,mountpoint,org.aptclone:title", pool],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.splitlines()
+        return zfs_state(self.info)
 
     def version(self, package: str) -> str | None:
-        status = Path(self.root, "var/lib/dpkg/status").read_text()
-        found = re.search(rf"^Package: {re.escape(package)}\n(?:[^\n]+\n)*?Version: (\S+)", status, re.M)
-        return found.group(1) if found else None
+        return installed_version(self.root, package)
 
 
 @dataclass
@@ -132,10 +128,13 @@ def fleet_hosts() -> Iterator[dict[str, Host]]:
         pytest.skip("the fleet's hosts are sandboxes: root")
     if not (ANSIBLE_VENV / "bin/ansible-playbook").exists():
         pytest.fail(f"no ansible-core in {ANSIBLE_VENV}: make ansible-setup installs it")
-    hosts = {name: Host(name, os.path.join(FLEET_DIR, name)) for name in HOSTS}
-    for host in hosts.values():
-        created = sandbox_cli("create", directory=host.directory)
+    hosts = {}
+    for name in HOSTS:
+        directory = os.path.join(FLEET_DIR, name)
+        created = sandbox_cli("create", directory=directory)
         assert created.returncode == 0, created.stderr
+        status = json.loads(sandbox_cli("status", directory=directory).stdout)
+        hosts[name] = Host(name, SandboxInfo(directory, status["root"], status["pool"], status["be_container"]))
     yield hosts
     if os.environ.get("APT_CLONE_KEEP_SANDBOX") != "1":
         for host in hosts.values():
