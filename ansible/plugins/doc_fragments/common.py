@@ -10,6 +10,8 @@ class ModuleDocFragment(object):
     """The options every aptclone.zfs module takes."""
 
     DOCUMENTATION = r"""
+author:
+  - apt-clone developers (@apt-clone)
 options:
   root:
     description:

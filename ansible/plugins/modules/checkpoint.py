@@ -16,8 +16,6 @@ description:
   - The Linux counterpart of M(community.general.beadm), with diff mode (the checkpoint list
     before and after).
 version_added: 0.3.0
-author:
-  - apt-clone developers (@apt-clone)
 extends_documentation_fragment:
   - aptclone.zfs.common
 options:

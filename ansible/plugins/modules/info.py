@@ -13,8 +13,6 @@ description:
   - Reads C(apt-clone -l --json) and, with O(check=true), C(apt-clone check --json); changes
     nothing. A rolling upgrade reads a trial boot's verdict here.
 version_added: 0.3.0
-author:
-  - apt-clone developers (@apt-clone)
 extends_documentation_fragment:
   - aptclone.zfs.common
 options:

@@ -14,8 +14,6 @@ description:
     each recent day, week and month (C([prune]) of C(/etc/apt-clone/apt-clone.conf)) and removes
     the others, never the running one, the default, a trial, a pinned one or one made by hand.
 version_added: 0.3.0
-author:
-  - apt-clone developers (@apt-clone)
 extends_documentation_fragment:
   - aptclone.zfs.common
 options:

@@ -17,8 +17,6 @@ description:
     host's datasets and packages are as before.
   - Nothing to do (the plan is empty) is no change, so a second run of the same task reports none.
 version_added: 0.3.0
-author:
-  - apt-clone developers (@apt-clone)
 extends_documentation_fragment:
   - aptclone.zfs.common
 options:
