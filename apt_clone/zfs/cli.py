@@ -286,14 +286,15 @@ class CliZfs(ZfsBackend):
                 zprops.validate_value(prop, value)
         if not props:
             return
+        # A set is idempotent, and one that remounts (canmount, mountpoint) can meet "busy".
         if self.dialect == ZFS_FUSE:
             for prop, value in props.items():
-                self._run(["zfs", "set", f"{prop}={value}", name])
+                self._run_retrying_busy(["zfs", "set", f"{prop}={value}", name])
         else:
-            self._run(["zfs", "set", *(f"{p}={v}" for p, v in props.items()), name])
+            self._run_retrying_busy(["zfs", "set", *(f"{p}={v}" for p, v in props.items()), name])
 
     def inherit(self, name: str, prop: str) -> None:
-        self._run(["zfs", "inherit", prop, name])
+        self._run_retrying_busy(["zfs", "inherit", prop, name])
 
     def mount(self, name: str) -> None:
         self._run_retrying_busy(["zfs", "mount", name])

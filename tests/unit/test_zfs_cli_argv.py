@@ -122,6 +122,23 @@ def test_busy_destroy_is_retried_with_backoff_then_succeeds():
     assert len(r.calls) == 3 and sleeps == [0.05, 0.1]
 
 
+def test_a_busy_remount_after_a_property_set_is_retried():
+    """CI's failure on record: undoing an activation set canmount=on on a mounted root, and
+    zfs-fuse's remount answered "busy" once; the set is idempotent, so it is retried."""
+    busy = "cannot mount 'p/be1': mountpoint or dataset is busy (property may be set but unable to remount filesystem)"
+    for dialect in (ZFS_FUSE, OPENZFS):
+        r = FakeRunner()
+        r.queue = [(1, "", busy), (0, "", "")]
+        z, sleeps = backend(dialect, r)
+        z.set_props("p/be1", {"canmount": "on"})
+        assert r.calls == [("zfs", "set", "canmount=on", "p/be1")] * 2 and sleeps == [0.05]
+        r = FakeRunner()
+        r.queue = [(1, "", busy), (0, "", "")]
+        z, sleeps = backend(dialect, r)
+        z.inherit("p/be1", "mountpoint")
+        assert r.calls == [("zfs", "inherit", "mountpoint", "p/be1")] * 2 and sleeps == [0.05]
+
+
 def test_busy_retry_is_bounded():
     r = FakeRunner()
     r.queue = [(1, "", "cannot unmount 'p/b': dataset is busy")] * 10
