@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 from . import model
-from .apt import operation
 from .checkpoints import commands
 from .chroot import unmount
 from .context import Context
@@ -18,7 +17,6 @@ from .engine.opstate import AptOp, OpState
 from .errors import AptCloneError, OperationFailed
 from .paths import mount_base
 from .system import mounts_under
-from .trial import verdict
 from .zfs import ZfsError, ZfsNotFound
 from .zfs.cli import SAVED_MOUNTPOINT, CliZfs
 
@@ -32,6 +30,9 @@ def check_unfinished(ctx: Context, *, freeing: bool = False) -> tuple[list[str],
     journal, st = commands.load_journal(ctx)
     if st is None or not st.unfinished:
         return [], None
+    # the apt operation (python-apt planning, its events): loaded only when something is unfinished
+    from .apt import operation
+
     operation.refuse_while_working(st)
     if isinstance(st, AptOp):
         return operation.settle_unfinished(ctx, journal, st, freeing=freeing)
@@ -55,6 +56,11 @@ def recover(ctx: Context) -> list[str]:
     """After a crash: the completed operation, or exactly the state before; then the leftovers.
     Returns what was done. An operation a destroy kept (see :func:`check_unfinished`) is
     recovered after it."""
+    # the apt operation and the trial's verdict: their recovery and sweeps (check_unfinished
+    # loads them only when something is unfinished)
+    from .apt import operation
+    from .trial import verdict
+
     done: list[str] = []
     for _ in range(3):  # a destroy, the operation it kept (and, at most, one it kept in turn)
         journal, st = commands.load_journal(ctx)
@@ -68,6 +74,8 @@ def recover(ctx: Context) -> list[str]:
 
 
 def _recover_one(ctx: Context, journal: Journal, st: OpState) -> str:
+    from .apt import operation  # loaded by recover() already
+
     if isinstance(st, AptOp):
         return operation.recover_after_crash(ctx, journal, st)
     return commands.recover(ctx, st)
@@ -93,6 +101,8 @@ def _sweep_mount_dirs(ctx: Context) -> list[str]:
 def _sweep(ctx: Context) -> list[str]:
     """Leftovers of any interrupted command: chroot binds, mounts, changed mountpoints, orphan
     snapshots of ours (only those apt-clone marked as it took them)."""
+    from .apt import operation  # loaded by recover() already
+
     done = operation.sweep_chroots(ctx)
     props = (model.SNAPSHOT_MARK, model.STEP_MARK, SAVED_MOUNTPOINT)
     tree = ctx.zfs.list_tree(ctx.system.container, props)

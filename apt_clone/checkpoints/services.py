@@ -144,6 +144,8 @@ class Near:
 
     records: list[Dataset]
     next_boot: str | None
+    once: tuple[str | None, ...] = ()
+    """What boots next once or is the trial armed (see :func:`checkpoints_of`); () when not read."""
 
     def checkpoint(self, ctx: Context, name: str) -> model.Checkpoint:
         """Checkpoint ``name`` of these records; raises NotFound."""
@@ -151,7 +153,7 @@ class Near:
         dataset = f"{ctx.system.container}/{name}"
         ds = record_of(self.records, dataset)
         candidates = [r for r in self.records if r is ds or r.name == ctx.system.dataset]
-        for cp in checkpoints_of(ctx, candidates, self.next_boot):
+        for cp in checkpoints_of(ctx, candidates, self.next_boot, self.once):
             if ds is not None and cp.dataset == dataset:
                 return cp
         raise NotFound(f"no checkpoint named '{name}' in {ctx.system.container}")
@@ -165,7 +167,10 @@ def lookup(ctx: Context, name: str, *also: str | None) -> tuple[model.Checkpoint
     exist): one zfs get and one pool read, whatever the number of checkpoints."""
     name = resolve_name(name, ctx.system.container)
     records = read_named(ctx, [f"{ctx.system.container}/{name}", *also])
-    near = Near(records, ctx.boot.state(ctx.system.pool, ctx.system.container).next_boot)
+    state = ctx.boot.state(ctx.system.pool, ctx.system.container)
+    container = record_of(records, ctx.system.container)
+    armed = container.user.get(TRIAL) if container is not None else None
+    near = Near(records, state.next_boot, (state.grub_next, ctx.boot.once_of(ctx.system.container), armed))
     return near.checkpoint(ctx, name), near
 
 
@@ -617,10 +622,16 @@ def set_default(ctx: Context, dataset: str, previous: str | None = None, mounts:
     pending = target.user.get(efi.PENDING) if target is not None else None
     messages = efi.apply(ctx, dataset, pending, _target_mounter(ctx, dataset)) if pending else []
     held = target.user.get(efi.HELD_BACK) if target is not None else None
+    container = record_of(tree, ctx.system.container)
+    armed = container.user.get(TRIAL) if container is not None else None
     messages += ctx.boot.activate(dataset)
     if held:  # told once, as it becomes the default
         messages.append(efi.held_back_note(dataset.rsplit("/", 1)[1], held))
         ctx.zfs.inherit(dataset, efi.HELD_BACK)
+    if armed:  # its one-time boot is gone with the activation: no verdict is to come
+        ctx.zfs.inherit(ctx.system.container, TRIAL)
+        if armed != dataset:
+            messages.append(f"The trial boot of '{armed.rsplit('/', 1)[1]}' is cancelled.")
     automount.apply(ctx.zfs, tree, roots, automount.of_default(tree, roots, dataset))
     ctx.zfs.set_props(dataset, {model.ACTIVATED: model.utc_now()})
     return messages
@@ -647,8 +658,9 @@ def arm_trial(ctx: Context, dataset: str, default: str | None = None) -> list[st
 def mount_tree(ctx: Context, *checkpoints: str | None) -> Mounts:
     """The filesystems of the running root and of ``checkpoints`` (datasets of the container)
     with what :mod:`apt_clone.automount` reads, and their roots: what an activation or a trial
-    changes (the running root, what boots by default, what is to boot). Never the container's
-    whole tree: the cost does not grow with the number of checkpoints."""
+    changes (the running root, what boots by default, what is to boot); and the container's
+    record, with the trial armed. Never the container's whole tree: the cost does not grow with
+    the number of checkpoints."""
     wanted = [
         name
         for name in dict.fromkeys((ctx.system.dataset, *checkpoints))
@@ -660,7 +672,8 @@ def mount_tree(ctx: Context, *checkpoints: str | None) -> Mounts:
             names += ctx.zfs.filesystems(name)
         except ZfsNotFound:
             pass
-    records = ctx.zfs.get_many(names, (automount.MARK, SAVED_MOUNTPOINT, efi.PENDING, efi.HELD_BACK))
+    names.append(ctx.system.container)  # under no root: automount never considers it
+    records = ctx.zfs.get_many(names, (automount.MARK, SAVED_MOUNTPOINT, efi.PENDING, efi.HELD_BACK, TRIAL))
     return [records[n] for n in names if n in records], [n for n in wanted if n in records]
 
 
@@ -687,6 +700,10 @@ def save_boot(
     if held:  # set_default forgets it
         saved["held-back"] = held
         saved["held-back-of"] = target
+    container = record_of(tree, ctx.system.container)
+    armed = container.user.get(TRIAL) if container is not None else None
+    if armed:  # set_default cancels it
+        saved["trial"] = armed
     return saved, mounts
 
 
@@ -701,6 +718,9 @@ def restore_boot(ctx: Context, saved: dict[str, str | None]) -> None:
             ctx.zfs.set_props(held_of, {efi.HELD_BACK: held})
         except ZfsNotFound:
             pass
+    armed = saved.get("trial")
+    if armed:
+        ctx.zfs.set_props(ctx.system.container, {TRIAL: armed})
     ctx.boot.restore(ctx.system.pool, ctx.system.container, saved)
     if "automount" in saved:
         tree, roots = mount_tree(ctx, *(saved.get("automount-of") or "").split())
@@ -771,6 +791,12 @@ def plan_rollback(ctx: Context, name: str) -> Created:
     running root's newest (nothing later would be lost). Changes nothing."""
     cp = find(ctx, name)
     refuse_mounted(cp, "roll back to")
+    if cp.active or cp.trial:  # the rollback destroys it: the pool's bootfs or the trial's target gone
+        running = ctx.system.dataset.rsplit("/", 1)[1]
+        raise Refused(
+            f"cannot roll back to '{cp.name}': '{cp.name}' boots next: activate '{running}' "
+            f"(the running system) first ('apt-clone -a {running}')"
+        )
     snap = cp.origin
     if not snap or not snap.startswith(ctx.system.dataset + "@"):
         raise Refused(f"'{cp.name}' was not cloned from the running system: activate it and reboot instead")

@@ -20,6 +20,7 @@ from apt_clone.engine.opstate import SCHEMA
 from apt_clone.errors import NotFound, OperationFailed, Refused
 from apt_clone.runner import DEFAULT_RUNNER
 from apt_clone.system import ManagedSystem, managed_system
+from apt_clone.trial import verdict
 from tests.fakezfs import FakeZfs
 
 
@@ -157,6 +158,46 @@ def test_refusals_change_nothing(world):
     with pytest.raises(Refused, match="boots next"):
         services.plan_destroy(ctx, "be2")
     assert world.state() == before
+
+
+def test_a_rollback_never_drops_what_boots_next(world):
+    """Rolling back to a checkpoint that boots next (activated, or armed for a trial) would
+    destroy the pool's bootfs or the trial's target: refused, changing nothing."""
+    ctx = world.make_ctx()
+    commands.create(ctx)
+    commands.activate(ctx, "be2")
+    before = world.state()
+    with pytest.raises(Refused, match="'be2' boots next: activate 'be1'"):
+        commands.rollback_to(ctx, "be2")
+    assert world.state() == before and services.list_checkpoints(ctx).next_boot == world.ds("be2")
+    commands.activate(ctx, "be1")
+    commands.arm_trial(ctx, "be2")
+    before = world.state()
+    with pytest.raises(Refused, match="'be2' boots next: activate 'be1'"):
+        commands.rollback_to(ctx, "be2")
+    assert world.state() == before
+    activated = commands.activate(ctx, "be1")  # the trial is cancelled with its one-time boot
+    assert "The trial boot of 'be2' is cancelled." in activated.messages
+    assert not services.find(ctx, "be2").trial
+    commands.rollback_to(ctx, "be2")
+    assert [cp.name for cp in services.list_checkpoints(ctx).checkpoints] == ["be1"]
+
+
+def test_an_activation_cancels_the_trial_armed_and_its_undo_arms_it_again(world, monkeypatch):
+    """A trial armed, then another checkpoint activated: the trial's one-time boot is gone, so
+    the next boot's verdict must not find it armed and mark it bad (it never booted)."""
+    ctx = world.make_ctx()
+    commands.create(ctx)
+    commands.arm_trial(ctx, "be2")
+    monkeypatch.setenv("APT_CLONE_TEST_FAIL_AT", "activate.menu:before")
+    with pytest.raises(OperationFailed, match="failure injected"):
+        commands.activate(world.make_ctx(), "be1")
+    monkeypatch.delenv("APT_CLONE_TEST_FAIL_AT")
+    assert services.find(world.make_ctx(), "be2").trial  # the undo armed it again
+    commands.activate(world.make_ctx(), "be1")
+    world.boot_into("be1")
+    result = verdict.commit(world.make_ctx())
+    assert result.trial is None and services.find(world.make_ctx(), "be2").bad is None
 
 
 def test_activate_rename_and_trial(world):
