@@ -4,14 +4,16 @@ Traced like the runner's commands (``APT_CLONE_TRACE=1``)."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import sys
 import time
 from dataclasses import dataclass
 
 from .runner import TRACE_ENV
+
+TYPE_CHECKING = False  # mypy knows the name
+if TYPE_CHECKING:
+    import ctypes
 
 MS_NOSUID, MS_NODEV, MS_BIND = 2, 4, 4096
 MNT_DETACH = 2
@@ -36,6 +38,10 @@ _libc: ctypes.CDLL | None = None
 
 
 def _c() -> ctypes.CDLL:
+    """libc, loaded by the first mount or unmount."""
+    # ctypes (with tempfile, for find_library) only when something is mounted: 2 ms of every start
+    import ctypes.util
+
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -53,6 +59,8 @@ def _enc(text: str | None) -> bytes | None:
 
 def mount(spec: Mount, target: str) -> None:
     """Mount ``spec`` at ``target``; raises OSError with the kernel's reason."""
+    import ctypes  # only when something is mounted (see _c)
+
     started = time.monotonic()
     rc = _c().mount(_enc(spec.source), _enc(target), _enc(spec.fstype), ctypes.c_ulong(spec.flags), _enc(spec.data))
     errno = ctypes.get_errno() if rc != 0 else 0
@@ -63,6 +71,8 @@ def mount(spec: Mount, target: str) -> None:
 
 def umount(target: str, *, lazy: bool = False) -> None:
     """Unmount ``target`` (``lazy``: detach it now, as ``umount -l``); raises OSError."""
+    import ctypes  # only when something is mounted (see _c)
+
     started = time.monotonic()
     rc = _c().umount2(_enc(target), ctypes.c_int(MNT_DETACH if lazy else 0))
     errno = ctypes.get_errno() if rc != 0 else 0

@@ -243,12 +243,12 @@ def _rollback_steps(ctx: Context, st: RollbackOp, save: Save, tree: Tree) -> lis
         services.rollback_in_place(ctx, st.created)
 
     def destroy() -> None:
-        services.undo_create(ctx, st.created, refresh=False)
+        services.drop_rolled_back(ctx, st.created)
 
     return [
         Step("rollback", rollback),
         Step("destroy", destroy),
-        Step("menu", _menu(ctx, {st.created.checkpoint: None})),
+        Step("menu", _menu(ctx, {st.created.checkpoint: None}, tree)),
     ]
 
 
@@ -279,11 +279,12 @@ BUILDERS: dict[str, Callable[[Context, OpState, Save, Tree], list[Step]]] = {
 }
 
 
-def _menu(ctx: Context, changes: dict[str, str | None]) -> Callable[[], None]:
-    """The menu step: the entries of ``changes`` edited (see :func:`services.edit_menu`)."""
+def _menu(ctx: Context, changes: dict[str, str | None], known: Tree = None) -> Callable[[], None]:
+    """The menu step: the entries of ``changes`` edited (see :func:`services.edit_menu`;
+    ``known``: the records it reads, as the plan read them)."""
 
     def menu() -> None:
-        services.edit_menu(ctx, changes)
+        services.edit_menu(ctx, changes, known)
 
     return menu
 
@@ -509,9 +510,10 @@ def share_grub(ctx: Context) -> str:
 
 
 def rollback_to(ctx: Context, name: str) -> services.RolledBack:
-    created = services.plan_rollback(ctx, name)
+    created, read = services.plan_rollback(ctx, name)
     execute(
         ctx,
         RollbackOp(**services.envelope(ctx, "rollback", f"apt-clone rollback {created.checkpoint}"), created=created),
+        read,
     )
     return services.RolledBack(ctx.system.dataset, created.snapshot, created.dataset)

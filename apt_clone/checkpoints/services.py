@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from .. import config, model
+from .. import model
 from ..boot import esp, grub, layout
 from ..chroot import bound
 from ..chroot import unmount as chroot_unmount
@@ -20,7 +20,7 @@ from ..context import Context
 from ..errors import NotFound, Refused
 from ..model import Created
 from ..names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
-from ..side_by_side import side_by_side
+from ..side_by_side import both, side_by_side
 from ..signals import shielded
 from ..system import dataset_mounted_at, read_mounts
 from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
@@ -166,8 +166,10 @@ def lookup(ctx: Context, name: str, *also: str | None) -> tuple[model.Checkpoint
     """Checkpoint ``name`` and what was read with it (``also``: more datasets, those that
     exist): one zfs get and one pool read, whatever the number of checkpoints."""
     name = resolve_name(name, ctx.system.container)
-    records = read_named(ctx, [f"{ctx.system.container}/{name}", *also])
-    state = ctx.boot.state(ctx.system.pool, ctx.system.container)
+    records, state = both(
+        lambda: read_named(ctx, [f"{ctx.system.container}/{name}", *also]),
+        lambda: ctx.boot.state(ctx.system.pool, ctx.system.container),
+    )
     container = record_of(records, ctx.system.container)
     armed = container.user.get(TRIAL) if container is not None else None
     near = Near(records, state.next_boot, (state.grub_next, ctx.boot.once_of(ctx.system.container), armed))
@@ -401,6 +403,17 @@ def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None
     side_by_side(lambda: destroy_quietly(ctx, created.snapshot), (lambda: destroy_quietly(ctx, boot)) if boot else None)
     if refresh:
         edit_menu(ctx, {created.checkpoint: None})
+
+
+def drop_rolled_back(ctx: Context, created: Created) -> None:
+    """After :func:`rollback_in_place`: the checkpoint (children and boot twin too) destroyed,
+    then its snapshots. ``zfs destroy`` unmounts what is mounted; the plan refused a checkpoint
+    ``apt-clone mount`` holds. Its name stays taken (the container's newest is not stepped back):
+    the journal and the log named it."""
+    twin = created.boot_dataset
+    side_by_side(lambda: destroy_quietly(ctx, created.dataset), (lambda: destroy_quietly(ctx, twin)) if twin else None)
+    boot = created.boot_snapshot
+    side_by_side(lambda: destroy_quietly(ctx, created.snapshot), (lambda: destroy_quietly(ctx, boot)) if boot else None)
 
 
 def rollback_in_place(ctx: Context, created: Created) -> None:
@@ -648,6 +661,8 @@ def arm_trial(ctx: Context, dataset: str, default: str | None = None) -> list[st
     default = default or ctx.zfs.pool(ctx.system.pool).bootfs
     if ctx.boot.has_grub and not ctx.boot.writes_env:
         edit_menu(ctx, {})  # an older version's menu sources no counter script: rendered anew
+    from .. import config  # the configuration: only a trial reads it (its tries)
+
     message = ctx.boot.boot_once(dataset, config.load().tries)
     tree, roots = mount_tree(ctx, default)  # the default's children stay; no root mounts by itself
     automount.apply(ctx.zfs, tree, roots, automount.mounting(tree, roots) - set(roots))
@@ -785,12 +800,14 @@ class RolledBack:
     destroyed: str
 
 
-def plan_rollback(ctx: Context, name: str) -> Created:
+def plan_rollback(ctx: Context, name: str) -> tuple[Created, list[Dataset]]:
     """Check rolling the running root back to the snapshot checkpoint NAME was cloned from (then
     dropping NAME): the undo of an in-place change that was kept. Only when that snapshot is the
-    running root's newest (nothing later would be lost). Changes nothing."""
-    cp = find(ctx, name)
+    running root's newest (nothing later would be lost). Changes nothing. Returns what to roll
+    back to, and what was read (the container, the running root, NAME) for the menu step."""
+    cp, near = lookup(ctx, name)
     refuse_mounted(cp, "roll back to")
+    refuse_cutting_grub(ctx, cp, "roll back to", near.records)
     if cp.active or cp.trial:  # the rollback destroys it: the pool's bootfs or the trial's target gone
         running = ctx.system.dataset.rsplit("/", 1)[1]
         raise Refused(
@@ -808,7 +825,7 @@ def plan_rollback(ctx: Context, name: str) -> Created:
     tag = snap.split("@", 1)[1]
     twin = _twin(ctx, cp.name)
     boot_snap = f"{ctx.system.boot_dataset}@{tag}" if twin else None
-    return Created(cp.name, cp.dataset, snap, cp.kind, cp.title, twin, boot_snap)
+    return Created(cp.name, cp.dataset, snap, cp.kind, cp.title, twin, boot_snap), near.records
 
 
 def parts_of(ctx: Context, cp: model.Checkpoint) -> Created:

@@ -25,9 +25,11 @@ class Journal:
     """One JSON file, replaced atomically (write, fsync, rename, fsync the directory)."""
 
     def __init__(self, container: str) -> None:
-        import hashlib  # here: its OpenSSL binding is the dearest import of a listing
-
-        digest = hashlib.sha1(container.encode()).hexdigest()[:8]
+        try:
+            from _sha1 import sha1  # CPython's own SHA-1: hashlib's OpenSSL binding costs 3 ms a start
+        except ImportError:  # pragma: no cover - an interpreter without it
+            from hashlib import sha1  # the same digest
+        digest = sha1(container.encode()).hexdigest()[:8]
         name = f"journal-{container.replace('/', '_')}-{digest}.json"
         self.path = os.path.join(state_dir(), name)
         self.run_copy = os.path.join(run_dir(), name)

@@ -151,7 +151,8 @@ def _read_in(dataset: str, rel: str) -> dict[str, str]:
 
 def test_the_checkpoint_whose_grub_directory_grub_reads_is_never_cut(family):
     """The Root-on-ZFS guide's layout: /boot/grub inside bpool/BOOT/<name>. GRUB reads the copy it
-    was installed from; destroying or renaming that checkpoint is refused (exit 3), naming the fix."""
+    was installed from; destroying, renaming or rolling back to that checkpoint is refused (exit 3),
+    naming the fix."""
     sb, boot = family
     assert sandbox_cli("grub", "--inside", directory=sb.directory).returncode == 0
     try:
@@ -161,7 +162,7 @@ def test_the_checkpoint_whose_grub_directory_grub_reads_is_never_cut(family):
         assert sandbox_cli("reboot", directory=sb.directory).returncode == 0
         assert apt_clone(sb, "create").returncode == 0  # rootfs-nmu-002, which holds no GRUB of GRUB's
         before = names(sb.pool, boot.split("/")[0])
-        for argv in (["-r", "rootfs-nmu-000"], ["rename", "rootfs-nmu-000", "old"]):
+        for argv in (["-r", "rootfs-nmu-000"], ["rename", "rootfs-nmu-000", "old"], ["rollback", "rootfs-nmu-000"]):
             refused = apt_clone(sb, "-y", *argv)
             assert refused.returncode == 3, refused.stderr
             assert "GRUB rescue prompt" in refused.stderr and "apt-clone check" in refused.stderr

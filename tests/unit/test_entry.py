@@ -120,3 +120,22 @@ def test_the_help_text_is_current():
         pytest.skip("no source tree here (the package's autopkgtest): the package build ran this check")
     checked = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert checked.returncode == 0, "apt_clone/cli/helptext.py is stale: run scripts/helptext.py"
+
+
+def test_the_one_command_parser_answers_as_the_whole_one():
+    """A command line naming a command is parsed by a parser holding that command alone: its
+    help and its usage errors read as the whole parser's."""
+    import typer.main
+    from click.testing import CliRunner
+
+    from apt_clone.cli import app as cli
+
+    names = [c.name for c in cli.app.registered_commands]
+    assert len(names) > 20 and "rollback" in names
+    for name in names:
+        for args in ([name, "--help"], ["-y", name, "--no-such-option"]):
+            one = cli._parser_for(args)
+            assert one is not cli.app and [c.name for c in one.registered_commands] == [name]
+            got = [CliRunner().invoke(typer.main.get_command(p), args, prog_name="apt-clone") for p in (one, cli.app)]
+            assert got[0].exit_code == got[1].exit_code and got[0].output == got[1].output, name
+    assert cli._parser_for(["--help"]) is cli.app and cli._parser_for(["-y", "nosuch"]) is cli.app

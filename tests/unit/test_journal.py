@@ -81,3 +81,12 @@ def test_a_record_of_an_unknown_operation_is_refused():
 
     with pytest.raises(ValueError, match="unknown operation"):
         from_json({"op": "frobnicate", "command": "c", "root": "/", "container": "p", "dataset": "p/a"})
+
+
+def test_the_journal_keeps_its_name_across_versions(tmp_path, monkeypatch):
+    """A journal an older version left is found: its name is the container's SHA-1, however computed."""
+    import hashlib
+
+    monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path))
+    digest = hashlib.sha1(b"rpool/ROOT").hexdigest()[:8]
+    assert Journal("rpool/ROOT").path == str(tmp_path / f"journal-rpool_ROOT-{digest}.json")
