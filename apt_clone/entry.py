@@ -169,6 +169,32 @@ def fast(args: list[str]) -> int | None:
     return _list(kw) if kw is not None else None
 
 
+APT_OPERATIONS = ("dist-upgrade", "upgrade", "install", "remove")
+_GLOBAL_FLAGS = ("-y", "--yes", "--json", "--debug", "-s", "--in-clone", "--steps")
+
+
+def apt_root(args: list[str]) -> str | None:
+    """The root of an apt operation's command line run by root (``[global options] install
+    ...``; not ``--help`` or ``--dry-run``), whose planning child may start before the parser
+    loads (:func:`apt_clone.apt.plan.warm_up`); None otherwise. A guess at most: the parser
+    decides, and a child nothing asks for ends with the command."""
+    if os.geteuid() != 0 or "--" in args:
+        return None
+    root, i = "/", 0
+    while i < len(args) and args[i] not in APT_OPERATIONS:
+        if args[i] == "--root" and i + 1 < len(args):
+            root, i = args[i + 1], i + 2
+        elif args[i].startswith("--root="):
+            root, i = args[i].split("=", 1)[1], i + 1
+        elif args[i] in _GLOBAL_FLAGS:
+            i += 1
+        else:
+            return None
+    if i == len(args) or any(a in ("--help", "-h", "--dry-run", "--root") or a.startswith("--root=") for a in args[i:]):
+        return None
+    return root
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 1 and args[0] in HOOK_COMMANDS:
@@ -178,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         return done
     found = boot_command(args)
     if found is None:
+        root = apt_root(args)
+        if root is not None:
+            # the planning child's start: python-apt loads in it while typer and the engine load here
+            from .apt.plan import warm_up
+            from .runner import DEFAULT_RUNNER
+
+            warm_up(DEFAULT_RUNNER, root)
         from .cli.app import main as cli_main  # typer and click: never on the hook's or the boot's path
 
         return cli_main(args)

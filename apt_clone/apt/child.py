@@ -26,15 +26,19 @@ def _enter(root: str) -> None:
     configuration, its dpkg status and its ``file:`` sources (a local repository of the image,
     whose indexes apt reads in place) are read as its own apt would read them. What the planning
     imports is imported before: the root need not have python."""
+    _load()
+    os.chroot(root)
+    os.chdir("/")
+
+
+def _load() -> None:
+    """python-apt, all that planning, a download and a scan use."""
     import apt.cache  # noqa: F401
     import apt.package  # noqa: F401
     import apt.progress.base  # noqa: F401
     import apt.progress.text  # noqa: F401  # a session's download
     import apt_inst  # noqa: F401  # a session's scan
     import apt_pkg  # noqa: F401
-
-    os.chroot(root)
-    os.chdir("/")
 
 
 def plan(root: str, op: str, packages: list[str]) -> dict[str, Any]:
@@ -137,10 +141,21 @@ def fetch(cache: Any) -> dict[str, Any]:
     return {"error": None, **scan([item.destfile for item in fetcher.items])}
 
 
-def session(root: str, op: str, packages: list[str]) -> int:
-    """``session``: the plan on one line; then, asked ``fetch``, the download and the scan."""
+def session(root: str) -> int:
+    """``session``: python-apt loaded at once, while the parent gets ready; then, for a request
+    line (``{"op": ..., "packages": [...]}``; none: nothing to do), the root entered (the parent
+    holds its lock by then: whatever recovery it ran is done) and the plan on one line; then,
+    asked ``fetch``, the download and the scan."""
     try:
-        planned, cache = _plan(root, op, packages)
+        _load()
+    except Exception:  # noqa: BLE001, S110 - the plan below meets it again and reports it
+        pass
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    try:
+        request = json.loads(line)
+        planned, cache = _plan(root, str(request["op"]), [str(p) for p in request["packages"]])
     except Exception as exc:  # reported as data, as plan's
         planned, cache = {"error": f"python-apt: {exc}".splitlines()[0]}, None
     print(json.dumps(planned), flush=True)
@@ -186,11 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("debs", nargs="*")
     w = sub.add_parser("session")
     w.add_argument("--root", required=True)
-    w.add_argument("--op", required=True)
-    w.add_argument("packages", nargs="*")
     args = parser.parse_args(argv)
     if args.cmd == "session":
-        return session(args.root, args.op, args.packages)
+        return session(args.root)
     try:
         result = plan(args.root, args.op, args.packages) if args.cmd == "plan" else scan(args.debs)
     except Exception as exc:  # reported as data: the parent turns it into one line

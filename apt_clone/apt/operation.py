@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import config, dpkgstatus, model
 from ..boot import grub
-from ..checkpoints import commands, efi, prune, services
+from ..checkpoints import commands, efi, services
 from ..chroot import restore_after_crash
 from ..context import Context
 from ..engine import opstate
@@ -45,6 +45,7 @@ from .plan import (
     check_boot_space,
     check_space,
     debs_asking_for_reboot,
+    discard_warm,
     make_plan,
     start_plan,
     validate_request,
@@ -137,6 +138,8 @@ def _space_checks(ctx: Context, plan: Plan) -> tuple[str, ...]:
 
 def _with_prune_offer(ctx: Context, exc: NoSpace) -> NoSpace:
     """The refusal, naming what ``apt-clone prune`` would free (read only: the plan)."""
+    from ..checkpoints import prune  # retention: only a pool too full loads it
+
     the_plan = prune.plan(ctx, prune.policy_of(config.load()))
     if not the_plan.remove:
         return NoSpace(f"{exc.message}; 'apt-clone prune' would remove nothing (see 'apt-clone prune --dry-run')")
@@ -812,6 +815,15 @@ def run_apt_operation(
 ) -> Outcome:
     """Plan, checkpoint, run apt, and roll back on failure. Refusals change nothing. ``guard``
     runs under the lock first (``recovery.check_unfinished``: what an interrupted command left)."""
+    try:
+        return _run_apt_operation(ctx, req, ui, guard, pause_at)
+    finally:
+        discard_warm()  # a planning child started ahead that no plan asked for (a refusal came first)
+
+
+def _run_apt_operation(
+    ctx: Context, req: AptRequest, ui: Interaction, guard: Callable[[Context], list[str]], pause_at: str | None
+) -> Outcome:
     validate_request(req.op, req.packages)
     if req.dry_run:
         return plan_only(ctx, req, ui)
@@ -840,6 +852,8 @@ def run_apt_operation(
         except NoSpace as exc:
             if not exc.prunable or not (req.prune or ui.confirm_prune(f"{exc.message}. Prune now? (y/n)")):
                 raise
+        from ..checkpoints import prune  # loaded by the refusal's offer already
+
         pruned = prune.prune(ctx, prune.policy_of(config.load()))
         ui.emit(ev.Note(f"pruned {len(pruned.removed)} checkpoint(s) to make room: {', '.join(pruned.removed)}"))
         return attempt(False)  # the sources were just updated

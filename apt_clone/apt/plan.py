@@ -145,14 +145,38 @@ class Planner:
             self.child.close()
 
 
+_WARM: dict[str, Planner] = {}
+"""Planning children started ahead (:func:`warm_up`), by root, until a plan asks for one."""
+
+
+def _session(runner: Runner, root: str) -> Planner:
+    argv, env = _child_argv(["session", "--root", root])
+    return Planner(runner.spawn(argv, env=env))
+
+
+def warm_up(runner: Runner, root: str) -> None:
+    """Start the planning child for ``root`` now: python-apt loads while this process gets
+    ready (its imports, the lock, the journal); :func:`start_plan` asks it for the plan.
+    :func:`discard_warm` ends one no plan asked for."""
+    key = os.path.realpath(root)
+    if key not in _WARM:
+        _WARM[key] = _session(runner, root)
+
+
+def discard_warm() -> None:
+    """End the planning children started ahead and never asked (a refusal came first)."""
+    while _WARM:
+        _WARM.popitem()[1].close()
+
+
 def start_plan(
     runner: Runner, root: str, op: str, packages: tuple[str, ...], reboot_patterns: tuple[str, ...] = ()
 ) -> tuple[Plan, Planner]:
-    """:func:`make_plan`, its child kept for the download (see :class:`Planner`); the child is
-    ended when the plan is refused."""
-    argv, env = _child_argv(["session", "--root", root, "--op", op, *packages])
-    planner = Planner(runner.spawn(argv, env=env))
+    """:func:`make_plan`, its child kept for the download (see :class:`Planner`): the one
+    :func:`warm_up` started, or a new one. The child is ended when the plan is refused."""
+    planner = _WARM.pop(os.path.realpath(root), None) or _session(runner, root)
     try:
+        planner.child.send(json.dumps({"op": op, "packages": list(packages)}))  # gone: no plan line, below
         line = planner.child.read_line()
         try:
             data = json.loads(line)

@@ -629,11 +629,10 @@ def _apt(
     prune_first: bool = False,
     dry_run: bool = False,
 ) -> None:
-    # python-apt planning, apt-get and the engine (the configuration with them): only for an apt operation
+    # the request and the planning child's start (python-apt runs in the child): an apt operation's
     from .. import config
-    from ..apt.operation import run_apt_operation
+    from ..apt import plan
     from ..apt.request import THEN_CHOICES, AptRequest
-    from ..recovery import guard
 
     opts = _opts(ctx)
     if then is not None and then not in THEN_CHOICES:
@@ -642,6 +641,12 @@ def _apt(
     settings = config.load()
     then = then or (None if settings.then == "ask" else settings.then)
     cx = _context(opts)
+    if not dry_run:
+        plan.warm_up(cx.runner, cx.system.root)  # python-apt loads in it while the engine's modules load here
+    # apt-get, the engine and recovery: loaded beside the planning child
+    from ..apt.operation import run_apt_operation
+    from ..recovery import guard
+
     req = AptRequest(
         op,
         tuple(packages),

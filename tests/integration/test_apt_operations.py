@@ -284,6 +284,19 @@ def test_one_python_apt_process_plans_downloads_and_scans(pristine: SandboxInfo)
     assert installed_version(pristine.root, "ac-kernel") == "1.0"  # into the clone
 
 
+def test_a_refusal_ends_the_planning_child_started_ahead(pristine: SandboxInfo):
+    """The planning child starts before the engine's modules load (issue #36); a request refused
+    before any plan ends it, and nothing of it is left running."""
+    before = zfs_state(pristine)
+    got = apt_clone(pristine, "-y", "install", "bad_name", env={"APT_CLONE_TRACE": "1"})
+    assert got.returncode == 2 and got.stderr.count("\n") >= 1
+    ended = [line for line in got.stderr.splitlines() if line.startswith("[") and "child session" in line]
+    assert len(ended) == 1 and "rc=0] " in ended[0], got.stderr
+    left = subprocess.run(["pgrep", "-f", "apt_clone.apt.child session"], capture_output=True, text=True)
+    assert left.stdout == ""
+    assert zfs_state(pristine) == before
+
+
 def test_reboot_detection_follows_the_config(pristine: SandboxInfo, tmp_path):
     """[reboot] scripts = no ignores maintainer scripts; a package named in [reboot] packages
     needs a reboot when it is upgraded."""

@@ -139,3 +139,28 @@ def test_the_one_command_parser_answers_as_the_whole_one():
             got = [CliRunner().invoke(typer.main.get_command(p), args, prog_name="apt-clone") for p in (one, cli.app)]
             assert got[0].exit_code == got[1].exit_code and got[0].output == got[1].output, name
     assert cli._parser_for(["--help"]) is cli.app and cli._parser_for(["-y", "nosuch"]) is cli.app
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-y", "install", "ac-extra"], "/"),
+        (["--root", "/mnt/x", "-y", "-s", "dist-upgrade"], "/mnt/x"),
+        (["--root=/mnt/x", "--json", "upgrade", "--no-update"], "/mnt/x"),
+        (["-y", "install", "ac-extra", "--root", "/mnt/x"], None),  # the parser hoists it: no guess
+        (["install", "--help"], None),
+        (["-y", "install", "--dry-run", "ac-extra"], None),
+        (["-l"], None),
+        (["create"], None),
+        (["--root"], None),
+        (["-y", "--", "install"], None),
+    ],
+)
+def test_an_apt_operation_is_recognised_before_the_parser(args, expected, monkeypatch):
+    """Its planning child starts before typer loads (issue #36); anything unsure is left to the parser."""
+    from apt_clone import entry
+
+    monkeypatch.setattr(entry.os, "geteuid", lambda: 0)
+    assert entry.apt_root(args) == expected
+    monkeypatch.setattr(entry.os, "geteuid", lambda: 1000)
+    assert entry.apt_root(args) is None
