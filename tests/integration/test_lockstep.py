@@ -107,6 +107,24 @@ def test_failed_in_place_upgrade_rolls_back_both_pools(family):
     assert installed_version(sb.root, "ac-flaky") == "1.0"
 
 
+def test_a_rollback_takes_back_both_pools_and_the_child(family):
+    """An in-place install kept, then rolled back on a root with a child (/var) and a boot pool:
+    the install is gone, every dataset is as before (no clone, no snapshot, no mount left), and
+    the rolled-back checkpoint's name is not given again."""
+    sb, boot = family
+    pools = (sb.pool, boot.split("/")[0])
+    before = names(*pools)
+    mounts = mounted(sb)
+    assert apt_clone(sb, "-y", "install", "ac-extra").returncode == 0
+    assert installed_version(sb.root, "ac-extra") == "1.0"
+    done = apt_clone(sb, "-y", "rollback", "rootfs-nmu-001")
+    assert done.returncode == 0, done.stderr
+    assert installed_version(sb.root, "ac-extra") is None
+    assert names(*pools) == before and mounted(sb) == mounts and leftovers(sb) == []
+    assert apt_clone(sb, "create").returncode == 0
+    assert f"{sb.container}/rootfs-nmu-002" in "\n".join(names(sb.pool))
+
+
 def test_boot_pool_space_is_checked(family):
     sb, boot = family
     filler = os.path.join(sb.root, "boot", "filler")
