@@ -26,7 +26,17 @@ from ..system import dataset_mounted_at, read_mounts
 from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
 from ..zfs.cli import SAVED_MOUNTPOINT
 from . import automount, efi
-from .tree import TRIAL, Listing, checkpoints_of, is_child, list_checkpoints, read_named, read_tree, record_of
+from .tree import (
+    TRIAL,
+    Listing,
+    armed_trial,
+    checkpoints_of,
+    is_child,
+    list_checkpoints,
+    read_named,
+    read_tree,
+    record_of,
+)
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
 if TYPE_CHECKING:
@@ -170,9 +180,8 @@ def lookup(ctx: Context, name: str, *also: str | None) -> tuple[model.Checkpoint
         lambda: read_named(ctx, [f"{ctx.system.container}/{name}", *also]),
         lambda: ctx.boot.state(ctx.system.pool, ctx.system.container),
     )
-    container = record_of(records, ctx.system.container)
-    armed = container.user.get(TRIAL) if container is not None else None
-    near = Near(records, state.next_boot, (state.grub_next, ctx.boot.once_of(ctx.system.container), armed))
+    once = (state.grub_next, ctx.boot.once_of(ctx.system.container), armed_trial(ctx, records))
+    near = Near(records, state.next_boot, once)
     return near.checkpoint(ctx, name), near
 
 
@@ -393,16 +402,6 @@ def unmount_tree(ctx: Context, dataset: str | None, tree: list[Dataset] | None =
     for ds in reversed(tree):
         if ds.mounted and not ds.is_snapshot:
             ctx.zfs.unmount(ds.name)
-
-
-def undo_create(ctx: Context, created: Created, *, refresh: bool = True) -> None:
-    """Remove a checkpoint just made (children and boot twin too) and its snapshots."""
-    remove_clones(ctx, created)
-    boot = created.boot_snapshot
-    # recursive: the children's snapshots of that instant too
-    side_by_side(lambda: destroy_quietly(ctx, created.snapshot), (lambda: destroy_quietly(ctx, boot)) if boot else None)
-    if refresh:
-        edit_menu(ctx, {created.checkpoint: None})
 
 
 def drop_rolled_back(ctx: Context, created: Created) -> None:
@@ -635,8 +634,7 @@ def set_default(ctx: Context, dataset: str, previous: str | None = None, mounts:
     pending = target.user.get(efi.PENDING) if target is not None else None
     messages = efi.apply(ctx, dataset, pending, _target_mounter(ctx, dataset)) if pending else []
     held = target.user.get(efi.HELD_BACK) if target is not None else None
-    container = record_of(tree, ctx.system.container)
-    armed = container.user.get(TRIAL) if container is not None else None
+    armed = armed_trial(ctx, tree)
     messages += ctx.boot.activate(dataset)
     if held:  # told once, as it becomes the default
         messages.append(efi.held_back_note(dataset.rsplit("/", 1)[1], held))
@@ -715,8 +713,7 @@ def save_boot(
     if held:  # set_default forgets it
         saved["held-back"] = held
         saved["held-back-of"] = target
-    container = record_of(tree, ctx.system.container)
-    armed = container.user.get(TRIAL) if container is not None else None
+    armed = armed_trial(ctx, tree)
     if armed:  # set_default cancels it
         saved["trial"] = armed
     return saved, mounts

@@ -93,6 +93,12 @@ def read_named(ctx: Context, names: Iterable[str | None] = ()) -> list[Dataset]:
     return records
 
 
+def armed_trial(ctx: Context, records: Iterable[Dataset]) -> str | None:
+    """The trial armed, as the container's record among ``records`` says (None: none, or not read)."""
+    container = record_of(records, ctx.system.container)
+    return container.user.get(TRIAL) if container is not None else None
+
+
 def record_of(records: Iterable[Dataset], name: str | None) -> Dataset | None:
     return next((ds for ds in records if ds.name == name), None) if name else None
 
@@ -148,8 +154,6 @@ def list_checkpoints(ctx: Context, tree: list[Dataset] | None = None) -> Listing
     notes = [n for n in (state.disagreement,) if n]
     if state.grub_next:
         notes.append(f"next boot only (GRUB next_entry): '{state.grub_next}'")
-    container = record_of(read, ctx.system.container)
-    armed = container.user.get(TRIAL) if container else None
-    once = (state.grub_next, ctx.boot.once_of(ctx.system.container), armed)
+    once = (state.grub_next, ctx.boot.once_of(ctx.system.container), armed_trial(ctx, read))
     checkpoints = checkpoints_of(ctx, read, next_boot, once)
     return Listing(ctx.system.container, checkpoints, ctx.system.dataset, next_boot, notes)
