@@ -233,7 +233,7 @@ def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
         ui.emit(ev.CreatingCheckpoint(model.KIND_TITLES[created.kind]))
         Journal(ctx.system.container).save(st)  # the names are known before anything exists
         services.take_snapshots(ctx, created)  # the names were found free just now, under the lock
-        _FAMILIES[id(st)] = (st, family)
+        _FAMILIES[id(st)] = (st, family.records)
         return
     created = _need_created(st)
     if not ctx.zfs.exists(created.snapshot):

@@ -371,7 +371,7 @@ def create(
     ``props``: more of its properties."""
     family = services.read_family(ctx)
     created = services.prepare_create(ctx, title=title, kind=kind, name=name, family=family, props=props)
-    execute(ctx, CreateOp(**services.envelope(ctx, "create", command), created=created), family)
+    execute(ctx, CreateOp(**services.envelope(ctx, "create", command), created=created), family.records)
     return created
 
 

@@ -27,6 +27,7 @@ from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
 from ..zfs.cli import SAVED_MOUNTPOINT
 from . import automount, efi
 from .tree import (
+    READ_PROPS,
     TRIAL,
     Listing,
     armed_trial,
@@ -216,35 +217,72 @@ def _descendants(tree: list[Dataset], dataset: str) -> list[Dataset]:
     return sorted((ds for ds in tree if not ds.is_snapshot and ds.name.startswith(prefix)), key=lambda d: d.name)
 
 
-def read_family(ctx: Context) -> list[Dataset]:
-    """What making a checkpoint reads: the container, the running root with the filesystems
-    under it (never their snapshots) and its boot dataset (one zfs list and one zfs get)."""
-    return read_named(ctx, [*ctx.zfs.filesystems(ctx.system.dataset), ctx.system.boot_dataset])
+@dataclass(frozen=True)
+class Family:
+    """What making a checkpoint reads (:func:`read_family`): the records of the container, the
+    running root with the filesystems under it (never their snapshots) and its boot dataset;
+    ``looked_for``: the datasets and snapshots of the next checkpoint's likely name, looked for in
+    the same read, and ``found``: those of them that exist."""
+
+    records: list[Dataset]
+    looked_for: frozenset[str] = frozenset()
+    found: frozenset[str] = frozenset()
+
+
+def read_family(ctx: Context) -> Family:
+    """The running root's family, in two rounds: its filesystems' names beside the records of
+    the container, the root and its boot dataset; then, in one zfs get, the records of the
+    filesystems under the root and whether the next name (after the container's newest) is free."""
+    root = ctx.system.dataset
+    names, first = both(lambda: ctx.zfs.filesystems(root), lambda: read_named(ctx, [ctx.system.boot_dataset]))
+    probe = _names_of(ctx, _guess(ctx, first))
+    got = ctx.zfs.get_many([*(n for n in names if n != root), *probe], READ_PROPS)
+    records = [*first, *(ds for name, ds in got.items() if name not in probe)]
+    return Family(records, frozenset(probe), frozenset(name for name in probe if name in got))
 
 
 NAME_TRIES = 8
 """Names tried after the container's newest (taken by hand, say) before every name is listed."""
 
 
-def _taken(ctx: Context, name: str) -> list[str]:
-    """Which of a new checkpoint's datasets and snapshots exist already (one zfs get)."""
+def _names_of(ctx: Context, name: str) -> list[str]:
+    """A new checkpoint's datasets and snapshots: what must not exist before it is made."""
     tag = snapshot_tag(name)
     boot_ds = ctx.system.boot_dataset
     names = [f"{ctx.system.container}/{name}", f"{ctx.system.dataset}@{tag}"]
     if boot_ds:
         names += [f"{ctx.system.boot_container}/{name}", f"{boot_ds}@{tag}"]
+    return names
+
+
+def _taken(ctx: Context, name: str, family: Family | None = None) -> list[str]:
+    """Which of a new checkpoint's datasets and snapshots exist already (as ``family`` found
+    them, or one zfs get)."""
+    names = _names_of(ctx, name)
+    if family is not None and family.looked_for.issuperset(names):
+        return [n for n in names if n in family.found]
     return list(ctx.zfs.get_many(names))
 
 
-def _new_name(ctx: Context, family: list[Dataset]) -> str:
+def _tried(ctx: Context, records: list[Dataset]) -> set[str]:
+    """The names a new one comes after: the running checkpoint's and the container's newest."""
+    container = record_of(records, ctx.system.container)
+    newest = container.user.get(model.NEWEST) if container else None
+    return {ctx.system.current_name, *([newest] if newest else [])}
+
+
+def _guess(ctx: Context, records: list[Dataset]) -> str:
+    """The next checkpoint's name when nobody took it by hand: after the container's newest."""
+    return next_name(ctx.system.current_name, _tried(ctx, records))
+
+
+def _new_name(ctx: Context, family: Family) -> str:
     """The next free name: after the container's newest (no listing), else after every name."""
     current = ctx.system.current_name
-    container = record_of(family, ctx.system.container)
-    newest = container.user.get(model.NEWEST) if container else None
-    tried = {current, *([newest] if newest else [])}
+    tried = _tried(ctx, family.records)
     for _ in range(NAME_TRIES):
         candidate = next_name(current, tried)
-        if not _taken(ctx, candidate):
+        if not _taken(ctx, candidate, family):
             return candidate
         tried.add(candidate)
     tree = read_tree(ctx)
@@ -265,7 +303,7 @@ def prepare_create(
     title: str | None = None,
     kind: str = "manual",
     name: str | None = None,
-    family: list[Dataset] | None = None,
+    family: Family | None = None,
     props: dict[str, str] | None = None,
 ) -> Created:
     """Names and checks for a new checkpoint of the current root; changes nothing. ``family``:
@@ -274,7 +312,7 @@ def prepare_create(
     title = validate_title(title) if title is not None else model.KIND_TITLES[kind]
     if name is not None:
         new = validate_name(name)
-        for taken in _taken(ctx, new):
+        for taken in _taken(ctx, new, family):
             if "@" in taken:
                 raise Refused(f"snapshot '{taken}' already exists: destroy it or choose another name")
             raise Refused(f"'{taken}' already exists")
@@ -285,7 +323,7 @@ def prepare_create(
     boot_snap = f"{boot_ds}@{tag}" if boot_ds else None
     target = f"{ctx.system.container}/{new}"
     snapshot = f"{ctx.system.dataset}@{tag}"
-    container = record_of(family, ctx.system.container)
+    container = record_of(family.records, ctx.system.container)
     newest = (container.user.get(model.NEWEST) or "") if container else ""
     return Created(new, target, snapshot, kind, title, _twin(ctx, new) if boot_ds else None, boot_snap, props, newest)
 
@@ -310,7 +348,7 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
     ``family``: :func:`read_family` as read for :func:`prepare_create` (the running root and its
     children have not changed since, only their snapshots were taken); None: read it. Returns
     the family's records with the new checkpoint's (and its twin's) as made, for the menu."""
-    tree = family if family is not None else read_family(ctx)
+    tree = family if family is not None else read_family(ctx).records
     origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
     tag = created.snapshot.split("@", 1)[1]
     props = {**clone_props(origin), **model.metadata(created.title, created.kind, command), **(created.props or {})}

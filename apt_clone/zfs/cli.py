@@ -286,15 +286,32 @@ class CliZfs(ZfsBackend):
                 zprops.validate_value(prop, value)
         if not props:
             return
-        # A set is idempotent, and one that remounts (canmount, mountpoint) can meet "busy".
         if self.dialect == ZFS_FUSE:
             for prop, value in props.items():
-                self._run_retrying_busy(["zfs", "set", f"{prop}={value}", name])
+                self._remounting(["zfs", "set", f"{prop}={value}", name], name)
         else:
-            self._run_retrying_busy(["zfs", "set", *(f"{p}={v}" for p, v in props.items()), name])
+            self._remounting(["zfs", "set", *(f"{p}={v}" for p, v in props.items()), name], name)
 
     def inherit(self, name: str, prop: str) -> None:
-        self._run_retrying_busy(["zfs", "inherit", prop, name])
+        self._remounting(["zfs", "inherit", prop, name], name)
+
+    def _remounting(self, argv: Sequence[str], name: str) -> None:
+        """A property change, retried on "busy" (it is idempotent). One that remounts (zfs-fuse's
+        canmount, any mountpoint) and met "busy" has unmounted ``name`` and set the property, and
+        the retry, finding it unmounted, leaves it so: it is then mounted again."""
+        delays = self.retry.delays()
+        remount = False
+        while True:
+            try:
+                self._run(argv)
+                break
+            except ZfsBusy as exc:
+                if not delays:
+                    raise
+                remount = remount or "unable to remount" in str(exc)
+                self.retry.sleep(delays.pop(0))
+        if remount and self._run(["zfs", "get", "-H", "-o", "value", "mounted", name]).stdout.strip() != "yes":
+            self.mount(name)
 
     def mount(self, name: str) -> None:
         self._run_retrying_busy(["zfs", "mount", name])

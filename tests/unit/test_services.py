@@ -141,6 +141,47 @@ def test_a_failed_destroy_is_undone_promotions_included(world, monkeypatch):
     assert world.state() == before  # promoted back: be2 is a clone of be1@be2 again
 
 
+def test_a_create_reads_the_family_in_two_rounds(tmp_path):
+    """The root's filesystems are listed beside the read of the container, the root and its boot
+    dataset; then one zfs get reads the filesystems under the root and whether the next name is
+    free: no third round before the snapshots (each is a ZFS command's start on every apt run)."""
+    import threading
+
+    class Recording(FakeZfs):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads: list[tuple[str, tuple[str, ...]]] = []
+            self.got = threading.Event()
+
+        def filesystems(self, root):
+            assert self.got.wait(10), "the listing waited for the first zfs get: they did not run side by side"
+            self.reads.append(("filesystems", (root,)))
+            return super().filesystems(root)
+
+        def get_many(self, names, user_props=()):
+            self.reads.append(("get_many", tuple(names)))
+            self.got.set()
+            return super().get_many(names, user_props)
+
+    world = next(_fake(tmp_path))
+    zfs = Recording()
+    zfs.add_pool("p")
+    zfs.create("p/ROOT", {"mountpoint": "none"})
+    zfs.create("p/ROOT/be1", {"mountpoint": world.root, "canmount": "noauto"})
+    zfs.create("p/ROOT/be1/var", {"canmount": "noauto"})
+    ctx = Context(ManagedSystem(world.root, "p/ROOT/be1"), zfs, Bootloader(zfs, None), DEFAULT_RUNNER)
+    family = services.read_family(ctx)
+    created = services.prepare_create(ctx, family=family)
+    assert [kind for kind, _ in zfs.reads] == ["get_many", "filesystems", "get_many"]
+    assert zfs.reads[2][1] == ("p/ROOT/be1/var", "p/ROOT/be2", "p/ROOT/be1@be2")
+    assert created.checkpoint == "be2"
+    assert {ds.name for ds in family.records} == {"p/ROOT", "p/ROOT/be1", "p/ROOT/be1/var"}
+    zfs.snapshot("p/ROOT/be1@be2")  # the next name taken by hand: found in the same read
+    zfs.reads.clear()
+    assert services.prepare_create(ctx).checkpoint == "be3"
+    assert len(zfs.reads) == 4  # the two rounds, then the next name's own zfs get
+
+
 def test_refusals_change_nothing(world):
     ctx = world.make_ctx()
     commands.create(ctx)

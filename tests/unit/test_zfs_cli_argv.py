@@ -122,21 +122,32 @@ def test_busy_destroy_is_retried_with_backoff_then_succeeds():
     assert len(r.calls) == 3 and sleeps == [0.05, 0.1]
 
 
-def test_a_busy_remount_after_a_property_set_is_retried():
-    """CI's failure on record: undoing an activation set canmount=on on a mounted root, and
-    zfs-fuse's remount answered "busy" once; the set is idempotent, so it is retried."""
+def test_a_set_whose_remount_met_busy_mounts_the_dataset_again():
+    """CI's failures on record: undoing an activation set canmount=on on a mounted root, and
+    zfs-fuse's remount answered "busy"; the set is idempotent, so it is retried. The change had
+    unmounted the root, and the retried set, finding it unmounted, did not mount it again."""
     busy = "cannot mount 'p/be1': mountpoint or dataset is busy (property may be set but unable to remount filesystem)"
     for dialect in (ZFS_FUSE, OPENZFS):
         r = FakeRunner()
-        r.queue = [(1, "", busy), (0, "", "")]
+        r.queue = [(1, "", busy), (0, "", ""), (0, "no\n", ""), (0, "", "")]
         z, sleeps = backend(dialect, r)
         z.set_props("p/be1", {"canmount": "on"})
-        assert r.calls == [("zfs", "set", "canmount=on", "p/be1")] * 2 and sleeps == [0.05]
+        assert sleeps == [0.05] and r.calls == [
+            ("zfs", "set", "canmount=on", "p/be1"),
+            ("zfs", "set", "canmount=on", "p/be1"),
+            ("zfs", "get", "-H", "-o", "value", "mounted", "p/be1"),
+            ("zfs", "mount", "p/be1"),
+        ]
         r = FakeRunner()
-        r.queue = [(1, "", busy), (0, "", "")]
-        z, sleeps = backend(dialect, r)
+        r.queue = [(1, "", busy), (0, "", ""), (0, "yes\n", "")]
+        z, _ = backend(dialect, r)
         z.inherit("p/be1", "mountpoint")
-        assert r.calls == [("zfs", "inherit", "mountpoint", "p/be1")] * 2 and sleeps == [0.05]
+        assert r.calls[-1] == ("zfs", "get", "-H", "-o", "value", "mounted", "p/be1")
+    r = FakeRunner()
+    r.queue = [(1, "", "cannot unmount 'p/be1': dataset is busy"), (0, "", "")]
+    z, _ = backend(ZFS_FUSE, r)
+    z.set_props("p/be1", {"canmount": "on"})
+    assert len(r.calls) == 2  # the property change did not happen the first time: nothing to mount
 
 
 def test_busy_retry_is_bounded():
