@@ -8,7 +8,6 @@ happened inside.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 
@@ -102,6 +101,8 @@ def _file_replaced(path: str, content: bytes | None, source: str | None = None) 
                 with open(path + ABSENT_SUFFIX, "wb"):
                     pass
             if source is not None:
+                import shutil  # its compression modules stay off the APT hook's start-up
+
                 shutil.copyfile(source, path, follow_symlinks=True)
             else:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)

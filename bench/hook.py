@@ -20,6 +20,7 @@ import argparse
 import json
 import re
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -52,6 +53,8 @@ print(start, imports - start, post)
 TRACED = re.compile(r"^\[\s*([0-9.]+)s rc=-?[0-9]+\] (\S+)", re.M)
 
 PACKAGE = "ac-extra"
+FIRST = "rootfs-nmu-000"
+"""The running root of the reset host sandbox."""
 OFF = "[hook]\nenabled = no\n"
 
 
@@ -105,6 +108,51 @@ def measure(rounds: int) -> tuple[float, float, float]:
     return on, off, none
 
 
+def _side_by_side(*argvs: list[str]) -> None:
+    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for argv in argvs]
+    for argv, proc in zip(argvs, procs, strict=True):
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed: {err.decode(errors='replace')[-300:]}")
+
+
+def raw_checkpoint(h: Host, rounds: int) -> float:
+    """The ZFS commands any checkpoint of this root costs, raw, in the order apt-clone must run
+    them: the two pools' snapshots side by side, then their clones side by side (zfs-fuse mounts
+    a new clone whatever ``canmount`` says: made with no mountpoint, then given theirs, as
+    apt-clone does). Median; each round's datasets destroyed after it, untimed."""
+    fuse = subprocess.run(["zfs", "version"], capture_output=True).returncode != 0
+    root, boot = f"{h.container}/{FIRST}", f"{h.bpool}/BOOT/{FIRST}"
+    mountpoint = {
+        ds: subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds], capture_output=True, text=True,
+                           check=True).stdout.strip()
+        for ds in (root, boot)
+    }  # fmt: skip
+    runs = []
+    for i in range(rounds):
+        tag = f"bench-raw-{i}"
+        clone, twin = f"{h.container}/{tag}", f"{h.bpool}/BOOT/{tag}"
+        t0 = time.perf_counter()
+        _side_by_side(["zfs", "snapshot", "-r", f"{root}@{tag}"], ["zfs", "snapshot", f"{boot}@{tag}"])
+        if fuse:
+            mp = ["-o", "mountpoint=none", "-o", "canmount=noauto"]
+            _side_by_side(["zfs", "clone", *mp, f"{root}@{tag}", clone], ["zfs", "clone", *mp, f"{boot}@{tag}", twin])
+            _side_by_side(
+                ["zfs", "set", f"mountpoint={mountpoint[root]}", clone],
+                ["zfs", "set", f"mountpoint={mountpoint[boot]}", twin],
+            )
+        else:
+            mp = ["-o", "canmount=noauto"]
+            _side_by_side(
+                ["zfs", "clone", *mp, "-o", f"mountpoint={mountpoint[root]}", f"{root}@{tag}", clone],
+                ["zfs", "clone", *mp, "-o", f"mountpoint={mountpoint[boot]}", f"{boot}@{tag}", twin],
+            )
+        runs.append(time.perf_counter() - t0)
+        for name in (clone, twin, f"{root}@{tag}", f"{boot}@{tag}"):
+            subprocess.run(["zfs", "destroy", "-r", name], check=True)
+    return statistics.median(runs)
+
+
 def decompose(rounds: int) -> dict[str, float]:
     """Where a hooked run's extra time goes, and what a no-op apt run costs with the hook and without."""
     h = ensure_host()
@@ -118,8 +166,10 @@ def decompose(rounds: int) -> dict[str, float]:
     for i in range(rounds):
         for mode in ("on", "none") if i % 2 == 0 else ("none", "on"):
             noop[mode].append(_install(h, NOOP, hooked=mode == "on"))
+    raw = raw_checkpoint(h, rounds)
     core.reset(h.directory)
     return {
+        "raw": raw,
         "start": start, "imports": imports, "zfs": zfs, "other": other, "post": post,
         "noop-on": statistics.median(noop["on"]), "noop-none": statistics.median(noop["none"]),
     }  # fmt: skip
@@ -135,6 +185,18 @@ def rows(rounds: int) -> list[Row]:
         Row("hook", "of which the ZFS commands of one hooked run (traced)", parts["zfs"], None),
         Row("hook", "of which its other commands (traced)", parts["other"], None),
         Row("hook", "of which the post (sh)", parts["post"], None),
+        Row(
+            "hook",
+            "the raw ZFS commands of a checkpoint of both pools (snapshots, then clones, side by side)",
+            parts["raw"],
+            None,
+        ),
+        Row(
+            "hook",
+            "the least a hook in Python adds here: Python's start and those raw commands",
+            parts["start"] + parts["raw"],
+            None,
+        ),
         within_delta(
             "hook",
             f"a no-op `apt-get install {NOOP}` with the hook against without",
@@ -167,6 +229,10 @@ def main() -> int:
     print(f"  ZFS commands (traced)         {parts['zfs']:.3f} s")
     print(f"  other commands (traced)       {parts['other']:.3f} s")
     print(f"  the post (sh)                 {parts['post']:.3f} s")
+    print(
+        f"the raw ZFS commands of a checkpoint of both pools: {parts['raw']:.3f} s (with Python's start: "
+        f"{parts['raw'] + parts['start']:.3f} s, the least a hook in Python adds here)"
+    )
     print(f"no-op apt-get install {NOOP}: {parts['noop-on']:.3f} s with the hook, {parts['noop-none']:.3f} s without")
     return 0
 

@@ -11,7 +11,6 @@ update-grub and apt-clone's menu there, and the recorded GRUB home forgotten.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 
 from ..boot import Bootloader, layout
@@ -51,6 +50,8 @@ def plan(ctx: Context) -> ShareGrubOp:
     target = f"{pool}/grub"
     if ctx.zfs.exists(target):
         raise Refused(f"{target} exists already: apt-clone will not take over a dataset it did not make")
+    import shutil  # share-grub only: its compression modules stay off the APT hook's start-up
+
     for tool in ("grub-install", "grub-probe", "update-grub"):
         if shutil.which(tool) is None:
             raise Refused(f"{tool} is not installed: install grub-pc or grub-efi first")
@@ -90,7 +91,8 @@ def steps(ctx: Context, st: ShareGrubOp, save: Callable[[], None], tree: object 
             ctx.zfs.destroy(st.target, recursive=True)
 
     def copy() -> None:
-        import tempfile  # share-grub's copy only: off the hook's start-up
+        import shutil  # share-grub's copy only: off the hook's start-up
+        import tempfile  # the same
 
         source = ctx.boot.grub_dir
         if not source or not os.path.isdir(source):
