@@ -22,8 +22,11 @@ import re
 import statistics
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
+from apt_clone.side_by_side import side_by_side
+from apt_clone.zfs import ZFS_FUSE, open_backend
 from tests.package.conftest import Host, ensure_host
 from tests.sandbox import core
 
@@ -109,11 +112,7 @@ def measure(rounds: int) -> tuple[float, float, float]:
 
 
 def _side_by_side(*argvs: list[str]) -> None:
-    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for argv in argvs]
-    for argv, proc in zip(argvs, procs, strict=True):
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed: {err.decode(errors='replace')[-300:]}")
+    side_by_side(*(partial(subprocess.run, argv, check=True, capture_output=True) for argv in argvs))
 
 
 def raw_checkpoint(h: Host, rounds: int) -> float:
@@ -121,7 +120,7 @@ def raw_checkpoint(h: Host, rounds: int) -> float:
     them: the two pools' snapshots side by side, then their clones side by side (zfs-fuse mounts
     a new clone whatever ``canmount`` says: made with no mountpoint, then given theirs, as
     apt-clone does). Median; each round's datasets destroyed after it, untimed."""
-    fuse = subprocess.run(["zfs", "version"], capture_output=True).returncode != 0
+    fuse = open_backend().dialect == ZFS_FUSE
     root, boot = f"{h.container}/{FIRST}", f"{h.bpool}/BOOT/{FIRST}"
     mountpoint = {
         ds: subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds], capture_output=True, text=True,

@@ -124,17 +124,31 @@ class CliZfs(ZfsBackend):
             raise error_from(result.stderr or result.stdout, f"{' '.join(argv[:2])} failed")
         return result
 
-    def _run_retrying_busy(self, argv: Sequence[str], *, io_errors: bool = False) -> Completed:
-        """Retry "busy" (and, with ``io_errors``, zfs-fuse's transient "I/O error") with backoff."""
+    def _run_retrying_busy(
+        self, argv: Sequence[str], *, io_errors: bool = False, remounts: str | None = None
+    ) -> Completed:
+        """Retry "busy" (and, with ``io_errors``, zfs-fuse's transient "I/O error") with backoff.
+        ``remounts``: the dataset a property change remounts (zfs-fuse's canmount, any
+        mountpoint). One whose remount met "busy" was left unmounted with the property set, and
+        the retry, finding it unmounted, leaves it so: it is mounted again after."""
         delays = self.retry.delays()
+        remount = False
         while True:
             try:
-                return self._run(argv)
+                result = self._run(argv)
+                break
             except ZfsError as exc:
                 transient = isinstance(exc, ZfsBusy) or (io_errors and "I/O error" in str(exc))
                 if not transient or not delays:
                     raise
+                remount = remount or "unable to remount" in str(exc)
                 self.retry.sleep(delays.pop(0))
+        if remount and remounts and not self._mounted(remounts):
+            self.mount(remounts)
+        return result
+
+    def _mounted(self, name: str) -> bool:
+        return self._run(["zfs", "get", "-H", "-o", "value", "mounted", name]).stdout.strip() == "yes"
 
     # --- reads --------------------------------------------------------------------
     def _get_argv(self, names: Sequence[str], user_props: Sequence[str], recursive: bool) -> list[str]:
@@ -286,32 +300,15 @@ class CliZfs(ZfsBackend):
                 zprops.validate_value(prop, value)
         if not props:
             return
+        # A set is idempotent, and one that remounts (canmount, mountpoint) can meet "busy".
         if self.dialect == ZFS_FUSE:
             for prop, value in props.items():
-                self._remounting(["zfs", "set", f"{prop}={value}", name], name)
+                self._run_retrying_busy(["zfs", "set", f"{prop}={value}", name], remounts=name)
         else:
-            self._remounting(["zfs", "set", *(f"{p}={v}" for p, v in props.items()), name], name)
+            self._run_retrying_busy(["zfs", "set", *(f"{p}={v}" for p, v in props.items()), name], remounts=name)
 
     def inherit(self, name: str, prop: str) -> None:
-        self._remounting(["zfs", "inherit", prop, name], name)
-
-    def _remounting(self, argv: Sequence[str], name: str) -> None:
-        """A property change, retried on "busy" (it is idempotent). One that remounts (zfs-fuse's
-        canmount, any mountpoint) and met "busy" has unmounted ``name`` and set the property, and
-        the retry, finding it unmounted, leaves it so: it is then mounted again."""
-        delays = self.retry.delays()
-        remount = False
-        while True:
-            try:
-                self._run(argv)
-                break
-            except ZfsBusy as exc:
-                if not delays:
-                    raise
-                remount = remount or "unable to remount" in str(exc)
-                self.retry.sleep(delays.pop(0))
-        if remount and self._run(["zfs", "get", "-H", "-o", "value", "mounted", name]).stdout.strip() != "yes":
-            self.mount(name)
+        self._run_retrying_busy(["zfs", "inherit", prop, name], remounts=name)
 
     def mount(self, name: str) -> None:
         self._run_retrying_busy(["zfs", "mount", name])
