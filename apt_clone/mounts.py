@@ -5,11 +5,10 @@ Traced like the runner's commands (``APT_CLONE_TRACE=1``)."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 
-from .runner import TRACE_ENV
+from .runner import trace
 
 TYPE_CHECKING = False  # mypy knows the name
 if TYPE_CHECKING:
@@ -48,11 +47,6 @@ def _c() -> ctypes.CDLL:
     return _libc
 
 
-def _trace(text: str, started: float, errno: int) -> None:
-    if os.environ.get(TRACE_ENV) == "1":
-        print(f"[{time.monotonic() - started:7.3f}s rc={errno}] {text}", file=sys.stderr, flush=True)
-
-
 def _enc(text: str | None) -> bytes | None:
     return None if text is None else os.fsencode(text)
 
@@ -64,7 +58,7 @@ def mount(spec: Mount, target: str) -> None:
     started = time.monotonic()
     rc = _c().mount(_enc(spec.source), _enc(target), _enc(spec.fstype), ctypes.c_ulong(spec.flags), _enc(spec.data))
     errno = ctypes.get_errno() if rc != 0 else 0
-    _trace(spec.describe(target), started, errno)
+    trace(spec.describe(target), started, errno)
     if rc != 0:
         raise OSError(errno, f"{spec.describe(target)}: {os.strerror(errno)}")
 
@@ -76,6 +70,6 @@ def umount(target: str, *, lazy: bool = False) -> None:
     started = time.monotonic()
     rc = _c().umount2(_enc(target), ctypes.c_int(MNT_DETACH if lazy else 0))
     errno = ctypes.get_errno() if rc != 0 else 0
-    _trace(f"umount {'-l ' if lazy else ''}{target}", started, errno)
+    trace(f"umount {'-l ' if lazy else ''}{target}", started, errno)
     if rc != 0:
         raise OSError(errno, f"umount {target}: {os.strerror(errno)}")

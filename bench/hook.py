@@ -1,15 +1,18 @@
 """The APT hook's cost per apt run: ``apt-get install`` of one package in the package's host
 sandbox (a Debian 13 root on ZFS with a boot pool and the .deb installed, tests/package) with
 the hook as shipped, with it turned off in the config (``[hook] enabled = no``: apt still starts
-the two calls, which return at once) and with no hook (80apt-clone moved aside), interleaved;
-medians and the differences: what the hook adds to an apt run (hook-pre with the snapshots and
-clones and the menu, hook-post with the package changes). Each round removes the package again
-and destroys the checkpoint, untimed, so every round starts from the same state.
+the two calls, which return at once), with no hook (80apt-clone moved aside) and with a sh hook
+of the raw ZFS commands a checkpoint of both pools needs (the floor: the same commands, run at
+the same moment, after apt has written to the root), interleaved; medians and the differences.
+Each round removes the package again and destroys the checkpoint, untimed, so every round
+starts from the same state.
 
 Where the hook's cost goes (issue #36), measured in the same root: Python's start (``python3 -c
-pass``), the imports hook-pre makes to make a checkpoint, the ZFS commands of one hooked run (from
-apt-clone's own trace, ``APT_CLONE_TRACE=1`` in apt's environment), the post (sh, its fast path);
-and a no-op apt run (the package installed already: dpkg does not run, neither does the hook).
+pass``), the imports hook-pre makes to make a checkpoint and what their dataclasses cost, the
+wall time of the ZFS commands of a hooked run (from apt-clone's own trace, ``APT_CLONE_TRACE=1``
+in apt's environment: every command's start and time), the post on its fast path, and what that
+leaves; and a no-op apt run (the package installed already: dpkg does not run, neither does the
+hook).
 
 Usage: ``python -m bench.hook [--rounds 7]`` (as root; builds the .deb first if it is stale).
 """
@@ -22,10 +25,8 @@ import re
 import statistics
 import subprocess
 import time
-from functools import partial
 from pathlib import Path
 
-from apt_clone.side_by_side import side_by_side
 from apt_clone.zfs import ZFS_FUSE, open_backend
 from tests.package.conftest import Host, ensure_host
 from tests.sandbox import core
@@ -39,21 +40,62 @@ IMPORTS = (
     "from apt_clone.checkpoints import commands, services; from apt_clone.context import open_context"
 )
 """What hook-pre imports to make a checkpoint."""
-TIMER = """import statistics, subprocess, sys, time
-def median(argv, n=9):
+STAND_IN = """import sys, types
+def dataclass(cls=None, **options):
+    def build(cls):
+        def init(self, *args, **kwargs):
+            for name, value in [*zip(cls.__annotations__, args), *kwargs.items()]:
+                object.__setattr__(self, name, value)
+        cls.__init__ = init
+        return cls
+    return build if cls is None else build(cls)
+stand_in = types.ModuleType("dataclasses")
+stand_in.dataclass, stand_in.field = dataclass, lambda **options: None
+stand_in.asdict = stand_in.fields = stand_in.replace = None
+sys.modules["dataclasses"] = stand_in
+"""
+"""A ``dataclasses`` that builds nothing (no generated methods, no inspect): the same imports
+with it in place show what the dataclasses of hook-pre's modules cost (imported, never run)."""
+POST_NAMES = "ac-hello dpkg apt"
+"""The packages of the post's expectation: installed in the root, so its fast path holds."""
+TIMER = """import os, statistics, subprocess, sys, time
+def median(argv, n=9, before=lambda: None):
     runs = []
     for _ in range(n):
+        before()
         t0 = time.perf_counter()
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         runs.append(time.perf_counter() - t0)
     return statistics.median(runs)
+imports_code, stand_in, names = sys.argv[1:4]
+shown = subprocess.run(["sh", "-c", "dpkg-query -W -f='${db:Status-Status} ${Package} ${Architecture} ${Version}\\n' "
+                        + names + " | LC_ALL=C sort"], capture_output=True, text=True, check=True).stdout
+os.makedirs("/run/apt-clone", mode=0o700, exist_ok=True)
+def expect():
+    with open("/run/apt-clone/hook-expect", "w") as f:
+        f.write(names + "\\n" + shown)
 start = median(["python3", "-c", "pass"])
-imports = median(["python3", "-c", sys.argv[1]])
-post = median(["/usr/libexec/apt-clone/hook-post"])
-print(start, imports - start, post)
+imports = median(["python3", "-c", imports_code])
+without = median(["python3", "-c", stand_in + imports_code])
+post = median(["/usr/libexec/apt-clone/hook-post"], before=expect)
+assert not os.path.exists("/run/apt-clone/hook-expect"), "the post did not take its fast path"
+print(start, imports - start, imports - without, post)
 """
-"""Run by the root's own python3, inside it: medians of Python's start, the imports, the post."""
-TRACED = re.compile(r"^\[\s*([0-9.]+)s rc=-?[0-9]+\] (\S+)", re.M)
+"""Run by the root's own python3, inside it (its /run is its own): medians of Python's start,
+hook-pre's imports, what their dataclasses cost, and the post on its fast path (dpkg did what
+was planned: ``dpkg-query`` of the packages, compared, the time noted)."""
+TRACED = re.compile(r"^\[\s*([0-9.]+)s rc=-?[0-9]+ @([0-9.]+)\] (\S+)", re.M)
+
+
+def wall(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of ``spans`` (start, end) was running."""
+    total, reached = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reached:
+            total += end - max(start, reached)
+            reached = end
+    return total
+
 
 PACKAGE = "ac-extra"
 FIRST = "rootfs-nmu-000"
@@ -70,17 +112,56 @@ def _apt(h: Host, *args: str) -> float:
     return elapsed
 
 
-def _install(h: Host, package: str, *, hooked: bool) -> float:
-    """``apt-get install package`` timed, with apt's hook file in place or moved aside."""
+RAW_HOOK = "usr/local/sbin/apt-clone-bench-raw-hook"
+"""The raw hook, in the root while the bench runs."""
+
+
+def raw_hook(h: Host) -> str:
+    """A sh hook of the raw ZFS commands any checkpoint of this root costs, in the order
+    apt-clone must run them: the two pools' snapshots side by side, then their clones side by
+    side (zfs-fuse mounts a new clone whatever ``canmount`` says: made with no mountpoint, then
+    given theirs, as apt-clone does). Its one argument names the datasets it makes."""
+    root, boot = f"{h.container}/{FIRST}", f"{h.bpool}/BOOT/{FIRST}"
+    where = {
+        ds: subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds], capture_output=True, text=True,
+                           check=True).stdout.strip()
+        for ds in (root, boot)
+    }  # fmt: skip
+    made = f"{h.container}/$1", f"{h.bpool}/BOOT/$1"
+    lines = ["#!/bin/sh", "cat >/dev/null", f"zfs snapshot -r {root}@$1 & zfs snapshot {boot}@$1 & wait"]
+    if open_backend().dialect == ZFS_FUSE:
+        lines += [
+            f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
+            f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait",
+            f"zfs set mountpoint={where[root]} {made[0]} & zfs set mountpoint={where[boot]} {made[1]} & wait",
+        ]
+    else:
+        lines.append(
+            f"zfs clone -o canmount=noauto -o mountpoint={where[root]} {root}@$1 {made[0]} &"
+            f" zfs clone -o canmount=noauto -o mountpoint={where[boot]} {boot}@$1 {made[1]} & wait"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _install(h: Host, package: str, *, hook: str) -> float:
+    """``apt-get install package`` timed with apt's hook file as shipped (``on``), moved aside
+    (``none``) or replaced by the raw hook (``raw:TAG``)."""
     hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
-    aside = hook_file.with_name("80apt-clone.bench-aside")
-    if not hooked:
-        hook_file.rename(aside)
+    shipped = hook_file.read_text()
+    if hook == "none":
+        hook_file.unlink()
+    elif hook.startswith("raw:"):
+        hook_file.write_text(f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOK} {hook[4:]}"; }};\n')
     try:
         return _apt(h, "install", package)
     finally:
-        if not hooked:
-            aside.rename(hook_file)
+        hook_file.write_text(shipped)
+
+
+def _destroy_raw(h: Host, tag: str) -> None:
+    for name in (f"{h.container}/{tag}", f"{h.bpool}/BOOT/{tag}", f"{h.container}/{FIRST}@{tag}",
+                 f"{h.bpool}/BOOT/{FIRST}@{tag}"):  # fmt: skip
+        subprocess.run(["zfs", "destroy", "-r", name], check=True)
 
 
 def _checkpoints(h: Host) -> list[str]:
@@ -88,114 +169,139 @@ def _checkpoints(h: Host) -> list[str]:
     return [cp["name"] for cp in json.loads(got.stdout) if cp["kind"] == "automatic"]
 
 
-def measure(rounds: int) -> tuple[float, float, float]:
-    """(hook on, hook off, no hook) medians of ``apt-get install``."""
+MODES = ("on", "off", "none", "raw")
+
+
+def measure(rounds: int) -> dict[str, float]:
+    """Medians of ``apt-get install``, by mode: the hook as shipped (``on``), turned off in the
+    config (``off``), no hook (``none``) and the raw hook (``raw``)."""
     h = ensure_host()
     core.reset(h.directory)
     conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
     shipped = conf.read_text()
-    modes = ("on", "off", "none")
-    samples: dict[str, list[float]] = {m: [] for m in modes}
+    hook = Path(h.root, RAW_HOOK)
+    hook.write_text(raw_hook(h))
+    hook.chmod(0o755)
+    samples: dict[str, list[float]] = {m: [] for m in MODES}
     try:
         for i in range(rounds):
-            for mode in modes[i % 3 :] + modes[: i % 3]:
+            for mode in MODES[i % 4 :] + MODES[: i % 4]:
+                tag = f"bench-raw-{i}"
                 conf.write_text(shipped if mode == "on" else OFF)
-                samples[mode].append(_install(h, PACKAGE, hooked=mode != "none"))
+                samples[mode].append(_install(h, PACKAGE, hook=f"raw:{tag}" if mode == "raw" else mode))
                 conf.write_text(OFF)
                 _apt(h, "remove", PACKAGE)
+                if mode == "raw":
+                    _destroy_raw(h, tag)
                 for name in _checkpoints(h):
                     h.run("apt-clone", "-y", "-r", name)
     finally:
         conf.write_text(shipped)
-    on, off, none = (statistics.median(samples[m]) for m in modes)
-    return on, off, none
+        hook.unlink()
+    return {m: statistics.median(samples[m]) for m in MODES}
 
 
-def _side_by_side(*argvs: list[str]) -> None:
-    side_by_side(*(partial(subprocess.run, argv, check=True, capture_output=True) for argv in argvs))
+HOOK_CALL = "$APT_CLONE hook-pre || [ $? -ne 1 ]"
+"""How 80apt-clone calls hook-pre; a traced run times the call around it."""
+TIMED_CALL = "s=$(date +%s.%N); $APT_CLONE hook-pre; r=$?; echo hook-pre $s $(date +%s.%N) >&2; [ $r -ne 1 ]"
+PRE_TIMED = re.compile(r"^hook-pre ([0-9.]+) ([0-9.]+)$", re.M)
 
 
-def raw_checkpoint(h: Host, rounds: int) -> float:
-    """The ZFS commands any checkpoint of this root costs, raw, in the order apt-clone must run
-    them: the two pools' snapshots side by side, then their clones side by side (zfs-fuse mounts
-    a new clone whatever ``canmount`` says: made with no mountpoint, then given theirs, as
-    apt-clone does). Median; each round's datasets destroyed after it, untimed."""
-    fuse = open_backend().dialect == ZFS_FUSE
-    root, boot = f"{h.container}/{FIRST}", f"{h.bpool}/BOOT/{FIRST}"
-    mountpoint = {
-        ds: subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds], capture_output=True, text=True,
-                           check=True).stdout.strip()
-        for ds in (root, boot)
-    }  # fmt: skip
-    runs = []
-    for i in range(rounds):
-        tag = f"bench-raw-{i}"
-        clone, twin = f"{h.container}/{tag}", f"{h.bpool}/BOOT/{tag}"
-        t0 = time.perf_counter()
-        _side_by_side(["zfs", "snapshot", "-r", f"{root}@{tag}"], ["zfs", "snapshot", f"{boot}@{tag}"])
-        if fuse:
-            mp = ["-o", "mountpoint=none", "-o", "canmount=noauto"]
-            _side_by_side(["zfs", "clone", *mp, f"{root}@{tag}", clone], ["zfs", "clone", *mp, f"{boot}@{tag}", twin])
-            _side_by_side(
-                ["zfs", "set", f"mountpoint={mountpoint[root]}", clone],
-                ["zfs", "set", f"mountpoint={mountpoint[boot]}", twin],
-            )
-        else:
-            mp = ["-o", "canmount=noauto"]
-            _side_by_side(
-                ["zfs", "clone", *mp, "-o", f"mountpoint={mountpoint[root]}", f"{root}@{tag}", clone],
-                ["zfs", "clone", *mp, "-o", f"mountpoint={mountpoint[boot]}", f"{boot}@{tag}", twin],
-            )
-        runs.append(time.perf_counter() - t0)
-        for name in (clone, twin, f"{root}@{tag}", f"{boot}@{tag}"):
-            subprocess.run(["zfs", "destroy", "-r", name], check=True)
-    return statistics.median(runs)
+def _traced_run(h: Host, conf: Path, shipped: str) -> dict[str, float]:
+    """One hooked ``apt-get install``, traced and with hook-pre's call timed: the wall time of
+    hook-pre and of its ZFS commands, the summed time of its other commands. Then the package is
+    removed (hook off) and the checkpoint destroyed."""
+    hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
+    hooks = hook_file.read_text()
+    if HOOK_CALL not in hooks:
+        raise SystemExit(f"80apt-clone no longer calls hook-pre as {HOOK_CALL!r}: update bench.hook")
+    hook_file.write_text(hooks.replace(HOOK_CALL, TIMED_CALL))
+    try:
+        traced = h.apt_get("install", PACKAGE, env={"APT_CLONE_TRACE": "1"})
+    finally:
+        hook_file.write_text(hooks)
+    spans = [(float(at), float(at) + float(took), cmd) for took, at, cmd in TRACED.findall(traced.stderr)]
+    pre = [float(end) - float(start) for start, end in PRE_TIMED.findall(traced.stderr)]
+    if not spans or len(pre) != 1:
+        raise SystemExit(f"a hooked apt run without its trace: {traced.stderr[-500:]}")
+    conf.write_text(OFF)
+    try:
+        _apt(h, "remove", PACKAGE)
+    finally:
+        conf.write_text(shipped)
+    for name in _checkpoints(h):
+        h.run("apt-clone", "-y", "-r", name)
+    return {
+        "pre": pre[0],
+        "zfs": wall([(start, end) for start, end, cmd in spans if cmd in ("zfs", "zpool")]),
+        "other": sum(end - start for start, end, cmd in spans if cmd not in ("zfs", "zpool")),
+    }
 
 
 def decompose(rounds: int) -> dict[str, float]:
     """Where a hooked run's extra time goes, and what a no-op apt run costs with the hook and without."""
     h = ensure_host()
     core.reset(h.directory)
-    start, imports, post = (float(x) for x in h.run("python3", "-c", TIMER, IMPORTS).stdout.split())
-    traced = h.apt_get("install", PACKAGE, env={"APT_CLONE_TRACE": "1"})
-    commands = [(float(t), cmd) for t, cmd in TRACED.findall(traced.stdout + traced.stderr)]
-    zfs = sum(t for t, cmd in commands if cmd in ("zfs", "zpool"))
-    other = sum(t for t, cmd in commands if cmd not in ("zfs", "zpool"))
+    timed = h.run("python3", "-c", TIMER, IMPORTS, STAND_IN, POST_NAMES)
+    if timed.returncode != 0:
+        raise SystemExit(f"timing in the root failed: {timed.stderr[-800:]}")
+    start, imports, dataclasses, post = (float(x) for x in timed.stdout.split())
+    conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
+    shipped = conf.read_text()
+    _traced_run(h, conf, shipped)  # the first checkpoint after a reset reads a cold pool: not counted
+    traced = [_traced_run(h, conf, shipped) for _ in range(rounds)]
     noop: dict[str, list[float]] = {"on": [], "none": []}
-    for i in range(rounds):
+    for i in range(3 * rounds):  # a tenth of a second each: more of them, against the noise
         for mode in ("on", "none") if i % 2 == 0 else ("none", "on"):
-            noop[mode].append(_install(h, NOOP, hooked=mode == "on"))
-    raw = raw_checkpoint(h, rounds)
+            noop[mode].append(_install(h, NOOP, hook=mode))
     core.reset(h.directory)
     return {
-        "raw": raw,
-        "start": start, "imports": imports, "zfs": zfs, "other": other, "post": post,
+        "start": start, "imports": imports, "dataclasses": dataclasses, "post": post,
+        **{k: statistics.median(t[k] for t in traced) for k in ("pre", "zfs", "other")},
         "noop-on": statistics.median(noop["on"]), "noop-none": statistics.median(noop["none"]),
     }  # fmt: skip
 
 
+def own_work(parts: dict[str, float]) -> float:
+    """What hook-pre's time leaves once its start, imports and commands are taken out: its own
+    work in Python (the configuration, apt's input, the lock, the journal, the state files), and
+    what its imports cost more in apt than alone (the root's files read while zfs-fuse writes
+    what apt wrote)."""
+    return parts["pre"] - sum(parts[k] for k in ("start", "imports", "zfs", "other"))
+
+
 def rows(rounds: int) -> list[Row]:
-    on, _, none = measure(rounds)
+    runs = measure(rounds)
+    on, none, raw = runs["on"], runs["none"], runs["raw"]
     parts = decompose(rounds)
     return [
         within_delta("hook", f"`apt-get install {PACKAGE}` with the hook against without", on, none, HOOK_LIMIT),
-        Row("hook", "of which Python's start in the root (`python3 -c pass`)", parts["start"], None),
-        Row("hook", "of which hook-pre's imports", parts["imports"], None),
-        Row("hook", "of which the ZFS commands of one hooked run (traced)", parts["zfs"], None),
-        Row("hook", "of which its other commands (traced)", parts["other"], None),
-        Row("hook", "of which the post (sh)", parts["post"], None),
+        Row("hook", "of which hook-pre (its call in apt, timed; traced runs)", parts["pre"], None),
+        Row("hook", "of that, Python's start in the root (`python3 -c pass`)", parts["start"], None),
+        Row("hook", "of that, hook-pre's imports", parts["imports"], None),
         Row(
             "hook",
-            "the raw ZFS commands of a checkpoint of both pools (snapshots, then clones, side by side)",
-            parts["raw"],
+            "of those, what their dataclasses cost (the imports with a stand-in that builds none)",
+            parts["dataclasses"],
             None,
-        ),
+        ),  # fmt: skip
+        Row("hook", "of that, its ZFS commands (traced, wall time)", parts["zfs"], None),
+        Row("hook", "of that, its other commands (traced)", parts["other"], None),
         Row(
             "hook",
-            "the least a hook in Python adds here: Python's start and those raw commands",
-            parts["start"] + parts["raw"],
+            "of that, the rest: its own work in Python, and its imports' extra time in apt",
+            own_work(parts),
             None,
-        ),
+        ),  # fmt: skip
+        Row("hook", "of which the post's fast path (sh: `dpkg-query`, compared, the time noted)", parts["post"], None),
+        Row(
+            "hook",
+            "a sh hook of the raw ZFS commands of a checkpoint of both pools against no hook "
+            "(snapshots, then clones, side by side)",
+            raw - none,
+            None,
+        ),  # fmt: skip
+        Row("hook", "the least a hook in Python adds here: that and Python's start", raw - none + parts["start"], None),
         within_delta(
             "hook",
             f"a no-op `apt-get install {NOOP}` with the hook against without",
@@ -216,22 +322,24 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    on, off, none = measure(args.rounds)
+    runs = measure(args.rounds)
+    on, off, none, raw = (runs[m] for m in MODES)
     print(f"apt-get install {PACKAGE}, {args.rounds} rounds interleaved, medians:")
     print(f"  no hook (80apt-clone aside)   {none:.3f} s")
     print(f"  hook off ([hook] enabled=no)  {off:.3f} s  ({off - none:+.3f} s)")
     print(f"  hook on (as shipped)          {on:.3f} s  ({on - none:+.3f} s: the hook's cost per apt run)")
+    print(f"  a sh hook of the raw ZFS      {raw:.3f} s  ({raw - none:+.3f} s: a checkpoint's ZFS commands alone)")
     parts = decompose(args.rounds)
     print("where it goes, in the same root:")
-    print(f"  Python's start                {parts['start']:.3f} s")
-    print(f"  hook-pre's imports            {parts['imports']:.3f} s")
-    print(f"  ZFS commands (traced)         {parts['zfs']:.3f} s")
-    print(f"  other commands (traced)       {parts['other']:.3f} s")
-    print(f"  the post (sh)                 {parts['post']:.3f} s")
-    print(
-        f"the raw ZFS commands of a checkpoint of both pools: {parts['raw']:.3f} s (with Python's start: "
-        f"{parts['raw'] + parts['start']:.3f} s, the least a hook in Python adds here)"
-    )
+    print(f"  hook-pre, its call timed      {parts['pre']:.3f} s, of which")
+    print(f"    Python's start              {parts['start']:.3f} s")
+    print(f"    its imports                 {parts['imports']:.3f} s (their dataclasses: {parts['dataclasses']:.3f} s)")
+    print(f"    ZFS commands (wall, traced) {parts['zfs']:.3f} s")
+    print(f"    other commands (traced)     {parts['other']:.3f} s")
+    print(f"    the rest (its own work)     {own_work(parts):.3f} s")
+    print(f"  the post's fast path (sh)     {parts['post']:.3f} s")
+    least = raw - none + parts["start"]
+    print(f"the least a hook in Python adds here: {least:+.3f} s (the raw hook and Python's start)")
     print(f"no-op apt-get install {NOOP}: {parts['noop-on']:.3f} s with the hook, {parts['noop-none']:.3f} s without")
     return 0
 
