@@ -133,13 +133,13 @@ class Runner:
             except FileNotFoundError as exc:
                 raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
             try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                terminate_group(proc, grace=2.0)
+                rc = proc.wait() if timeout is None else wait_exit(proc, timeout)
             except BaseException:
                 terminate_group(proc)
                 raise
+            if rc is None:
+                timed_out = True
+                terminate_group(proc, grace=2.0)
             texts = [os.pread(f.fileno(), keep, 0).decode("utf-8", "replace") for f in (out, err)]
         return Completed(tuple(argv), proc.returncode, texts[0], texts[1], timed_out)
 

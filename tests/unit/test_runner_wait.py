@@ -42,3 +42,13 @@ def test_a_child_reaped_already_answers_its_status(no_sleeps):
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(7)"])
     proc.wait()
     assert wait_exit(proc, 1) == 7
+
+
+def test_a_detached_command_with_a_time_limit_is_waited_for_without_polling(no_sleeps):
+    got = Runner().run_detached([sys.executable, "-c", "print('up'); raise SystemExit(3)"], timeout=30)
+    assert (got.returncode, got.stdout, got.timed_out) == (3, "up\n", False)
+
+
+def test_a_detached_command_past_its_time_limit_is_ended():
+    got = Runner().run_detached([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.2)
+    assert got.timed_out and not got.ok
