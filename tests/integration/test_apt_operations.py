@@ -279,7 +279,7 @@ def test_one_python_apt_process_plans_downloads_and_scans(pristine: SandboxInfo)
     traced = [line for line in got.stderr.splitlines() if line.startswith("[")]
     assert len([line for line in traced if "apt_clone.apt.child session" in line]) == 1, traced
     assert not [line for line in traced if "apt_clone.apt.child scan" in line or "child plan" in line], traced
-    assert "rc=0] " in next(line for line in traced if "child session" in line)  # ended, never killed
+    assert " rc=0 @" in next(line for line in traced if "child session" in line)  # ended, never killed
     assert "This upgrade will require REBOOT (ac-kernel)" in got.stdout
     assert installed_version(pristine.root, "ac-kernel") == "1.0"  # into the clone
 
@@ -291,7 +291,7 @@ def test_a_refusal_ends_the_planning_child_started_ahead(pristine: SandboxInfo):
     got = apt_clone(pristine, "-y", "install", "bad_name", env={"APT_CLONE_TRACE": "1"})
     assert got.returncode == 2 and got.stderr.count("\n") >= 1
     ended = [line for line in got.stderr.splitlines() if line.startswith("[") and "child session" in line]
-    assert len(ended) == 1 and "rc=0] " in ended[0], got.stderr
+    assert len(ended) == 1 and " rc=0 @" in ended[0], got.stderr
     left = subprocess.run(["pgrep", "-f", "apt_clone.apt.child session"], capture_output=True, text=True)
     assert left.stdout == ""
     assert zfs_state(pristine) == before
