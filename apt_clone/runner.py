@@ -133,7 +133,7 @@ class Runner:
             except FileNotFoundError as exc:
                 raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
             try:
-                rc = proc.wait() if timeout is None else wait_exit(proc, timeout)
+                rc = wait_exit(proc, timeout)
             except BaseException:
                 terminate_group(proc)
                 raise
@@ -255,12 +255,12 @@ class Spawned:
         return rc
 
 
-def wait_exit(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float) -> int | None:
-    """``proc``'s exit status once it exits, None past ``timeout`` seconds. The kernel wakes the
-    wait when the child exits (a pidfd, polled): Popen.wait(timeout=) polls with sleeps of up to
-    50 ms instead, which a child taking 10 ms to exit turns into 15 ms more."""
-    if proc.returncode is not None:
-        return proc.returncode
+def wait_exit(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float | None) -> int | None:
+    """``proc``'s exit status once it exits; None past ``timeout`` seconds (None: no limit). The
+    kernel wakes the wait at the exit (a pidfd, polled), where Popen.wait(timeout=) polls with
+    sleeps."""
+    if proc.returncode is not None or timeout is None:
+        return proc.wait()
     try:
         pidfd = os.pidfd_open(proc.pid)  # not yet reaped (only Popen reaps it): the pid is still its
     except (AttributeError, OSError):  # a kernel or Python without pidfds: Popen's own wait

@@ -25,6 +25,8 @@ import re
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from apt_clone.zfs import ZFS_FUSE, open_backend
@@ -143,19 +145,43 @@ def raw_hook(h: Host) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextmanager
+def _hook_file(h: Host, text: str | None) -> Iterator[None]:
+    """apt's hook file replaced by ``text`` (None: moved aside) for the block, then as shipped."""
+    hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
+    shipped = hook_file.read_text()
+    if text is None:
+        hook_file.unlink()
+    else:
+        hook_file.write_text(text)
+    try:
+        yield
+    finally:
+        hook_file.write_text(shipped)
+
+
 def _install(h: Host, package: str, *, hook: str) -> float:
     """``apt-get install package`` timed with apt's hook file as shipped (``on``), moved aside
     (``none``) or replaced by the raw hook (``raw:TAG``)."""
-    hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
-    shipped = hook_file.read_text()
     if hook == "none":
-        hook_file.unlink()
+        text: str | None = None
     elif hook.startswith("raw:"):
-        hook_file.write_text(f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOK} {hook[4:]}"; }};\n')
-    try:
+        text = f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOK} {hook[4:]}"; }};\n'
+    else:
+        text = Path(h.root, "etc/apt/apt.conf.d/80apt-clone").read_text()
+    with _hook_file(h, text):
         return _apt(h, "install", package)
+
+
+def _remove(h: Host, conf: Path, shipped: str) -> None:
+    """Untimed, after a round: the package removed with the hook off, the checkpoints destroyed."""
+    conf.write_text(OFF)
+    try:
+        _apt(h, "remove", PACKAGE)
     finally:
-        hook_file.write_text(shipped)
+        conf.write_text(shipped)
+    for name in _checkpoints(h):
+        h.run("apt-clone", "-y", "-r", name)
 
 
 def _destroy_raw(h: Host, tag: str) -> None:
@@ -189,12 +215,9 @@ def measure(rounds: int) -> dict[str, float]:
                 tag = f"bench-raw-{i}"
                 conf.write_text(shipped if mode == "on" else OFF)
                 samples[mode].append(_install(h, PACKAGE, hook=f"raw:{tag}" if mode == "raw" else mode))
-                conf.write_text(OFF)
-                _apt(h, "remove", PACKAGE)
+                _remove(h, conf, shipped)
                 if mode == "raw":
                     _destroy_raw(h, tag)
-                for name in _checkpoints(h):
-                    h.run("apt-clone", "-y", "-r", name)
     finally:
         conf.write_text(shipped)
         hook.unlink()
@@ -211,26 +234,16 @@ def _traced_run(h: Host, conf: Path, shipped: str) -> dict[str, float]:
     """One hooked ``apt-get install``, traced and with hook-pre's call timed: the wall time of
     hook-pre and of its ZFS commands, the summed time of its other commands. Then the package is
     removed (hook off) and the checkpoint destroyed."""
-    hook_file = Path(h.root, "etc/apt/apt.conf.d/80apt-clone")
-    hooks = hook_file.read_text()
+    hooks = Path(h.root, "etc/apt/apt.conf.d/80apt-clone").read_text()
     if HOOK_CALL not in hooks:
         raise SystemExit(f"80apt-clone no longer calls hook-pre as {HOOK_CALL!r}: update bench.hook")
-    hook_file.write_text(hooks.replace(HOOK_CALL, TIMED_CALL))
-    try:
+    with _hook_file(h, hooks.replace(HOOK_CALL, TIMED_CALL)):
         traced = h.apt_get("install", PACKAGE, env={"APT_CLONE_TRACE": "1"})
-    finally:
-        hook_file.write_text(hooks)
     spans = [(float(at), float(at) + float(took), cmd) for took, at, cmd in TRACED.findall(traced.stderr)]
     pre = [float(end) - float(start) for start, end in PRE_TIMED.findall(traced.stderr)]
     if not spans or len(pre) != 1:
         raise SystemExit(f"a hooked apt run without its trace: {traced.stderr[-500:]}")
-    conf.write_text(OFF)
-    try:
-        _apt(h, "remove", PACKAGE)
-    finally:
-        conf.write_text(shipped)
-    for name in _checkpoints(h):
-        h.run("apt-clone", "-y", "-r", name)
+    _remove(h, conf, shipped)
     return {
         "pre": pre[0],
         "zfs": wall([(start, end) for start, end, cmd in spans if cmd in ("zfs", "zpool")]),
