@@ -12,10 +12,10 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from dataclasses import dataclass
 
 from .errors import Untrusted, UsageError
 from .paths import open_trusted_file, test_setting
+from .record import record
 from .text import escaped
 
 DEFAULT_PACKAGES = (
@@ -47,7 +47,7 @@ PATH = "/etc/apt-clone/apt-clone.conf"
 CONFIG_ENV = "APT_CLONE_CONFIG"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Setting:
     section: str
     key: str
@@ -117,7 +117,7 @@ SETTINGS = (
 SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     """The settings in effect (``apt-clone check`` and the man page list them)."""
 

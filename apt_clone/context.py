@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 
 from . import lock
 from .boot import Bootloader, layout
 from .paths import mount_base, secure_dir
+from .record import field, record
 from .runner import DEFAULT_RUNNER, Runner
 from .signals import shielded
 from .system import ManagedSystem, managed_system, read_mounts
 from .zfs import ZfsBackend, open_backend
 
 
-@dataclass
+@record()
 class Context:
     system: ManagedSystem
     zfs: ZfsBackend

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from .errors import OperationFailed
+from .record import record
 
 STATUS_PATH = "var/lib/dpkg/status"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PackageChange:
     name: str
     old: str | None

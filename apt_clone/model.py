@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 
 from .names import snapshot_tag
+from .record import asdict, record
 from .zfs import props
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: -l's start-up (mypy knows the name)
@@ -118,7 +118,7 @@ def write_changes(zfs: ZfsBackend, dataset: str, record: Mapping[str, str], befo
         zfs.inherit(dataset, key)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Created:
     """A checkpoint being made: its datasets and the snapshots it is cloned from."""
 
@@ -136,7 +136,7 @@ class Created:
     a journal older than this field)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Checkpoint:
     """A boot environment: a filesystem directly under the container, with its metadata."""
 

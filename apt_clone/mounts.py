@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
+from .record import record
 from .runner import trace
 
 TYPE_CHECKING = False  # mypy knows the name
@@ -18,7 +18,7 @@ MS_NOSUID, MS_NODEV, MS_BIND = 2, 4, 4096
 MNT_DETACH = 2
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mount:
     """One mount: what, of which type, with which flags and options."""
 

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from .errors import OperationFailed
+from .record import record
 
 TRACE_ENV = "APT_CLONE_TRACE"
 """Set to 1: print every command run, with its time and status, to stderr (for profiling)."""
@@ -26,7 +26,7 @@ def trace(text: str, started: float, status: int) -> None:
         print(f"[{time.monotonic() - started:7.3f}s rc={status} @{started:.3f}] {text}", file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Completed:
     """The outcome of one finished command."""
 
@@ -211,7 +211,7 @@ class Runner:
                 signal.signal(sig, handler)
 
 
-@dataclass
+@record()
 class Spawned:
     """A child started by :meth:`Runner.spawn`: one request line, one answer line."""
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from .errors import NotZfsRoot, Refused
+from .record import record
 
 ZFS_FSTYPES = ("zfs", "fuse.zfs")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mount:
     """One line of /proc/self/mountinfo."""
 
@@ -76,7 +76,7 @@ def dataset_mounted_at(directory: str, mounts: list[Mount] | None = None) -> str
     return found.source
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ManagedSystem:
     """The system apt-clone manages: its root directory, current dataset and BE container."""
 

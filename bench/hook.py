@@ -8,7 +8,7 @@ Each round removes the package again and destroys the checkpoint, untimed, so ev
 starts from the same state.
 
 Where the hook's cost goes (issue #36), measured in the same root: Python's start (``python3 -c
-pass``), the imports hook-pre makes to make a checkpoint and what their dataclasses cost, the
+pass``), the imports hook-pre makes to make a checkpoint and what their records cost, the
 wall time of the ZFS commands of a hooked run (from apt-clone's own trace, ``APT_CLONE_TRACE=1``
 in apt's environment: every command's start and time), the post on its fast path, and what that
 leaves; and a no-op apt run (the package installed already: dpkg does not run, neither does the
@@ -43,21 +43,21 @@ IMPORTS = (
 )
 """What hook-pre imports to make a checkpoint."""
 STAND_IN = """import sys, types
-def dataclass(cls=None, **options):
+def record(**options):
     def build(cls):
         def init(self, *args, **kwargs):
             for name, value in [*zip(cls.__annotations__, args), *kwargs.items()]:
                 object.__setattr__(self, name, value)
         cls.__init__ = init
         return cls
-    return build if cls is None else build(cls)
-stand_in = types.ModuleType("dataclasses")
-stand_in.dataclass, stand_in.field = dataclass, lambda **options: None
-stand_in.asdict = stand_in.fields = stand_in.replace = None
-sys.modules["dataclasses"] = stand_in
+    return build
+stand_in = types.ModuleType("apt_clone.record")
+stand_in.record, stand_in.field = record, lambda **options: None
+stand_in.__getattr__ = lambda name: None
+sys.modules["apt_clone.record"] = stand_in
 """
-"""A ``dataclasses`` that builds nothing (no generated methods, no inspect): the same imports
-with it in place show what the dataclasses of hook-pre's modules cost (imported, never run)."""
+"""An :mod:`apt_clone.record` that builds nothing (no field tables, no methods): the same imports
+with it in place show what the records of hook-pre's modules cost (imported, never run)."""
 POST_NAMES = "ac-hello dpkg apt"
 """The packages of the post's expectation: installed in the root, so its fast path holds."""
 TIMER = """import os, statistics, subprocess, sys, time
@@ -84,7 +84,7 @@ assert not os.path.exists("/run/apt-clone/hook-expect"), "the post did not take 
 print(start, imports - start, imports - without, post)
 """
 """Run by the root's own python3, inside it (its /run is its own): medians of Python's start,
-hook-pre's imports, what their dataclasses cost, and the post on its fast path (dpkg did what
+hook-pre's imports, what their records cost, and the post on its fast path (dpkg did what
 was planned: ``dpkg-query`` of the packages, compared, the time noted)."""
 TRACED = re.compile(r"^\[\s*([0-9.]+)s rc=-?[0-9]+ @([0-9.]+)\] (\S+)", re.M)
 
@@ -258,7 +258,7 @@ def decompose(rounds: int) -> dict[str, float]:
     timed = h.run("python3", "-c", TIMER, IMPORTS, STAND_IN, POST_NAMES)
     if timed.returncode != 0:
         raise SystemExit(f"timing in the root failed: {timed.stderr[-800:]}")
-    start, imports, dataclasses, post = (float(x) for x in timed.stdout.split())
+    start, imports, records, post = (float(x) for x in timed.stdout.split())
     conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
     shipped = conf.read_text()
     _traced_run(h, conf, shipped)  # the first checkpoint after a reset reads a cold pool: not counted
@@ -269,7 +269,7 @@ def decompose(rounds: int) -> dict[str, float]:
             noop[mode].append(_install(h, NOOP, hook=mode))
     core.reset(h.directory)
     return {
-        "start": start, "imports": imports, "dataclasses": dataclasses, "post": post,
+        "start": start, "imports": imports, "records": records, "post": post,
         **{k: statistics.median(t[k] for t in traced) for k in ("pre", "zfs", "other")},
         "noop-on": statistics.median(noop["on"]), "noop-none": statistics.median(noop["none"]),
     }  # fmt: skip
@@ -294,8 +294,8 @@ def rows(rounds: int) -> list[Row]:
         Row("hook", "of that, hook-pre's imports", parts["imports"], None),
         Row(
             "hook",
-            "of those, what their dataclasses cost (the imports with a stand-in that builds none)",
-            parts["dataclasses"],
+            "of those, what their records cost (the imports with a stand-in that builds none)",
+            parts["records"],
             None,
         ),  # fmt: skip
         Row("hook", "of that, its ZFS commands (traced, wall time)", parts["zfs"], None),
@@ -346,7 +346,7 @@ def main() -> int:
     print("where it goes, in the same root:")
     print(f"  hook-pre, its call timed      {parts['pre']:.3f} s, of which")
     print(f"    Python's start              {parts['start']:.3f} s")
-    print(f"    its imports                 {parts['imports']:.3f} s (their dataclasses: {parts['dataclasses']:.3f} s)")
+    print(f"    its imports                 {parts['imports']:.3f} s (their records: {parts['records']:.3f} s)")
     print(f"    ZFS commands (wall, traced) {parts['zfs']:.3f} s")
     print(f"    other commands (traced)     {parts['other']:.3f} s")
     print(f"    the rest (its own work)     {own_work(parts):.3f} s")

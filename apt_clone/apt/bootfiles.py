@@ -16,10 +16,10 @@ on the running system lists the clone's kernels either way.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from ..boot.grub import kernels_in
 from ..errors import OperationFailed
+from ..record import field, record
 from ..runner import Runner
 
 INITRAMFS_SOURCES = (
@@ -46,7 +46,7 @@ def installed_kernels(boot_dir: str) -> list[str]:
         return []
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BootFilesPlan:
     create: list[str] = field(default_factory=list)
     """Kernels without an initramfs."""

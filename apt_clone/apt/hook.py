@@ -30,11 +30,11 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 
 from .. import config, dpkgstatus
 from ..errors import AptCloneError, Unfinished
 from ..paths import HOOK_GUARD_ENV, boot_id, in_chroot, open_private, run_dir, write_atomic
+from ..record import asdict, field, record
 from ..text import escaped
 from . import protocol
 from . import reboot as reboot_rules
@@ -56,7 +56,7 @@ STATUS_PATH = "/" + dpkgstatus.STATUS_PATH
 REBOOT_FLAG = "/run/reboot-required"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AptRun:
     """The apt process a hook call belongs to."""
 
@@ -65,7 +65,7 @@ class AptRun:
     """Its start time (clock ticks after boot, /proc/PID/stat): a reused pid is another run."""
 
 
-@dataclass
+@record()
 class HookState:
     """The last hooked apt run and its checkpoint."""
 
@@ -85,7 +85,7 @@ class HookState:
     """How many ``changes.N`` properties hold them."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Result:
     """What a hook call prints (one line or nothing) and its exit status for apt."""
 

@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from .. import config, dpkgstatus, model
@@ -31,6 +30,7 @@ from ..engine.steps import Engine, OpSpec, Step, register
 from ..errors import LockHeld, NoSpace, OperationFailed, Refused, UsageError
 from ..lock import exclusive
 from ..paths import mount_base, secure_dir
+from ..record import asdict
 from ..signals import Interrupted, shielded
 from ..system import dataset_mounted_at
 from ..zfs import Dataset, ZfsError, ZfsNotFound

@@ -7,9 +7,9 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 
 from ..errors import NoSpace, OperationFailed, Refused, UsageError
+from ..record import field, record
 from ..runner import Runner, Spawned
 from . import reboot as reboots
 
@@ -18,7 +18,7 @@ MIN_MARGIN = 64 * 1024 * 1024
 """Free space kept on top of what apt says it needs: at least this, or 10 %."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Change:
     name: str
     action: str
@@ -35,7 +35,7 @@ class Change:
         return f"{self.name}_{version}_{self.arch}.deb"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Plan:
     op: str
     packages: tuple[str, ...]

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from dataclasses import dataclass, field
+
+from ..record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HookChange:
     name: str
     arch: str | None
@@ -28,7 +29,7 @@ class HookChange:
     action: str  # install | upgrade | downgrade | reinstall | remove
 
 
-@dataclass
+@record()
 class HookInput:
     config: dict[str, str] = field(default_factory=dict)
     changes: list[HookChange] = field(default_factory=list)

@@ -12,10 +12,10 @@ Two modes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import OperationFailed
+from ..record import field, record
 
 if TYPE_CHECKING:  # python-apt planning loads only for apt operations
     from .events import Event
@@ -48,7 +48,7 @@ class Interaction(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AptRequest:
     op: str
     packages: tuple[str, ...] = ()
@@ -62,7 +62,7 @@ class AptRequest:
     """Plan only (--dry-run): what apt would change, the mode and the space; nothing is changed."""
 
 
-@dataclass
+@record()
 class Outcome:
     status: str  # nothing | cancelled | planned | paused | done
     mode: str | None = None

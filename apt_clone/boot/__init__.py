@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from ..lock import held
+from ..record import record
 from ..runner import DEFAULT_RUNNER, Runner
 from ..system import ZFS_FSTYPES, read_mounts
 from ..zfs import Dataset, ZfsBackend, props
@@ -28,7 +28,7 @@ WITH_LISTING = (ONCE,)
 """User properties a listing of the container reads for :meth:`Bootloader.seen_container`."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BootState:
     """Who boots next, as each boot target sees it."""
 

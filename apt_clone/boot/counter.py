@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 
 from ..errors import Refused
 from ..paths import secure_dir
+from ..record import record
 from ..runner import DEFAULT_RUNNER, Runner
 from ..system import Mount, read_mounts
 from .grub import quote
@@ -28,7 +28,7 @@ GRUB_MODULES = {"vfat": "fat", "msdos": "fat", "ext2": "ext2", "ext3": "ext2", "
 """Filesystems GRUB writes an environment block on (Linux's name: GRUB's module)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Counter:
     """A place GRUB can count in: a mounted filesystem it writes."""
 

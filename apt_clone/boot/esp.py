@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
+from ..record import record
 from ..system import Mount
 
 ESP_DIR = "boot/efi"
@@ -23,7 +23,7 @@ _UUID = re.compile(r"^\s*search(?:\.fs_uuid\s+(\S+)|\s+.*--fs-uuid\s.*?(\S+)\s*$
 _PREFIX = re.compile(r"^\s*set\s+prefix=\(\$root\)(?:'([^']*)'|\"([^\"]*)\"|(\S+))\s*$", re.MULTILINE)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stub:
     """What an ESP's ``grub.cfg`` stub points GRUB at."""
 

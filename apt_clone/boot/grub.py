@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from ..errors import OperationFailed
+from ..record import record
 from ..runner import DEFAULT_RUNNER, Runner
 
 MENU_FILE = "apt-clone.cfg"
@@ -77,7 +77,7 @@ def kernels_in(boot_dir: str) -> list[str]:
     return sorted(versions, key=_version_key, reverse=True)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MenuEntry:
     name: str
     dataset: str

@@ -15,8 +15,8 @@ rescue prompt.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+from ..record import record
 from ..system import ZFS_FSTYPES, ManagedSystem, Mount, read_mounts
 from ..zfs import props
 from . import esp
@@ -26,7 +26,7 @@ HOME = props.key("grub-home")
 """On the boot-environment container: the checkpoint whose GRUB directory GRUB reads."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Place:
     """What holds a directory of the managed system: a mount's source and its type."""
 
@@ -37,7 +37,7 @@ class Place:
     """The ZFS dataset, when it is one."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GrubHome:
     where: str
     """none (no GRUB directory), partition, shared (a dataset outside the containers), checkpoint."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import config, dpkgstatus
 from ..boot import esp, layout
 from ..boot.counter import Counter
 from ..context import Context
+from ..record import asdict, field, record
 from ..system import Mount, read_mounts
 from ..zfs import Dataset, ZfsError
 from . import efi, services
@@ -44,7 +44,7 @@ GRUB_FEATURES = "/usr/share/zfs/compatibility.d/grub2"
 BOOT_FREE_MIN = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     level: str  # ok | note | risk
     topic: str
@@ -55,7 +55,7 @@ class Finding:
 Add = Callable[[Finding], None]
 
 
-@dataclass
+@record()
 class Report:
     places: dict[str, str | None]
     """/, /boot and /boot/grub: what holds each (a dataset, or a device and its type)."""

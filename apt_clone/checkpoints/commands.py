@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 
 from .. import model
 from ..context import Context
@@ -33,6 +32,7 @@ from ..engine.opstate import (
 )
 from ..engine.steps import Engine, OpSpec, Step, register
 from ..errors import AptCloneError, OperationFailed, Refused, Unfinished
+from ..record import asdict
 from ..signals import Interrupted, shielded
 from ..zfs import Dataset, ZfsError, ZfsNotFound
 from . import grubshare, inside, services

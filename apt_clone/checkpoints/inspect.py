@@ -6,19 +6,19 @@ import json
 import os
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
 
 from .. import dpkgstatus, model, testhooks
 from ..context import Context
 from ..errors import Refused
 from ..paths import mount_base, secure_dir
+from ..record import record
 from ..signals import shielded
 from ..zfs import ZfsUnsupported
 from . import services
 from .tree import list_checkpoints
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Details:
     checkpoint: model.Checkpoint
     changes: list[list[str | None]]
@@ -34,7 +34,7 @@ def show(ctx: Context, name: str) -> Details:
     return Details(cp, changes, ds.user.get(model.REBOOT))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Diff:
     a: str
     b: str
@@ -68,7 +68,7 @@ def diff(ctx: Context, a: str, b: str) -> Diff:
     return Diff(cpa.name, cpb.name, [c.as_list() for c in changes])
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FileDiff:
     """``diff --files``: the files that differ between two checkpoints, from ``zfs diff`` of
     each against the newest snapshot both descend from."""

@@ -17,17 +17,16 @@ more than destroying them frees.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 from .. import model
 from ..config import Config
 from ..context import Context
 from ..engine.opstate import OpState
 from ..errors import NotFound
+from ..record import field, record, replace
 from ..zfs import Dataset, ZfsError
 from . import services
 from .tree import TRIAL, Listing, list_checkpoints, read_tree
@@ -35,7 +34,7 @@ from .tree import TRIAL, Listing, list_checkpoints, read_tree
 PRUNABLE = ("automatic", "rollback", "upgrade")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Policy:
     keep: int = 10
     daily: int = 7
@@ -47,7 +46,7 @@ class Policy:
     """Percent of every pool involved (0: no limit by space)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Candidate:
     name: str
     kind: str
@@ -56,7 +55,7 @@ class Candidate:
     """Bytes its removal frees at least, by pool."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Removal:
     name: str
     kind: str
@@ -65,7 +64,7 @@ class Removal:
     frees: dict[str, int]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PoolSpace:
     name: str
     size: int
@@ -75,7 +74,7 @@ class PoolSpace:
         return 100.0 * (self.free + extra) / self.size if self.size else 100.0
 
 
-@dataclass
+@record()
 class PrunePlan:
     remove: list[Removal] = field(default_factory=list)
     protected: dict[str, str] = field(default_factory=dict)
@@ -91,7 +90,7 @@ class PrunePlan:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pruned:
     plan: PrunePlan
     removed: list[str]
@@ -303,7 +302,7 @@ def run(
             else:
                 listing, tree, boot_tree = read
                 gone = [cp for cp in listing.checkpoints if cp.name == r.name]
-                listing = dataclasses.replace(listing, checkpoints=[cp for cp in listing.checkpoints if cp not in gone])
+                listing = replace(listing, checkpoints=[cp for cp in listing.checkpoints if cp not in gone])
                 tree = services.without(tree, dplan.checkpoint.dataset, dplan.checkpoint.origin)
                 if boot_tree is not None and dplan.boot_dataset:
                     twin = next((ds for ds in boot_tree if ds.name == dplan.boot_dataset), None)

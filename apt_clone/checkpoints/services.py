@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 
 from .. import model
 from ..boot import esp, grub, layout
@@ -20,6 +19,7 @@ from ..context import Context
 from ..errors import NotFound, Refused
 from ..model import Created
 from ..names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from ..record import field, record, replace
 from ..side_by_side import both, side_by_side
 from ..signals import shielded
 from ..system import dataset_mounted_at, read_mounts
@@ -148,7 +148,7 @@ def find(ctx: Context, name: str, tree: list[Dataset] | None = None) -> model.Ch
     return lookup(ctx, name)[0]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Near:
     """What a command on one checkpoint read: the records of the container, the running root,
     the checkpoint and whatever else it asked for, and what boots next (the pool's bootfs)."""
@@ -217,7 +217,7 @@ def _descendants(tree: list[Dataset], dataset: str) -> list[Dataset]:
     return sorted((ds for ds in tree if not ds.is_snapshot and ds.name.startswith(prefix)), key=lambda d: d.name)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Family:
     """What making a checkpoint reads (:func:`read_family`): the records of the container, the
     running root with the filesystems under it (never their snapshots) and its boot dataset;
@@ -510,7 +510,7 @@ def _target_leftover(ctx: Context, dataset: str) -> Callable[[str], None]:
 
 
 # --- destroy ----------------------------------------------------------------------------
-@dataclass(frozen=True)
+@record(frozen=True)
 class DestroyPlan:
     checkpoint: model.Checkpoint
     promote: list[str]
@@ -598,7 +598,7 @@ def _promotions(ctx: Context, dataset: str) -> list[str]:
     return _dependants_to_promote(own + list(ctx.zfs.get_many(clones).values()), dataset)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Destroyed:
     dataset: str
     promoted: list[str]
@@ -646,7 +646,7 @@ def destroy_origin_if_ours(ctx: Context, origin: str, tree: list[Dataset] | None
 
 
 # --- activate, rename, title --------------------------------------------------------------
-@dataclass(frozen=True)
+@record(frozen=True)
 class Activated:
     dataset: str
     messages: list[str]
@@ -777,14 +777,14 @@ def restore_boot(ctx: Context, saved: dict[str, str | None]) -> None:
         automount.apply(ctx.zfs, tree, roots, set((saved["automount"] or "").split()))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Renamed:
     old: str
     new: str
     bootfs_followed: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RenamePlan:
     old: str
     new: str
@@ -828,7 +828,7 @@ def retitle(ctx: Context, name: str, title: str) -> model.Checkpoint:
     return replace(cp, title=title)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RolledBack:
     dataset: str
     snapshot: str

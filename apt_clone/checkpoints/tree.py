@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from .. import model
 from ..boot import WITH_LISTING, BootState, layout
 from ..context import Context
+from ..record import field, record
 from ..side_by_side import both
 from ..zfs import Dataset, props
 from ..zfs.cli import SAVED_MOUNTPOINT
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Listing:
     """All checkpoints of the managed system and what boots."""
 

@@ -10,8 +10,9 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Annotated, Any
+
+from ..record import asdict, record
 
 if "rich" not in sys.modules:
     # typer < 0.16 imports rich (with markdown-it and pygments) as it loads, only to decorate
@@ -95,7 +96,7 @@ PAUSABLE = ("dist-upgrade", "upgrade", "install", "remove", "resume")
 """The commands whose steps --pause-at can stop after."""
 
 
-@dataclass
+@record()
 class Options:
     root: str
     yes: bool
@@ -934,7 +935,7 @@ def _parser_for(args: list[str]) -> typer.Typer:
     wanted = [c for c in app.registered_commands if i < len(args) and c.name == args[i]]
     if not wanted:
         return app
-    import copy  # loaded by dataclasses already: the import is a lookup
+    import copy  # loaded by typer already: the import is a lookup
 
     one = copy.copy(app)
     one.registered_commands = wanted

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from ..checkpoints.tree import Listing
 from ..model import Checkpoint, bad_mark, label, parse_time, seed_time
+from ..record import asdict, is_record
 from ..text import escaped
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: -l's start-up (mypy knows the name)
@@ -116,7 +116,7 @@ def to_json(data: Any) -> str:
 def _default(obj: Any) -> Any:
     if isinstance(obj, dt.datetime):
         return obj.isoformat()
-    if hasattr(obj, "__dataclass_fields__"):
+    if is_record(obj):
         return asdict(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 

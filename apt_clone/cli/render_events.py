@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from ..apt import events as ev
 from ..apt.request import describe_plan
+from ..record import asdict
 
 
 def lines(event: ev.Event) -> list[str]:

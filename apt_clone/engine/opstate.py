@@ -9,9 +9,9 @@ read into these records (:func:`from_json`); one written by a newer one is refus
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field, fields
 
 from ..model import Created
+from ..record import asdict, field, field_names, record
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _now() -> str:
     return dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class OpState:
     """The envelope every operation's journal has."""
 
@@ -58,7 +58,7 @@ class OpState:
         return asdict(self)
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class AptOp(OpState):
     """dist-upgrade, upgrade, install or remove."""
 
@@ -83,18 +83,18 @@ class AptOp(OpState):
     reboot_now: bool = False
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class CreateOp(OpState):
     created: Created
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class RollbackOp(OpState):
     created: Created
     """The checkpoint rolled back to (its snapshot is the one the root goes back to)."""
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class DestroyOp(OpState):
     name: str
     target: str
@@ -113,7 +113,7 @@ class DestroyOp(OpState):
     """Refresh the GRUB menu after (prune refreshes it once, after its last destroy)."""
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class RenameOp(OpState):
     old: str
     new: str
@@ -123,7 +123,7 @@ class RenameOp(OpState):
     boot_before: Boot | None = None
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class ActivateOp(OpState):
     name: str
     target: str
@@ -132,12 +132,12 @@ class ActivateOp(OpState):
     messages: list[str] = field(default_factory=list)
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class TrialOp(ActivateOp):
     """``activate --once``: the same record, another commit step."""
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class ShareGrubOp(OpState):
     """``share-grub``: GRUB's directory moved into a dataset every checkpoint shares."""
 
@@ -149,7 +149,7 @@ class ShareGrubOp(OpState):
     """The checkpoint whose copy GRUB read before."""
 
 
-@dataclass(kw_only=True)
+@record(kw_only=True)
 class MountOp(OpState):
     """``mount`` and ``chroot``: a checkpoint mounted under ``directory`` (and, for chroot, the
     command run in it); ``umount`` takes such a mount away."""
@@ -190,7 +190,7 @@ def from_json(data: dict[str, Any]) -> OpState:
         raise ValueError(f"unknown operation {data.get('op')!r}")
     if schema < 3:
         data = _from_v2(data, cls)
-    known = {f.name for f in fields(cls)}
+    known = set(field_names(cls))
     values = {k: v for k, v in data.items() if k in known}
     if isinstance(values.get("created"), dict):
         values["created"] = Created(**values["created"])

@@ -15,9 +15,9 @@ and :mod:`apt_clone.apt.operation`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from .. import testhooks
+from ..record import record
 from ..signals import interrupts
 from .journal import OpState
 
@@ -25,7 +25,7 @@ RAN = ("started", "done", "failed")
 """Step states whose work may have changed something (what an undo looks at)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OpSpec:
     """A journalled operation: its steps (name, what it does) and its point of no return.
 
@@ -47,7 +47,7 @@ class OpSpec:
         return state == "done" if self.commit_when == "done" else state in RAN
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Step:
     name: str
     run: Callable[[], None]

@@ -17,11 +17,11 @@ Required checks must all pass; wanted checks only warn:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from ..config import Config
 from ..errors import Refused, Untrusted
 from ..paths import open_trusted_dir, open_trusted_entry
+from ..record import field, record
 from ..runner import CommandNotFound, Runner
 from ..text import escaped
 
@@ -31,7 +31,7 @@ SKIPPED = ("~", ".dpkg-old", ".dpkg-new", ".dpkg-dist")
 """Names that are never checks (an editor's or dpkg's leftovers)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CheckResult:
     name: str
     required: bool
@@ -39,7 +39,7 @@ class CheckResult:
     detail: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Verdict:
     ok: bool
     results: list[CheckResult] = field(default_factory=list)

@@ -17,7 +17,6 @@ import contextlib
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 from .. import config, model
 from ..checkpoints import automount, services
@@ -26,6 +25,7 @@ from ..context import Context, open_context
 from ..errors import require_root
 from ..lock import exclusive
 from ..paths import boot_id
+from ..record import record
 from ..system import ZFS_FSTYPES, mounts_under
 from ..text import escaped
 from ..zfs import ZfsError, props
@@ -36,7 +36,7 @@ VERDICT = props.key("verdict")
 BAD = model.BAD
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TrialResult:
     trial: str | None
     committed: bool

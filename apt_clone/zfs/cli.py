@@ -21,8 +21,8 @@ import os
 import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
+from ..record import record
 from ..runner import DEFAULT_RUNNER, CommandNotFound, Completed, Runner
 from . import props as zprops
 from .backend import ZfsBackend
@@ -49,7 +49,7 @@ SAVED_MOUNTPOINT = zprops.NAMESPACE + "saved-mountpoint"
 """Where :meth:`CliZfs.mount_at` keeps a mountpoint it changed (zfs-fuse), for undo and recovery."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RetryPolicy:
     """Bounded exponential backoff for "dataset is busy"."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+from ..record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Dataset:
     """One filesystem, volume or snapshot, with the properties apt-clone reads."""
 
@@ -44,7 +45,7 @@ class Dataset:
         return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pool:
     """A pool's size, free space, bootfs and health."""
 

@@ -106,7 +106,10 @@ LAYERS = (
     ("engine", ("engine",)),
     ("the managed system", ("context", "model")),
     ("side effects", ("zfs", "boot", "chroot", "mounts", "side_by_side", "dpkgstatus")),
-    ("foundation", ("errors", "signals", "paths", "runner", "lock", "config", "system", "names", "text", "testhooks")),
+    (
+        "foundation",
+        ("errors", "signals", "paths", "runner", "lock", "config", "system", "names", "text", "record", "testhooks"),
+    ),
     ("the package", ("__init__",)),
 )
 """docs/architecture.md's layers, top to bottom, by top-level module or subpackage."""
@@ -175,3 +178,16 @@ def _function_imports() -> list[tuple[Path, int, bool]]:
 def test_every_import_inside_a_function_says_what_it_saves():
     bare = [f"{p.relative_to(PACKAGE)}:{n}" for p, n, said in _function_imports() if not said]
     assert bare == []
+
+
+def test_records_are_declared_with_record_not_dataclass() -> None:
+    """Every class of named fields is an :mod:`apt_clone.record`: a dataclass would compile its
+    methods, and load ``dataclasses`` and ``inspect``, at every start (issue #36)."""
+    found = sorted(
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if (isinstance(node, ast.ImportFrom) and node.module == "dataclasses")
+        or (isinstance(node, ast.Import) and any(a.name == "dataclasses" for a in node.names))
+    )
+    assert found == []
