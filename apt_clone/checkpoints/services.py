@@ -16,9 +16,10 @@ from ..boot import esp, grub, layout
 from ..chroot import bound
 from ..chroot import unmount as chroot_unmount
 from ..context import Context
-from ..errors import NotFound, Refused
+from ..errors import AptCloneError, NotFound, Refused
 from ..model import Created
 from ..names import before_in_series, in_series, next_name, resolve_name, snapshot_tag, validate_name, validate_title
+from ..paths import open_private, run_dir, write_atomic
 from ..record import field, record, replace
 from ..side_by_side import both, side_by_side
 from ..signals import shielded
@@ -232,13 +233,50 @@ class Family:
 def read_family(ctx: Context) -> Family:
     """The running root's family, in two rounds: its filesystems' names beside the records of
     the container, the root and its boot dataset; then, in one zfs get, the records of the
-    filesystems under the root and whether the next name (after the container's newest) is free."""
+    filesystems under the root and whether the next name (after the container's newest) is free.
+
+    The first round also looks for the name after the newest this system made last
+    (:data:`NEWEST_FILE`): when the container's newest is that one, the second round reads only
+    the filesystems under the root, if it has any."""
     root = ctx.system.dataset
-    names, first = both(lambda: ctx.zfs.filesystems(root), lambda: read_named(ctx, [ctx.system.boot_dataset]))
+    current, remembered = ctx.system.current_name, _remembered_newest(ctx)
+    early = _names_of(ctx, next_name(current, {current, remembered})) if remembered else []
+    names, first = both(lambda: ctx.zfs.filesystems(root), lambda: read_named(ctx, [ctx.system.boot_dataset, *early]))
+    found = frozenset(ds.name for ds in first if ds.name in early)
+    first = [ds for ds in first if ds.name not in early]
     probe = _names_of(ctx, _guess(ctx, first))
-    got = ctx.zfs.get_many([*(n for n in names if n != root), *probe], READ_PROPS)
+    children = [n for n in names if n != root]
+    if probe == early:
+        got = ctx.zfs.get_many(children, READ_PROPS) if children else {}
+        return Family([*first, *got.values()], frozenset(probe), found)
+    got = ctx.zfs.get_many([*children, *probe], READ_PROPS)
     records = [*first, *(ds for name, ds in got.items() if name not in probe)]
     return Family(records, frozenset(probe), frozenset(name for name in probe if name in got))
+
+
+NEWEST_FILE = "newest"
+"""In the run directory: the container and the newest checkpoint made in it by this boot's
+apt-clone, on two lines. Only a guess at the container's newest (``org.aptclone:newest``), which
+decides: what the first read of the next create looks for."""
+
+
+def _remembered_newest(ctx: Context) -> str | None:
+    try:
+        fd = open_private(os.path.join(run_dir(), NEWEST_FILE), os.O_RDONLY)
+    except (OSError, AptCloneError):
+        return None
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        container, _, name = f.read(1024).partition("\n")
+    if container != ctx.system.container:
+        return None
+    return name.strip() or None
+
+
+def _remember_newest(ctx: Context, name: str) -> None:
+    try:
+        write_atomic(os.path.join(run_dir(), NEWEST_FILE), f"{ctx.system.container}\n{name}\n", durable=False)
+    except (OSError, AptCloneError):
+        pass  # the next create reads one round more
 
 
 NAME_TRIES = 8
@@ -374,7 +412,8 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
         try:
             ctx.zfs.set_props(ctx.system.container, {model.NEWEST: created.checkpoint})
         except ZfsError:
-            pass  # only a hint for the next name (checked before use): the checkpoint is made
+            return  # only a hint for the next name (checked before use): the checkpoint is made
+        _remember_newest(ctx, created.checkpoint)
 
     has_twin = bool(created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset)
     in_the_series = in_series(ctx.system.current_name, created.checkpoint)

@@ -182,6 +182,59 @@ def test_a_create_reads_the_family_in_two_rounds(tmp_path):
     assert len(zfs.reads) == 4  # the two rounds, then the next name's own zfs get
 
 
+def test_after_a_create_the_next_one_reads_its_family_in_one_round(tmp_path, monkeypatch):
+    """The name after the newest this system made (the run directory remembers it) is looked for
+    in the first round: with nothing under the root, no second round (issue #36: every apt run
+    pays for each ZFS command's start). A remembered name that is wrong or taken costs a read,
+    never a wrong name."""
+    monkeypatch.setenv("APT_CLONE_RUN_DIR", str(tmp_path / "run"))
+
+    class Recording(FakeZfs):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads: list[tuple[str, tuple[str, ...]]] = []
+
+        def filesystems(self, root):
+            self.reads.append(("filesystems", (root,)))
+            return super().filesystems(root)
+
+        def get_many(self, names, user_props=()):
+            self.reads.append(("get_many", tuple(names)))
+            return super().get_many(names, user_props)
+
+    root = tmp_path / "root"
+    root.mkdir()
+    zfs = Recording()
+    zfs.add_pool("p")
+    zfs.create("p/ROOT", {"mountpoint": "none"})
+    zfs.create("p/ROOT/be1", {"mountpoint": str(root), "canmount": "noauto"})
+    ctx = Context(ManagedSystem(str(root), "p/ROOT/be1"), zfs, Bootloader(zfs, None), DEFAULT_RUNNER)
+    assert commands.create(ctx).checkpoint == "be2"
+    assert (tmp_path / "run" / services.NEWEST_FILE).read_text() == "p/ROOT\nbe2\n"
+
+    zfs.reads.clear()
+    family = services.read_family(ctx)
+    assert sorted(kind for kind, _ in zfs.reads) == ["filesystems", "get_many"]
+    assert set(zfs.reads[0][1] + zfs.reads[1][1]) >= {"p/ROOT/be3", "p/ROOT/be1@be3"}
+    assert services.prepare_create(ctx, family=family).checkpoint == "be3"
+    assert len(zfs.reads) == 2
+
+    zfs.snapshot("p/ROOT/be1@be3")  # the remembered next name taken by hand: found in the first round
+    zfs.reads.clear()
+    assert services.prepare_create(ctx).checkpoint == "be4"
+    assert len(zfs.reads) == 3  # its one round, then be4's own zfs get
+
+    zfs.set_props("p/ROOT", {"org.aptclone:newest": "be7"})  # made elsewhere: the remembered one is stale
+    zfs.reads.clear()
+    assert services.prepare_create(ctx).checkpoint == "be8"
+    assert len(zfs.reads) == 3  # the two rounds as without it
+
+    (tmp_path / "run" / services.NEWEST_FILE).write_text("p/OTHER\nbe9\n")  # another container's
+    zfs.reads.clear()
+    assert services.prepare_create(ctx).checkpoint == "be8"
+    assert len(zfs.reads) == 3
+
+
 def test_refusals_change_nothing(world):
     ctx = world.make_ctx()
     commands.create(ctx)
