@@ -187,6 +187,7 @@ def test_after_a_create_the_next_one_reads_its_family_in_one_round(tmp_path, mon
     in the first round: with nothing under the root, no second round (issue #36: every apt run
     pays for each ZFS command's start). A remembered name that is wrong or taken costs a read,
     never a wrong name."""
+    monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("APT_CLONE_RUN_DIR", str(tmp_path / "run"))
 
     class Recording(FakeZfs):
