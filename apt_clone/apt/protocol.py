@@ -15,7 +15,6 @@ install), and WHAT is the .deb being unpacked, ``**CONFIGURE**`` or ``**REMOVE**
 from __future__ import annotations
 
 import os
-import urllib.parse
 
 from ..record import field, record
 
@@ -38,7 +37,11 @@ class HookInput:
     def command(self) -> str:
         """The command line that started apt, as apt recorded it (``apt install nginx``)."""
         raw = self.config.get("CommandLine::AsString", "")
-        return urllib.parse.unquote(raw) if raw else ""
+        if "%" not in raw:
+            return raw  # nothing quoted: the common case
+        import urllib.parse  # only then: it loads ipaddress and more, 3 ms of every apt run's hook
+
+        return urllib.parse.unquote(raw)
 
     @property
     def other_root(self) -> str | None:

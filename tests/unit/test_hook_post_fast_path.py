@@ -45,8 +45,10 @@ def post(tmp_path):
     bin_dir.mkdir()
     table = tmp_path / "dpkg-query.out"
     called = tmp_path / "called"
-    (bin_dir / "dpkg-query").write_text(f"#!/bin/sh\ncat {table}\n")
+    (bin_dir / "dpkg-query").write_text(f"#!/bin/sh\nexec /bin/cat {table}\n")
     (bin_dir / "apt-clone").write_text(f'#!/bin/sh\necho "$@" >{called}\n')
+    for tool in ("cat", "grep", "touch", "rm", "head", "tail", "tr", "sed"):  # what the shell can do itself
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} >>{tmp_path / "started"}\nexec /bin/{tool} "$@"\n')
     for f in bin_dir.iterdir():
         f.chmod(0o755)
 
@@ -73,12 +75,20 @@ def test_nothing_to_check_is_nothing_to_do(post):
     assert not (post.run / "hook-done").exists()
 
 
-def test_dpkg_did_what_was_planned_only_the_end_is_noted(post):
+def test_dpkg_did_what_was_planned_only_the_end_is_noted(post, tmp_path):
     expect = "aa mm zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n"
-    rows = "installed zz all 2\nconfig-files mm amd64 4\ninstalled aa amd64 1:3\n"
-    assert post(expect, rows) == (0, False)
-    assert (post.run / "hook-done").exists() and not (post.run / "hook-expect").exists()
+    rows = "installed zz all 2\nconfig-files mm amd64 4\ninstalled aa amd64 1:3\nnot-installed qq  \n"
+    (post.run / "hook-expect").write_text(expect)
+    os.utime(post.run / "hook-expect", (1000, 1000))  # written long before dpkg ended
+    assert post(None, rows) == (0, False)
+    assert (post.run / "hook-done").stat().st_mtime > 1000 and not (post.run / "hook-expect").exists()
+    assert not (tmp_path / "started").exists()  # dpkg-query, sort and mv only: each costs every apt run
     assert post(None, rows) == (0, False)  # consumed: a later run's post finds nothing
+
+
+def test_an_expectation_without_its_last_newline_is_read_whole(post):
+    assert post("aa\ninstalled aa amd64 1", "installed aa amd64 1\n") == (0, False)
+    assert (post.run / "hook-done").exists()
 
 
 @pytest.mark.parametrize(
