@@ -63,9 +63,9 @@ class Spec:
 
     __slots__ = ("defaults", "factories", "frozen", "names", "positional")
 
-    def __init__(self, names: tuple[str, ...], positional: tuple[str, ...], frozen: bool) -> None:
-        self.names = names
-        self.positional = positional
+    def __init__(self, frozen: bool) -> None:
+        self.names: tuple[str, ...] = ()
+        self.positional: tuple[str, ...] = ()
         self.defaults: dict[str, object] = {}
         self.factories: dict[str, Callable[[], object]] = {}
         self.frozen = frozen
@@ -135,7 +135,7 @@ def _build(cls: type, frozen: bool, kw_only: bool) -> None:
     if bases and any(b.frozen != frozen for b in bases):
         raise TypeError(f"{cls.__qualname__}: a frozen record and a mutable one cannot derive from each other")
     names: dict[str, bool] = {}  # name: keyword-only
-    spec = Spec((), (), frozen)
+    spec = Spec(frozen)
     for base in bases:
         for name in base.names:
             names[name] = name not in base.positional
@@ -168,24 +168,20 @@ def _build(cls: type, frozen: bool, kw_only: bool) -> None:
         if optional and not has_default:
             raise TypeError(f"{cls.__qualname__}.{name}: a field without a default follows one with a default")
         optional = optional or has_default
-    own = cls.__dict__
-    methods: dict[str, object] = {"__init__": _init, "__repr__": _repr}
-    if "__eq__" not in own:
-        methods["__eq__"] = _eq
-    explicit_hash = own.get("__hash__", MISSING) is not MISSING and not (own["__hash__"] is None and "__eq__" in own)
-    if not explicit_hash:
-        methods["__hash__"] = _hash if frozen else None
+    own = dict(cls.__dict__)
+    methods = {"__init__": _init, "__repr__": _repr, "__eq__": _eq}
     if frozen:
-        methods["__setattr__"] = _setattr
-        methods["__delattr__"] = _delattr
+        methods.update(__setattr__=_setattr, __delattr__=_delattr)
     for name, method in methods.items():
-        if name not in own or name == "__hash__":
+        if name not in own:
             setattr(cls, name, method)
+    if own.get("__hash__", MISSING) is MISSING or (own["__hash__"] is None and "__eq__" in own):
+        setattr(cls, "__hash__", _hash if frozen else None)  # noqa: B010 - none of its own (an __eq__ unsets it)
     setattr(cls, "__record__", spec)  # noqa: B010 - the class's own table, on the class
     setattr(cls, "__match_args__", spec.positional)  # noqa: B010 - as a dataclass has it
 
 
-@dataclass_transform(field_specifiers=(field, Field))
+@dataclass_transform(field_specifiers=(field,))
 def record(*, frozen: bool = False, kw_only: bool = False) -> Callable[[type[_T]], type[_T]]:
     """The class decorator: ``@record()``, ``@record(frozen=True)``, ``@record(kw_only=True)``."""
 

@@ -245,13 +245,13 @@ def read_family(ctx: Context) -> Family:
     found = frozenset(ds.name for ds in first if ds.name in early)
     first = [ds for ds in first if ds.name not in early]
     probe = _names_of(ctx, _guess(ctx, first))
-    children = [n for n in names if n != root]
-    if probe == early:
-        got = ctx.zfs.get_many(children, READ_PROPS) if children else {}
-        return Family([*first, *got.values()], frozenset(probe), found)
-    got = ctx.zfs.get_many([*children, *probe], READ_PROPS)
+    looked = probe == early  # the first round looked for them already
+    wanted = [*(n for n in names if n != root), *([] if looked else probe)]
+    got = ctx.zfs.get_many(wanted, READ_PROPS) if wanted else {}
+    if not looked:
+        found = frozenset(name for name in probe if name in got)
     records = [*first, *(ds for name, ds in got.items() if name not in probe)]
-    return Family(records, frozenset(probe), frozenset(name for name in probe if name in got))
+    return Family(records, frozenset(probe), found)
 
 
 NEWEST_FILE = "newest"
