@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import LockHeld
+from .errors import AptCloneError, LockHeld
 from .paths import open_private, run_dir, secure_dir
 from .signals import shielded
 
@@ -59,21 +59,48 @@ def on_release(callback: Callable[[], None]) -> None:
     _on_release.append(callback)
 
 
+_early: list[int] = []
+
+
+def take_early() -> bool:
+    """Take the lock now, without waiting, for the :func:`exclusive` this process enters next
+    (it holds it from here: what is read meanwhile stays true). False when another holds it."""
+    if _early:
+        return True
+    try:
+        path = lock_path()
+        secure_dir(os.path.dirname(path))
+        fd = open_private(path, os.O_RDWR | os.O_CREAT)
+    except (OSError, AptCloneError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _early.append(fd)
+    return True
+
+
 @contextmanager
 def exclusive(command: str | None = None, *, wait: float = 0.0) -> Iterator[None]:
     """Hold the apt-clone lock, or fail with a message naming the holder.
 
     ``wait``: seconds to wait for a holder to finish (readers that mount a checkpoint wait
     briefly); 0 fails at once."""
-    path = lock_path()
-    secure_dir(os.path.dirname(path))
-    fd = open_private(path, os.O_RDWR | os.O_CREAT)
+    taken = bool(_early)
+    if taken:
+        fd = _early.pop()  # take_early's: held already
+    else:
+        path = lock_path()
+        secure_dir(os.path.dirname(path))
+        fd = open_private(path, os.O_RDWR | os.O_CREAT)
     try:
         deadline = time.monotonic() + wait
-        while True:
+        while not taken:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                taken = True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise LockHeld(f"another apt-clone is running ({describe_holder(fd)})") from None

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .errors import OperationFailed
 from .record import record
@@ -80,22 +80,27 @@ class Runner:
         _check_argv(argv)
         started = time.monotonic()
         timed_out = False
+        plain = input is None and env is None and cwd is None and stdin_path is None and stdout_path is None
+        ahead = _AHEAD.pop(tuple(argv), None) if plain and _AHEAD else None
         with contextlib.ExitStack() as files:
             stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else None
             stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
             data = None if stdin is not None else input.encode() if input is not None else None
-            try:
-                proc = subprocess.Popen(
-                    list(argv),
-                    stdin=stdin if stdin is not None else subprocess.PIPE if data is not None else None,
-                    stdout=stdout,
-                    stderr=subprocess.PIPE,
-                    env=_merged_env(env),
-                    cwd=cwd,
-                    start_new_session=True,
-                )
-            except FileNotFoundError as exc:
-                raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
+            if ahead is not None:
+                proc, started = ahead
+            else:
+                try:
+                    proc = subprocess.Popen(
+                        list(argv),
+                        stdin=stdin if stdin is not None else subprocess.PIPE if data is not None else None,
+                        stdout=stdout,
+                        stderr=subprocess.PIPE,
+                        env=_merged_env(env),
+                        cwd=cwd,
+                        start_new_session=True,
+                    )
+                except FileNotFoundError as exc:
+                    raise CommandNotFound(f"{argv[0]}: command not found (is it installed?)") from exc
             try:
                 raw_out, raw_err = proc.communicate(data, timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -106,7 +111,7 @@ class Runner:
                 terminate_group(proc)
                 raise
         out = raw_out.decode("utf-8", "replace") if isinstance(raw_out, bytes) else ""
-        trace(" ".join(argv), started, proc.returncode)
+        trace(" ".join(argv) + (" (read ahead)" if ahead else ""), started, proc.returncode)
         return Completed(tuple(argv), proc.returncode, out, raw_err.decode("utf-8", "replace"), timed_out)
 
     def run_detached(
@@ -290,6 +295,34 @@ def terminate_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+_AHEAD: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], float]] = {}
+"""Commands started by :func:`read_ahead` that no :meth:`Runner.run` has taken yet, with their start."""
+
+
+def read_ahead(argvs: Iterable[Sequence[str]]) -> None:
+    """Start commands that only read, now, so that a later :meth:`Runner.run` of the same argv
+    (no input, environment, directory or files of its own) takes the result instead of running
+    them again: a read started while the modules that ask for it load (:mod:`apt_clone.readahead`
+    says which, and when their result is still the truth). One that cannot start is run when asked."""
+    for argv in argvs:
+        _check_argv(argv)
+        if tuple(argv) in _AHEAD:
+            continue
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError:
+            continue
+        _AHEAD[tuple(argv)] = (proc, started)
+
+
+def drop_read_ahead() -> None:
+    """Wait for the commands read ahead that nothing took, and forget them."""
+    while _AHEAD:
+        proc, _ = _AHEAD.popitem()[1]
+        proc.communicate()
 
 
 def _check_argv(argv: Sequence[str]) -> None:

@@ -10,9 +10,9 @@ starts from the same state.
 Where the hook's cost goes (issue #36), measured in the same root: Python's start (``python3 -c
 pass``), the imports hook-pre makes to make a checkpoint and what their records cost, the
 wall time of the ZFS commands of a hooked run (from apt-clone's own trace, ``APT_CLONE_TRACE=1``
-in apt's environment: every command's start and time), the post on its fast path, and what that
-leaves; and a no-op apt run (the package installed already: dpkg does not run, neither does the
-hook).
+in apt's environment: every command's start and time; the first read, started ahead beside the
+imports, apart), the post on its fast path, and what that leaves; and a no-op apt run (the
+package installed already: dpkg does not run, neither does the hook).
 
 Usage: ``python -m bench.hook [--rounds 7]`` (as root; builds the .deb first if it is stale).
 """
@@ -87,6 +87,8 @@ print(start, imports - start, imports - without, post)
 hook-pre's imports, what their records cost, and the post on its fast path (dpkg did what
 was planned: ``dpkg-query`` of the packages, compared, the time noted)."""
 TRACED = re.compile(r"^\[\s*([0-9.]+)s rc=-?[0-9]+ @([0-9.]+)\] (\S+)", re.M)
+AHEAD = re.compile(r"^\[\s*([0-9.]+)s rc=-?[0-9]+ @([0-9.]+)\] .* \(read ahead\)$", re.M)
+"""A command hook-pre started before its modules loaded (:mod:`apt_clone.readahead`)."""
 
 
 def wall(spans: list[tuple[float, float]]) -> float:
@@ -240,13 +242,15 @@ def _traced_run(h: Host, conf: Path, shipped: str) -> dict[str, float]:
     with _hook_file(h, hooks.replace(HOOK_CALL, TIMED_CALL)):
         traced = h.apt_get("install", PACKAGE, env={"APT_CLONE_TRACE": "1"})
     spans = [(float(at), float(at) + float(took), cmd) for took, at, cmd in TRACED.findall(traced.stderr)]
+    ahead = [(float(at), float(at) + float(took)) for took, at in AHEAD.findall(traced.stderr)]
     pre = [float(end) - float(start) for start, end in PRE_TIMED.findall(traced.stderr)]
     if not spans or len(pre) != 1:
         raise SystemExit(f"a hooked apt run without its trace: {traced.stderr[-500:]}")
     _remove(h, conf, shipped)
     return {
         "pre": pre[0],
-        "zfs": wall([(start, end) for start, end, cmd in spans if cmd in ("zfs", "zpool")]),
+        "zfs": wall([(a, b) for a, b, cmd in spans if cmd in ("zfs", "zpool") and (a, b) not in ahead]),
+        "ahead": wall(ahead),
         "other": sum(end - start for start, end, cmd in spans if cmd not in ("zfs", "zpool")),
     }
 
@@ -270,7 +274,7 @@ def decompose(rounds: int) -> dict[str, float]:
     core.reset(h.directory)
     return {
         "start": start, "imports": imports, "records": records, "post": post,
-        **{k: statistics.median(t[k] for t in traced) for k in ("pre", "zfs", "other")},
+        **{k: statistics.median(t[k] for t in traced) for k in ("pre", "zfs", "ahead", "other")},
         "noop-on": statistics.median(noop["on"]), "noop-none": statistics.median(noop["none"]),
     }  # fmt: skip
 
@@ -299,6 +303,7 @@ def rows(rounds: int) -> list[Row]:
             None,
         ),  # fmt: skip
         Row("hook", "of that, its ZFS commands (traced, wall time)", parts["zfs"], None),
+        Row("hook", "beside its imports, its first read (started ahead: not in the sum)", parts["ahead"], None),
         Row("hook", "of that, its other commands (traced)", parts["other"], None),
         Row(
             "hook",
@@ -347,7 +352,7 @@ def main() -> int:
     print(f"  hook-pre, its call timed      {parts['pre']:.3f} s, of which")
     print(f"    Python's start              {parts['start']:.3f} s")
     print(f"    its imports                 {parts['imports']:.3f} s (their records: {parts['records']:.3f} s)")
-    print(f"    ZFS commands (wall, traced) {parts['zfs']:.3f} s")
+    print(f"    ZFS commands (wall, traced) {parts['zfs']:.3f} s (read ahead, beside imports: {parts['ahead']:.3f} s)")
     print(f"    other commands (traced)     {parts['other']:.3f} s")
     print(f"    the rest (its own work)     {own_work(parts):.3f} s")
     print(f"  the post's fast path (sh)     {parts['post']:.3f} s")

@@ -31,8 +31,8 @@ import os
 import time
 from collections.abc import Mapping
 
-from .. import config, dpkgstatus
-from ..errors import AptCloneError, Unfinished
+from .. import config, dpkgstatus, readahead
+from ..errors import AptCloneError, Unfinished, require_root
 from ..paths import HOOK_GUARD_ENV, boot_id, in_chroot, open_private, run_dir, write_atomic
 from ..record import asdict, field, record
 from ..text import escaped
@@ -319,22 +319,22 @@ def _why(exc: BaseException) -> str:
 
 
 def _make(request: protocol.HookInput, cfg: Config) -> Result:
-    # the checkpoint's machinery: only when one is made (a skipped apt run loads none of it)
-    from .. import model
-    from ..checkpoints import commands, services
-    from ..context import open_context
-    from ..errors import require_root
-    from ..lock import exclusive
-    from ..signals import interrupts
-
     require_root()
     run = apt_run()
     boot = boot_id()
-    command = command_of(run, request.command)
     st = load_state()
     if st is not None and st.run == run and st.boot == boot:
         arm_post("")  # a later dpkg run of the same apt: its changes are recorded after it
         return QUIET  # this run's checkpoint is made
+    readahead.start()  # the lock, and the first read, running while the machinery below loads
+    # the checkpoint's machinery: only when one is made (a skipped apt run loads none of it)
+    from .. import model
+    from ..checkpoints import commands, services
+    from ..context import open_context
+    from ..lock import exclusive
+    from ..signals import interrupts
+
+    command = command_of(run, request.command)
     cx = open_context("/")
     try:
         with interrupts(), exclusive("apt-clone hook-pre", wait=3.0):

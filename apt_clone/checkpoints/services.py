@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
-from .. import model
+from .. import model, readahead
 from ..boot import esp, grub, layout
 from ..chroot import bound
 from ..chroot import unmount as chroot_unmount
@@ -35,6 +35,7 @@ from .tree import (
     checkpoints_of,
     is_child,
     list_checkpoints,
+    named,
     read_named,
     read_tree,
     record_of,
@@ -239,8 +240,7 @@ def read_family(ctx: Context) -> Family:
     (:data:`NEWEST_FILE`): when the container's newest is that one, the second round reads only
     the filesystems under the root, if it has any."""
     root = ctx.system.dataset
-    current, remembered = ctx.system.current_name, _remembered_newest(ctx)
-    early = _names_of(ctx, next_name(current, {current, remembered})) if remembered else []
+    early = _after(ctx, _remembered_newest(ctx))
     names, first = both(lambda: ctx.zfs.filesystems(root), lambda: read_named(ctx, [ctx.system.boot_dataset, *early]))
     found = frozenset(ds.name for ds in first if ds.name in early)
     first = [ds for ds in first if ds.name not in early]
@@ -252,6 +252,18 @@ def read_family(ctx: Context) -> Family:
         found = frozenset(name for name in probe if name in got)
     records = [*first, *(ds for name, ds in got.items() if name not in probe)]
     return Family(records, frozenset(probe), found)
+
+
+def _after(ctx: Context, newest: str | None) -> list[str]:
+    """What the first round of :func:`read_family` looks for after ``newest`` (None: nothing)."""
+    current = ctx.system.current_name
+    return _names_of(ctx, next_name(current, {current, newest})) if newest else []
+
+
+def _remember_reads(ctx: Context, newest: str) -> None:
+    """Leave the next create's first round to ``hook-pre`` (:mod:`apt_clone.readahead`)."""
+    names = named(ctx, [ctx.system.boot_dataset, *_after(ctx, newest)])
+    readahead.remember(ctx.zfs.reads_of(ctx.system.dataset, names, READ_PROPS))
 
 
 NEWEST_FILE = "newest"
@@ -414,6 +426,7 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
         except ZfsError:
             return  # only a hint for the next name (checked before use): the checkpoint is made
         _remember_newest(ctx, created.checkpoint)
+        _remember_reads(ctx, created.checkpoint)
 
     has_twin = bool(created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset)
     in_the_series = in_series(ctx.system.current_name, created.checkpoint)

@@ -81,12 +81,16 @@ def read_tree(ctx: Context, also: tuple[str, ...] = ()) -> list[Dataset]:
     return tree
 
 
+def named(ctx: Context, names: Iterable[str | None] = ()) -> list[str]:
+    """What :func:`read_named` reads: the container, the running root and ``names``."""
+    return [ctx.system.container, ctx.system.dataset, *(n for n in names if n)]
+
+
 def read_named(ctx: Context, names: Iterable[str | None] = ()) -> list[Dataset]:
     """The container, the running root and those of ``names`` that exist, in one zfs get: what a
     command on one checkpoint reads instead of every checkpoint's properties (its cost does not
     grow with their number)."""
-    wanted = [ctx.system.container, ctx.system.dataset, *(n for n in names if n)]
-    records = list(ctx.zfs.get_many(wanted, READ_PROPS).values())
+    records = list(ctx.zfs.get_many(named(ctx, names), READ_PROPS).values())
     for ds in records:
         if ds.name == ctx.system.container:
             ctx.boot.seen_container(ds)

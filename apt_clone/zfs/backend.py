@@ -48,6 +48,11 @@ class ZfsBackend(abc.ABC):
         (a root with a thousand snapshots costs what one without does); raises ZfsNotFound."""
         return sorted(ds.name for ds in self.list_tree(root) if not ds.is_snapshot)
 
+    def reads_of(self, root: str, names: Sequence[str], user_props: Sequence[str] = ()) -> list[list[str]]:
+        """The commands :meth:`filesystems` of ``root`` and :meth:`get_many` of ``names`` run,
+        to start ahead of them (:mod:`apt_clone.readahead`); none where reads run no command."""
+        return []
+
     def snapshots(self, name: str) -> list[str]:
         """The snapshots of one filesystem (not of those under it), oldest first."""
         return [ds.name for ds in self.list_tree(name) if ds.is_snapshot and ds.name.startswith(name + "@")]

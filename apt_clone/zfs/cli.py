@@ -72,6 +72,10 @@ FUSE_SOCKET = "/run/zfs/zfs_socket"
 """zfs-fuse's daemon socket (its CLI talks to nothing else): with no kernel module, zfs-fuse."""
 
 
+def _filesystems_argv(root: str) -> list[str]:
+    return ["zfs", "list", "-H", "-o", "name", "-t", "filesystem", "-r", root]
+
+
 class CliZfs(ZfsBackend):
     """The CLI backend. ``dialect`` is detected on first use unless given."""
 
@@ -187,8 +191,12 @@ class CliZfs(ZfsBackend):
         return {ds.name: ds for ds in parse_get(result.stdout) if ds.name in wanted}
 
     def filesystems(self, root: str) -> list[str]:
-        out = self._run(["zfs", "list", "-H", "-o", "name", "-t", "filesystem", "-r", root]).stdout
+        out = self._run(_filesystems_argv(root)).stdout
         return sorted(line for line in out.splitlines() if line)
+
+    def reads_of(self, root: str, names: Sequence[str], user_props: Sequence[str] = ()) -> list[list[str]]:
+        wanted = list(dict.fromkeys(names))
+        return [_filesystems_argv(root), *([self._get_argv(wanted, user_props, recursive=False)] if wanted else [])]
 
     def snapshots(self, name: str) -> list[str]:
         argv = ["zfs", "list", "-H", "-o", "name,createtxg", "-t", "snapshot", "-d", "1", name]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from apt_clone import readahead
 from tests.helpers import SandboxInfo, apt_clone, bootfs, reboot, zfs_get, zfs_names, zfs_state
 from tests.integration.conftest import Toy, all_names, zfs
 
@@ -62,6 +63,23 @@ def reads(result: subprocess.CompletedProcess[str]) -> tuple[int, int]:
 
 
 TRACE = {"APT_CLONE_TRACE": "1"}
+
+
+def test_a_create_leaves_the_next_ones_first_read_to_start_ahead(pristine: SandboxInfo, tmp_path):
+    """The commands a create leaves in the run directory are those the next create's first read
+    runs (issue #36: ``hook-pre`` starts them while its modules load; a command that differs is
+    never taken, so a drift here would only cost time, silently)."""
+    env = {"APT_CLONE_RUN_DIR": str(tmp_path / "run"), **TRACE}
+    assert apt_clone(pristine, "create", env=env).returncode == 0
+    left = (tmp_path / "run" / readahead.FILE).read_text().splitlines()
+    assert len(left) == 2 and all(line.startswith(("zfs\0list\0", "zfs\0get\0")) for line in left)
+    assert any(f"{pristine.container}/rootfs-nmu-002" in line.split("\0") for line in left)  # the next name
+    after = apt_clone(pristine, "create", env=env)
+    assert after.returncode == 0, after.stderr
+    ran = [line.split("] ", 1)[1] for line in after.stderr.splitlines() if line.startswith("[")]
+    first = [c for c in ran if c.startswith("zfs ")][:2]
+    assert sorted(first) == sorted(line.replace("\0", " ") for line in left), (first, left)
+    assert zfs_get(pristine.ds("rootfs-nmu-002"), "origin") == f"{pristine.first}@nmu-002"
 
 
 def test_activate_sets_bootfs_and_says_so(pristine: SandboxInfo):

@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from apt_clone import readahead
 from apt_clone.paths import run_dir
 from tests.package.conftest import Host
 from tests.sandbox.repo import enable_suite
@@ -66,6 +67,23 @@ def test_apt_get_install_leaves_one_titled_checkpoint_with_its_changes(booted):
     again = h.apt_get("install", "ac-extra")
     assert again.returncode == 0 and HOOK_LINE not in again.stderr
     assert names(h) == [c["name"] for c in cps]
+
+
+def test_the_next_hooked_run_reads_its_family_ahead_under_the_lock(booted):
+    """A hooked run leaves its successor's first read in the run directory; the next hook-pre
+    takes the lock and starts it before its modules load (issue #36), and the read that asks for
+    it takes its result: the next checkpoint, as without it."""
+    h = booted
+    first = h.apt_get("install", "ac-hello")
+    assert first.returncode == 0 and first.stderr.count(HOOK_LINE) == 1, first.stderr
+    assert Path(run_dir(), readahead.FILE).exists()
+    second = h.apt_get("install", "ac-extra", env={"APT_CLONE_TRACE": "1"})
+    assert second.returncode == 0 and second.stderr.count(HOOK_LINE) == 1, second.stderr
+    ran = [line.split("] ", 1)[1] for line in second.stderr.splitlines() if line.startswith("[") and "] zfs " in line]
+    assert all(c.endswith(" (read ahead)") for c in ran[:2]), ran
+    assert not any(c.endswith(" (read ahead)") for c in ran[2:]), ran  # one read: then the snapshots
+    assert ran[2].startswith("zfs snapshot "), ran
+    assert names(h) == ["rootfs-nmu-000", "rootfs-nmu-001", "rootfs-nmu-002"]
 
 
 def test_rolling_back_to_a_hook_checkpoint_gives_the_dpkg_status_from_before(booted):

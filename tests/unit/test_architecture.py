@@ -108,7 +108,20 @@ LAYERS = (
     ("side effects", ("zfs", "boot", "chroot", "mounts", "side_by_side", "dpkgstatus")),
     (
         "foundation",
-        ("errors", "signals", "paths", "runner", "lock", "config", "system", "names", "text", "record", "testhooks"),
+        (
+            "errors",
+            "signals",
+            "paths",
+            "runner",
+            "lock",
+            "readahead",
+            "config",
+            "system",
+            "names",
+            "text",
+            "record",
+            "testhooks",
+        ),
     ),
     ("the package", ("__init__",)),
 )
