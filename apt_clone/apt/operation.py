@@ -21,6 +21,7 @@ from typing import Any
 from .. import config, dpkgstatus, model
 from ..boot import grub
 from ..checkpoints import commands, efi, services
+from ..checkpoints.tree import record_of
 from ..chroot import restore_after_crash
 from ..context import Context
 from ..engine import opstate
@@ -30,7 +31,7 @@ from ..engine.steps import Engine, OpSpec, Step, register
 from ..errors import LockHeld, NoSpace, OperationFailed, Refused, UsageError
 from ..lock import exclusive
 from ..paths import mount_base, secure_dir
-from ..record import asdict
+from ..record import asdict, replace
 from ..signals import Interrupted, shielded
 from ..system import dataset_mounted_at
 from ..zfs import Dataset, ZfsError, ZfsNotFound
@@ -211,8 +212,16 @@ def _downloaded(host: AptTarget, change: Change) -> str:
 
 _FAMILIES: dict[int, tuple[AptOp, list[Dataset]]] = {}
 """The running root's family as the snapshot step read it under the lock, for the clone step
-of the same run: by the operation's record, the very object (a resumed run, whose record is
-read from the journal again, reads the family again)."""
+of the same run, then (in place) with the checkpoint as the clone step made it, for the
+metadata and boot steps: by the operation's record, the very object (a resumed run, whose
+record is read from the journal again, reads what it needs again)."""
+
+
+def _family_of(st: AptOp) -> list[Dataset] | None:
+    mine, family = _FAMILIES.get(id(st), (None, None))
+    return family if mine is st else None
+
+
 RECORD_KEYS = frozenset({model.SUMMARY, model.REBOOT, *model.CHANGE_KEYS})
 """The properties that record a checkpoint's package changes."""
 
@@ -242,11 +251,12 @@ def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
 
 def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
-    mine, family = _FAMILIES.pop(id(st), (None, None))
-    if mine is not st:
-        family = None
+    family = _family_of(st)
+    _FAMILIES.pop(id(st), None)
     if family is not None or not ctx.zfs.exists(created.dataset):  # this run took the snapshots: no clone yet
-        services.make_clones(ctx, created, st.command, family)
+        made = services.make_clones(ctx, created, st.command, family)
+        if family is not None and not st.in_clone:  # in place, nothing but this run changes them until the menu
+            _FAMILIES[id(st)] = (st, made)
     ui.emit(ev.CheckpointMade(model.KIND_TITLES[created.kind], created.checkpoint, ctx.system.container))
 
 
@@ -325,11 +335,18 @@ def _step_metadata(ctx: Context, st: AptOp, ui: Interaction) -> None:
     dataset = created.dataset if st.in_clone else ctx.system.dataset
     found = st.kernels if st.kernels is not None else grub.kernels_in(_apt_target(ctx, st).path("boot"))
     kernels = " ".join(found)  # a journal of schema 2 did not record them: read them now
-    recorded = ctx.zfs.get(dataset, (model.KERNELS,)).user.get(model.KERNELS)
+    family = _family_of(st)
+    known = record_of(family, dataset) if family is not None else None
+    record = known or ctx.zfs.get(dataset, (model.KERNELS,))
+    recorded = record.user.get(model.KERNELS)
     if kernels and kernels != recorded:
         ctx.zfs.set_props(dataset, {model.KERNELS: kernels})
     elif not kernels and recorded is not None:
         ctx.zfs.inherit(dataset, model.KERNELS)
+    if family is not None and known is not None:  # the menu's entry of the running root reads them from here
+        user = {k: v for k, v in known.user.items() if k != model.KERNELS}
+        now = replace(known, user={**user, model.KERNELS: kernels} if kernels else user)
+        _FAMILIES[id(st)] = (st, [now if ds is known else ds for ds in family])
 
 
 def _step_unmount(ctx: Context, st: AptOp, ui: Interaction) -> None:
@@ -347,7 +364,9 @@ def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = F
         destroy_step_snapshots(ctx, created)
     # Both entries: the new checkpoint's, and the running root's whose kernels apt may have changed.
     current = ctx.system.current_name
-    services.edit_menu(ctx, {created.checkpoint: created.checkpoint, current: current})
+    family = _family_of(st)
+    _FAMILIES.pop(id(st), None)
+    services.edit_menu(ctx, {created.checkpoint: created.checkpoint, current: current}, family)
     if recovering:
         return
     if not st.in_clone:

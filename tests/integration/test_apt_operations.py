@@ -46,6 +46,21 @@ def test_install_in_place_keeps_the_old_state_in_the_clone(pristine: SandboxInfo
     assert data["changes"] == [["ac-extra", None, "1.0", "install"]]
 
 
+def test_in_place_the_family_read_under_the_lock_serves_every_step(pristine: SandboxInfo):
+    """In place, nothing but the run changes the running root's records until the menu: the
+    metadata step and the menu take them from the snapshot step's read (issue #36: no ZFS read
+    twice), and the menu still gets the new checkpoint's entry and the running root's."""
+    ok(apt_clone(pristine, "create"))  # the menu written once whole: from here on, entries are edited
+    got = ok(apt_clone(pristine, "-y", "install", "ac-extra", env={"APT_CLONE_TRACE": "1"}))
+    ran = [line.split("] ", 1)[1] for line in got.stderr.splitlines() if line.startswith("[") and "] zfs " in line]
+    cloned = max(i for i, c in enumerate(ran) if c.startswith("zfs clone "))
+    assert not [c for c in ran[cloned:] if c.startswith(("zfs get ", "zfs list "))], ran[cloned:]
+    with open(os.path.join(pristine.directory, "grub", "apt-clone.cfg")) as f:
+        menu = f.read()
+    assert "# checkpoint rootfs-nmu-002\n" in menu and "# checkpoint rootfs-nmu-001\n" in menu
+    assert installed_version(pristine.root, "ac-extra") == "1.0"
+
+
 def test_remove_and_upgrade_in_place(pristine: SandboxInfo):
     ok(apt_clone(pristine, "-y", "remove", "ac-flaky"))
     assert installed_version(pristine.root, "ac-flaky") is None
