@@ -61,6 +61,28 @@ def test_in_place_the_family_read_under_the_lock_serves_every_step(pristine: San
     assert installed_version(pristine.root, "ac-extra") == "1.0"
 
 
+def test_a_kernel_removed_in_place_leaves_the_running_roots_menu_entry(pristine: SandboxInfo, tmp_path):
+    """The running root's entry, edited from the records in hand, names the kernels apt left in
+    its /boot (the metadata step's record of them), not those of before."""
+    from tests.helpers import reboot
+
+    kernel = "9.9.9-ac"
+    ok(apt_clone(pristine, "-y", "install", f"linux-image-{kernel}"))  # into a clone: a new kernel
+    ok(apt_clone(pristine, "-y", "-a", "rootfs-nmu-001"))
+    reboot(pristine)  # the running root has it, and records it
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:kernels") == kernel
+    env = config_env(tmp_path, "[reboot]\nscripts = no\npackages =\n")  # its removal: in place
+    out = ok(apt_clone(pristine, "-y", "remove", f"linux-image-{kernel}", env=env)).stdout
+    assert "Creating Rollback Checkpoint..." in out, out
+    assert zfs_get(pristine.ds("rootfs-nmu-001"), "org.aptclone:kernels") == "-"
+    with open(os.path.join(pristine.directory, "grub", "apt-clone.cfg")) as f:
+        menu = f.read()
+    running = menu.split("# checkpoint rootfs-nmu-001\n", 1)[1].split("# checkpoint ", 1)[0]
+    assert f"vmlinuz-{kernel}" not in running, menu
+    before = menu.split("# checkpoint rootfs-nmu-002\n", 1)[1].split("# checkpoint ", 1)[0]
+    assert f"/boot/vmlinuz-{kernel}" in before, menu  # the checkpoint of before the removal keeps it
+
+
 def test_remove_and_upgrade_in_place(pristine: SandboxInfo):
     ok(apt_clone(pristine, "-y", "remove", "ac-flaky"))
     assert installed_version(pristine.root, "ac-flaky") is None

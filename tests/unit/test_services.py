@@ -212,6 +212,7 @@ def test_after_a_create_the_next_one_reads_its_family_in_one_round(tmp_path, mon
     ctx = Context(ManagedSystem(str(root), "p/ROOT/be1"), zfs, Bootloader(zfs, None), DEFAULT_RUNNER)
     assert commands.create(ctx).checkpoint == "be2"
     assert (tmp_path / "run" / services.NEWEST_FILE).read_text() == "p/ROOT\nbe2\n"
+    assert not (tmp_path / "run" / "read-ahead").exists()  # a backend that runs no command leaves none
 
     zfs.reads.clear()
     family = services.read_family(ctx)
