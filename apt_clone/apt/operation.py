@@ -254,7 +254,7 @@ def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
     family = _family_of(st)
     _FAMILIES.pop(id(st), None)
     if family is not None or not ctx.zfs.exists(created.dataset):  # this run took the snapshots: no clone yet
-        made = services.make_clones(ctx, created, st.command, family)
+        made = services.make_clones(ctx, created, st.command, family, entry=not st.in_clone)
         if family is not None and not st.in_clone:  # in place, nothing but this run changes them until the menu
             _FAMILIES[id(st)] = (st, made)
     ui.emit(ev.CheckpointMade(model.KIND_TITLES[created.kind], created.checkpoint, ctx.system.container))

@@ -206,12 +206,49 @@ def edit_menu(text: str, changes: Mapping[str, MenuEntry | None], cmdline: str =
             blocks.pop(name, None)
             continue
         lines = render_entry(entry, cmdline)
-        new += lines
+        if blocks.get(name) != lines or entry.name != name:  # as it was: checked when it was written
+            new += lines
         if name in blocks and entry.name != name:  # renamed: the same place, under its new name
             blocks = {(entry.name if n == name else n): (lines if n == name else b) for n, b in blocks.items()}
         else:
             blocks[entry.name] = lines
     return _assemble(list(blocks.values()), cmdline), new
+
+
+_PASSED: set[tuple[str, ...]] = set()
+"""Entries whose lines grub-script-check passed in this process (:func:`check_entry`): a menu
+written with them checks them no more."""
+
+
+def check_entry(grub_dir: str, entry: MenuEntry, cmdline: str, runner: Runner = DEFAULT_RUNNER) -> None:
+    """grub-script-check of ``entry``'s lines, before a menu holds them (beside the commands that
+    make its checkpoint); raises as :func:`check_script` does."""
+    lines = render_entry(entry, cmdline)
+    if tuple(lines) in _PASSED or not _commands(lines):
+        return
+    part = os.path.join(grub_dir, MENU_FILE + ".ahead")
+    with open(part, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        check_script(part, runner)
+    finally:
+        os.unlink(part)
+    _PASSED.add(tuple(lines))
+
+
+def _commands(lines: Sequence[str]) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in lines)
+
+
+def _unchecked(lines: Sequence[str]) -> list[str]:
+    """``lines`` (:func:`render_entry`'s blocks, one after another) without the blocks
+    :func:`check_entry` passed."""
+    blocks: list[list[str]] = []
+    for line in lines:
+        if line.startswith(BLOCK) or not blocks:
+            blocks.append([])
+        blocks[-1].append(line)
+    return [line for block in blocks if tuple(block) not in _PASSED for line in block]
 
 
 def check_script(path: str, runner: Runner = DEFAULT_RUNNER) -> None:
@@ -229,7 +266,7 @@ def write_menu(
 ) -> str:
     """Write ``<grub_dir>/<name>`` (the menu, apt-clone.cfg) atomically, checked by
     grub-script-check first: all of it, or (``checked``) only its new lines, the rest having
-    been checked when written."""
+    been checked when written (and of those, only entries :func:`check_entry` did not pass)."""
     path = os.path.join(grub_dir, name)
     tmp = path + ".new"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -237,12 +274,13 @@ def write_menu(
         f.flush()
         os.fsync(f.fileno())
     try:
+        todo = _unchecked(checked) if checked is not None else []
         if checked is None:
             check_script(tmp, runner)
-        elif any(line.strip() and not line.lstrip().startswith("#") for line in checked):
+        elif _commands(todo):
             part = path + ".part"
             with open(part, "w", encoding="utf-8") as f:
-                f.write("\n".join(checked) + "\n")
+                f.write("\n".join(todo) + "\n")
             try:
                 check_script(part, runner)
             finally:

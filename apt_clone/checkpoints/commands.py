@@ -121,7 +121,7 @@ def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[St
     made: list[Dataset] = []
 
     def clone() -> None:
-        made[:] = services.make_clones(ctx, created, st.command, tree)
+        made[:] = services.make_clones(ctx, created, st.command, tree, entry=True)  # the menu's entry checked meanwhile
 
     def unclone() -> None:
         services.remove_clones(ctx, created)

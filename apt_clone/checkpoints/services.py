@@ -391,13 +391,16 @@ def take_snapshots(ctx: Context, created: Created) -> None:
     )
 
 
-def make_clones(ctx: Context, created: Created, command: str, family: list[Dataset] | None = None) -> list[Dataset]:
+def make_clones(
+    ctx: Context, created: Created, command: str, family: list[Dataset] | None = None, *, entry: bool = False
+) -> list[Dataset]:
     """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata;
     the container records it as the newest.
 
     ``family``: :func:`read_family` as read for :func:`prepare_create` (the running root and its
-    children have not changed since, only their snapshots were taken); None: read it. Returns
-    the family's records with the new checkpoint's (and its twin's) as made, for the menu."""
+    children have not changed since, only their snapshots were taken); None: read it. ``entry``:
+    its GRUB entry checked meanwhile (:func:`check_entry_ahead`). Returns the family's records
+    with the new checkpoint's (and its twin's) as made, for the menu."""
     tree = family if family is not None else read_family(ctx).records
     origin = next(ds for ds in tree if ds.name == ctx.system.dataset)
     tag = created.snapshot.split("@", 1)[1]
@@ -428,13 +431,32 @@ def make_clones(ctx: Context, created: Created, command: str, family: list[Datas
         _remember_newest(ctx, created.checkpoint)
         _remember_reads(ctx, created.checkpoint)
 
-    has_twin = bool(created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset)
-    in_the_series = in_series(ctx.system.current_name, created.checkpoint)
-    side_by_side(root, boot_twin if has_twin else None, newest if in_the_series else None)
     made = [_as_made(created.dataset, created.snapshot, origin, props)]
     if created.boot_dataset and created.boot_snapshot:
         made.append(_as_made(created.boot_dataset, created.boot_snapshot, origin, {}))
+    has_twin = bool(created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset)
+    in_the_series = in_series(ctx.system.current_name, created.checkpoint)
+    check = (lambda: check_entry_ahead(ctx, [*tree, *made], created.checkpoint)) if entry else None
+    side_by_side(root, boot_twin if has_twin else None, newest if in_the_series else None, check)
     return [*tree, *made]
+
+
+def check_entry_ahead(ctx: Context, records: list[Dataset], name: str) -> None:
+    """grub-script-check of checkpoint ``name``'s GRUB entry as the menu will hold it, from
+    ``records`` as its clones will be, while they are made: the menu's write then checks it no
+    more (:func:`apt_clone.boot.grub.check_entry`). Best effort: what fails here is checked, and
+    said, when the menu is written."""
+    if not ctx.boot.has_grub or not ctx.boot.readable:  # a GRUB home not mounted yet: checked at the write
+        return
+    grub_dir = ctx.boot.grub_dir
+    try:
+        near = Near(records, None)
+        cp = near.checkpoint(ctx, name)
+        if grub_dir is not None:
+            entry = _menu_entry(ctx, cp, near.record(_twin(ctx, name)) is not None)
+            grub.check_entry(grub_dir, entry, _cmdline(ctx), ctx.runner)
+    except (AptCloneError, OSError):
+        pass
 
 
 def _as_made(name: str, snapshot: str, origin: Dataset, props: Mapping[str, str]) -> Dataset:

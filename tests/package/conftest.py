@@ -50,8 +50,15 @@ def _deb() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+KERNEL = "6.12.0-ac-amd64"
+"""The host's kernel: its vmlinuz and initrd in /boot (stand-ins, never booted), so that every
+checkpoint gets a GRUB entry, as on a host (its lines checked by grub-script-check)."""
+
+
 def _install(deb: Path):  # type: ignore[no-untyped-def]
     def prepare(root: str) -> None:
+        for name in (f"vmlinuz-{KERNEL}", f"initrd.img-{KERNEL}"):
+            Path(root, "boot", name).write_bytes(b"")
         shutil.copy(deb, os.path.join(root, "tmp", deb.name))
         with chroot_environment(root):
             env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
@@ -69,7 +76,7 @@ def _install(deb: Path):  # type: ignore[no-untyped-def]
 def ensure_host() -> Host:
     """The host sandbox with the .deb of the current sources (made again when it changed)."""
     deb = _deb()
-    key = hashlib.sha1(deb.read_bytes()).hexdigest()[:12]
+    key = hashlib.sha1(deb.read_bytes() + KERNEL.encode()).hexdigest()[:12]
     sb = core.create(HOST_DIR, suite=SUITE, bpool=True, extra=EXTRA, prepare=_install(deb), key=key)
     assert sb.bpool
     return Host(sb.directory, sb.root, sb.pool, sb.container, sb.bpool, str(deb))

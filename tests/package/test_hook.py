@@ -10,7 +10,7 @@ from pathlib import Path
 
 from apt_clone import readahead
 from apt_clone.paths import run_dir
-from tests.package.conftest import Host
+from tests.package.conftest import KERNEL, Host
 from tests.sandbox.repo import enable_suite
 
 HOOK_LINE = "apt-clone: Rollback Checkpoint "
@@ -84,6 +84,11 @@ def test_the_next_hooked_run_reads_its_family_ahead_under_the_lock(booted):
     assert not any(c.endswith(" (read ahead)") for c in ran[2:]), ran  # one read: then the snapshots
     assert ran[2].startswith("zfs snapshot "), ran
     assert names(h) == ["rootfs-nmu-000", "rootfs-nmu-001", "rootfs-nmu-002"]
+    # Its GRUB entry (the host has a kernel) checked beside the clones, not after them.
+    checks = [line for line in second.stderr.splitlines() if line.startswith("[") and "] grub-script-check " in line]
+    assert len(checks) == 1 and checks[0].endswith(".ahead"), checks
+    menu = Path(h.root, "boot/grub/apt-clone.cfg").read_text()
+    assert "# checkpoint rootfs-nmu-002\n" in menu and f"vmlinuz-{KERNEL}" in menu.split("rootfs-nmu-002\n", 1)[1]
 
 
 def test_rolling_back_to_a_hook_checkpoint_gives_the_dpkg_status_from_before(booted):

@@ -208,3 +208,49 @@ def test_read_menu_refuses_a_link_and_a_file_others_can_write(tmp_path):
     assert grub.read_menu(str(tmp_path)) is None
     (tmp_path / grub.MENU_FILE).chmod(0o644)
     assert grub.read_menu(str(tmp_path)) == "x"
+
+
+@needs_grub
+def test_an_entry_checked_ahead_is_not_checked_again_when_the_menu_takes_it(tmp_path, monkeypatch):
+    """Checked while its checkpoint's clones are made (issue #36: every apt run's menu entry);
+    the write that adds it starts no grub-script-check; an entry as it was is not new."""
+    calls: list[list[str]] = []
+
+    class Counting(Runner):
+        def run(self, argv, **kw):  # type: ignore[no-untyped-def]
+            calls.append(list(argv))
+            return super().run(argv, **kw)
+
+    monkeypatch.setattr(grub, "_PASSED", set())
+    runner = Counting()
+    grub.write_menu(str(tmp_path), grub.render_menu(entries(3)), runner)
+    new = entries(5)[4]
+    grub.check_entry(str(tmp_path), new, "ro", runner)
+    assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == [grub.MENU_FILE]
+    unchanged = entries(3)[0]
+    edited = grub.edit_menu(grub.read_menu(str(tmp_path)) or "", {new.name: new, unchanged.name: unchanged})
+    assert edited is not None and edited[1] == grub.render_entry(new, "ro")  # the unchanged one: not new
+    grub.write_menu(str(tmp_path), edited[0], runner, checked=edited[1])
+    assert len(calls) == 2  # checked ahead: nothing runs
+    subprocess.run(["grub-script-check", str(tmp_path / grub.MENU_FILE)], check=True)
+    other = grub.MenuEntry(new.name, new.dataset, "Another title", new.kernels)  # not what was checked
+    edited = grub.edit_menu(grub.read_menu(str(tmp_path)) or "", {new.name: other})
+    assert edited is not None
+    grub.write_menu(str(tmp_path), edited[0], runner, checked=edited[1])
+    assert len(calls) == 3 and calls[-1][0] == "grub-script-check"
+
+
+@needs_grub
+def test_an_entry_that_fails_ahead_is_refused_when_the_menu_takes_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(grub, "_PASSED", set())
+    monkeypatch.setattr(grub, "render_entry", lambda e, cmdline="ro": [grub.BLOCK + e.name, "  menuentry 'x' {"])
+    runner = Runner()
+    grub.write_menu(str(tmp_path), grub.render_menu([]), runner)
+    bad = entries(1)[0]
+    with pytest.raises(Exception, match="grub-script-check"):
+        grub.check_entry(str(tmp_path), bad, "ro", runner)
+    edited = grub.edit_menu(grub.read_menu(str(tmp_path)) or "", {bad.name: bad})
+    assert edited is not None
+    with pytest.raises(Exception, match="grub-script-check"):
+        grub.write_menu(str(tmp_path), edited[0], runner, checked=edited[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [grub.MENU_FILE]
