@@ -226,14 +226,18 @@ def check_entry(grub_dir: str, entry: MenuEntry, cmdline: str, runner: Runner = 
     lines = render_entry(entry, cmdline)
     if tuple(lines) in _PASSED or not _commands(lines):
         return
-    part = os.path.join(grub_dir, MENU_FILE + ".ahead")
-    with open(part, "w", encoding="utf-8") as f:
+    _check_lines(os.path.join(grub_dir, MENU_FILE + ".ahead"), lines, runner)
+    _PASSED.add(tuple(lines))
+
+
+def _check_lines(path: str, lines: Sequence[str], runner: Runner) -> None:
+    """grub-script-check of ``lines``, written to ``path`` for it (removed after)."""
+    with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     try:
-        check_script(part, runner)
+        check_script(path, runner)
     finally:
-        os.unlink(part)
-    _PASSED.add(tuple(lines))
+        os.unlink(path)
 
 
 def _commands(lines: Sequence[str]) -> bool:
@@ -278,13 +282,7 @@ def write_menu(
         if checked is None:
             check_script(tmp, runner)
         elif _commands(todo):
-            part = path + ".part"
-            with open(part, "w", encoding="utf-8") as f:
-                f.write("\n".join(todo) + "\n")
-            try:
-                check_script(part, runner)
-            finally:
-                os.unlink(part)
+            _check_lines(path + ".part", todo, runner)
     except BaseException:
         os.unlink(tmp)
         raise
