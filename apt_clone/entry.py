@@ -16,6 +16,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
+if TYPE_CHECKING:
+    from .config import Config
+
 BOOT_COMMANDS = ("boot-started", "trial-commit", "trial-deadline")
 HOOK_COMMANDS = ("hook-pre", "hook-post")
 
@@ -55,6 +59,16 @@ def _read_input() -> bytes | None:
     return b"".join(chunks) if size <= MAX_HOOK_INPUT else None
 
 
+def _configuration() -> Config | None:
+    """The configuration, or None when it cannot be read (the hook's module then says why)."""
+    from . import config  # the hook's switch, read before the hook's module loads
+
+    try:
+        return config.load()
+    except Exception:  # noqa: BLE001 - never in apt's way: hook-pre reads it again and words it
+        return None
+
+
 def run_hook(command: str) -> int:
     """The APT hook's two calls: one line at most, on standard error, and apt's exit status
     (a line that cannot be written, stderr being full or closed, changes nothing)."""
@@ -64,12 +78,15 @@ def run_hook(command: str) -> int:
         data = _read_input()  # all of it (apt must not meet a closed pipe), within the bound
         if os.environ.get(HOOK_GUARD_ENV) or in_chroot():
             return 0  # not this system's apt (hook.skip_reason): decided before the heavy imports
-        from .apt import hook  # the hook's module only for this system's apt
+        cfg = _configuration()
+        if cfg is not None and not cfg.hook:
+            return 0  # turned off ([hook] enabled = no): decided before the hook's module loads
+        from .apt import hook  # the hook's module only for this system's apt, the hook on
 
         if data is None:
             result = hook.oversized(f"its input is longer than {MAX_HOOK_INPUT >> 20} MiB: not read")
         else:
-            result = hook.pre(data.decode("utf-8", errors="replace"), os.environ)
+            result = hook.pre(data.decode("utf-8", errors="replace"), os.environ, cfg=cfg)
     else:
         from .apt import hook  # hook-post: Python runs only when dpkg did otherwise than planned
 

@@ -274,11 +274,12 @@ def oversized(reason: str) -> Result:
 
 
 # --- the two calls ----------------------------------------------------------------------------
-def pre(text: str, env: Mapping[str, str], chroot: bool | None = None) -> Result:
-    """``hook-pre``: make this apt run's checkpoint (once per run)."""
-    cfg: Config | None = None
+def pre(text: str, env: Mapping[str, str], chroot: bool | None = None, *, cfg: Config | None = None) -> Result:
+    """``hook-pre``: make this apt run's checkpoint (once per run); ``cfg``: the configuration,
+    as read already (None: read it)."""
     try:
-        cfg = config.load()
+        if cfg is None:
+            cfg = config.load()
         request = protocol.parse(text)
         if skip_reason(env, cfg, request.other_root, in_chroot() if chroot is None else chroot):
             return QUIET

@@ -210,3 +210,16 @@ def test_an_apt_argument_with_a_tab_or_newline_is_recorded_escaped(tmp_path):
     from apt_clone.zfs import props
 
     props.validate_value(props.key("command"), got)  # what ZFS takes
+
+
+@AS_ON_A_HOST
+def test_the_hook_turned_off_ends_before_its_module_loads(tmp_path):
+    """[hook] enabled = no: hook-pre reads apt's input and the configuration, and ends before
+    the hook's module (json, the protocol, dpkg's status) loads: apt pays for every call."""
+    trace = "export PYTHONPROFILEIMPORTTIME=1;"
+    off = _hook_pre(tmp_path, stdin=subprocess.DEVNULL, shell_prefix=trace, conf="[hook]\nenabled = no\n")
+    assert off.returncode == 0 and "apt-clone:" not in off.stderr.decode()
+    assert "apt_clone.config" in off.stderr.decode() and "apt_clone.apt.hook" not in off.stderr.decode()
+    on = _hook_pre(tmp_path, stdin=subprocess.DEVNULL, shell_prefix=trace)
+    assert "apt_clone.apt.hook" in on.stderr.decode()
+    assert "apt-clone: no checkpoint: not apt's hook protocol" in on.stderr.decode()
