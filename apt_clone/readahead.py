@@ -30,12 +30,16 @@ def _path() -> str:
     return os.path.join(run_dir(), FILE)
 
 
+def _is_read(argv: list[str]) -> bool:
+    return tuple(argv[:2]) in READS
+
+
 def remember(argvs: list[list[str]]) -> None:
     """Leave ``argvs`` for the next ``hook-pre`` to start (best effort: without them it reads
     when asked). Nothing is left for a command it may not start."""
     lines = []
     for argv in argvs[:MOST]:
-        if tuple(argv[:2]) not in READS or any("\0" in a or "\n" in a for a in argv):
+        if not _is_read(argv) or any("\0" in a or "\n" in a for a in argv):
             return
         lines.append("\0".join(argv) + "\n")
     try:
@@ -70,7 +74,7 @@ def remembered() -> list[list[str]]:
     if len(data) > MAX_SIZE:
         return []
     argvs = [line.decode("utf-8", "replace").split("\0") for line in data.splitlines()[:MOST]]
-    return [argv for argv in argvs if tuple(argv[:2]) in READS]
+    return [argv for argv in argvs if _is_read(argv)]
 
 
 def start() -> bool:

@@ -217,8 +217,9 @@ metadata and boot steps: by the operation's record, the very object (a resumed r
 record is read from the journal again, reads what it needs again)."""
 
 
-def _family_of(st: AptOp) -> list[Dataset] | None:
-    mine, family = _FAMILIES.get(id(st), (None, None))
+def _family_of(st: AptOp, *, take: bool = False) -> list[Dataset] | None:
+    """What :data:`_FAMILIES` holds for this very record (``take``: and no more after)."""
+    mine, family = (_FAMILIES.pop if take else _FAMILIES.get)(id(st), (None, None))
     return family if mine is st else None
 
 
@@ -251,8 +252,7 @@ def _step_snapshot(ctx: Context, st: AptOp, ui: Interaction) -> None:
 
 def _step_clone(ctx: Context, st: AptOp, ui: Interaction) -> None:
     created = _need_created(st)
-    family = _family_of(st)
-    _FAMILIES.pop(id(st), None)
+    family = _family_of(st, take=True)
     if family is not None or not ctx.zfs.exists(created.dataset):  # this run took the snapshots: no clone yet
         made = services.make_clones(ctx, created, st.command, family, entry=not st.in_clone)
         if family is not None and not st.in_clone:  # in place, nothing but this run changes them until the menu
@@ -364,8 +364,7 @@ def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = F
         destroy_step_snapshots(ctx, created)
     # Both entries: the new checkpoint's, and the running root's whose kernels apt may have changed.
     current = ctx.system.current_name
-    family = _family_of(st)
-    _FAMILIES.pop(id(st), None)
+    family = _family_of(st, take=True)
     services.edit_menu(ctx, {created.checkpoint: created.checkpoint, current: current}, family)
     if recovering:
         return

@@ -446,15 +446,13 @@ def check_entry_ahead(ctx: Context, records: list[Dataset], name: str) -> None:
     ``records`` as its clones will be, while they are made: the menu's write then checks it no
     more (:func:`apt_clone.boot.grub.check_entry`). Best effort: what fails here is checked, and
     said, when the menu is written."""
-    if not ctx.boot.has_grub or not ctx.boot.readable:  # a GRUB home not mounted yet: checked at the write
+    grub_dir = ctx.boot.grub_dir if ctx.boot.has_grub and ctx.boot.readable else None
+    if grub_dir is None:  # no GRUB, or a GRUB home not mounted yet: checked at the write
         return
-    grub_dir = ctx.boot.grub_dir
     try:
         near = Near(records, None)
-        cp = near.checkpoint(ctx, name)
-        if grub_dir is not None:
-            entry = _menu_entry(ctx, cp, near.record(_twin(ctx, name)) is not None)
-            grub.check_entry(grub_dir, entry, _cmdline(ctx), ctx.runner)
+        entry = _menu_entry(ctx, near.checkpoint(ctx, name), near.record(_twin(ctx, name)) is not None)
+        grub.check_entry(grub_dir, entry, _cmdline(ctx), ctx.runner)
     except (AptCloneError, OSError):
         pass
 
