@@ -1,5 +1,6 @@
 """An in-memory ZFS behind apt-clone's ZfsBackend interface: datasets, snapshots, clones with
-their origins, promote, rename, rollback, destroy with zfs's refusals, user properties, bootfs.
+their origins, promote, rename, rollback, destroy with zfs's refusals, user properties, bootfs,
+and space: what each dataset holds alone (``used``) against its pool's size.
 
 For unit tests of the services that need no root and no pool. It follows OpenZFS's rules where
 apt-clone depends on them (and the real backends are tested against real pools besides)."""
@@ -35,6 +36,8 @@ class Node:
     native: dict[str, str] = field(default_factory=dict)
     user: dict[str, str] = field(default_factory=dict)
     mounted: bool = False
+    used: int = 0
+    """Bytes it holds alone (freed with it)."""
 
 
 class FakeZfs(ZfsBackend):
@@ -45,10 +48,15 @@ class FakeZfs(ZfsBackend):
         self.bootfs: dict[str, str | None] = {}
         self.txg = 0
         self.calls: list[str] = []
+        self.size: dict[str, int] = {}
+        self.reserve_taken: dict[str, int] = {}
+        """Bytes a pool's writes took from ZFS's own reserve: ``available`` reads 0 while the
+        pool is into it, however far."""
 
     # --- set-up ----------------------------------------------------------------------------
-    def add_pool(self, name: str, mountpoint: str = "none") -> None:
+    def add_pool(self, name: str, mountpoint: str = "none", size: int = 1 << 30) -> None:
         self.bootfs[name] = None
+        self.size[name] = size
         self._add(Node(name, "filesystem", self._next(), native={"mountpoint": mountpoint}))
 
     def _next(self) -> int:
@@ -76,15 +84,21 @@ class FakeZfs(ZfsBackend):
             return above
         return above.rstrip("/") + "/" + last
 
+    def _available(self, pool: str) -> int:
+        held = sum(n.used for n in self._under(pool))
+        return max(0, self.size[pool] - held - self.reserve_taken.get(pool, 0))
+
     def _record(self, node: Node, user_props: Sequence[str]) -> Dataset:
+        pool = node.name.split("/")[0].split("@")[0]
+        top = node.name == pool
         return Dataset(
             name=node.name,
             type=node.type,
             origin=node.origin,
             createtxg=node.txg,
             creation=node.txg,
-            used=0,
-            available=None if node.type == "snapshot" else 1 << 30,
+            used=sum(n.used for n in self._under(pool)) if top else node.used,
+            available=None if node.type == "snapshot" else self._available(pool),
             referenced=0,
             mountpoint=self._mountpoint(node),
             canmount=None if node.type == "snapshot" else node.native.get("canmount", "on"),

@@ -11,8 +11,10 @@ with ``--include-manual``. Never: the running checkpoint, the one that boots nex
 a trial boot, a pinned one, the one whose copy of GRUB's directory GRUB reads. Each removal is a
 ``-r`` on the engine (promotions, journal, ``recover``). The plan is made from one read, so
 ``--dry-run`` prints exactly what the real run removes; the space it frees is estimated from
-what each checkpoint and the snapshot it was cloned from hold alone (``used``), which is no
-more than destroying them frees.
+what each checkpoint and the snapshot it was cloned from hold alone (``used``). The real run
+then measures the pools: while one is still short of *min-free* (a full pool's ``available``
+reads 0 however far into ZFS's reserve it went; something else wrote meanwhile), it plans
+again from a fresh read and removes more the same way, reported apart (``Pruned.more``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class Pruned:
     removed: list[str]
     dry_run: bool
     pools_after: list[PoolSpace] = field(default_factory=list)
+    more: list[Removal] = field(default_factory=list)
+    """Removed beyond the plan: a pool measured after it was still short of *min-free*."""
 
 
 def _bucket(when: dt.datetime, period: str) -> tuple[int, ...]:
@@ -262,8 +266,20 @@ def prune(
     the_plan = plan(ctx, policy, include_manual=include_manual)
     if dry_run:
         return Pruned(the_plan, [], True, the_plan.pools)
-    removed = run(ctx, the_plan, deferred, progress)
-    return Pruned(the_plan, removed, False, after(ctx, the_plan))
+    removed, deferred = run(ctx, the_plan.remove, deferred, progress)
+    pools = after(ctx, the_plan)
+    more: list[Removal] = []
+    tried = {r.name for r in the_plan.remove}
+    while policy.min_free and any(p.percent() < policy.min_free for p in pools):
+        again = [r for r in plan(ctx, policy, include_manual=include_manual).remove if r.name not in tried]
+        tried.update(r.name for r in again)
+        gone, deferred = run(ctx, again, deferred, progress, done=len(removed))
+        if not gone:
+            break  # nothing left to take (protected, or held by the unfinished operation)
+        removed += gone
+        more += [r for r in again if r.name in gone]
+        pools = after(ctx, the_plan)
+    return Pruned(the_plan, removed, False, pools, more)
 
 
 Progress = Callable[[int, int, str], None]
@@ -271,19 +287,25 @@ Progress = Callable[[int, int, str], None]
 
 
 def run(
-    ctx: Context, the_plan: PrunePlan, deferred: OpState | None = None, progress: Progress | None = None
-) -> list[str]:
-    """Remove what the plan says, one ``-r`` at a time on the engine (under the lock); the names
-    removed. The checkpoints are read once: each destroy takes what it removed out of what was
-    read, and only one that promoted clones makes it read again. An unfinished operation
-    (``deferred``) goes from destroy to destroy until one of them finishes it; what it involves
-    is left."""
+    ctx: Context,
+    removals: Sequence[Removal],
+    deferred: OpState | None = None,
+    progress: Progress | None = None,
+    *,
+    done: int = 0,
+) -> tuple[list[str], OpState | None]:
+    """Remove ``removals``, one ``-r`` at a time on the engine (under the lock); the names
+    removed, and the unfinished operation still waiting. The checkpoints are read once: each
+    destroy takes what it removed out of what was read, and only one that promoted clones makes
+    it read again. An unfinished operation (``deferred``) goes from destroy to destroy until one
+    of them finishes it; what it involves is left. ``done``: removals already told to
+    ``progress`` (its count goes on from there)."""
     from . import commands  # the engine: off -l, whose rendering reads this module's plan
 
     removed: list[str] = []
     read = _read(ctx)
     try:
-        for r in the_plan.remove:
+        for r in removals:
             try:
                 dplan = services.plan_destroy(ctx, r.name, read=read)
             except NotFound:
@@ -293,7 +315,7 @@ def run(
             commands.destroy(ctx, dplan, deferred, menu=False, tree=read[1])
             removed.append(r.name)
             if progress is not None:
-                progress(len(removed), len(the_plan.remove), r.name)
+                progress(done + len(removed), done + len(removals), r.name)
             if deferred is not None:
                 pending = commands.load_journal(ctx)[1]
                 deferred = pending if pending is not None and pending.unfinished else None
@@ -311,7 +333,7 @@ def run(
     finally:
         if removed:
             services.refresh_menu(ctx)  # once, after the last destroy (or the one that failed)
-    return removed
+    return removed, deferred
 
 
 def _read(ctx: Context) -> tuple[Listing, list[Dataset], list[Dataset] | None]:

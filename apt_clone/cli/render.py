@@ -204,7 +204,7 @@ def prune_text(result: Pruned) -> str:
     else:
         lines = [f"{verb} {len(names)} checkpoint(s):"]
         width = max(len(n) for n in names)
-        for r in plan.remove:
+        for r in [*plan.remove, *result.more]:
             if r.name in names:
                 held = ", ".join(f"{_size(n)} on {p}" for p, n in r.frees.items() if n) or "nothing measurable"
                 lines.append(
@@ -214,6 +214,9 @@ def prune_text(result: Pruned) -> str:
     for p in plan.pools:
         est = p.percent(frees.get(p.name, 0))
         lines.append(f"Pool {p.name}: {p.percent():.1f}% free, {est:.1f}% after (at least)")
+    if result.more:
+        more = ", ".join(r.name for r in result.more)
+        lines.append(f"Measured after the plan, a pool was still short: removed {more} as well")
     if not result.dry_run:
         lines += [f"Pool {p.name} now: {p.percent():.1f}% free" for p in result.pools_after]
     lines += [f"Note: {n}" for n in plan.notes]

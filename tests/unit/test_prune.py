@@ -1,10 +1,19 @@
-"""The retention policy (pure): what it keeps, what it removes and in which order."""
+"""The retention policy (pure): what it keeps, what it removes and in which order; and the real
+run measuring the pools after its plan (on the in-memory ZFS)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from apt_clone import model
+from apt_clone.boot import Bootloader
+from apt_clone.checkpoints import commands, prune
 from apt_clone.checkpoints.prune import Candidate, Policy, PoolSpace, select
+from apt_clone.cli import render
+from apt_clone.context import Context
+from apt_clone.runner import DEFAULT_RUNNER
+from apt_clone.system import ManagedSystem
+from tests.fakezfs import FakeZfs
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -75,3 +84,36 @@ def test_a_candidate_that_frees_nothing_on_the_short_pool_is_kept():
     plan = select(cands, {}, Policy(keep=2, daily=0, weekly=0, monthly=0, max_age=0, min_free=50),
                   NOW, [PoolSpace("rpool", 100, 10)])  # fmt: skip
     assert [r.name for r in plan.remove] == ["b"]
+
+
+def test_a_pool_still_short_when_measured_after_the_plan_loses_more_oldest_first(tmp_path, monkeypatch):
+    """A full pool's ``available`` reads 0 however far its writes went into ZFS's reserve, so
+    the plan's estimate can fall short; the real run measures and goes on (the fake's space)."""
+    monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("APT_CLONE_RUN_DIR", str(tmp_path / "run"))
+    mib = 1 << 20
+    zfs = FakeZfs()
+    zfs.add_pool("p", size=100 * mib)
+    zfs.create("p/ROOT", {"mountpoint": "none"})
+    zfs.create("p/ROOT/be1", {"mountpoint": str(tmp_path / "root"), "canmount": "noauto"})
+    ctx = Context(ManagedSystem(str(tmp_path / "root"), "p/ROOT/be1"), zfs, Bootloader(zfs, None), DEFAULT_RUNNER)
+    for i in range(4):
+        commands.create(ctx, kind="automatic", name=f"cp-{i}")
+        zfs.set_props(f"p/ROOT/cp-{i}", {model.CREATED: f"2026-11-0{i + 1}T00:00:00Z"})
+        zfs.nodes[f"p/ROOT/be1@cp-{i}"].used = 10 * mib
+    zfs.nodes["p/ROOT/be1"].used = 58 * mib
+    zfs.reserve_taken["p"] = 4 * mib  # 98 MiB held, 4 taken from the reserve: available reads 0
+    policy = Policy(keep=10, daily=0, weekly=0, monthly=0, max_age=0, min_free=20)
+
+    planned = [r.name for r in prune.plan(ctx, policy).remove]
+    assert planned == ["cp-0", "cp-1"]  # 20 MiB of the 98 the pool seems to be: 20.4%
+    told: list[tuple[int, int, str]] = []
+    got = prune.prune(ctx, policy, progress=lambda n, of, name: told.append((n, of, name)))
+    assert got.removed == ["cp-0", "cp-1", "cp-2"]  # 18 of 96 MiB after two: 18.75%, so one more
+    assert [r.name for r in got.more] == ["cp-2"] and "below 20%" in got.more[0].reason
+    assert all(p.percent() >= 20 for p in got.pools_after)
+    assert told == [(1, 2, "cp-0"), (2, 2, "cp-1"), (3, 3, "cp-2")]
+    assert "p/ROOT/cp-3" in zfs.nodes
+    text = render.prune_text(got)
+    assert "Removed 3 checkpoint(s):" in text and "  cp-2 " in text
+    assert "still short: removed cp-2 as well" in text
