@@ -52,6 +52,9 @@ class FakeZfs(ZfsBackend):
         self.reserve_taken: dict[str, int] = {}
         """Bytes a pool's writes took from ZFS's own reserve: ``available`` reads 0 while the
         pool is into it, however far."""
+        self.freeing: dict[str, int] | None = None
+        """Set (to ``{}``): destroys free in the background, as OpenZFS's do; what they hold
+        stays out of ``available`` and counts in the pool's ``freeing`` (never done here)."""
 
     # --- set-up ----------------------------------------------------------------------------
     def add_pool(self, name: str, mountpoint: str = "none", size: int = 1 << 30) -> None:
@@ -85,7 +88,7 @@ class FakeZfs(ZfsBackend):
         return above.rstrip("/") + "/" + last
 
     def _available(self, pool: str) -> int:
-        held = sum(n.used for n in self._under(pool))
+        held = sum(n.used for n in self._under(pool)) + (self.freeing or {}).get(pool, 0)
         return max(0, self.size[pool] - held - self.reserve_taken.get(pool, 0))
 
     def _record(self, node: Node, user_props: Sequence[str]) -> Dataset:
@@ -121,7 +124,7 @@ class FakeZfs(ZfsBackend):
     def pool(self, name: str) -> Pool:
         if name not in self.bootfs:
             raise ZfsNotFound(f"cannot open '{name}': no such pool")
-        return Pool(name, 1 << 30, 1 << 29, self.bootfs[name], "ONLINE")
+        return Pool(name, 1 << 30, 1 << 29, self.bootfs[name], "ONLINE", (self.freeing or {}).get(name, 0))
 
     def pools(self) -> list[str]:
         return sorted(self.bootfs)
@@ -217,6 +220,9 @@ class FakeZfs(ZfsBackend):
         if clones:
             raise ZfsHasDependentClones(f"cannot destroy '{name}': filesystem has dependent clones: {clones[0]}")
         for gone in doomed:
+            if self.freeing is not None:
+                pool = gone.split("/")[0].split("@")[0]
+                self.freeing[pool] = self.freeing.get(pool, 0) + self.nodes[gone].used
             del self.nodes[gone]
         for pool, fs in self.bootfs.items():
             if fs in doomed:

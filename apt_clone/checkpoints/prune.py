@@ -235,14 +235,16 @@ def plan(ctx: Context, policy: Policy, *, include_manual: bool = False, now: dt.
 
 def _pools(ctx: Context, names: Sequence[str]) -> list[PoolSpace]:
     """Each pool's space as ``zfs list`` shows it (its top dataset's used and available: what
-    a write can still take, after ZFS's own reserve), not the raw ``zpool list`` free."""
+    a write can still take, after ZFS's own reserve), not the raw ``zpool list`` free; what
+    destroys still free in the background (``freeing``) counts as free."""
     out = []
     for name in dict.fromkeys(names):
         try:
             top = ctx.zfs.get(name)
+            freeing = ctx.zfs.pool(name).freeing
         except ZfsError:
             continue
-        available = top.available or 0
+        available = (top.available or 0) + freeing
         out.append(PoolSpace(name, top.used + available, available))
     return out
 

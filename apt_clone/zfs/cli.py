@@ -245,7 +245,8 @@ class CliZfs(ZfsBackend):
 
     def pool(self, name: str) -> Pool:
         if self.dialect == OPENZFS:
-            out = self._run(["zpool", "get", "-Hp", "-o", "name,property,value", "size,free,bootfs,health", name])
+            props = "size,free,bootfs,health,freeing"
+            out = self._run(["zpool", "get", "-Hp", "-o", "name,property,value", props, name])
             return parse_zpool_get(out.stdout, name)
         out = self._run(["zpool", "list", "-H", "-o", "name,size,free,bootfs,health", name])
         return parse_zpool_list(out.stdout, name)
@@ -485,7 +486,7 @@ def _opt(value: str | None) -> str | None:
 
 
 def parse_zpool_get(text: str, name: str) -> Pool:
-    """A pool from OpenZFS ``zpool get -Hp -o name,property,value size,free,bootfs,health``."""
+    """A pool from OpenZFS ``zpool get -Hp -o name,property,value size,free,bootfs,health,freeing``."""
     p: dict[str, str] = {}
     for line in text.splitlines():
         fields = line.split("\t")
@@ -493,7 +494,15 @@ def parse_zpool_get(text: str, name: str) -> Pool:
             p[fields[1]] = fields[2]
     if not p:
         raise ZfsNotFound(f"cannot open '{name}': no such pool")
-    return Pool(name, _int(p.get("size", "0")), _int(p.get("free", "0")), _opt(p.get("bootfs")), p.get("health", "?"))
+    freeing = _opt(p.get("freeing"))
+    return Pool(
+        name,
+        _int(p.get("size", "0")),
+        _int(p.get("free", "0")),
+        _opt(p.get("bootfs")),
+        p.get("health", "?"),
+        0 if freeing is None else _int(freeing),
+    )
 
 
 def parse_zpool_list(text: str, name: str) -> Pool:

@@ -54,3 +54,6 @@ class Pool:
     free: int
     bootfs: str | None
     health: str
+    freeing: int = 0
+    """Bytes destroys left to free in the background (OpenZFS's ``freeing``; zfs-fuse frees
+    at once)."""

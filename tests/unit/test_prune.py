@@ -86,29 +86,37 @@ def test_a_candidate_that_frees_nothing_on_the_short_pool_is_kept():
     assert [r.name for r in plan.remove] == ["b"]
 
 
-def test_a_pool_still_short_when_measured_after_the_plan_loses_more_oldest_first(tmp_path, monkeypatch):
-    """A full pool's ``available`` reads 0 however far its writes went into ZFS's reserve, so
-    the plan's estimate can fall short; the real run measures and goes on (the fake's space)."""
+MIB = 1 << 20
+SHORT = Policy(keep=10, daily=0, weekly=0, monthly=0, max_age=0, min_free=20)
+
+
+def _full_pool(tmp_path, monkeypatch) -> tuple[FakeZfs, Context]:
+    """Pool p (100 MiB): be1 holds 58 MiB, the snapshots of checkpoints cp-0..cp-3 (oldest
+    first) 10 MiB each: 98 MiB held, 2 free."""
     monkeypatch.setenv("APT_CLONE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("APT_CLONE_RUN_DIR", str(tmp_path / "run"))
-    mib = 1 << 20
     zfs = FakeZfs()
-    zfs.add_pool("p", size=100 * mib)
+    zfs.add_pool("p", size=100 * MIB)
     zfs.create("p/ROOT", {"mountpoint": "none"})
     zfs.create("p/ROOT/be1", {"mountpoint": str(tmp_path / "root"), "canmount": "noauto"})
     ctx = Context(ManagedSystem(str(tmp_path / "root"), "p/ROOT/be1"), zfs, Bootloader(zfs, None), DEFAULT_RUNNER)
     for i in range(4):
         commands.create(ctx, kind="automatic", name=f"cp-{i}")
         zfs.set_props(f"p/ROOT/cp-{i}", {model.CREATED: f"2026-11-0{i + 1}T00:00:00Z"})
-        zfs.nodes[f"p/ROOT/be1@cp-{i}"].used = 10 * mib
-    zfs.nodes["p/ROOT/be1"].used = 58 * mib
-    zfs.reserve_taken["p"] = 4 * mib  # 98 MiB held, 4 taken from the reserve: available reads 0
-    policy = Policy(keep=10, daily=0, weekly=0, monthly=0, max_age=0, min_free=20)
+        zfs.nodes[f"p/ROOT/be1@cp-{i}"].used = 10 * MIB
+    zfs.nodes["p/ROOT/be1"].used = 58 * MIB
+    return zfs, ctx
 
-    planned = [r.name for r in prune.plan(ctx, policy).remove]
+
+def test_a_pool_still_short_when_measured_after_the_plan_loses_more_oldest_first(tmp_path, monkeypatch):
+    """A full pool's ``available`` reads 0 however far its writes went into ZFS's reserve, so
+    the plan's estimate can fall short; the real run measures and goes on."""
+    zfs, ctx = _full_pool(tmp_path, monkeypatch)
+    zfs.reserve_taken["p"] = 4 * MIB  # available reads 0, not -2 MiB
+    planned = [r.name for r in prune.plan(ctx, SHORT).remove]
     assert planned == ["cp-0", "cp-1"]  # 20 MiB of the 98 the pool seems to be: 20.4%
     told: list[tuple[int, int, str]] = []
-    got = prune.prune(ctx, policy, progress=lambda n, of, name: told.append((n, of, name)))
+    got = prune.prune(ctx, SHORT, progress=lambda n, of, name: told.append((n, of, name)))
     assert got.removed == ["cp-0", "cp-1", "cp-2"]  # 18 of 96 MiB after two: 18.75%, so one more
     assert [r.name for r in got.more] == ["cp-2"] and "below 20%" in got.more[0].reason
     assert all(p.percent() >= 20 for p in got.pools_after)
@@ -117,3 +125,14 @@ def test_a_pool_still_short_when_measured_after_the_plan_loses_more_oldest_first
     text = render.prune_text(got)
     assert "Removed 3 checkpoint(s):" in text and "  cp-2 " in text
     assert "still short: removed cp-2 as well" in text
+
+
+def test_space_destroys_still_free_in_the_background_counts_and_takes_no_more(tmp_path, monkeypatch):
+    """OpenZFS frees a destroyed dataset's blocks after the destroy returns: ``available``
+    rises later, the pool's ``freeing`` says by how much."""
+    zfs, ctx = _full_pool(tmp_path, monkeypatch)
+    zfs.freeing = {}
+    got = prune.prune(ctx, SHORT)
+    assert got.removed == ["cp-0", "cp-1"] and not got.more
+    assert zfs.get("p").available == 2 * MIB and zfs.pool("p").freeing == 20 * MIB
+    assert [round(p.percent(), 1) for p in got.pools_after] == [22.0]

@@ -91,15 +91,15 @@ def test_pool_reads_per_dialect():
         OPENZFS,
         FakeRunner(
             {
-                ("zpool", "get", "-Hp", "-o", "name,property,value", "size,free,bootfs,health", "p"): (
+                ("zpool", "get", "-Hp", "-o", "name,property,value", "size,free,bootfs,health,freeing", "p"): (
                     0,
-                    "p\tbootfs\t-\tdefault\np\tsize\t10\t-\n",
+                    "p\tbootfs\t-\tdefault\np\tsize\t10\t-\np\tfreeing\t4096\t-\n",
                     "",
                 )
             }
         ),
     )
-    assert z.pool("p").bootfs is None and z.pool("p").size == 10
+    assert z.pool("p").bootfs is None and z.pool("p").size == 10 and z.pool("p").freeing == 4096
 
 
 def test_clone_on_zfs_fuse_sets_mountpoint_after_cloning():
