@@ -319,6 +319,20 @@ def test_one_python_apt_process_plans_downloads_and_scans(pristine: SandboxInfo)
     assert " rc=0 @" in next(line for line in traced if "child session" in line)  # ended, never killed
     assert "This upgrade will require REBOOT (ac-kernel)" in got.stdout
     assert installed_version(pristine.root, "ac-kernel") == "1.0"  # into the clone
+    # The child leaves without tearing python-apt down: nothing of it (apt's methods) is left in the root.
+    assert _running_in(pristine.root) == []
+
+
+def _running_in(root: str) -> list[str]:
+    """The processes whose root directory is ``root``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/root") == os.path.realpath(root):
+                found.append(pid)
+        except OSError:
+            continue  # gone meanwhile, or a kernel thread
+    return found
 
 
 def test_a_refusal_ends_the_planning_child_started_ahead(pristine: SandboxInfo):
