@@ -114,6 +114,11 @@ class Runner:
         trace(" ".join(argv) + (" (read ahead)" if ahead else ""), started, proc.returncode)
         return Completed(tuple(argv), proc.returncode, out, raw_err.decode("utf-8", "replace"), timed_out)
 
+    def read_ahead(self, argvs: Iterable[Sequence[str]]) -> None:
+        """Start reads a later :meth:`run` of the same argv takes (the module's :func:`read_ahead`);
+        tests' runners start nothing."""
+        read_ahead(argvs)
+
     def run_detached(
         self, argv: Sequence[str], *, timeout: float | None, pass_fds: Sequence[int] = (), keep: int = 65536
     ) -> Completed:

@@ -169,6 +169,8 @@ def _step_fetch(ctx: Context, st: AptOp, ui: Interaction) -> None:
     settings = config.load()
     found = reboots.reasons(plan.changes, settings.reboot_packages)
     if st.op != "remove":
+        if st.created is None and (st.request_in_clone or not ui.person_answers()):
+            services.read_family_ahead(ctx)  # the snapshot step's first read, beside the download
         ui.emit(ev.Downloading())
         asking = _fetch(ctx, st, plan, _planner_of(st))
         if settings.reboot_scripts:

@@ -254,6 +254,16 @@ def read_family(ctx: Context) -> Family:
     return Family(records, frozenset(probe), found)
 
 
+def read_family_ahead(ctx: Context) -> None:
+    """Start :func:`read_family`'s first round now, for a create that comes after work of its
+    own (an apt job's download), under the lock it already holds, with nobody asked anything
+    in between: nothing changes what it reads before the create takes it."""
+    names = named(ctx, [ctx.system.boot_dataset, *_after(ctx, _remembered_newest(ctx))])
+    argvs = ctx.zfs.reads_of(ctx.system.dataset, names, READ_PROPS)
+    if argvs:
+        ctx.runner.read_ahead(argvs)
+
+
 def _after(ctx: Context, newest: str | None) -> list[str]:
     """What the first round of :func:`read_family` looks for after ``newest`` (None: nothing)."""
     current = ctx.system.current_name

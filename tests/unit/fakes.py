@@ -14,6 +14,10 @@ class FakeRunner(Runner):
         self.calls: list[tuple[str, ...]] = []
         self.responses = dict(responses or {})
         self.queue: list[tuple[int, str, str]] = []
+        self.ahead: list[tuple[str, ...]] = []
+
+    def read_ahead(self, argvs: object) -> None:  # type: ignore[override]
+        self.ahead += [tuple(a) for a in argvs]  # type: ignore[attr-defined]
 
     def run(self, argv: Sequence[str], **kwargs: object) -> Completed:  # type: ignore[override]
         key = tuple(argv)

@@ -76,3 +76,32 @@ def test_a_planner_reads_the_debs_asking_for_a_reboot():
     planner = Planner(DEFAULT_RUNNER.spawn(_talker(body)))
     assert planner.fetch() == ["/a/k_1_all.deb"]
     planner.close()
+
+
+@pytest.mark.parametrize(("person", "in_clone", "ahead"), [(False, False, 1), (True, True, 1), (True, False, 0)])
+def test_the_snapshot_steps_first_read_starts_beside_the_download_only_when_nobody_is_asked(
+    monkeypatch, person, in_clone, ahead
+):
+    """Started ahead, a read must still be the truth when it is taken: never when a person may
+    be asked (the reboot question) between the download and the snapshot."""
+    from apt_clone import config
+    from apt_clone.apt import operation
+    from apt_clone.engine.opstate import AptOp
+
+    started: list[object] = []
+    monkeypatch.setattr(operation.services, "read_family_ahead", started.append)
+    monkeypatch.setattr(operation, "_fetch", lambda *a: [])
+    monkeypatch.setattr(operation.config, "load", lambda: config.Config())
+
+    class Asked:
+        def emit(self, event: object) -> None:
+            pass
+
+        def person_answers(self) -> bool:
+            return person
+
+    st = AptOp(op="install", command="apt-clone install x", root="/", container="p/ROOT", dataset="p/ROOT/a")
+    st.request_in_clone = in_clone
+    st.plan = {"op": "install", "download_bytes": 0, "space_bytes": 0}
+    operation._step_fetch("ctx", st, Asked())  # type: ignore[arg-type]
+    assert len(started) == ahead
