@@ -112,6 +112,7 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
             if host.update() != 0:
                 raise OperationFailed("apt-get update failed: see the messages above")
     patterns = config.load().reboot_packages
+    ctx.runner.read_ahead(ctx.zfs.reads_of(None, _space_names(ctx)))  # the space checks' read, beside the plan
     plan, planner = start_plan(ctx.runner, ctx.system.root, st.op, tuple(st.packages), patterns)
     _PLANNERS[id(st)] = (st, planner)  # it waits to download and scan (the fetch step)
     st.plan = asdict(plan)
@@ -127,13 +128,19 @@ def _step_plan(ctx: Context, st: AptOp, ui: Interaction) -> None:
         raise Cancelled()
 
 
+def _space_names(ctx: Context) -> list[str]:
+    """What the space checks read: the root's container, and the boot pool's when there is one."""
+    return [ctx.system.container, *([ctx.system.boot_container] if ctx.system.boot_container else [])]
+
+
 def _space_checks(ctx: Context, plan: Plan) -> tuple[str, ...]:
-    """The pools' room for ``plan`` (the root's, and the boot pool's when there is one): one
-    verdict each; raises NoSpace."""
-    results = [check_space(plan, ctx.zfs.get(ctx.system.container).available, ctx.system.pool)]
-    if ctx.system.boot_container:
-        boot = ctx.zfs.get(ctx.system.boot_container)
-        results.append(check_boot_space(plan, boot.available, boot.pool))
+    """The pools' room for ``plan`` (the root's, and the boot pool's when there is one), in one
+    read: one verdict each; raises NoSpace."""
+    names = _space_names(ctx)
+    got = ctx.zfs.get_many(names)
+    root, *boot = [got[name] if name in got else ctx.zfs.get(name) for name in names]  # get: its not-found
+    results = [check_space(plan, root.available, ctx.system.pool)]
+    results += [check_boot_space(plan, ds.available, ds.pool) for ds in boot]
     return tuple(results)
 
 

@@ -48,9 +48,10 @@ class ZfsBackend(abc.ABC):
         (a root with a thousand snapshots costs what one without does); raises ZfsNotFound."""
         return sorted(ds.name for ds in self.list_tree(root) if not ds.is_snapshot)
 
-    def reads_of(self, root: str, names: Sequence[str], user_props: Sequence[str] = ()) -> list[list[str]]:
-        """The commands :meth:`filesystems` of ``root`` and :meth:`get_many` of ``names`` run,
-        to start ahead of them (:mod:`apt_clone.readahead`); none where reads run no command."""
+    def reads_of(self, root: str | None, names: Sequence[str], user_props: Sequence[str] = ()) -> list[list[str]]:
+        """The commands :meth:`filesystems` of ``root`` (None: none) and :meth:`get_many` of
+        ``names`` run, to start ahead of them (:func:`apt_clone.runner.read_ahead`); none where
+        reads run no command."""
         return []
 
     def snapshots(self, name: str) -> list[str]:

@@ -194,9 +194,10 @@ class CliZfs(ZfsBackend):
         out = self._run(_filesystems_argv(root)).stdout
         return sorted(line for line in out.splitlines() if line)
 
-    def reads_of(self, root: str, names: Sequence[str], user_props: Sequence[str] = ()) -> list[list[str]]:
+    def reads_of(self, root: str | None, names: Sequence[str], user_props: Sequence[str] = ()) -> list[list[str]]:
         wanted = list(dict.fromkeys(names))
-        return [_filesystems_argv(root), *([self._get_argv(wanted, user_props, recursive=False)] if wanted else [])]
+        listing = [_filesystems_argv(root)] if root is not None else []
+        return [*listing, *([self._get_argv(wanted, user_props, recursive=False)] if wanted else [])]
 
     def snapshots(self, name: str) -> list[str]:
         argv = ["zfs", "list", "-H", "-o", "name,createtxg", "-t", "snapshot", "-d", "1", name]

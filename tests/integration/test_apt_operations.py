@@ -55,12 +55,13 @@ def test_in_place_the_family_read_under_the_lock_serves_every_step(pristine: San
     ran = [line.split("] ", 1)[1] for line in got.stderr.splitlines() if line.startswith("[") and "] zfs " in line]
     cloned = max(i for i, c in enumerate(ran) if c.startswith("zfs clone "))
     assert not [c for c in ran[cloned:] if c.startswith(("zfs get ", "zfs list "))], ran[cloned:]
-    # The snapshot step's first read (its filesystems, the records and the next name) ran beside
-    # the download: -y, nobody is asked anything in between.
+    # The space checks' read ran beside the plan; the snapshot step's first read (its filesystems,
+    # the records and the next name) beside the download: -y, nobody is asked anything in between.
     snapped = min(i for i, c in enumerate(ran) if c.startswith("zfs snapshot "))
-    ahead = [c for c in ran[:snapped] if c.endswith(" (read ahead)")]
-    assert [c.split()[1] for c in ahead] in (["list", "get"], ["get", "list"]), ran[:snapped]
-    assert "rootfs-nmu-000@nmu-002 " in next(c for c in ahead if c.startswith("zfs get "))  # the next name
+    ahead = [c.removesuffix(" (read ahead)") for c in ran[:snapped] if c.endswith(" (read ahead)")]
+    assert sorted(c.split()[1] for c in ahead) == ["get", "get", "list"], ran[:snapped]
+    assert [c for c in ahead if c.endswith(f" {pristine.pool}/ROOT")] == [ahead[0]], ahead  # no boot pool here
+    assert [c for c in ahead if c.endswith("rootfs-nmu-000@nmu-002")], ahead  # the next name
     with open(os.path.join(pristine.directory, "grub", "apt-clone.cfg")) as f:
         menu = f.read()
     assert "# checkpoint rootfs-nmu-002\n" in menu and "# checkpoint rootfs-nmu-001\n" in menu
