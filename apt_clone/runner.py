@@ -23,7 +23,9 @@ def trace(text: str, started: float, status: int) -> None:
     long it took, its status and when it started (``time.monotonic()``, one clock for every
     process, so side-by-side commands and several processes fall on one time line)."""
     if os.environ.get(TRACE_ENV) == "1":
-        print(f"[{time.monotonic() - started:7.3f}s rc={status} @{started:.3f}] {text}", file=sys.stderr, flush=True)
+        # One write of the whole line: those of side-by-side threads never share a line.
+        sys.stderr.write(f"[{time.monotonic() - started:7.3f}s rc={status} @{started:.3f}] {text}\n")
+        sys.stderr.flush()
 
 
 @record(frozen=True)

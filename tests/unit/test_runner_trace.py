@@ -48,3 +48,28 @@ def test_side_by_side_spans_count_once_in_the_wall_time():
     assert bench_hook.wall([(0.0, 1.0), (0.5, 1.5), (2.0, 2.25)]) == pytest.approx(1.75)
     assert bench_hook.wall([(0.0, 3.0), (1.0, 2.0)]) == pytest.approx(3.0)
     assert bench_hook.wall([]) == 0.0
+
+
+def test_lines_traced_at_once_from_two_threads_stay_whole():
+    """Two commands read side by side are traced from two threads at the same moment; a line is
+    written whole (print wrote its text and its newline apart: two lines on one)."""
+    import os
+    import subprocess
+
+    body = (
+        "import sys, threading, time\n"
+        "from apt_clone.runner import trace\n"
+        "sys.setswitchinterval(1e-6)\n"
+        "def many(name):\n"
+        "    for _ in range(3000):\n"
+        "        trace(f'zfs {name}', time.monotonic(), 0)\n"
+        "threads = [threading.Thread(target=many, args=(n,)) for n in ('list', 'get')]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+    )
+    env = {**os.environ, TRACE_ENV: "1"}
+    got = subprocess.run([sys.executable, "-c", body], env=env, capture_output=True, text=True, check=True)
+    lines = got.stderr.splitlines()
+    assert len(lines) == 6000
+    bad = [line for line in lines if not re.fullmatch(r"\[\s*[0-9.]+s rc=0 @[0-9.]+\] zfs (list|get)", line)]
+    assert bad == []
