@@ -311,8 +311,9 @@ _AHEAD: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], float]] = {}
 def read_ahead(argvs: Iterable[Sequence[str]]) -> None:
     """Start commands that only read, now, so that a later :meth:`Runner.run` of the same argv
     (no input, environment, directory or files of its own) takes the result instead of running
-    them again: a read started while the modules that ask for it load (:mod:`apt_clone.readahead`
-    says which, and when their result is still the truth). One that cannot start is run when asked."""
+    them again: a read started while other work goes on (the hook's modules loading, whose reads
+    :mod:`apt_clone.readahead` names; an apt job's plan and download), under the lock, whose
+    result nothing changes before it is taken. One that cannot start is run when asked."""
     for argv in argvs:
         _check_argv(argv)
         if tuple(argv) in _AHEAD:
