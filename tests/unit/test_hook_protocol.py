@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from apt_clone.apt.hook import title_of
-from apt_clone.apt.protocol import HookChange, ProtocolError, parse, summary
+from apt_clone.apt.protocol import HookChange, HookInput, ProtocolError, parse, summary
 from apt_clone.paths import in_chroot
 
 DATA = Path(__file__).parent / "data"
@@ -81,3 +81,35 @@ def test_every_spelling_of_this_root_is_this_root(root):
         ]
     )
     assert parse(text).other_root is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "apt-get -o Dpkg::Options::%3d--force-confold install nginx",
+        "apt install caf%C3%A9 %zz %4 50%",
+        "apt install %FF%FE broken-utf8",
+        "apt install déjà-vu%20",
+        "apt %25 %2525",
+    ],
+)
+def test_a_quoted_command_reads_as_urllib_would_read_it(raw):
+    """apt %-quotes its configuration's values (``=`` in an ``-o`` option, say)."""
+    import urllib.parse
+
+    assert HookInput(config={"CommandLine::AsString": raw}).command == urllib.parse.unquote(raw)
+
+
+def test_reading_a_quoted_command_loads_no_url_parser():
+    """The hook's start-up: urllib.parse would add 3 ms to every hooked run given options."""
+    import subprocess
+    import sys
+
+    body = (
+        "import sys; from apt_clone.apt.protocol import HookInput\n"
+        "assert HookInput(config={'CommandLine::AsString': 'apt-get -o A%3db install x'}).command == "
+        "'apt-get -o A=b install x'\n"
+        "assert 'urllib.parse' not in sys.modules, 'urllib.parse loaded'\n"
+    )
+    here = str(Path(__file__).resolve().parents[2])  # the source tree; no site (the venv's start-up loads urllib)
+    subprocess.run([sys.executable, "-S", "-c", body], check=True, env={**os.environ, "PYTHONPATH": here})
