@@ -111,5 +111,9 @@ def test_reading_a_quoted_command_loads_no_url_parser():
         "'apt-get -o A=b install x'\n"
         "assert 'urllib.parse' not in sys.modules, 'urllib.parse loaded'\n"
     )
-    here = str(Path(__file__).resolve().parents[2])  # the source tree; no site (the venv's start-up loads urllib)
-    subprocess.run([sys.executable, "-S", "-c", body], check=True, env={**os.environ, "PYTHONPATH": here})
+    import apt_clone
+
+    # No site (the venv's start-up loads urllib): the package's parent directory given instead,
+    # the source tree's or the installed package's (autopkgtest).
+    where = os.path.dirname(os.path.dirname(os.path.abspath(apt_clone.__file__)))
+    subprocess.run([sys.executable, "-S", "-c", body], check=True, env={**os.environ, "PYTHONPATH": where})
