@@ -7,12 +7,13 @@ the same moment, after apt has written to the root), interleaved; medians and th
 Each round removes the package again and destroys the checkpoint, untimed, so every round
 starts from the same state.
 
-Where the hook's cost goes (issue #36), measured in the same root: Python's start (``python3 -c
-pass``), the imports hook-pre makes to make a checkpoint and what their records cost, the
-wall time of the ZFS commands of a hooked run (from apt-clone's own trace, ``APT_CLONE_TRACE=1``
-in apt's environment: every command's start and time; the first read, started ahead beside the
-imports, apart), the post on its fast path, and what that leaves; and a no-op apt run (the
-package installed already: dpkg does not run, neither does the hook).
+Where the hook's cost goes (issue #36), measured in the same root: Python's start (``python3 -IS
+-c pass``, the options /usr/bin/apt-clone starts it with), the imports hook-pre makes to make a
+checkpoint and what their records cost, the wall time of the ZFS commands of a hooked run (from
+apt-clone's own trace, ``APT_CLONE_TRACE=1`` in apt's environment: every command's start and
+time; the first read, started ahead beside the imports, apart), the post on its fast path, and
+what that leaves; and a no-op apt run (the package installed already: dpkg does not run,
+neither does the hook).
 
 Usage: ``python -m bench.hook [--rounds 7]`` (as root; builds the .deb first if it is stale).
 """
@@ -38,6 +39,7 @@ from .common import Row, within_delta
 NOOP = "ac-hello"
 """Installed in the root already: ``apt-get install`` of it runs no dpkg."""
 IMPORTS = (
+    "import sys; sys.path.append('/usr/lib/python3/dist-packages'); "  # as /usr/bin/apt-clone (bin/apt-clone)
     "from apt_clone.entry import run_hook; from apt_clone.apt import hook; "
     "from apt_clone.checkpoints import commands, services; from apt_clone.context import open_context"
 )
@@ -76,9 +78,10 @@ os.makedirs("/run/apt-clone", mode=0o700, exist_ok=True)
 def expect():
     with open("/run/apt-clone/hook-expect", "w") as f:
         f.write(names + "\\n" + shown)
-start = median(["python3", "-c", "pass"])
-imports = median(["python3", "-c", imports_code])
-without = median(["python3", "-c", stand_in + imports_code])
+flags = open("/usr/bin/apt-clone").readline().split()[1:]  # as the installed program starts Python
+start = median(["python3", *flags, "-c", "pass"])
+imports = median(["python3", *flags, "-c", imports_code])
+without = median(["python3", *flags, "-c", stand_in + imports_code])
 post = median(["/usr/libexec/apt-clone/hook-post"], before=expect)
 assert not os.path.exists("/run/apt-clone/hook-expect"), "the post did not take its fast path"
 print(start, imports - start, imports - without, post)
@@ -294,7 +297,7 @@ def rows(rounds: int) -> list[Row]:
     return [
         within_delta("hook", f"`apt-get install {PACKAGE}` with the hook against without", on, none, HOOK_LIMIT),
         Row("hook", "of which hook-pre (its call in apt, timed; traced runs)", parts["pre"], None),
-        Row("hook", "of that, Python's start in the root (`python3 -c pass`)", parts["start"], None),
+        Row("hook", "of that, Python's start in the root (`python3 -IS -c pass`)", parts["start"], None),
         Row("hook", "of that, hook-pre's imports", parts["imports"], None),
         Row(
             "hook",

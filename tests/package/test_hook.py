@@ -280,3 +280,28 @@ def test_the_test_only_environment_is_inert_in_the_installed_package(booted):
     made = h.run("apt-clone", "-y", "create", env={**env, "APT_CLONE_TEST_FAIL_AT": "create.clone:ran"})
     assert made.returncode == 0, made.stderr
     assert not Path(h.root, "tmp/run-elsewhere").exists() and not Path(h.root, "tmp/state-elsewhere").exists()
+
+
+def test_python_variables_and_planted_modules_never_reach_root_s_apt_clone(booted):
+    """/usr/bin/apt-clone runs isolated (python3 -IS): a module another user planted on
+    PYTHONPATH (an ``apt_clone``, a ``sitecustomize``) is never loaded, by a command or by the
+    hook apt runs with the same environment."""
+    h = booted
+    planted = Path(h.root, "tmp/planted")
+    for module in ("apt_clone/__init__.py", "sitecustomize.py", "usercustomize.py"):
+        Path(planted, module).parent.mkdir(parents=True, exist_ok=True)
+        Path(planted, module).write_text(f"open('/tmp/planted-ran', 'a').write({module!r} + '\\n')\n")
+    head = Path(h.root, "usr/bin/apt-clone").read_text().splitlines()[0]
+    assert head == "#!/usr/bin/python3 -IS", head
+    env = {"PYTHONPATH": "/tmp/planted", "PYTHONUSERBASE": "/tmp/planted"}
+    before = names(h)
+    try:
+        version = h.run("apt-clone", "--version", env=env)
+        assert version.returncode == 0 and version.stdout.startswith("apt-clone "), version.stderr
+        got = h.apt_get("install", "ac-extra", env=env)
+        assert got.returncode == 0, got.stderr
+        assert HOOK_LINE in got.stderr
+        assert len(names(h)) == len(before) + 1
+        assert not Path(h.root, "tmp/planted-ran").exists(), Path(h.root, "tmp/planted-ran").read_text()
+    finally:
+        h.apt_get("remove", "ac-extra")
