@@ -47,8 +47,9 @@ def post(tmp_path):
     called = tmp_path / "called"
     (bin_dir / "dpkg-query").write_text(f"#!/bin/sh\nexec /bin/cat {table}\n")
     (bin_dir / "apt-clone").write_text(f'#!/bin/sh\necho "$@" >{called}\n')
-    for tool in ("cat", "grep", "touch", "rm", "head", "tail", "tr", "sed"):  # what the shell can do itself
-        (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} >>{tmp_path / "started"}\nexec /bin/{tool} "$@"\n')
+    # what the shell does itself, and sort (only when dpkg-query's order is not the expectation's)
+    for tool in ("cat", "grep", "touch", "rm", "mv", "head", "tail", "tr", "sed", "sort"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} >>{tmp_path / "started"}\nexec /usr/bin/{tool} "$@"\n')
     for f in bin_dir.iterdir():
         f.chmod(0o755)
 
@@ -77,13 +78,31 @@ def test_nothing_to_check_is_nothing_to_do(post):
 
 def test_dpkg_did_what_was_planned_only_the_end_is_noted(post, tmp_path):
     expect = "aa mm zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n"
-    rows = "installed zz all 2\nconfig-files mm amd64 4\ninstalled aa amd64 1:3\nnot-installed qq  \n"
+    rows = "installed aa amd64 1:3\nconfig-files mm amd64 4\nnot-installed qq  \ninstalled zz all 2\n"  # by name
     (post.run / "hook-expect").write_text(expect)
     os.utime(post.run / "hook-expect", (1000, 1000))  # written long before dpkg ended
     assert post(None, rows) == (0, False)
-    assert (post.run / "hook-done").stat().st_mtime > 1000 and not (post.run / "hook-expect").exists()
-    assert not (tmp_path / "started").exists()  # dpkg-query, sort and mv only: each costs every apt run
-    assert post(None, rows) == (0, False)  # consumed: a later run's post finds nothing
+    assert (post.run / "hook-done").stat().st_mtime > 1000 and (post.run / "hook-expect").read_text() == "-\n"
+    assert not (tmp_path / "started").exists()  # dpkg-query only: every program started costs every apt run
+    os.utime(post.run / "hook-done", (2000, 2000))
+    assert post(None, "") == (0, False)  # checked: a later run's post has nothing left to check
+    assert (post.run / "hook-done").stat().st_mtime == 2000
+
+
+@pytest.mark.parametrize(
+    "expect, rows",
+    [
+        ("aa zz\ninstalled aa amd64 1:3\ninstalled zz all 2\n", "installed zz all 2\ninstalled aa amd64 1:3\n"),
+        # dpkg-query lists the native architecture's first (here arm64), the expectation is sorted
+        (
+            "libc6\ninstalled libc6 amd64 2\ninstalled libc6 arm64 2\n",
+            "installed libc6 arm64 2\ninstalled libc6 amd64 2\n",
+        ),
+    ],
+)
+def test_lines_in_another_order_are_sorted_and_compared_again(post, tmp_path, expect, rows):
+    assert post(expect, rows) == (0, False)
+    assert (post.run / "hook-done").exists() and (tmp_path / "started").read_text() == "sort\n"
 
 
 def test_an_expectation_without_its_last_newline_is_read_whole(post):
