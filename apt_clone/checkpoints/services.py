@@ -13,8 +13,6 @@ from contextlib import contextmanager
 
 from .. import model, readahead
 from ..boot import esp, grub, layout
-from ..chroot import bound
-from ..chroot import unmount as chroot_unmount
 from ..context import Context
 from ..errors import AptCloneError, NotFound, Refused
 from ..model import Created
@@ -26,7 +24,7 @@ from ..signals import shielded
 from ..system import dataset_mounted_at, read_mounts
 from ..zfs import Dataset, ZfsError, ZfsHasDependentClones, ZfsNotFound
 from ..zfs.cli import SAVED_MOUNTPOINT
-from . import automount, efi
+from . import automount
 from .tree import (
     READ_PROPS,
     TRIAL,
@@ -44,6 +42,8 @@ from .tree import (
 TYPE_CHECKING = False  # typing itself is not imported at run time: the hook's start-up (mypy knows the name)
 if TYPE_CHECKING:
     from typing import Any
+
+    from .efi import Target
 
 
 def grub_home(ctx: Context, tree: list[Dataset] | None = None) -> layout.GrubHome:
@@ -563,7 +563,7 @@ def keep_esp(ctx: Context) -> None:
         esp.keep(ctx.system.root, mounted)
 
 
-def _target_mounter(ctx: Context, dataset: str) -> efi.Target:
+def _target_mounter(ctx: Context, dataset: str) -> Target:
     """Mounts the checkpoint ``dataset`` under a directory, for its grub-install (the running
     one: its root filesystem bound there; its /boot is not needed, GRUB's home is bound in)."""
     if dataset == ctx.system.dataset:
@@ -580,6 +580,8 @@ def _parts_of_dataset(ctx: Context, dataset: str) -> Created:
 
 @contextmanager
 def _bound_root(root: str, directory: str) -> Iterator[str]:
+    from ..chroot import bound  # an activation's grub-install only: off the hook's start-up
+
     with bound(root, directory):
         yield directory
 
@@ -587,7 +589,9 @@ def _bound_root(root: str, directory: str) -> Iterator[str]:
 def _target_leftover(ctx: Context, dataset: str) -> Callable[[str], None]:
     """Unmounts what a killed grub-install left of the checkpoint ``dataset`` under a directory."""
     if dataset == ctx.system.dataset:
-        return chroot_unmount
+        from ..chroot import unmount  # an activation's undo only: off the hook's start-up
+
+        return unmount
     return lambda directory: unmount_family(ctx, _parts_of_dataset(ctx, dataset), directory)
 
 
@@ -746,6 +750,8 @@ def set_default(ctx: Context, dataset: str, previous: str | None = None, mounts:
     :func:`apt_clone.operations.activate`'s step). ``previous``: what booted by default before,
     as the caller read it (None: read it); ``mounts``: :func:`mount_tree` of ``dataset`` and
     ``previous`` as the caller's :func:`save_boot` just read it (None: read it)."""
+    from . import efi  # the ESP's boot loader: activations and their undo, never a create (hook start-up)
+
     if mounts is None:
         previous = previous or ctx.zfs.pool(ctx.system.pool).bootfs
         mounts = mount_tree(ctx, dataset, previous)
@@ -794,6 +800,8 @@ def mount_tree(ctx: Context, *checkpoints: str | None) -> Mounts:
     changes (the running root, what boots by default, what is to boot); and the container's
     record, with the trial armed. Never the container's whole tree: the cost does not grow with
     the number of checkpoints."""
+    from . import efi  # the ESP's boot loader: activations and their undo, never a create (hook start-up)
+
     wanted = [
         name
         for name in dict.fromkeys((ctx.system.dataset, *checkpoints))
@@ -817,6 +825,8 @@ def save_boot(
     which datasets of ``target``, the running root and the default mount by themselves), for
     :func:`restore_boot`; and what was read of their mounts, for :func:`set_default` (None:
     no ``target``). ``bootfs``: as the caller read it under the lock (None: read it)."""
+    from . import efi  # the ESP's boot loader: activations and their undo, never a create (hook start-up)
+
     saved = ctx.boot.save(ctx.system.pool, ctx.system.container, bootfs)
     if target is None:
         return saved, None
@@ -841,6 +851,8 @@ def save_boot(
 
 def restore_boot(ctx: Context, saved: dict[str, str | None]) -> None:
     """Put back what :func:`save_boot` read (a journal without ``automount``: what boots only)."""
+    from . import efi  # the ESP's boot loader: activations and their undo, never a create (hook start-up)
+
     target, pending = saved.get("efi-of"), saved.get("efi-update")
     if target and pending:
         efi.undo(ctx, target, pending, _target_leftover(ctx, target))

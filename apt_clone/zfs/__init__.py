@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 
 from ..paths import test_setting
@@ -35,6 +33,8 @@ def open_backend(runner: Runner = DEFAULT_RUNNER) -> ZfsBackend:
     if choice == "cli":
         return CliZfs(runner)
     if os.path.exists("/dev/zfs") or choice == "lzc":
+        import importlib.util  # where kernel ZFS is only (zfs-fuse has no /dev/zfs): 1 ms of the hook's start-up
+
         if importlib.util.find_spec("libzfs_core") is not None:
             from .lzc import LazyModule, LzcZfs  # libzfs_core's binding only where /dev/zfs is
 
