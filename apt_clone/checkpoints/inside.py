@@ -10,7 +10,6 @@ import stat
 from collections.abc import Callable, Sequence
 
 from .. import model
-from ..chroot import chroot_environment
 from ..context import Context
 from ..engine.opstate import MountOp
 from ..engine.steps import OpSpec, Step, register
@@ -141,6 +140,8 @@ def steps(ctx: Context, st: MountOp, save: Callable[[], None], tree: object = No
             os.rmdir(st.directory)
 
     def run() -> None:
+        from ..chroot import chroot_environment  # the chroot step only: off the hook's start-up
+
         with chroot_environment(st.directory, block_services=st.rw, copy_resolv_conf=st.rw) as root:
             env = {HOOK_GUARD_ENV: "1", "PS1": f"(apt-clone chroot {st.name}) \\w\\$ "}
             st.status = ctx.runner.interactive(["chroot", root, *st.argv], env=env)
