@@ -3,7 +3,8 @@ named steps here.
 
 An operation (:class:`OpSpec`) is an ordered list of named steps and a commit step; at run time
 each step is a :class:`Step` (its work and its undo). The engine journals the state before and
-after every step (``save`` writes and fsyncs it), offers the test hooks ``OP.STEP:before|ran|after``
+after every step (``save`` writes and fsyncs it; a step's end before the commit goes with the
+next step's start, one save: see :meth:`Engine.run`), offers the test hooks ``OP.STEP:before|ran|after``
 (apt operations also answer to the older ``STEP:before|after``), skips steps already done
 (recovery, resume) or that do not apply, pauses after a named step, and undoes the steps that
 ran, newest first. Recovery is the same for every operation (:meth:`Engine.recover`): before the
@@ -80,7 +81,13 @@ class Engine:
     ) -> str | None:
         """Run ``steps`` (from ``start``, else every one not done); returns the step it paused
         after, or None when all ran. SIGINT and SIGTERM raise Interrupted meanwhile. A step that
-        raises is recorded as failed (one whose work never began is not) and the error goes on."""
+        raises is recorded as failed (one whose work never began is not) and the error goes on.
+
+        A step's end is saved with the next step's start while the operation is before its commit
+        (one save fewer a step: each fsyncs): a crash between the two finds the step started,
+        and recovery undoes it as it undoes a done one. From the commit on, at the last step and
+        at a pause, the end is saved at once (a recovery then completes, or a resume starts,
+        after it)."""
         st = self.st
         names = [s.name for s in steps]
         if start is not None:
@@ -101,7 +108,8 @@ class Engine:
                         self._point(step.name, "ran")  # the work is done, its record not yet
                         st.steps[step.name] = "done"
                         after(step.name)
-                        self.save()
+                        if self.spec.committed(st) or step is todo[-1] or pause_at == step.name:
+                            self.save()
                         self._point(step.name, "after")
                     if pause_at == step.name and step is not steps[-1]:
                         return step.name

@@ -35,8 +35,25 @@ def test_every_step_is_journalled_before_and_after():
     st, log, saved, steps, engine = _world()
     assert engine.run(steps) is None
     assert log == ["a", "b", "c", "d"]
-    assert saved[0] == {"a": "started"} and saved[1] == {"a": "done"}
-    assert len(saved) == 8 and all(v == "done" for v in st.steps.values())
+    # before the commit (c), a step's end goes with the next one's start: one save
+    assert saved == [
+        {"a": "started"},
+        {"a": "done", "b": "started"},
+        {"a": "done", "b": "done", "c": "started"},
+        {"a": "done", "b": "done", "c": "done"},
+        {"a": "done", "b": "done", "c": "done", "d": "started"},
+        {"a": "done", "b": "done", "c": "done", "d": "done"},
+    ]
+
+
+def test_a_commit_on_done_and_a_pause_save_the_step_s_end_at_once():
+    st, log, saved, steps, engine = _world(AFTER_DONE)
+    engine.run(steps)
+    assert {"a": "done", "b": "done"} in saved  # the commit: a crash now completes, never undoes
+    assert {"a": "done"} not in saved
+    st, log, saved, steps, engine = _world()
+    assert engine.run(steps, pause_at="a") == "a"
+    assert saved[-1] == {"a": "done"}  # a resume starts after it
 
 
 def test_a_failure_is_recorded_and_undo_goes_newest_first():
