@@ -122,13 +122,16 @@ def _apt(h: Host, *args: str) -> float:
 
 RAW_HOOK = "usr/local/sbin/apt-clone-bench-raw-hook"
 """The raw hook, in the root while the bench runs."""
+SNAP_HOOK = "usr/local/sbin/apt-clone-bench-snap-hook"
+"""The raw hook's first line of ZFS commands alone (the two pools' snapshots), likewise."""
 
 
-def raw_hook(h: Host) -> str:
+def raw_hook(h: Host, *, clones: bool = True) -> str:
     """A sh hook of the raw ZFS commands any checkpoint of this root costs, in the order
     apt-clone must run them: the two pools' snapshots side by side, then their clones side by
     side (zfs-fuse mounts a new clone whatever ``canmount`` says: made with no mountpoint, then
-    given theirs, as apt-clone does). Its one argument names the datasets it makes."""
+    given theirs, as apt-clone does); ``clones=False``: the snapshots alone, all that must come
+    before dpkg for the root to have a way back. Its one argument names what it makes."""
     root, boot = f"{h.container}/{FIRST}", f"{h.bpool}/BOOT/{FIRST}"
     where = {
         ds: subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds], capture_output=True, text=True,
@@ -137,7 +140,9 @@ def raw_hook(h: Host) -> str:
     }  # fmt: skip
     made = f"{h.container}/$1", f"{h.bpool}/BOOT/$1"
     lines = ["#!/bin/sh", "cat >/dev/null", f"zfs snapshot -r {root}@$1 & zfs snapshot {boot}@$1 & wait"]
-    if open_backend().dialect == ZFS_FUSE:
+    if not clones:
+        pass
+    elif open_backend().dialect == ZFS_FUSE:
         lines += [
             f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
             f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait",
@@ -168,11 +173,12 @@ def _hook_file(h: Host, text: str | None) -> Iterator[None]:
 
 def _install(h: Host, package: str, *, hook: str) -> float:
     """``apt-get install package`` timed with apt's hook file as shipped (``on``), moved aside
-    (``none``) or replaced by the raw hook (``raw:TAG``)."""
+    (``none``) or replaced by the raw hook (``raw:TAG``) or its snapshots alone (``snap:TAG``)."""
     if hook == "none":
         text: str | None = None
-    elif hook.startswith("raw:"):
-        text = f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOK} {hook[4:]}"; }};\n'
+    elif hook.startswith(("raw:", "snap:")):
+        kind, tag = hook.split(":", 1)
+        text = f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOK if kind == "raw" else SNAP_HOOK} {tag}"; }};\n'
     else:
         text = Path(h.root, "etc/apt/apt.conf.d/80apt-clone").read_text()
     with _hook_file(h, text):
@@ -191,9 +197,11 @@ def _remove(h: Host, conf: Path, shipped: str) -> None:
 
 
 def _destroy_raw(h: Host, tag: str) -> None:
+    """What a raw or snapshot-only round made, destroyed (absent ones skipped)."""
     for name in (f"{h.container}/{tag}", f"{h.bpool}/BOOT/{tag}", f"{h.container}/{FIRST}@{tag}",
                  f"{h.bpool}/BOOT/{FIRST}@{tag}"):  # fmt: skip
-        subprocess.run(["zfs", "destroy", "-r", name], check=True)
+        if subprocess.run(["zfs", "list", "-H", "-o", "name", name], capture_output=True).returncode == 0:
+            subprocess.run(["zfs", "destroy", "-r", name], check=True)
 
 
 def _checkpoints(h: Host) -> list[str]:
@@ -201,32 +209,34 @@ def _checkpoints(h: Host) -> list[str]:
     return [cp["name"] for cp in json.loads(got.stdout) if cp["kind"] == "automatic"]
 
 
-MODES = ("on", "off", "none", "raw")
+MODES = ("on", "off", "none", "raw", "snap")
 
 
 def measure(rounds: int) -> dict[str, float]:
     """Medians of ``apt-get install``, by mode: the hook as shipped (``on``), turned off in the
-    config (``off``), no hook (``none``) and the raw hook (``raw``)."""
+    config (``off``), no hook (``none``), the raw hook (``raw``) and its snapshots alone (``snap``)."""
     h = ensure_host()
     core.reset(h.directory)
     conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
     shipped = conf.read_text()
-    hook = Path(h.root, RAW_HOOK)
-    hook.write_text(raw_hook(h))
-    hook.chmod(0o755)
+    hooks = {Path(h.root, RAW_HOOK): raw_hook(h), Path(h.root, SNAP_HOOK): raw_hook(h, clones=False)}
+    for path, text in hooks.items():
+        path.write_text(text)
+        path.chmod(0o755)
     samples: dict[str, list[float]] = {m: [] for m in MODES}
     try:
         for i in range(rounds):
-            for mode in MODES[i % 4 :] + MODES[: i % 4]:
+            for mode in MODES[i % len(MODES) :] + MODES[: i % len(MODES)]:
                 tag = f"bench-raw-{i}"
                 conf.write_text(shipped if mode == "on" else OFF)
-                samples[mode].append(_install(h, PACKAGE, hook=f"raw:{tag}" if mode == "raw" else mode))
+                samples[mode].append(_install(h, PACKAGE, hook=f"{mode}:{tag}" if mode in ("raw", "snap") else mode))
                 _remove(h, conf, shipped)
-                if mode == "raw":
+                if mode in ("raw", "snap"):
                     _destroy_raw(h, tag)
     finally:
         conf.write_text(shipped)
-        hook.unlink()
+        for path in hooks:
+            path.unlink()
     return {m: statistics.median(samples[m]) for m in MODES}
 
 
@@ -324,6 +334,12 @@ def rows(rounds: int) -> list[Row]:
             None,
         ),  # fmt: skip
         Row("hook", "the least a hook in Python adds here: that and Python's start", raw - none + parts["start"], None),
+        Row(
+            "hook",
+            "of that sh hook, its snapshots alone (what must come before dpkg; the clones could be made beside it)",
+            runs["snap"] - none,
+            None,
+        ),  # fmt: skip
         within_delta(
             "hook",
             f"a no-op `apt-get install {NOOP}` with the hook against without",
@@ -345,12 +361,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     runs = measure(args.rounds)
-    on, off, none, raw = (runs[m] for m in MODES)
+    on, off, none, raw, snap = (runs[m] for m in MODES)
     print(f"apt-get install {PACKAGE}, {args.rounds} rounds interleaved, medians:")
     print(f"  no hook (80apt-clone aside)   {none:.3f} s")
     print(f"  hook off ([hook] enabled=no)  {off:.3f} s  ({off - none:+.3f} s)")
     print(f"  hook on (as shipped)          {on:.3f} s  ({on - none:+.3f} s: the hook's cost per apt run)")
     print(f"  a sh hook of the raw ZFS      {raw:.3f} s  ({raw - none:+.3f} s: a checkpoint's ZFS commands alone)")
+    print(f"  its snapshots alone           {snap:.3f} s  ({snap - none:+.3f} s: what must come before dpkg)")
     parts = decompose(args.rounds)
     print("where it goes, in the same root:")
     print(f"  hook-pre, its call timed      {parts['pre']:.3f} s, of which")
