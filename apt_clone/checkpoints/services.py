@@ -447,7 +447,14 @@ def make_clones(
     has_twin = bool(created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset)
     in_the_series = in_series(ctx.system.current_name, created.checkpoint)
     check = (lambda: check_entry_ahead(ctx, [*tree, *made], created.checkpoint)) if entry else None
-    side_by_side(root, boot_twin if has_twin else None, newest if in_the_series else None, check)
+
+    def twin_then_newest() -> None:  # the hint after the twin's clone: off the root clone's way
+        if has_twin:
+            boot_twin()
+        if in_the_series:
+            newest()
+
+    side_by_side(root, twin_then_newest if has_twin or in_the_series else None, check)
     return [*tree, *made]
 
 
