@@ -336,7 +336,7 @@ def rows(rounds: int) -> list[Row]:
         Row("hook", "the least a hook in Python adds here: that and Python's start", raw - none + parts["start"], None),
         Row(
             "hook",
-            "of that sh hook, its snapshots alone (what must come before dpkg; the clones could be made beside it)",
+            "of that sh hook, its snapshots alone (all that must come before dpkg)",
             runs["snap"] - none,
             None,
         ),  # fmt: skip
