@@ -120,10 +120,8 @@ def _apt(h: Host, *args: str) -> float:
     return elapsed
 
 
-RAW_HOOK = "usr/local/sbin/apt-clone-bench-raw-hook"
-"""The raw hook, in the root while the bench runs."""
-SNAP_HOOK = "usr/local/sbin/apt-clone-bench-snap-hook"
-"""The raw hook's first line of ZFS commands alone (the two pools' snapshots), likewise."""
+RAW_HOOKS = {"raw": "usr/local/sbin/apt-clone-bench-raw-hook", "snap": "usr/local/sbin/apt-clone-bench-snap-hook"}
+"""The raw hook and its snapshots alone (:func:`raw_hook`), by mode, in the root while the bench runs."""
 
 
 def raw_hook(h: Host, *, clones: bool = True) -> str:
@@ -133,16 +131,16 @@ def raw_hook(h: Host, *, clones: bool = True) -> str:
     given theirs, as apt-clone does); ``clones=False``: the snapshots alone, all that must come
     before dpkg for the root to have a way back. Its one argument names what it makes."""
     root, boot = f"{h.container}/{FIRST}", f"{h.bpool}/BOOT/{FIRST}"
+    lines = ["#!/bin/sh", "cat >/dev/null", f"zfs snapshot -r {root}@$1 & zfs snapshot {boot}@$1 & wait"]
+    if not clones:
+        return "\n".join(lines) + "\n"
     where = {
         ds: subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds], capture_output=True, text=True,
                            check=True).stdout.strip()
         for ds in (root, boot)
     }  # fmt: skip
     made = f"{h.container}/$1", f"{h.bpool}/BOOT/$1"
-    lines = ["#!/bin/sh", "cat >/dev/null", f"zfs snapshot -r {root}@$1 & zfs snapshot {boot}@$1 & wait"]
-    if not clones:
-        pass
-    elif open_backend().dialect == ZFS_FUSE:
+    if open_backend().dialect == ZFS_FUSE:
         lines += [
             f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
             f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait",
@@ -176,9 +174,9 @@ def _install(h: Host, package: str, *, hook: str) -> float:
     (``none``) or replaced by the raw hook (``raw:TAG``) or its snapshots alone (``snap:TAG``)."""
     if hook == "none":
         text: str | None = None
-    elif hook.startswith(("raw:", "snap:")):
-        kind, tag = hook.split(":", 1)
-        text = f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOK if kind == "raw" else SNAP_HOOK} {tag}"; }};\n'
+    elif hook.split(":", 1)[0] in RAW_HOOKS:
+        mode, tag = hook.split(":", 1)
+        text = f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOKS[mode]} {tag}"; }};\n'
     else:
         text = Path(h.root, "etc/apt/apt.conf.d/80apt-clone").read_text()
     with _hook_file(h, text):
@@ -196,12 +194,11 @@ def _remove(h: Host, conf: Path, shipped: str) -> None:
         h.run("apt-clone", "-y", "-r", name)
 
 
-def _destroy_raw(h: Host, tag: str) -> None:
-    """What a raw or snapshot-only round made, destroyed (absent ones skipped)."""
-    for name in (f"{h.container}/{tag}", f"{h.bpool}/BOOT/{tag}", f"{h.container}/{FIRST}@{tag}",
-                 f"{h.bpool}/BOOT/{FIRST}@{tag}"):  # fmt: skip
-        if subprocess.run(["zfs", "list", "-H", "-o", "name", name], capture_output=True).returncode == 0:
-            subprocess.run(["zfs", "destroy", "-r", name], check=True)
+def _destroy_raw(h: Host, tag: str, *, clones: bool = True) -> None:
+    """What a round of the raw hook made, destroyed (``clones=False``: of its snapshots alone)."""
+    made = (f"{h.container}/{tag}", f"{h.bpool}/BOOT/{tag}") if clones else ()
+    for name in (*made, f"{h.container}/{FIRST}@{tag}", f"{h.bpool}/BOOT/{FIRST}@{tag}"):
+        subprocess.run(["zfs", "destroy", "-r", name], check=True)
 
 
 def _checkpoints(h: Host) -> list[str]:
@@ -219,9 +216,9 @@ def measure(rounds: int) -> dict[str, float]:
     core.reset(h.directory)
     conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
     shipped = conf.read_text()
-    hooks = {Path(h.root, RAW_HOOK): raw_hook(h), Path(h.root, SNAP_HOOK): raw_hook(h, clones=False)}
-    for path, text in hooks.items():
-        path.write_text(text)
+    hooks = {mode: Path(h.root, where) for mode, where in RAW_HOOKS.items()}
+    for mode, path in hooks.items():
+        path.write_text(raw_hook(h, clones=mode == "raw"))
         path.chmod(0o755)
     samples: dict[str, list[float]] = {m: [] for m in MODES}
     try:
@@ -229,13 +226,13 @@ def measure(rounds: int) -> dict[str, float]:
             for mode in MODES[i % len(MODES) :] + MODES[: i % len(MODES)]:
                 tag = f"bench-raw-{i}"
                 conf.write_text(shipped if mode == "on" else OFF)
-                samples[mode].append(_install(h, PACKAGE, hook=f"{mode}:{tag}" if mode in ("raw", "snap") else mode))
+                samples[mode].append(_install(h, PACKAGE, hook=f"{mode}:{tag}" if mode in RAW_HOOKS else mode))
                 _remove(h, conf, shipped)
-                if mode in ("raw", "snap"):
-                    _destroy_raw(h, tag)
+                if mode in RAW_HOOKS:
+                    _destroy_raw(h, tag, clones=mode == "raw")
     finally:
         conf.write_text(shipped)
-        for path in hooks:
+        for path in hooks.values():
             path.unlink()
     return {m: statistics.median(samples[m]) for m in MODES}
 
