@@ -1,8 +1,9 @@
 """apt-clone's commands at 10, 100 and 1,000 checkpoints, against the raw commands they wrap.
 
 The checkpoints are made with raw zfs as apt-clone makes them (a marked snapshot of the root,
-a clone with its metadata and a kernel, mounting where the root does, never by itself), on the
-benchmark's own sandbox. At each count, interleaved: ``-l`` against one ``zfs list -r`` of the
+a clone with its metadata and a kernel, mounting where the root does, never by itself), on a
+sandbox of the benchmark's own for each count; the counts are then timed side by side, in the
+same rounds. At each count, interleaved: ``-l`` against one ``zfs list -r`` of the
 properties it reads; ``create`` against ``zfs snapshot`` + ``zfs clone``; ``rename`` against
 ``zfs rename``; ``-a`` against ``zpool set bootfs`` + ``grub-editenv set``; ``-a --once`` against
 ``grub-editenv set next_entry``; ``-r`` against ``zfs destroy`` of the clone and the snapshot.
@@ -81,26 +82,31 @@ class Bench:
         return str(json.loads(self.ac("--json", "-l"))[-1]["name"])
 
 
-def measure(b: Bench, count: int, rounds: int) -> dict[str, tuple[float, float]]:
-    """(apt-clone, raw) medians of each command with ``count`` checkpoints present."""
-    b.fill(count)
+def listing(b: Bench, count: int, budget: bool) -> dict[str, Callable[[], object]]:
+    """``-l`` and its raw read at ``count`` checkpoints; ``budget``: also what issue #36 allows
+    it (Python's start and the two ZFS commands it runs)."""
     props = ",".join(("name", *NATIVE_PROPS, *READ_PROPS))
     read = ",".join((*NATIVE_PROPS, *READ_PROPS))
-    listed = interleaved(
-        {
-            "ours": lambda: b.ac("-l"),
-            "raw": lambda: sh("zfs", "list", "-H", "-r", "-t", "all", "-o", props, b.container),
-            # -l's budget (issue #36): Python's start and the two ZFS commands it runs
-            "start": lambda: sh(PY, "-c", "pass"),
-            "get": lambda: sh("zfs", "get", "-Hp", "-o", "name,property,value,source", "-r", read, b.container),
-            "pool": lambda: sh("zpool", "list", "-H", "-o", "name,size,free,bootfs,health", b.pool),
-        },
-        rounds,
-    )
-    out = {
-        "list": (listed["ours"], listed["raw"]),
-        "list-budget": (listed["ours"], listed["start"] + listed["get"] + listed["pool"]),
+    get = ("zfs", "get", "-Hp", "-o", "name,property,value,source", "-r", read, b.container)
+    timed: dict[str, Callable[[], object]] = {
+        f"{count} ours": lambda: b.ac("-l"),
+        f"{count} raw": lambda: sh("zfs", "list", "-H", "-r", "-t", "all", "-o", props, b.container),
     }
+    if budget:
+        timed |= {
+            f"{count} start": lambda: sh(PY, "-c", "pass"),
+            f"{count} get": lambda: sh(*get),
+            f"{count} pool": lambda: sh("zpool", "list", "-H", "-o", "name,size,free,bootfs,health", b.pool),
+        }
+    return timed
+
+
+Step = tuple[str, Callable[[], object], Callable[[], object], Callable[[], object] | None]
+"""(command, apt-clone's, raw, untimed after apt-clone's)."""
+
+
+def life(b: Bench) -> list[Step]:
+    """One checkpoint's life, in order, by apt-clone and by the raw commands."""
     first = b.first.rsplit("/", 1)[1]
     made: list[str] = []
 
@@ -120,8 +126,7 @@ def measure(b: Bench, count: int, rounds: int) -> dict[str, tuple[float, float]]
         sh("zfs", "destroy", f"{b.container}/raw2")
         sh("zfs", "destroy", f"{b.first}@raw")
 
-    # (command, apt-clone's, raw, untimed after apt-clone's): one checkpoint's life, in order.
-    steps: list[tuple[str, Callable[[], object], Callable[[], object], Callable[[], object] | None]] = [
+    return [
         ("create", ours_create, raw_create, None),
         ("rename", lambda: b.ac("rename", made[-1], "renamed"), lambda: sh("zfs", "rename", f"{b.container}/raw",
                                                                                f"{b.container}/raw2"), None),
@@ -131,26 +136,54 @@ def measure(b: Bench, count: int, rounds: int) -> dict[str, tuple[float, float]]
          lambda: b.ac("-y", "-a", first)),  # the default again, so that -r may destroy it
         ("destroy", lambda: b.ac("-y", "-r", "renamed"), raw_destroy, None),
     ]  # fmt: skip
-    samples: dict[tuple[str, str], list[float]] = {}
+
+
+def measure(benches: dict[int, Bench], rounds: int) -> dict[int, dict[str, tuple[float, float]]]:
+    """(apt-clone, raw) medians of each command at each count of checkpoints, every count's
+    sandbox filled first and then all of them timed in the same rounds: the counts are compared
+    side by side, as apt-clone is with the raw commands (minutes apart, a machine's drift would
+    be read as apt-clone's)."""
+    for count, b in benches.items():
+        b.fill(count)
+    timed: dict[str, Callable[[], object]] = {}
+    for count, b in benches.items():
+        timed |= listing(b, count, budget=count == 10)
+    listed = interleaved(timed, rounds)
+    lives = {count: life(b) for count, b in benches.items()}
+    samples: dict[tuple[int, str, str], list[float]] = {}
+    counts = list(benches)
     for i in range(rounds):
-        for step, ours, raw, after in steps:
-            for side in ("ours", "raw") if i % 2 == 0 else ("raw", "ours"):
-                samples.setdefault((step, side), []).append(clock(ours if side == "ours" else raw))
-                if side == "ours" and after is not None:
-                    after()
-    sh("grub-editenv", b.grubenv, "unset", "next_entry")
-    for step, *_ in steps:
-        out[step] = (statistics.median(samples[(step, "ours")]), statistics.median(samples[(step, "raw")]))
+        k = i % len(counts)
+        for count in counts[k:] + counts[:k]:
+            for step, ours, raw, after in lives[count]:
+                for side in ("ours", "raw") if i % 2 == 0 else ("raw", "ours"):
+                    samples.setdefault((count, step, side), []).append(clock(ours if side == "ours" else raw))
+                    if side == "ours" and after is not None:
+                        after()
+    out: dict[int, dict[str, tuple[float, float]]] = {}
+    for count, b in benches.items():
+        sh("grub-editenv", b.grubenv, "unset", "next_entry")
+        got = out[count] = {"list": (listed[f"{count} ours"], listed[f"{count} raw"])}
+        if count == 10:
+            got["list-budget"] = (listed["10 ours"], listed["10 start"] + listed["10 get"] + listed["10 pool"])
+        for step, *_ in lives[count]:
+            got[step] = (
+                statistics.median(samples[(count, step, "ours")]),
+                statistics.median(samples[(count, step, "raw")]),
+            )
     return out
 
 
 def rows(counts: list[int], rounds: int) -> list[Row]:
     bytecode()
-    b = Bench()
+    benches: dict[int, Bench] = {}
     try:
-        found = {count: measure(b, count, rounds) for count in counts}
+        for count in counts:  # a sandbox for each count, side by side
+            benches[count] = Bench(f"{SANDBOX}-{count}")
+        found = measure(benches, rounds)
     finally:
-        b.close()
+        for b in benches.values():
+            b.close()
     base, top = found[counts[0]], found[counts[-1]]
     out = []
     for count in counts:
