@@ -36,7 +36,7 @@ def vm_figures() -> str:
         return "Kernel OpenZFS (the VM lane's test VM): not run here yet (`make test-vm` runs it)."
     when = dt.datetime.fromtimestamp(BENCH_VM.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d")
     head = (f"Kernel OpenZFS 2.3 in the VM lane's test VM (QEMU under TCG, 2 vCPUs shared with the "
-            f"other tests; `python -m bench.scale --counts 3,10 --rounds 3`, {when}):")  # fmt: skip
+            f"other tests; `python -m bench.scale --counts 3,10 --rounds 3 --apart`, {when}):")  # fmt: skip
     return f"{head}\n\n{BENCH_VM.read_text(encoding='utf-8').rstrip()}"
 
 
