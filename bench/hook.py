@@ -333,6 +333,13 @@ def rows(rounds: int) -> list[Row]:
         Row("hook", "the least a hook in Python adds here: that and Python's start", raw - none + parts["start"], None),
         Row(
             "hook",
+            "the hook turned off (`[hook] enabled = no`) against no hook: apt's two calls, Python's start "
+            "and the configuration read",
+            runs["off"] - none,
+            None,
+        ),  # fmt: skip
+        Row(
+            "hook",
             "of that sh hook, its snapshots alone (all that must come before dpkg)",
             runs["snap"] - none,
             None,
