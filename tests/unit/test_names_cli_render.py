@@ -1,7 +1,7 @@
 import pytest
 
 from apt_clone import model
-from apt_clone.cli.app import COMMAND_VALUE_OPTIONS, app, translate_short_forms
+from apt_clone.cli.app import COMMAND_VALUE_OPTIONS, app, long_flags, translate_short_forms
 from apt_clone.cli.render import label
 from apt_clone.errors import UsageError
 from apt_clone.names import (
@@ -70,6 +70,35 @@ def test_next_name_continues_numbering():
 )
 def test_short_forms(argv, expected):
     assert translate_short_forms(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["-y", "rollback", "n"], ["--yes", "rollback", "n"]),
+        (["--root", "-y", "-s", "-y", "install", "-y"], ["--root", "-y", "--in-clone", "--yes", "install", "-y"]),
+        (["--json", "-y", "list", "-s", "name"], ["--json", "--yes", "list", "-s", "name"]),  # list's own -s
+        (["--root=/x", "--yes", "-y"], ["--root=/x", "--yes", "--yes"]),
+    ],
+)
+def test_global_short_flags_reach_click_in_their_long_forms(argv, expected):
+    assert long_flags(argv) == expected
+
+
+def test_a_global_short_flag_loads_no_did_you_mean(tmp_path):
+    """click tries ``-y`` as a long option first and builds a "did you mean" from difflib when
+    it is none: a command line that names its global flags by their short forms loads none."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from apt_clone.cli.app import main; "
+        f"main(['--root', {str(tmp_path / 'none')!r}, '-y', 'rollback', 'n']); "
+        "print('difflib' in sys.modules)"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert got.stdout.strip().splitlines()[-1] == "False", got.stdout + got.stderr
+    assert "no such directory" in got.stderr
 
 
 def test_each_command_s_own_value_options_are_known():
