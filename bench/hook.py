@@ -172,10 +172,10 @@ def _hook_file(h: Host, text: str | None) -> Iterator[None]:
 def _install(h: Host, package: str, *, hook: str) -> float:
     """``apt-get install package`` timed with apt's hook file as shipped (``on``), moved aside
     (``none``) or replaced by the raw hook (``raw:TAG``) or its snapshots alone (``snap:TAG``)."""
+    mode, _, tag = hook.partition(":")
     if hook == "none":
         text: str | None = None
-    elif hook.split(":", 1)[0] in RAW_HOOKS:
-        mode, tag = hook.split(":", 1)
+    elif mode in RAW_HOOKS:
         text = f'DPkg::Pre-Install-Pkgs {{ "/{RAW_HOOKS[mode]} {tag}"; }};\n'
     else:
         text = Path(h.root, "etc/apt/apt.conf.d/80apt-clone").read_text()

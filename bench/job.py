@@ -132,16 +132,16 @@ def rows(rounds: int) -> list[Row]:
         ours_rb, raw_rb, start = [], [], []  # Python's start timed in the same rounds
         for i in range(rounds):
             for side in ("ours", "raw", "pass") if i % 2 == 0 else ("raw", "pass", "ours"):
+                if side == "pass":
+                    start.append(clock(lambda: sh(PY, "-c", "pass")))
+                    continue  # nothing to put back
                 if side == "ours":
                     b.ac("create")
                     name = b.newest()
                     ours_rb.append(clock(lambda name=name: b.ac("-y", "rollback", name)))
-                elif side == "raw":
+                else:
                     job.raw_snapshot_clone()
                     raw_rb.append(clock(job.raw_rollback))
-                else:
-                    start.append(clock(lambda: sh(PY, "-c", "pass")))
-                    continue
                 job.reset()
         raw = statistics.median(raw_rb) + statistics.median(start)
         out.append(within_delta("main job", "`rollback` (raw: its ZFS commands + `python3 -c pass`)",

@@ -180,19 +180,19 @@ def rows(counts: list[int], rounds: int, *, apart: bool = False) -> list[Row]:
     """The table's rows; ``apart``: one sandbox, each count timed once the one before is done
     (a sandbox fewer to make, where making one is slow: the VM lane)."""
     bytecode()
-    benches: dict[int, Bench] = {}
+    made: list[Bench] = []
     try:
         if apart:
-            benches[0] = b = Bench()
+            made.append(Bench())
             found: dict[int, dict[str, tuple[float, float]]] = {}
             for count in counts:
-                found |= measure({count: b}, rounds)
+                found |= measure({count: made[0]}, rounds)
         else:
             for count in counts:  # a sandbox for each count, side by side
-                benches[count] = Bench(f"{SANDBOX}-{count}")
-            found = measure(benches, rounds)
+                made.append(Bench(f"{SANDBOX}-{count}"))
+            found = measure(dict(zip(counts, made, strict=True)), rounds)
     finally:
-        for b in benches.values():
+        for b in made:
             b.close()
     base, top = found[counts[0]], found[counts[-1]]
     out = []

@@ -914,18 +914,26 @@ def translate_short_forms(argv: list[str]) -> list[str]:
     return out[:i] + _hoisted(out[i], out[i + 1 :])
 
 
-def _command_at(args: list[str]) -> int:
-    """Where the command (or a short form) is in ``args``, after the global options."""
+def _global_options(args: list[str]) -> tuple[list[int], int]:
+    """Where the global flags are in ``args`` (not the values of ``--root`` and ``--pause-at``),
+    and where the command (or a short form) is, after them."""
+    flags: list[int] = []
     i = 0
     while i < len(args):
         arg = args[i]
         if arg in _VALUE_OPTIONS:
             i += 2
         elif arg.startswith("--root=") or arg in _FLAGS:
+            flags.append(i)
             i += 1
         else:
             break
-    return i
+    return flags, i
+
+
+def _command_at(args: list[str]) -> int:
+    """Where the command (or a short form) is in ``args``, after the global options."""
+    return _global_options(args)[1]
 
 
 _LONG_FLAGS = {"-y": "--yes", "-s": "--in-clone"}
@@ -937,15 +945,8 @@ def long_flags(args: list[str]) -> list[str]:
     """A translated command line with its global short flags (before the command) in their long
     forms; values and everything from the command on as they are."""
     out = list(args)
-    i = 0
-    while i < len(out):
-        if out[i] in _VALUE_OPTIONS:
-            i += 2
-        elif out[i].startswith("--root=") or out[i] in _FLAGS:
-            out[i] = _LONG_FLAGS.get(out[i], out[i])
-            i += 1
-        else:
-            break
+    for i in _global_options(args)[0]:
+        out[i] = _LONG_FLAGS.get(out[i], out[i])
     return out
 
 

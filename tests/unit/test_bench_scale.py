@@ -28,6 +28,9 @@ class StubBench:
         SAID.append((self.name, "ac", *args))
         return "Checkpoint has been created: made" if args == ("create",) else ""
 
+    def close(self) -> None:
+        SAID.append((self.name, "close"))
+
 
 def _raw(*argv: str, **_: object) -> None:
     SAID.append(("raw", *argv[:2]))
@@ -57,7 +60,6 @@ def test_apart_times_each_count_on_one_sandbox_once_the_one_before_is_done(monke
     one = StubBench("pool-one")
     monkeypatch.setattr(scale, "Bench", lambda *a: one)
     monkeypatch.setattr(scale, "bytecode", lambda: None)
-    monkeypatch.setattr(StubBench, "close", lambda self: SAID.append((self.name, "close")), raising=False)
     table = scale.rows([3, 10], rounds=1, apart=True)
     fills = [i for i, said in enumerate(SAID) if said[1] == "fill"]
     creates = [i for i, said in enumerate(SAID) if said[1:] == ("ac", "create")]
