@@ -3,7 +3,9 @@ sandbox (a Debian 13 root on ZFS with a boot pool and the .deb installed, tests/
 the hook as shipped, with it turned off in the config (``[hook] enabled = no``: apt still starts
 the two calls, which return at once), with no hook (80apt-clone moved aside) and with a sh hook
 of the raw ZFS commands a checkpoint of both pools needs (the floor: the same commands, run at
-the same moment, after apt has written to the root), interleaved; medians and the differences.
+the same moment, after apt has written to the root), its snapshots alone, and its clones made in
+one command each as OpenZFS makes them (on zfs-fuse a clone takes two: what that second command
+costs), interleaved; medians and the differences.
 Each round removes the package again and destroys the checkpoint, untimed, so every round
 starts from the same state.
 
@@ -120,16 +122,23 @@ def _apt(h: Host, *args: str) -> float:
     return elapsed
 
 
-RAW_HOOKS = {"raw": "usr/local/sbin/apt-clone-bench-raw-hook", "snap": "usr/local/sbin/apt-clone-bench-snap-hook"}
-"""The raw hook and its snapshots alone (:func:`raw_hook`), by mode, in the root while the bench runs."""
+RAW_HOOKS = {
+    "raw": "usr/local/sbin/apt-clone-bench-raw-hook",
+    "snap": "usr/local/sbin/apt-clone-bench-snap-hook",
+    "one": "usr/local/sbin/apt-clone-bench-one-hook",
+}
+"""The raw hook, its snapshots alone and its clones in one command each (:func:`raw_hook`), by
+mode, in the root while the bench runs."""
 
 
-def raw_hook(h: Host, *, clones: bool = True) -> str:
+def raw_hook(h: Host, *, clones: bool = True, one: bool = False) -> str:
     """A sh hook of the raw ZFS commands any checkpoint of this root costs, in the order
     apt-clone must run them: the two pools' snapshots side by side, then their clones side by
     side (zfs-fuse mounts a new clone whatever ``canmount`` says: made with no mountpoint, then
     given theirs, as apt-clone does); ``clones=False``: the snapshots alone, all that must come
-    before dpkg for the root to have a way back. Its one argument names what it makes."""
+    before dpkg for the root to have a way back; ``one``: each clone one command, as OpenZFS
+    makes it (its mountpoint goes with it; here the clone keeps none, so zfs-fuse mounts nothing):
+    what the zfs-fuse-only second command costs. Its one argument names what it makes."""
     root, boot = f"{h.container}/{FIRST}", f"{h.bpool}/BOOT/{FIRST}"
     lines = ["#!/bin/sh", "cat >/dev/null", f"zfs snapshot -r {root}@$1 & zfs snapshot {boot}@$1 & wait"]
     if not clones:
@@ -140,7 +149,12 @@ def raw_hook(h: Host, *, clones: bool = True) -> str:
         for ds in (root, boot)
     }  # fmt: skip
     made = f"{h.container}/$1", f"{h.bpool}/BOOT/$1"
-    if open_backend().dialect == ZFS_FUSE:
+    if one:
+        lines.append(
+            f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
+            f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait"
+        )
+    elif open_backend().dialect == ZFS_FUSE:
         lines += [
             f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
             f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait",
@@ -171,7 +185,8 @@ def _hook_file(h: Host, text: str | None) -> Iterator[None]:
 
 def _install(h: Host, package: str, *, hook: str) -> float:
     """``apt-get install package`` timed with apt's hook file as shipped (``on``), moved aside
-    (``none``) or replaced by the raw hook (``raw:TAG``) or its snapshots alone (``snap:TAG``)."""
+    (``none``) or replaced by the raw hook (``raw:TAG``), its snapshots alone (``snap:TAG``) or
+    its clones in one command each (``one:TAG``)."""
     mode, _, tag = hook.partition(":")
     if hook == "none":
         text: str | None = None
@@ -206,35 +221,39 @@ def _checkpoints(h: Host) -> list[str]:
     return [cp["name"] for cp in json.loads(got.stdout) if cp["kind"] == "automatic"]
 
 
-MODES = ("on", "off", "none", "raw", "snap")
+MODES = ("on", "off", "none", "raw", "snap", "one")
 
 
 def measure(rounds: int) -> dict[str, float]:
     """Medians of ``apt-get install``, by mode: the hook as shipped (``on``), turned off in the
-    config (``off``), no hook (``none``), the raw hook (``raw``) and its snapshots alone (``snap``)."""
+    config (``off``), no hook (``none``), the raw hook (``raw``), its snapshots alone (``snap``)
+    and, on zfs-fuse, its clones in one command each (``one``; elsewhere that is ``raw``)."""
     h = ensure_host()
     core.reset(h.directory)
     conf = Path(h.root, "etc/apt-clone/apt-clone.conf")
     shipped = conf.read_text()
-    hooks = {mode: Path(h.root, where) for mode, where in RAW_HOOKS.items()}
+    modes = MODES if open_backend().dialect == ZFS_FUSE else tuple(m for m in MODES if m != "one")
+    hooks = {mode: Path(h.root, where) for mode, where in RAW_HOOKS.items() if mode in modes}
     for mode, path in hooks.items():
-        path.write_text(raw_hook(h, clones=mode == "raw"))
+        path.write_text(raw_hook(h, clones=mode != "snap", one=mode == "one"))
         path.chmod(0o755)
-    samples: dict[str, list[float]] = {m: [] for m in MODES}
+    samples: dict[str, list[float]] = {m: [] for m in modes}
     try:
         for i in range(rounds):
-            for mode in MODES[i % len(MODES) :] + MODES[: i % len(MODES)]:
+            for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:
                 tag = f"bench-raw-{i}"
                 conf.write_text(shipped if mode == "on" else OFF)
                 samples[mode].append(_install(h, PACKAGE, hook=f"{mode}:{tag}" if mode in RAW_HOOKS else mode))
                 _remove(h, conf, shipped)
                 if mode in RAW_HOOKS:
-                    _destroy_raw(h, tag, clones=mode == "raw")
+                    _destroy_raw(h, tag, clones=mode != "snap")
     finally:
         conf.write_text(shipped)
         for path in hooks.values():
             path.unlink()
-    return {m: statistics.median(samples[m]) for m in MODES}
+    medians = {m: statistics.median(samples[m]) for m in modes}
+    medians.setdefault("one", medians["raw"])
+    return medians
 
 
 HOOK_CALL = "$APT_CLONE hook-pre || [ $? -ne 1 ]"
@@ -298,6 +317,13 @@ def own_work(parts: dict[str, float]) -> float:
     return parts["pre"] - sum(parts[k] for k in ("start", "imports", "zfs", "other"))
 
 
+def on_openzfs(runs: dict[str, float]) -> float:
+    """The hook's cost less what the raw hook's second commands (each clone's mountpoint, which
+    only zfs-fuse needs) cost it: an estimate of the hook on a machine of this speed whose ZFS
+    makes a clone in one command, as OpenZFS does."""
+    return runs["on"] - runs["none"] - (runs["raw"] - runs["one"])
+
+
 def rows(rounds: int) -> list[Row]:
     runs = measure(rounds)
     on, none, raw = runs["on"], runs["none"], runs["raw"]
@@ -344,6 +370,19 @@ def rows(rounds: int) -> list[Row]:
             runs["snap"] - none,
             None,
         ),  # fmt: skip
+        Row(
+            "hook",
+            "of that sh hook, each clone in one command as OpenZFS makes it (zfs-fuse needs a second, "
+            "for the mountpoint)",
+            runs["one"] - none,
+            None,
+        ),  # fmt: skip
+        Row(
+            "hook",
+            "so the hook with OpenZFS's commands, estimated: the hook less zfs-fuse's second commands",
+            on_openzfs(runs),
+            None,
+        ),  # fmt: skip
         within_delta(
             "hook",
             f"a no-op `apt-get install {NOOP}` with the hook against without",
@@ -365,13 +404,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     runs = measure(args.rounds)
-    on, off, none, raw, snap = (runs[m] for m in MODES)
+    on, off, none, raw, snap, one = (runs[m] for m in MODES)
     print(f"apt-get install {PACKAGE}, {args.rounds} rounds interleaved, medians:")
     print(f"  no hook (80apt-clone aside)   {none:.3f} s")
     print(f"  hook off ([hook] enabled=no)  {off:.3f} s  ({off - none:+.3f} s)")
     print(f"  hook on (as shipped)          {on:.3f} s  ({on - none:+.3f} s: the hook's cost per apt run)")
     print(f"  a sh hook of the raw ZFS      {raw:.3f} s  ({raw - none:+.3f} s: a checkpoint's ZFS commands alone)")
     print(f"  its snapshots alone           {snap:.3f} s  ({snap - none:+.3f} s: what must come before dpkg)")
+    print(f"  its clones one command each   {one:.3f} s  ({one - none:+.3f} s: as OpenZFS makes them)")
+    print(f"the hook with OpenZFS's commands, estimated: {on_openzfs(runs):+.3f} s")
     parts = decompose(args.rounds)
     print("where it goes, in the same root:")
     print(f"  hook-pre, its call timed      {parts['pre']:.3f} s, of which")

@@ -398,8 +398,7 @@ def _step_boot(ctx: Context, st: AptOp, ui: Interaction, *, recovering: bool = F
 
 def _undo_snapshot(ctx: Context, st: AptOp) -> None:
     if st.created is not None:
-        for snap in (st.created.snapshot, st.created.boot_snapshot):
-            services.destroy_quietly(ctx, snap)  # recursive: the children's of that instant too
+        services.remove_snapshots(ctx, st.created)
 
 
 def _undo_clone(ctx: Context, st: AptOp) -> None:

@@ -115,8 +115,7 @@ def _create_steps(ctx: Context, st: CreateOp, save: Save, tree: Tree) -> list[St
         services.take_snapshots(ctx, created)
 
     def unsnapshot() -> None:
-        for snap in (created.snapshot, created.boot_snapshot):
-            services.destroy_quietly(ctx, snap)
+        services.remove_snapshots(ctx, created)
 
     made: list[Dataset] = []
 

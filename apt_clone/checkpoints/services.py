@@ -391,21 +391,54 @@ def prepare_create(
 def take_snapshots(ctx: Context, created: Created) -> None:
     """Snapshot the root with its children at one instant and, at the same time, its boot twin;
     first, on a UEFI machine, a copy of the ESP's ``EFI/`` into /boot, so the checkpoint keeps
-    the boot loader it had (a GRUB or shim upgrade in place has a way back)."""
+    the boot loader it had (a GRUB or shim upgrade in place has a way back).
+
+    Beside them, the container records the checkpoint as its newest (a name in the running
+    root's series): the name is taken from here on, and :func:`step_back_newest`, the undo of
+    the snapshots, frees it again. (After the clones, its zfs set ended 8 to 10 ms after them on
+    zfs-fuse; beside the snapshots it ends with them.)"""
     keep_esp(ctx)
     mark = {model.SNAPSHOT_MARK: created.checkpoint}
     boot = created.boot_snapshot
+    newest = in_series(ctx.system.current_name, created.checkpoint)
     side_by_side(
         lambda: ctx.zfs.snapshot(created.snapshot, recursive=True, props=mark),
         (lambda: ctx.zfs.snapshot(boot, props=mark)) if boot else None,
+        (lambda: _record_newest(ctx, created.checkpoint)) if newest else None,
     )
+
+
+def _record_newest(ctx: Context, name: str) -> None:
+    try:
+        ctx.zfs.set_props(ctx.system.container, {model.NEWEST: name})
+    except ZfsError:
+        pass  # only a hint for the next name (checked before use)
+
+
+def step_back_newest(ctx: Context, created: Created) -> None:
+    """Undo the container's record of ``created`` as its newest (:func:`take_snapshots`), when it
+    still names it: the name is free again."""
+    try:
+        container = ctx.zfs.get_many([ctx.system.container], (model.NEWEST,)).get(ctx.system.container)
+        if container is not None and container.user.get(model.NEWEST) == created.checkpoint:
+            # as read before the create ("": none); a journal older than that field: the name before
+            before = created.newest_before
+            if before is None:
+                before = before_in_series(created.checkpoint)
+            if before:
+                ctx.zfs.set_props(ctx.system.container, {model.NEWEST: before})
+            else:
+                ctx.zfs.inherit(ctx.system.container, model.NEWEST)
+    except ZfsError:
+        pass  # only a hint (a full pool refuses even this): the next name is checked before use
 
 
 def make_clones(
     ctx: Context, created: Created, command: str, family: list[Dataset] | None = None, *, entry: bool = False
 ) -> list[Dataset]:
     """Clone the snapshots into the new checkpoint: root, children, boot twin, with metadata;
-    the container records it as the newest.
+    the run directory remembers it as this boot's newest (the container's record of it went
+    with the snapshots).
 
     ``family``: :func:`read_family` as read for :func:`prepare_create` (the running root and its
     children have not changed since, only their snapshots were taken); None: read it. ``entry``:
@@ -433,14 +466,6 @@ def make_clones(
         # Never canmount=on: only the twin of what boots next mounts at /boot by itself (Bootloader.activate).
         ctx.zfs.clone(created.boot_snapshot, created.boot_dataset, {**clone_props(boot), "canmount": "noauto"})
 
-    def newest() -> None:
-        try:
-            ctx.zfs.set_props(ctx.system.container, {model.NEWEST: created.checkpoint})
-        except ZfsError:
-            return  # only a hint for the next name (checked before use): the checkpoint is made
-        _remember_newest(ctx, created.checkpoint)
-        _remember_reads(ctx, created.checkpoint)
-
     made = [_as_made(created.dataset, created.snapshot, origin, props)]
     if created.boot_dataset and created.boot_snapshot:
         made.append(_as_made(created.boot_dataset, created.boot_snapshot, origin, {}))
@@ -448,13 +473,10 @@ def make_clones(
     in_the_series = in_series(ctx.system.current_name, created.checkpoint)
     check = (lambda: check_entry_ahead(ctx, [*tree, *made], created.checkpoint)) if entry else None
 
-    def twin_then_newest() -> None:  # the hint after the twin's clone: off the root clone's way
-        if has_twin:
-            boot_twin()
-        if in_the_series:
-            newest()
-
-    side_by_side(root, twin_then_newest if has_twin or in_the_series else None, check)
+    side_by_side(root, boot_twin if has_twin else None, check)
+    if in_the_series:  # what the next create's first read looks for (hook-pre reads it ahead)
+        _remember_newest(ctx, created.checkpoint)
+        _remember_reads(ctx, created.checkpoint)
     return [*tree, *made]
 
 
@@ -485,8 +507,7 @@ def _as_made(name: str, snapshot: str, origin: Dataset, props: Mapping[str, str]
 
 
 def remove_clones(ctx: Context, created: Created) -> None:
-    """Undo :func:`make_clones`: the new checkpoint and its boot twin unmounted and destroyed, and
-    the container's newest stepped back when it names them (the name is free again)."""
+    """Undo :func:`make_clones`: the new checkpoint and its boot twin unmounted and destroyed."""
 
     def remove(dataset: str) -> None:
         unmount_tree(ctx, dataset)
@@ -494,19 +515,14 @@ def remove_clones(ctx: Context, created: Created) -> None:
 
     twin = created.boot_dataset
     side_by_side(lambda: remove(created.dataset), (lambda: remove(twin)) if twin else None)
-    try:
-        container = ctx.zfs.get_many([ctx.system.container], (model.NEWEST,)).get(ctx.system.container)
-        if container is not None and container.user.get(model.NEWEST) == created.checkpoint:
-            # as read before the create ("": none); a journal older than that field: the name before
-            before = created.newest_before
-            if before is None:
-                before = before_in_series(created.checkpoint)
-            if before:
-                ctx.zfs.set_props(ctx.system.container, {model.NEWEST: before})
-            else:
-                ctx.zfs.inherit(ctx.system.container, model.NEWEST)
-    except ZfsError:
-        pass  # only a hint (a full pool refuses even this): the next name is checked before use
+
+
+def remove_snapshots(ctx: Context, created: Created) -> None:
+    """Undo :func:`take_snapshots`: the snapshots (the children's of that instant too) destroyed
+    and the container's newest stepped back (:func:`step_back_newest`)."""
+    for snap in (created.snapshot, created.boot_snapshot):
+        destroy_quietly(ctx, snap)
+    step_back_newest(ctx, created)
 
 
 def destroy_quietly(ctx: Context, name: str | None) -> None:

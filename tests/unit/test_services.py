@@ -18,6 +18,7 @@ from apt_clone.checkpoints.commands import SPECS
 from apt_clone.context import Context
 from apt_clone.engine.opstate import SCHEMA
 from apt_clone.errors import NotFound, OperationFailed, Refused
+from apt_clone.model import NEWEST
 from apt_clone.runner import DEFAULT_RUNNER
 from apt_clone.system import ManagedSystem, managed_system
 from apt_clone.trial import verdict
@@ -415,7 +416,7 @@ UNDO_POINTS = [
 
 def _observed(world: World) -> tuple[object, ...]:
     ctx = world.make_ctx()
-    container = ctx.zfs.get(f"{world.pool}/ROOT", (ONCE, services.TRIAL)).user
+    container = ctx.zfs.get(f"{world.pool}/ROOT", (ONCE, services.TRIAL, NEWEST)).user
     return world.state(), ctx.boot.state(world.pool).bootfs, sorted(container.items()), ctx.system.dataset
 
 
@@ -431,3 +432,17 @@ def test_a_failure_before_the_commit_step_is_undone_at_every_point(world, monkey
     monkeypatch.delenv("APT_CLONE_TEST_FAIL_AT")
     assert _observed(world) == before
     assert recovery.recover(world.make_ctx()) == ["nothing to recover: no unfinished operation, no leftovers"]
+
+
+@pytest.mark.parametrize("where", ["create.snapshot:ran", "create.clone:before", "create.clone:ran"])
+def test_an_undone_create_gives_its_name_back(world, monkeypatch, where):
+    """The container records a new checkpoint as its newest beside its snapshots: a create undone
+    from there on steps the record back, and the next create takes the same name."""
+    commands.create(world.make_ctx())  # be2, the container's newest
+    monkeypatch.setenv("APT_CLONE_TEST_FAIL_AT", where)
+    with pytest.raises(OperationFailed, match=f"failure injected at {where}"):
+        commands.create(world.make_ctx())
+    monkeypatch.delenv("APT_CLONE_TEST_FAIL_AT")
+    ctx = world.make_ctx()
+    assert ctx.zfs.get(f"{world.pool}/ROOT", (NEWEST,)).user.get(NEWEST) == "be2"
+    assert commands.create(ctx).checkpoint == "be3"
