@@ -575,8 +575,8 @@ def run(ctx: Context, st: AptOp, ui: Interaction, start: str = "plan") -> Outcom
 def _run(ctx: Context, st: AptOp, ui: Interaction, start: str) -> Outcome:
     journal = Journal(ctx.system.container)
     st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
-    journal.save(st)
-    engine = Engine(APT_SPEC, st, lambda: journal.save(st), bare_points=True)
+    # first saved as its first step starts; the last step's end with the outcome
+    engine = Engine(APT_SPEC, st, lambda: journal.save(st), bare_points=True, outcome_follows=True)
 
     def after(step: str) -> None:
         created = st.created

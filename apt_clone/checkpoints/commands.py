@@ -303,8 +303,7 @@ def execute(ctx: Context, st: OpState, tree: Tree = None) -> None:
 
     steps = BUILDERS[st.op](ctx, st, save, tree)
     st.state, st.pid, st.error, st.boot_id = "running", os.getpid(), None, boot_id()
-    save()
-    engine = Engine(spec, st, save)
+    engine = Engine(spec, st, save, outcome_follows=True)  # first saved as its first step starts
     try:
         engine.run(steps)
     except (Exception, Interrupted, KeyboardInterrupt) as exc:
@@ -343,7 +342,8 @@ def recover(ctx: Context, st: OpState) -> str:
 
     st.pid, st.boot_id = os.getpid(), boot_id()
     try:
-        completed = Engine(SPECS[st.op], st, save).recover(BUILDERS[st.op](ctx, st, save, None), _undo_failed(st))
+        engine = Engine(SPECS[st.op], st, save, outcome_follows=True)
+        completed = engine.recover(BUILDERS[st.op](ctx, st, save, None), _undo_failed(st))
         if not completed:
             services.refresh_menu(ctx)
     except BaseException:

@@ -56,14 +56,27 @@ class Step:
 
 
 class Engine:
-    """Runs one operation's steps against its journal state; ``current`` is the step in hand."""
+    """Runs one operation's steps against its journal state; ``current`` is the step in hand.
 
-    def __init__(self, spec: OpSpec, st: OpState, save: Callable[[], None], *, bare_points: bool = False) -> None:
+    ``outcome_follows``: the caller saves the operation's outcome as soon as :meth:`run` returns
+    (``Journal.finish``), so the last step's end is saved with it, not before it (a crash between
+    the two finds that step started: recovery completes it, or undoes it, as it would a done one)."""
+
+    def __init__(
+        self,
+        spec: OpSpec,
+        st: OpState,
+        save: Callable[[], None],
+        *,
+        bare_points: bool = False,
+        outcome_follows: bool = False,
+    ) -> None:
         self.spec = spec
         self.st = st
         self.save = save
         self.current = ""
         self.bare_points = bare_points
+        self.outcome_follows = outcome_follows
 
     def _point(self, step: str, when: str) -> None:
         testhooks.point(f"{self.st.op}.{step}:{when}")
@@ -87,7 +100,8 @@ class Engine:
         (one save fewer a step: each fsyncs): a crash between the two finds the step started,
         and recovery undoes it as it undoes a done one. From the commit on, at the last step and
         at a pause, the end is saved at once (a recovery then completes, or a resume starts,
-        after it)."""
+        after it), but for the last step's when the outcome follows (``outcome_follows``). The
+        first save is the first step's start: before it nothing has changed."""
         st = self.st
         names = [s.name for s in steps]
         if start is not None:
@@ -108,7 +122,10 @@ class Engine:
                         self._point(step.name, "ran")  # the work is done, its record not yet
                         st.steps[step.name] = "done"
                         after(step.name)
-                        if self.spec.committed(st) or step is todo[-1] or pause_at == step.name:
+                        last = step is todo[-1]
+                        if pause_at == step.name or (
+                            (self.spec.committed(st) or last) and not (last and self.outcome_follows)
+                        ):
                             self.save()
                         self._point(step.name, "after")
                     if pause_at == step.name and step is not steps[-1]:

@@ -126,10 +126,12 @@ def test_sigkill_at_each_step_then_recover(pristine: SandboxInfo, op: str, kill:
     else:
         assert zfs_state(pristine) == before_state
         assert _observed(pristine) == before
-        if before_menu:  # a fresh sandbox has no menu yet: recover writes one for the same checkpoints
+        if before_menu or not menu(pristine):  # killed before its first step: nothing journalled, nothing to do
             assert menu(pristine) == before_menu
-        else:
+        else:  # a fresh sandbox has no menu yet: recover writes one for the same checkpoints
             assert "rootfs-nmu-000" in menu(pristine) and "rootfs-nmu-001" not in menu(pristine)
+        if when == "before" and names.index(step) == 0:
+            assert recovered.stdout.startswith("nothing to recover")
 
 
 def test_the_next_mutating_command_recovers_an_interrupted_one(pristine: SandboxInfo):

@@ -13,7 +13,7 @@ SPEC = OpSpec("demo", (("a", ""), ("b", ""), ("c", ""), ("d", "")), commit="c")
 AFTER_DONE = OpSpec("demo", SPEC.steps, commit="b", commit_when="done")
 
 
-def _world(spec: OpSpec = SPEC, fail: str | None = None):
+def _world(spec: OpSpec = SPEC, fail: str | None = None, *, outcome_follows: bool = False):
     st = OpState(op="demo", command="demo", root="/", container="p/ROOT", dataset="p/ROOT/a")
     log: list[str] = []
     saved: list[dict[str, str]] = []
@@ -27,7 +27,7 @@ def _world(spec: OpSpec = SPEC, fail: str | None = None):
         return run
 
     steps = [Step(n, work(n), (lambda n=n: log.append(f"undo {n}"))) for n in spec.names]
-    engine = Engine(spec, st, lambda: saved.append(dict(st.steps)))
+    engine = Engine(spec, st, lambda: saved.append(dict(st.steps)), outcome_follows=outcome_follows)
     return st, log, saved, steps, engine
 
 
@@ -44,6 +44,15 @@ def test_every_step_is_journalled_before_and_after():
         {"a": "done", "b": "done", "c": "done", "d": "started"},
         {"a": "done", "b": "done", "c": "done", "d": "done"},
     ]
+
+
+def test_when_the_outcome_follows_the_last_step_s_end_is_saved_with_it():
+    st, log, saved, steps, engine = _world(outcome_follows=True)
+    assert engine.run(steps) is None
+    assert saved[-1] == {"a": "done", "b": "done", "c": "done", "d": "started"}  # the caller's finish: d done
+    assert st.steps["d"] == "done" and len(saved) == 5
+    st, log, saved, steps, engine = _world(outcome_follows=True)
+    assert engine.run(steps, pause_at="c") == "c" and saved[-1] == {"a": "done", "b": "done", "c": "done"}
 
 
 def test_a_commit_on_done_and_a_pause_save_the_step_s_end_at_once():
