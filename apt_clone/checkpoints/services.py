@@ -395,8 +395,7 @@ def take_snapshots(ctx: Context, created: Created) -> None:
 
     Beside them, the container records the checkpoint as its newest (a name in the running
     root's series): the name is taken from here on, and :func:`step_back_newest`, the undo of
-    the snapshots, frees it again. (After the clones, its zfs set ended 8 to 10 ms after them on
-    zfs-fuse; beside the snapshots it ends with them.)"""
+    the snapshots, frees it again."""
     keep_esp(ctx)
     mark = {model.SNAPSHOT_MARK: created.checkpoint}
     boot = created.boot_snapshot

@@ -15,7 +15,7 @@ and :mod:`apt_clone.apt.operation`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .. import testhooks
 from ..record import record
@@ -44,7 +44,11 @@ class OpSpec:
         return tuple(name for name, _ in self.steps)
 
     def committed(self, st: OpState) -> bool:
-        state = st.steps.get(self.commit)
+        return self.passed(st.steps)
+
+    def passed(self, steps: Mapping[str, str]) -> bool:
+        """Whether a journal with these step states is past the point of no return."""
+        state = steps.get(self.commit)
         return state == "done" if self.commit_when == "done" else state in RAN
 
 
@@ -59,8 +63,8 @@ class Engine:
     """Runs one operation's steps against its journal state; ``current`` is the step in hand.
 
     ``outcome_follows``: the caller saves the operation's outcome as soon as :meth:`run` returns
-    (``Journal.finish``), so the last step's end is saved with it, not before it (a crash between
-    the two finds that step started: recovery completes it, or undoes it, as it would a done one)."""
+    (``Journal.finish``), so the last step's end is saved with it, not before it, when a crash
+    between the two, finding that step started, would complete the operation all the same."""
 
     def __init__(
         self,
@@ -100,7 +104,7 @@ class Engine:
         (one save fewer a step: each fsyncs): a crash between the two finds the step started,
         and recovery undoes it as it undoes a done one. From the commit on, at the last step and
         at a pause, the end is saved at once (a recovery then completes, or a resume starts,
-        after it), but for the last step's when the outcome follows (``outcome_follows``). The
+        after it), but for the last step's when the outcome follows it (``outcome_follows``). The
         first save is the first step's start: before it nothing has changed."""
         st = self.st
         names = [s.name for s in steps]
@@ -123,9 +127,10 @@ class Engine:
                         st.steps[step.name] = "done"
                         after(step.name)
                         last = step is todo[-1]
-                        if pause_at == step.name or (
-                            (self.spec.committed(st) or last) and not (last and self.outcome_follows)
-                        ):
+                        with_outcome = (
+                            last and self.outcome_follows and self.spec.passed({**st.steps, step.name: "started"})
+                        )
+                        if pause_at == step.name or ((self.spec.committed(st) or last) and not with_outcome):
                             self.save()
                         self._point(step.name, "after")
                     if pause_at == step.name and step is not steps[-1]:

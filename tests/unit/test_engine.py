@@ -53,6 +53,11 @@ def test_when_the_outcome_follows_the_last_step_s_end_is_saved_with_it():
     assert st.steps["d"] == "done" and len(saved) == 5
     st, log, saved, steps, engine = _world(outcome_follows=True)
     assert engine.run(steps, pause_at="c") == "c" and saved[-1] == {"a": "done", "b": "done", "c": "done"}
+    # a commit on the last step's end: cut short, it would be undone, so its end is saved at once
+    last_done = OpSpec("demo", SPEC.steps, commit="d", commit_when="done")
+    st, log, saved, steps, engine = _world(last_done, outcome_follows=True)
+    engine.run(steps)
+    assert saved[-1] == {"a": "done", "b": "done", "c": "done", "d": "done"}
 
 
 def test_a_commit_on_done_and_a_pause_save_the_step_s_end_at_once():
