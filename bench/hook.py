@@ -143,23 +143,22 @@ def raw_hook(h: Host, *, clones: bool = True, one: bool = False) -> str:
     lines = ["#!/bin/sh", "cat >/dev/null", f"zfs snapshot -r {root}@$1 & zfs snapshot {boot}@$1 & wait"]
     if not clones:
         return "\n".join(lines) + "\n"
+    made = f"{h.container}/$1", f"{h.bpool}/BOOT/$1"
+    fuse = open_backend().dialect == ZFS_FUSE
+    if one or fuse:
+        lines.append(
+            f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
+            f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait"
+        )
+        if one:
+            return "\n".join(lines) + "\n"
     where = {
         ds: subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds], capture_output=True, text=True,
                            check=True).stdout.strip()
         for ds in (root, boot)
     }  # fmt: skip
-    made = f"{h.container}/$1", f"{h.bpool}/BOOT/$1"
-    if one:
-        lines.append(
-            f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
-            f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait"
-        )
-    elif open_backend().dialect == ZFS_FUSE:
-        lines += [
-            f"zfs clone -o mountpoint=none -o canmount=noauto {root}@$1 {made[0]} &"
-            f" zfs clone -o mountpoint=none -o canmount=noauto {boot}@$1 {made[1]} & wait",
-            f"zfs set mountpoint={where[root]} {made[0]} & zfs set mountpoint={where[boot]} {made[1]} & wait",
-        ]
+    if fuse:  # the second command of each clone
+        lines.append(f"zfs set mountpoint={where[root]} {made[0]} & zfs set mountpoint={where[boot]} {made[1]} & wait")
     else:
         lines.append(
             f"zfs clone -o canmount=noauto -o mountpoint={where[root]} {root}@$1 {made[0]} &"

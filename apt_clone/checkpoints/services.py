@@ -399,12 +399,16 @@ def take_snapshots(ctx: Context, created: Created) -> None:
     keep_esp(ctx)
     mark = {model.SNAPSHOT_MARK: created.checkpoint}
     boot = created.boot_snapshot
-    newest = in_series(ctx.system.current_name, created.checkpoint)
     side_by_side(
         lambda: ctx.zfs.snapshot(created.snapshot, recursive=True, props=mark),
         (lambda: ctx.zfs.snapshot(boot, props=mark)) if boot else None,
-        (lambda: _record_newest(ctx, created.checkpoint)) if newest else None,
+        (lambda: _record_newest(ctx, created.checkpoint)) if _is_newest(ctx, created) else None,
     )
+
+
+def _is_newest(ctx: Context, created: Created) -> bool:
+    """Whether ``created`` is recorded as the newest (a name in the running root's series)."""
+    return in_series(ctx.system.current_name, created.checkpoint)
 
 
 def _record_newest(ctx: Context, name: str) -> None:
@@ -417,6 +421,8 @@ def _record_newest(ctx: Context, name: str) -> None:
 def step_back_newest(ctx: Context, created: Created) -> None:
     """Undo the container's record of ``created`` as its newest (:func:`take_snapshots`), when it
     still names it: the name is free again."""
+    if not _is_newest(ctx, created):
+        return  # never recorded: nothing to read
     try:
         container = ctx.zfs.get_many([ctx.system.container], (model.NEWEST,)).get(ctx.system.container)
         if container is not None and container.user.get(model.NEWEST) == created.checkpoint:
@@ -469,11 +475,10 @@ def make_clones(
     if created.boot_dataset and created.boot_snapshot:
         made.append(_as_made(created.boot_dataset, created.boot_snapshot, origin, {}))
     has_twin = bool(created.boot_snapshot and created.boot_dataset and ctx.system.boot_dataset)
-    in_the_series = in_series(ctx.system.current_name, created.checkpoint)
     check = (lambda: check_entry_ahead(ctx, [*tree, *made], created.checkpoint)) if entry else None
 
     side_by_side(root, boot_twin if has_twin else None, check)
-    if in_the_series:  # what the next create's first read looks for (hook-pre reads it ahead)
+    if _is_newest(ctx, created):  # what the next create's first read looks for (hook-pre reads it ahead)
         _remember_newest(ctx, created.checkpoint)
         _remember_reads(ctx, created.checkpoint)
     return [*tree, *made]
